@@ -1,0 +1,1 @@
+"""The CUP POS dialect: the field table, typed sub-fields, and the operations table."""

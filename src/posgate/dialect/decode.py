@@ -1,0 +1,76 @@
+"""``posgate decode``: take hex as people paste it (spaces, line breaks, with or without the
+length prefix, TPDU and header) and decode it with the CUP codec."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from posgate.dialect.cup import CODEC
+from posgate.dialect.describe import describe_rows
+from posgate.framing import HEADER_LEN, PREFIX_LEN, Header, Tpdu
+from posgate.iso8583 import CodecError, Message
+
+
+class DecodeInputError(ValueError):
+    pass
+
+
+@dataclass
+class Decoded:
+    message: Message
+    length: int | None
+    tpdu: Tpdu | None
+    header: Header | None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mti": self.message.mti}
+        if self.length is not None:
+            out["length"] = self.length
+        if self.tpdu:
+            out["tpdu"] = str(self.tpdu)
+        if self.header:
+            out["header"] = {"raw": str(self.header), "requirement": self.header.requirement}
+        out["fields"] = describe_rows(self.message)
+        return out
+
+    def as_text(self) -> str:
+        lines = []
+        if self.length is not None:
+            lines.append(f"length  {self.length}")
+        if self.tpdu:
+            lines.append(f"TPDU    {self.tpdu}  (destination {self.tpdu.destination}, source {self.tpdu.source})")
+        if self.header:
+            lines.append(f"header  {self.header}  (processing requirement {self.header.requirement})")
+        rows = describe_rows(self.message)
+        width = max(len(r["path"]) for r in rows)
+        lines += [f"{r['path']:>{width}}  {r['name']:<62} {r['value']}" for r in rows]
+        return "\n".join(lines)
+
+
+def decode_any(text: str) -> Decoded:
+    cleaned = re.sub(r"\s+", "", text)
+    if not cleaned:
+        raise DecodeInputError("no hex given")
+    try:
+        raw = bytes.fromhex(cleaned)
+    except ValueError:
+        raise DecodeInputError("not hex: use 0-9 and A-F, an even number of digits") from None
+    attempts: list[tuple[str, CodecError]] = []
+    # Framed: 2-byte length that matches, then TPDU (starts 0x60) and header.
+    if len(raw) > 2 + PREFIX_LEN and int.from_bytes(raw[:2], "big") == len(raw) - 2 and raw[2] == 0x60:
+        try:
+            return Decoded(CODEC.decode(raw[13:]), len(raw) - 2, Tpdu.parse(raw[2:7]), Header.parse(raw[7:13]))
+        except CodecError as e:
+            attempts.append(("framed", e))
+    if len(raw) > PREFIX_LEN and raw[0] == 0x60:
+        try:
+            return Decoded(CODEC.decode(raw[PREFIX_LEN:]), None, Tpdu.parse(raw[:5]), Header.parse(raw[5 : 5 + HEADER_LEN]))
+        except CodecError as e:
+            attempts.append(("TPDU + header", e))
+    try:
+        return Decoded(CODEC.decode(raw), None, None, None)
+    except CodecError as e:
+        attempts.append(("bare body", e))
+    raise DecodeInputError("; ".join(f"as {how}: {err}" for how, err in attempts))

@@ -1,0 +1,1 @@
+"""Business vocabulary shared by host, terminal and console: response codes, masking, money."""
