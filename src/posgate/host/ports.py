@@ -1,0 +1,263 @@
+"""The ports between the host's core (pipeline, participants, issuer) and its shells.
+
+The core never imports SQLAlchemy, sockets or the clock: it is handed a :class:`HostStore`
+(everything it reads or writes about terminals, merchants, transactions, settlements...), an
+:class:`Issuer` (authorisation against the card's issuer) and an :class:`Env` (time, random
+bytes, configuration). Two implementations of the store exist: ``posgate.store.sql`` (SQLAlchemy,
+SQLite/PostgreSQL, used by the server) and ``posgate.host.memory`` (in memory, for unit tests
+and the pair harness). They must behave identically; ``tests/host/test_store_contract.py`` runs
+the same contract tests against both.
+
+Unit of work: the shell calls the pipeline for a batch of requests inside one database
+transaction (group commit) and sends the replies only after the commit. Every store method is
+therefore synchronous and sees the writes made earlier in the same unit of work.
+
+Records are plain frozen dataclasses; ``replace()`` them and call ``update_*`` with the changes.
+Sensitive values: ``pan`` appears only in memory during a request; records carry ``pan_hash``,
+``pan_masked`` and ``pan_enc``; key fields carry clear keys in memory (decrypted by the store
+with the local master key) and are never logged or put in a repr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantRecord:
+    id: int
+    merchant_id: str
+    name: str
+    name_en: str
+    mcc: str
+    fee_rate_bp: int
+    status: str  # active | suspended
+    suspended_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalRecord:
+    id: int
+    terminal_id: str
+    merchant_id: str
+    tmk: bytes = field(repr=False)
+    device_serial: str | None
+    pending_serial: str | None
+    approved_serial: str | None
+    status: str  # active | suspended
+    batch_no: str
+    signed_on_day: str | None  # YYYY-MM-DD, acquirer tz
+    signed_off: bool
+    operator: str | None
+    key_scheme: str | None
+    pik: bytes | None = field(repr=False)
+    mak: bytes | None = field(repr=False)
+    tdk: bytes | None = field(repr=False)
+    mac_algorithm: str  # cup | x919
+    mac_failures: int
+    resign_requested: bool
+    resign_reason: str | None
+    params: dict[str, Any]
+    params_pending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TxnRecord:
+    """One recorded message and its outcome (declines included)."""
+
+    id: int | None
+    created_at: datetime
+    day: str
+    terminal_id: str
+    merchant_id: str
+    batch_no: str
+    stan: str
+    mti: str
+    operation: str
+    processing_code: str | None
+    amount: int
+    currency: str
+    pan_hash: str | None
+    pan_masked: str | None
+    pan_enc: bytes | None = field(repr=False)
+    card_organisation: str | None
+    entry_mode: str | None
+    response_code: str
+    auth_code: str | None
+    rrn: str | None
+    status: str
+    original_id: int | None
+    refunded_amount: int
+    request_digest: str
+    reply: bytes | None = field(repr=False)  # header (6) + body of the reply as sent
+    trace: list[list[str]]
+    signed: bool = False
+    operator: str | None = None
+    source: str = "terminal"
+
+
+@dataclass(frozen=True, slots=True)
+class SignOnEntry:
+    at: datetime
+    day: str
+    terminal_id: str
+    merchant_id: str
+    kind: str  # sign_on | sign_off | refused
+    cause: str | None
+    operator: str | None
+    device_serial: str | None
+    key_scheme: str | None
+    batch_no: str | None
+    stan: str | None
+    response_code: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRecord:
+    id: int | None
+    at: datetime
+    day: str
+    terminal_id: str
+    merchant_id: str
+    batch_no: str
+    stan: str
+    terminal_totals: dict[str, Any]
+    host_totals: dict[str, Any]
+    domestic_result: str
+    foreign_result: str
+    uploaded: int
+    upload_end: str | None
+    status: str  # balanced | unbalanced | reconciled
+
+
+@dataclass(frozen=True, slots=True)
+class DifferenceRecord:
+    settlement_id: int
+    terminal_id: str
+    merchant_id: str
+    batch_no: str
+    stan: str | None
+    kind: str  # missing_on_host | missing_on_terminal | amount_mismatch
+    terminal_amount: int | None
+    host_amount: int | None
+    pan_masked: str | None
+    transaction_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRecord:
+    transaction_id: int
+    at: datetime
+    source: str  # terminal | makeup
+    jbig: bytes | None
+    png: bytes | None
+    width: int | None
+    height: int | None
+    receipt_tlv: bytes | None
+    captured_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskRule:
+    id: int
+    kind: str  # card_velocity | merchant_amount | card_amount
+    params: dict[str, Any]
+    response_code: str
+
+
+class HostStore(Protocol):
+    # -- acquirer-wide
+    def setting(self, key: str, default: str | None = None) -> str | None: ...
+
+    # -- terminals and merchants
+    def terminal(self, terminal_id: str) -> TerminalRecord | None: ...
+    def update_terminal(self, terminal_id: str, **changes: Any) -> None: ...
+    def merchant(self, merchant_id: str) -> MerchantRecord | None: ...
+    def update_merchant(self, merchant_id: str, **changes: Any) -> None: ...
+    def merchant_last_sign_on_day(self, merchant_id: str) -> str | None: ...
+    def record_sign_on(self, entry: SignOnEntry) -> None: ...
+
+    # -- transactions
+    def find_message(self, terminal_id: str, batch_no: str, stan: str, mti: str) -> TxnRecord | None: ...
+    def find_by_stan(self, terminal_id: str, batch_no: str, stan: str) -> Sequence[TxnRecord]: ...
+    def find_by_rrn(self, rrn: str) -> Sequence[TxnRecord]: ...
+    def children(self, original_id: int) -> Sequence[TxnRecord]: ...
+    def insert_transaction(self, txn: TxnRecord) -> int: ...
+    def update_transaction(self, txn_id: int, **changes: Any) -> None: ...
+    def batch_transactions(self, terminal_id: str, batch_no: str) -> Sequence[TxnRecord]: ...
+    def open_batch(self, terminal_id: str, batch_no: str, at: datetime) -> None: ...
+    def close_batch(self, terminal_id: str, batch_no: str, at: datetime) -> None: ...
+
+    # -- settlement, batch upload, signatures
+    def insert_settlement(self, record: SettlementRecord) -> int: ...
+    def update_settlement(self, settlement_id: int, **changes: Any) -> None: ...
+    def latest_settlement(self, terminal_id: str, batch_no: str) -> SettlementRecord | None: ...
+    def insert_difference(self, record: DifferenceRecord) -> int: ...
+    def insert_signature(self, record: SignatureRecord) -> int: ...
+
+    # -- identifiers unique across host processes
+    def next_rrn(self, now: datetime) -> str: ...  # an12, digits
+    def next_auth_code(self) -> str: ...  # an6, digits
+
+    # -- risk
+    def risk_rules(self) -> Sequence[RiskRule]: ...
+    def card_activity(self, pan_hash: str, since: datetime) -> tuple[int, int]: ...  # (count, amount) approved debits
+    def merchant_activity(self, merchant_id: str, day: str) -> int: ...  # approved debit amount today
+    def record_risk_hit(self, rule_id: int, at: datetime, terminal_id: str, merchant_id: str,
+                        pan_masked: str | None, amount: int | None, detail: str) -> None: ...  # fmt: skip
+
+    # -- audit (append-only)
+    def audit(self, at: datetime, actor: str, action: str, object_type: str | None = None, object_id: str | None = None,
+              merchant_id: str | None = None, before: dict[str, Any] | None = None,
+              after: dict[str, Any] | None = None, detail: str | None = None) -> None: ...  # fmt: skip
+
+    # -- card data protection (the store owns the local master key)
+    def pan_hash(self, pan: str) -> str: ...
+    def encrypt_pan(self, pan: str) -> bytes: ...
+    def decrypt_pan(self, blob: bytes) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerRequest:
+    """What the acquirer asks of the issuer. The PIN travels as a block under ``pin_key``
+    (the issuer-side zone key); the issuer never sees the terminal's PIK."""
+
+    kind: str  # balance | debit | credit | hold | release_hold | capture_hold | reverse_debit | reverse_credit
+    pan: str = field(repr=False)
+    expiry: str | None
+    amount: int
+    pin_block: bytes | None = field(default=None, repr=False)  # format 0, encrypted under pin_key
+    pin_key: bytes | None = field(default=None, repr=False)
+    reference: str = ""  # RRN of the transaction being authorised / reversed
+    original_reference: str = ""
+    hold_amount: int = 0  # for capture_hold: the amount held by the pre-authorisation
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerResult:
+    response_code: str
+    auth_code: str | None = None
+    balance: int | None = None  # available balance after the operation (for 54)
+    organisation: str = "CUP"  # 63.1 of the reply
+    issuer_bank: str = ""  # 44.1
+
+
+class Issuer(Protocol):
+    def authorize(self, request: IssuerRequest, now: datetime) -> IssuerResult: ...
+
+
+@dataclass(frozen=True)
+class Env:
+    """What the core may know of the world: passed in, never read from globals."""
+
+    now: Callable[[], datetime]  # aware UTC datetime
+    randbytes: Callable[[int], bytes]
+    timezone: str = "Asia/Shanghai"
+    institution_id: str = "00049990"  # field 32
+    currency: str = "156"
+    lapse_days: int = 3  # D6
+    resign_after_mac_failures: int = 3

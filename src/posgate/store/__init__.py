@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables, repositories, Alembic migrations (SQLite and PostgreSQL)."""
