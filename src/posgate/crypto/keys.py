@@ -1,0 +1,265 @@
+"""Sign-on working keys: generation, wrapping under the TMK, unwrapping and verification.
+
+Theory of operation (cup-pos-8583.md section 4, crypto.md section 3)
+------------------------------------------------------------------
+A terminal holds a terminal master key (TMK) loaded out of band. At every sign-on
+(0800/0810) the host generates fresh working keys, the PIN key (PIK), the MAC key (MAK) and
+with scheme ``004`` the track-data key (TDK), and sends them in field 62 of the 0810,
+each encrypted under the TMK in TDES-ECB (every 8-byte half on its own) and followed by a
+4-byte check value of the *clear* key: the leftmost 4 bytes of E(key, 8 zero bytes), with
+DES for an 8-byte key and TDES for a 16-byte key. 60.3 selects the layout:
+
+=====  ====  ==================================================================
+60.3   len   layout
+=====  ====  ==================================================================
+001    24    PIK(8) CV(4) MAK(8) CV(4)                          single length
+003    40    PIK(16) CV(4) MAK(8) 00*8 CV(4)                   double-length PIK
+004    60    as 003, then TDK(16) CV(4)                         plus track key
+=====  ====  ==================================================================
+
+The MAK is single length in all three schemes (decision D3); the unused half of its 16-byte
+slot is zeros. Some acquirers send a full 16-byte MAK in that slot instead; wrapping a
+16-byte MAK produces that form and unwrapping recognises it (non-zero second half whose
+TDES check value matches). The terminal side verifies every check value and raises
+:class:`CheckValueError` naming the key (``"PIK"``, ``"MAK"``, ``"TDK"``) on mismatch.
+
+Randomness is injected (``randbytes``) so that this package never touches an entropy
+source itself. Generated keys get odd parity and are never DES weak or semi-weak keys,
+and double-length keys never have equal halves (which would degrade TDES to DES).
+
+:class:`WorkingKeys` never shows key bytes: its ``repr`` gives lengths and check values only.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from posgate.crypto.errors import CheckValueError, CryptoError
+from posgate.crypto.tdes import des_decrypt, des_encrypt, kcv
+
+__all__ = [
+    "SCHEMES",
+    "WorkingKeys",
+    "field62_length",
+    "generate_working_keys",
+    "has_odd_parity",
+    "is_weak_key",
+    "set_odd_parity",
+    "unwrap_working_keys",
+    "wrap_working_keys",
+]
+
+
+def _parity_table() -> bytes:
+    out = bytearray(256)
+    for b in range(256):
+        hi = b & 0xFE
+        out[b] = hi | (0 if hi.bit_count() % 2 else 1)
+    return bytes(out)
+
+
+_ODD_PARITY = _parity_table()
+
+# DES weak and semi-weak keys (FIPS 74), in odd-parity form.
+_WEAK_KEYS = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "0101010101010101 FEFEFEFEFEFEFEFE E0E0E0E0F1F1F1F1 1F1F1F1F0E0E0E0E "
+        "011F011F010E010E 1F011F010E010E01 01E001E001F101F1 E001E001F101F101 "
+        "01FE01FE01FE01FE FE01FE01FE01FE01 1FE01FE00EF10EF1 E01FE01FF10EF10E "
+        "1FFE1FFE0EFE0EFE FE1FFE1FFE0EFE0E E0FEE0FEF1FEF1FE FEE0FEE0FEF1FEF1"
+    ).split()
+)
+
+#: 60.3 network-management code -> (PIK length, MAK length, TDK length or None).
+SCHEMES: dict[str, tuple[int, int, int | None]] = {
+    "001": (8, 8, None),
+    "003": (16, 8, None),
+    "004": (16, 8, 16),
+}
+
+_F62_LENGTH = {"001": 24, "003": 40, "004": 60}
+_CV_LEN = 4
+_MAX_ATTEMPTS = 32
+
+
+def set_odd_parity(key: bytes) -> bytes:
+    """Return ``key`` with the low bit of every byte set so that each byte has odd parity."""
+    return bytes(key).translate(_ODD_PARITY)
+
+
+def has_odd_parity(key: bytes) -> bool:
+    """True if every byte of ``key`` has an odd number of one-bits."""
+    return bytes(key).translate(_ODD_PARITY) == bytes(key)
+
+
+def is_weak_key(key: bytes) -> bool:
+    """True for keys unfit for DES/TDES use.
+
+    That is: any 8-byte part is a DES weak or semi-weak key (parity ignored), or a
+    double/triple-length key has two equal adjacent parts (parity ignored), so that TDES
+    degenerates to single DES.
+    """
+    k = set_odd_parity(key)
+    parts = [k[i : i + 8] for i in range(0, len(k), 8)]
+    if any(p in _WEAK_KEYS for p in parts):
+        return True
+    return any(parts[i] == parts[i + 1] for i in range(len(parts) - 1))
+
+
+def _check_key(name: str, key: object, lengths: tuple[int, ...]) -> None:
+    if not isinstance(key, bytes):
+        raise CryptoError(f"{name} must be bytes")
+    if len(key) not in lengths:
+        allowed = "/".join(str(n) for n in lengths)
+        raise CryptoError(f"{name} must be {allowed} bytes, got {len(key)}")
+
+
+def _cv_text(key: bytes) -> str:
+    return f"<{len(key)} bytes, KCV {kcv(key, _CV_LEN).hex().upper()}>"
+
+
+@dataclass(frozen=True, repr=False)
+class WorkingKeys:
+    """Clear working keys of one sign-on. ``repr`` shows lengths and check values only."""
+
+    pik: bytes
+    mak: bytes
+    tdk: bytes | None = None
+
+    def __post_init__(self) -> None:
+        _check_key("PIK", self.pik, (8, 16, 24))
+        _check_key("MAK", self.mak, (8, 16, 24))
+        if self.tdk is not None:
+            _check_key("TDK", self.tdk, (16, 24))
+
+    def __repr__(self) -> str:
+        tdk = "None" if self.tdk is None else _cv_text(self.tdk)
+        return f"WorkingKeys(pik={_cv_text(self.pik)}, mak={_cv_text(self.mak)}, tdk={tdk})"
+
+    __str__ = __repr__
+
+    def check_values(self) -> dict[str, bytes]:
+        """The 4-byte check values, by key name (what field 62 carries)."""
+        out = {"PIK": kcv(self.pik, _CV_LEN), "MAK": kcv(self.mak, _CV_LEN)}
+        if self.tdk is not None:
+            out["TDK"] = kcv(self.tdk, _CV_LEN)
+        return out
+
+
+def _scheme(scheme: str) -> tuple[int, int, int | None]:
+    try:
+        return SCHEMES[scheme]
+    except (KeyError, TypeError):
+        raise CryptoError(f"unknown working-key scheme {scheme!r} (expected 001, 003 or 004)") from None
+
+
+def field62_length(scheme: str) -> int:
+    """Length in bytes of field 62 of the 0810 for the 60.3 ``scheme``."""
+    _scheme(scheme)
+    return _F62_LENGTH[scheme]
+
+
+def _random_key(length: int, randbytes: Callable[[int], bytes]) -> bytes:
+    for _ in range(_MAX_ATTEMPTS):
+        raw = randbytes(length)
+        if not isinstance(raw, bytes | bytearray) or len(raw) != length:
+            raise CryptoError(f"randbytes({length}) did not return {length} bytes")
+        key = set_odd_parity(bytes(raw))
+        if not is_weak_key(key):
+            return key
+    raise CryptoError("randbytes keeps producing weak DES keys; is it really random?")
+
+
+def generate_working_keys(scheme: str, randbytes: Callable[[int], bytes]) -> WorkingKeys:
+    """Fresh random working keys for ``scheme`` (``"001"``, ``"003"`` or ``"004"``).
+
+    001: PIK 8, MAK 8 bytes; 003: PIK 16, MAK 8; 004: PIK 16, MAK 8, TDK 16. Every key byte
+    has odd parity; weak keys are drawn again.
+    """
+    pik_len, mak_len, tdk_len = _scheme(scheme)
+    pik = _random_key(pik_len, randbytes)
+    mak = _random_key(mak_len, randbytes)
+    tdk = _random_key(tdk_len, randbytes) if tdk_len else None
+    return WorkingKeys(pik=pik, mak=mak, tdk=tdk)
+
+
+def _check_tmk(tmk: bytes) -> None:
+    _check_key("TMK", tmk, (8, 16, 24))
+
+
+def wrap_working_keys(tmk: bytes, scheme: str, keys: WorkingKeys) -> bytes:
+    """The field-62 bytes of the 0810 (without the LLL length prefix).
+
+    001 = 24 bytes (PIK8 CV4 MAK8 CV4); 003 = 40 (PIK16 CV4 MAK8 00*8 CV4, or a full
+    16-byte MAK in the slot when ``keys.mak`` is 16 bytes); 004 = 60 (003 + TDK16 CV4).
+    """
+    pik_len, _, tdk_len = _scheme(scheme)
+    _check_tmk(tmk)
+    if len(keys.pik) != pik_len:
+        raise CryptoError(f"scheme {scheme} needs a {pik_len}-byte PIK, got {len(keys.pik)}")
+    if scheme == "001":
+        if len(keys.mak) != 8:
+            raise CryptoError(f"scheme 001 needs an 8-byte MAK, got {len(keys.mak)}")
+        mak_slot = des_encrypt(tmk, keys.mak)
+    else:
+        if len(keys.mak) not in (8, 16):
+            raise CryptoError(f"scheme {scheme} needs an 8- or 16-byte MAK, got {len(keys.mak)}")
+        mak_slot = des_encrypt(tmk, keys.mak)
+        if len(mak_slot) == 8:
+            mak_slot += bytes(8)
+    if tdk_len is None and keys.tdk is not None:
+        raise CryptoError(f"scheme {scheme} carries no TDK")
+    out = [
+        des_encrypt(tmk, keys.pik),
+        kcv(keys.pik, _CV_LEN),
+        mak_slot,
+        kcv(keys.mak, _CV_LEN),
+    ]
+    if tdk_len is not None:
+        if keys.tdk is None or len(keys.tdk) != tdk_len:
+            raise CryptoError(f"scheme {scheme} needs a {tdk_len}-byte TDK")
+        out += [des_encrypt(tmk, keys.tdk), kcv(keys.tdk, _CV_LEN)]
+    return b"".join(out)
+
+
+def _verified(name: str, key: bytes, cv: bytes) -> bytes:
+    if not hmac.compare_digest(kcv(key, _CV_LEN), cv):
+        raise CheckValueError(name)
+    return key
+
+
+def unwrap_working_keys(tmk: bytes, scheme: str, field62: bytes) -> WorkingKeys:
+    """Decrypt the working keys of an 0810's field 62 and verify every check value.
+
+    Raises :class:`CheckValueError` (with ``key_name``) on a check-value mismatch and
+    :class:`CryptoError` when the field has the wrong length for ``scheme``.
+    """
+    _, _, tdk_len = _scheme(scheme)
+    _check_tmk(tmk)
+    f = bytes(field62)
+    want = _F62_LENGTH[scheme]
+    if len(f) != want:
+        raise CryptoError(f"field 62 for scheme {scheme} must be {want} bytes, got {len(f)}")
+    if scheme == "001":
+        pik = _verified("PIK", des_decrypt(tmk, f[0:8]), f[8:12])
+        mak = _verified("MAK", des_decrypt(tmk, f[12:20]), f[20:24])
+        return WorkingKeys(pik=pik, mak=mak)
+    pik = _verified("PIK", des_decrypt(tmk, f[0:16]), f[16:20])
+    slot, mak_cv = f[20:36], f[36:40]
+    if slot[8:] == bytes(8):
+        mak = _verified("MAK", des_decrypt(tmk, slot[:8]), mak_cv)
+    else:
+        # A full 16-byte MAK in the slot (some acquirers); or an 8-byte MAK followed by a
+        # non-zero filler, which terminals ignore (cup-pos-8583.md 4.1).
+        mak16 = des_decrypt(tmk, slot)
+        if hmac.compare_digest(kcv(mak16, _CV_LEN), mak_cv):
+            mak = mak16
+        else:
+            mak = _verified("MAK", mak16[:8], mak_cv)
+    tdk = None
+    if tdk_len is not None:
+        tdk = _verified("TDK", des_decrypt(tmk, f[40:56]), f[56:60])
+    return WorkingKeys(pik=pik, mak=mak, tdk=tdk)
