@@ -1,0 +1,1 @@
+"""Alembic migrations of the posgate database (revision ids ``0001_core``, ``0002_console``...)."""
