@@ -14,7 +14,7 @@ purpose, so that no value computed for one purpose can be replayed as another:
 * ``pin``: HMAC-SHA256 of PAN || PIN, hex (the built-in issuer's PIN verifier; never the PIN).
 
 A database remembers which master key it was written with (``settings.keyring_check``, a MAC of
-a fixed label); :func:`bind_keyring` refuses a key file that does not match, with a message
+a fixed label); ``posgate.store.database.bind_keyring`` refuses a key file that does not match, with a message
 saying what to do, instead of failing later on every decryption.
 
 Nothing here logs, prints or puts key material in a ``repr``.

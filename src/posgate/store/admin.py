@@ -1,0 +1,242 @@
+"""Provisioning: merchants, terminals, the built-in issuer's cards, acquirer settings.
+
+Shared by ``posgate admin`` and the demo data. Not on the transaction path, so plain SQLAlchemy
+Core. Every change is written to the audit log with its actor. Functions raise
+:class:`AdminError` with a message that says what to do; the CLI turns it into an exit code.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from posgate.crypto.keys import set_odd_parity
+from posgate.crypto.luhn import luhn_valid
+from posgate.crypto.tdes import kcv
+from posgate.domain.masking import mask_pan
+from posgate.store import schema as s
+from posgate.store.keyring import Keyring
+
+
+class AdminError(ValueError):
+    """A provisioning request that cannot be carried out (the message says why and what to do)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _audit(conn: Connection, actor: str, action: str, object_type: str, object_id: str, merchant_id: str | None = None,
+           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None, detail: str | None = None) -> None:  # fmt: skip
+    conn.execute(insert(s.audit_log), {"at": _now(), "actor": actor, "action": action, "object_type": object_type,
+                                       "object_id": object_id, "merchant_id": merchant_id, "before": before,
+                                       "after": after, "detail": detail})  # fmt: skip
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def get_settings(conn: Connection) -> dict[str, str]:
+    return {k: v for k, v in conn.execute(select(s.settings.c.key, s.settings.c.value))}
+
+
+def set_setting(conn: Connection, key: str, value: str, *, actor: str = "cli", only_if_missing: bool = False) -> bool:
+    """Set an acquirer setting; returns whether anything changed."""
+    old = conn.execute(select(s.settings.c.value).where(s.settings.c.key == key)).scalar()
+    if old == value or (old is not None and only_if_missing):
+        return False
+    if old is None:
+        conn.execute(insert(s.settings), {"key": key, "value": value})
+    else:
+        conn.execute(update(s.settings).where(s.settings.c.key == key).values(value=value))
+    _audit(conn, actor, "setting.set", "setting", key, before=None if old is None else {"value": old}, after={"value": value})
+    return True
+
+
+# -- merchants ---------------------------------------------------------------------------------
+
+
+def _check_digits(what: str, value: str, length: int) -> None:
+    if len(value) != length or not value.isdigit():
+        raise AdminError(f"{what} must be {length} digits (got {value!r})")
+
+
+def add_merchant(conn: Connection, merchant_id: str, name: str, mcc: str, fee_rate_bp: int, *, name_en: str = "",
+                 actor: str = "cli") -> int:  # fmt: skip
+    _check_digits("merchant id (field 42)", merchant_id, 15)
+    _check_digits("MCC", mcc, 4)
+    if not 0 <= fee_rate_bp <= 10_000:
+        raise AdminError("fee rate must be between 0 and 10000 hundredths of a percent (60 = 0.60 %)")
+    if conn.execute(select(s.merchants.c.id).where(s.merchants.c.merchant_id == merchant_id)).first():
+        raise AdminError(f"merchant {merchant_id} exists already ('posgate admin merchant list' shows it)")
+    pk = conn.execute(
+        insert(s.merchants).returning(s.merchants.c.id),
+        {"merchant_id": merchant_id, "name": name, "name_en": name_en, "mcc": mcc, "fee_rate_bp": fee_rate_bp,
+         "created_at": _now()},
+    ).scalar_one()  # fmt: skip
+    _audit(conn, actor, "merchant.add", "merchant", merchant_id, merchant_id,
+           after={"name": name, "name_en": name_en, "mcc": mcc, "fee_rate_bp": fee_rate_bp})  # fmt: skip
+    return int(pk)
+
+
+def list_merchants(conn: Connection) -> list[dict[str, Any]]:
+    m = s.merchants.c
+    rows = conn.execute(select(m.merchant_id, m.name, m.name_en, m.mcc, m.fee_rate_bp, m.status, m.suspended_reason)
+                        .order_by(m.merchant_id))  # fmt: skip
+    return [dict(r._mapping) for r in rows]
+
+
+def reinstate_merchant(conn: Connection, merchant_id: str, reason: str, *, actor: str = "cli") -> None:
+    if not reason.strip():
+        raise AdminError("a reason is required (--reason '...'): it is kept in the audit log")
+    m = s.merchants.c
+    row = conn.execute(select(m.status, m.suspended_reason).where(m.merchant_id == merchant_id)).first()
+    if row is None:
+        raise AdminError(f"no merchant {merchant_id} ('posgate admin merchant list' shows the merchants)")
+    if row.status == "active":
+        raise AdminError(f"merchant {merchant_id} is active already; nothing to reinstate")
+    conn.execute(update(s.merchants).where(m.merchant_id == merchant_id)
+                 .values(status="active", suspended_reason=None, suspended_at=None, suspended_by=None))  # fmt: skip
+    _audit(conn, actor, "merchant.reinstate", "merchant", merchant_id, merchant_id,
+           before={"status": row.status, "suspended_reason": row.suspended_reason}, after={"status": "active"},
+           detail=reason)  # fmt: skip
+
+
+# -- terminals ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewTerminal:
+    terminal_id: str
+    kcv: str
+    tmk_generated: bytes | None  # the TMK, only when generated here (to hand to the key custodian)
+
+
+def parse_tmk(hex_key: str) -> bytes:
+    try:
+        key = bytes.fromhex(hex_key.replace(" ", ""))
+    except ValueError:
+        raise AdminError("the TMK must be hex, 32 digits (double length) or 48 (triple length)") from None
+    if len(key) not in (16, 24):
+        raise AdminError("the TMK must be 16 or 24 bytes (32 or 48 hex digits)")
+    return key
+
+
+def add_terminal(conn: Connection, keyring: Keyring, terminal_id: str, merchant_id: str, *, tmk: bytes | None = None,
+                 serial: str | None = None, batch_no: str = "000001", actor: str = "cli") -> NewTerminal:  # fmt: skip
+    _check_digits("terminal id (field 41)", terminal_id, 8)
+    _check_digits("batch number", batch_no, 6)
+    merchant_pk = conn.execute(select(s.merchants.c.id).where(s.merchants.c.merchant_id == merchant_id)).scalar()
+    if merchant_pk is None:
+        raise AdminError(f"no merchant {merchant_id}; add it first with 'posgate admin merchant add'")
+    if conn.execute(select(s.terminals.c.id).where(s.terminals.c.terminal_id == terminal_id)).first():
+        raise AdminError(f"terminal {terminal_id} exists already ('posgate admin terminal list' shows it)")
+    generated = None
+    if tmk is None:
+        tmk = generated = set_odd_parity(secrets.token_bytes(16))
+    check = kcv(tmk).hex().upper()
+    now = _now()
+    conn.execute(
+        insert(s.terminals),
+        {"terminal_id": terminal_id, "merchant_pk": merchant_pk, "tmk_enc": keyring.encrypt(tmk, b"tmk"),
+         "tmk_kcv": check, "device_serial": serial, "batch_no": batch_no, "params": {}, "created_at": now},
+    )  # fmt: skip
+    existing = select(s.batches.c.id).where(s.batches.c.terminal_id == terminal_id, s.batches.c.batch_no == batch_no)
+    if conn.execute(existing).first() is None:
+        conn.execute(insert(s.batches), {"terminal_id": terminal_id, "batch_no": batch_no, "opened_at": now, "status": "open"})
+    _audit(conn, actor, "terminal.add", "terminal", terminal_id, merchant_id,
+           after={"merchant_id": merchant_id, "tmk_kcv": check, "device_serial": serial, "batch_no": batch_no})  # fmt: skip
+    return NewTerminal(terminal_id, check, generated)
+
+
+def list_terminals(conn: Connection) -> list[dict[str, Any]]:
+    t, m = s.terminals.c, s.merchants.c
+    q = (
+        select(t.terminal_id, m.merchant_id, t.tmk_kcv, t.device_serial, t.pending_serial, t.approved_serial, t.status,
+               t.batch_no, t.signed_on_day, t.key_scheme, t.resign_requested)  # fmt: skip
+        .join_from(s.terminals, s.merchants, t.merchant_pk == m.id)
+        .order_by(t.terminal_id)
+    )
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def _terminal_row(conn: Connection, terminal_id: str) -> Any:
+    t, m = s.terminals.c, s.merchants.c
+    row = conn.execute(
+        select(t.terminal_id, m.merchant_id, t.device_serial, t.pending_serial, t.approved_serial, t.resign_requested)
+        .join_from(s.terminals, s.merchants, t.merchant_pk == m.id)
+        .where(t.terminal_id == terminal_id)
+    ).first()
+    if row is None:
+        raise AdminError(f"no terminal {terminal_id} ('posgate admin terminal list' shows the terminals)")
+    return row
+
+
+def approve_device(conn: Connection, terminal_id: str, serial: str, *, actor: str = "cli") -> None:
+    """Approve a replacement device (D7): its next sign-on succeeds and opens a new batch."""
+    if not serial or len(serial) > 32:
+        raise AdminError("the device serial must be 1 to 32 characters")
+    row = _terminal_row(conn, terminal_id)
+    if row.device_serial == serial:
+        raise AdminError(f"{serial} is already the device of terminal {terminal_id}; nothing to approve")
+    conn.execute(update(s.terminals).where(s.terminals.c.terminal_id == terminal_id).values(approved_serial=serial))
+    _audit(conn, actor, "terminal.approve_device", "terminal", terminal_id, row.merchant_id,
+           before={"device_serial": row.device_serial, "pending_serial": row.pending_serial},
+           after={"approved_serial": serial})  # fmt: skip
+
+
+def request_resign(conn: Connection, terminal_id: str, *, reason: str = "support", actor: str = "cli") -> None:
+    """Ask the terminal to sign on again (header requirement 3 on its next reply, D2)."""
+    row = _terminal_row(conn, terminal_id)
+    conn.execute(update(s.terminals).where(s.terminals.c.terminal_id == terminal_id)
+                 .values(resign_requested=True, resign_reason=reason))  # fmt: skip
+    _audit(conn, actor, "terminal.resign", "terminal", terminal_id, row.merchant_id,
+           before={"resign_requested": bool(row.resign_requested)}, after={"resign_requested": True, "reason": reason})  # fmt: skip
+
+
+# -- the built-in issuer's cards ---------------------------------------------------------------
+
+CARD_STATES = ("active", "lost", "stolen", "restricted", "blocked")
+
+
+def add_card(conn: Connection, keyring: Keyring, pan: str, expiry: str, pin: str, *, balance: int, kind: str = "debit",
+             organisation: str = "CUP", chip: bool = False, state: str = "active", per_txn_limit: int | None = None,
+             actor: str = "cli") -> str:  # fmt: skip
+    """Add a card to the built-in issuer; returns the masked PAN."""
+    if not (13 <= len(pan) <= 19 and pan.isdigit()):
+        raise AdminError("the PAN must be 13 to 19 digits")
+    if not luhn_valid(pan):
+        raise AdminError("the PAN fails the Luhn check; check the digits")
+    _check_digits("expiry (YYMM)", expiry, 4)
+    if not (4 <= len(pin) <= 12 and pin.isdigit()):
+        raise AdminError("the PIN must be 4 to 12 digits")
+    if kind not in ("debit", "credit"):
+        raise AdminError("kind must be debit or credit")
+    if state not in CARD_STATES:
+        raise AdminError(f"state must be one of {', '.join(CARD_STATES)}")
+    if len(organisation) != 3:
+        raise AdminError("the card organisation is 3 letters (CUP, VIS, MCC, JCB, AMX...)")
+    pan_hash = keyring.pan_hash(pan)
+    if conn.execute(select(s.cards.c.id).where(s.cards.c.pan_hash == pan_hash)).first():
+        raise AdminError(f"card {mask_pan(pan)} exists already")
+    masked = mask_pan(pan)
+    conn.execute(
+        insert(s.cards),
+        {"pan_hash": pan_hash, "pan_masked": masked, "pan_enc": keyring.encrypt_pan(pan), "expiry": expiry, "kind": kind,
+         "organisation": organisation, "chip": chip, "state": state, "balance": balance, "per_txn_limit": per_txn_limit,
+         "pin_verifier": keyring.pin_verifier(pan, pin), "created_at": _now()},
+    )  # fmt: skip
+    _audit(conn, actor, "card.add", "card", masked,
+           after={"kind": kind, "organisation": organisation, "state": state, "balance": balance,
+                  "per_txn_limit": per_txn_limit})  # fmt: skip
+    return masked
+
+
+def list_cards(conn: Connection) -> list[dict[str, Any]]:
+    c = s.cards.c
+    q = select(c.pan_masked, c.expiry, c.kind, c.organisation, c.chip, c.state, c.balance, c.held, c.per_txn_limit).order_by(c.id)
+    return [dict(r._mapping) for r in conn.execute(q)]

@@ -1,0 +1,110 @@
+"""The embedded demo's data, exactly as ``shared/spec/demo-data.md`` fixes it.
+
+``provision_demo(engine, keyring)`` is idempotent: what exists already is left alone (a second
+run changes nothing, balances moved by transactions stay as they are). Console users are the
+console's: ``posgate.console.demo.provision_users(conn)`` is called when that module exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, select
+
+from posgate.store import admin
+from posgate.store import schema as s
+from posgate.store.keyring import Keyring
+
+ACTOR = "demo"
+
+SETTINGS = {
+    "institution_id": "00049990",  # field 32
+    "timezone": "Asia/Shanghai",
+    "currency": "156",
+    "tpdu": "6000030000",  # what a terminal sends
+    "header": "603100000000",
+    "demo": "1",
+}
+
+MERCHANTS = (
+    # merchant_id, name (zh), name_en, mcc, fee_rate_bp
+    ("898100012340001", "演示便利店", "Demo Mart", "5411", 60),
+    ("898100012340002", "演示餐厅", "Demo Bistro", "5812", 38),
+)
+
+TERMINALS = (
+    # terminal_id, merchant_id, TMK, device serial
+    ("10000001", "898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001"),
+    ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002"),
+    ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
+)
+
+PIN = "123456"
+
+
+@dataclass(frozen=True)
+class DemoCard:
+    pan: str
+    expiry: str
+    kind: str
+    organisation: str
+    chip: bool
+    state: str
+    balance: int  # fen
+    per_txn_limit: int | None = None
+
+
+CARDS = (
+    DemoCard("6212142000000000012", "3012", "debit", "CUP", False, "active", 10_000_000),
+    DemoCard("6217000000000000020", "3012", "debit", "CUP", False, "active", 1_000),
+    DemoCard("6217000000000000038", "2001", "debit", "CUP", False, "active", 500_000),  # expired by its date: 54
+    DemoCard("6217000000000000046", "3012", "debit", "CUP", False, "lost", 500_000),
+    DemoCard("6217000000000000053", "3012", "debit", "CUP", False, "stolen", 500_000),
+    DemoCard("6217000000000000061", "3012", "debit", "CUP", False, "restricted", 500_000),
+    DemoCard("6217000000000000079", "3012", "debit", "CUP", False, "active", 10_000_000, per_txn_limit=50_000),
+    DemoCard("6225880000000000010", "3012", "credit", "CUP", True, "active", 5_000_000),
+    DemoCard("4761730000000011", "3012", "debit", "VIS", False, "active", 10_000_000),
+)
+
+
+def provision_demo(engine: Engine, keyring: Keyring) -> int:
+    """Create whatever of the demo data is missing; returns the number of objects created."""
+    with engine.begin() as conn:
+        created = _provision(conn, keyring)
+        created += _console_users(conn)
+    return created
+
+
+def _provision(conn: Connection, keyring: Keyring) -> int:
+    created = 0
+    for key, value in SETTINGS.items():
+        created += admin.set_setting(conn, key, value, actor=ACTOR, only_if_missing=True)
+    have = set(conn.execute(select(s.merchants.c.merchant_id)).scalars())
+    for mid, name, name_en, mcc, fee in MERCHANTS:
+        if mid not in have:
+            admin.add_merchant(conn, mid, name, mcc, fee, name_en=name_en, actor=ACTOR)
+            created += 1
+    have = set(conn.execute(select(s.terminals.c.terminal_id)).scalars())
+    for tid, mid, tmk, serial in TERMINALS:
+        if tid not in have:
+            admin.add_terminal(conn, keyring, tid, mid, tmk=bytes.fromhex(tmk), serial=serial, actor=ACTOR)
+            created += 1
+    have = set(conn.execute(select(s.cards.c.pan_hash)).scalars())
+    for c in CARDS:
+        if keyring.pan_hash(c.pan) not in have:
+            admin.add_card(conn, keyring, c.pan, c.expiry, PIN, balance=c.balance, kind=c.kind, organisation=c.organisation,
+                           chip=c.chip, state=c.state, per_txn_limit=c.per_txn_limit, actor=ACTOR)  # fmt: skip
+            created += 1
+    return created
+
+
+def _console_users(conn: Connection) -> int:
+    try:
+        mod = importlib.import_module("posgate.console.demo")
+    except ModuleNotFoundError as e:
+        if e.name and "posgate.console.demo".startswith(e.name):
+            return 0
+        raise
+    result = mod.provision_users(conn)
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,595 @@
+"""``SqlHostStore``: the host's store (``posgate.host.ports.HostStore``) on SQLite or PostgreSQL.
+
+Theory of operation
+-------------------
+The server's commit worker opens one transaction per batch of requests (group commit) on one
+SQLAlchemy ``Connection`` and hands a ``SqlHostStore`` over that connection to the pipeline; every
+method is synchronous and sees the writes made earlier in the same unit of work. The store never
+commits: the unit of work does.
+
+The per-transaction path is kept lean. Each statement is built once with SQLAlchemy Core,
+compiled once per dialect (so quoting and parameter style are SQLAlchemy's), and executed on the
+driver's own cursor of the same connection, where sqlite3 and psycopg keep it prepared. This
+skips SQLAlchemy's per-execution result machinery (measured: 35 µs → 10 µs for a terminal
+lookup), so the few type conversions the schema needs (UTC datetimes, JSON, booleans) are done
+here, in the formats SQLAlchemy itself reads and writes, so the console's Core queries see the
+same values.
+
+Keys and PANs are encrypted with the local master key (``posgate.store.keyring``) on the way in
+and decrypted on the way out; records carry clear keys in memory only.
+
+RRNs and auth codes must be unique across host processes: :class:`IdAllocator` reserves blocks
+from the ``counters`` table in short transactions of their own (``UPDATE ... RETURNING``), never
+inside a unit of work, so a rolled-back batch can never hand out numbers that another process
+may also hold.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import fields as dc_fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON as SA_JSON
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement, ColumnElement
+
+from posgate.crypto.tdes import kcv
+from posgate.host.ports import (
+    DifferenceRecord,
+    MerchantRecord,
+    RiskRule,
+    SettlementRecord,
+    SignatureRecord,
+    SignOnEntry,
+    TerminalRecord,
+    TxnRecord,
+)
+from posgate.store import schema as s
+from posgate.store.keyring import Keyring
+
+# Operations that count as approved debits for risk velocity and merchant totals.
+DEBIT_OPERATIONS = ("sale", "completion", "completion_advice", "offline_settlement", "settlement_adjust", "tip_adjust")
+APPROVED_DEBIT_STATUSES = ("approved", "completed", "refunded", "partially_refunded")
+
+def _constant_in(col: Column[Any], values: Sequence[str]) -> ColumnElement[bool]:
+    """``col IN ('a', 'b')`` with the constants in the SQL text (our own identifiers, never input)."""
+    return col.in_([literal_column(f"'{v}'") for v in values])
+
+
+# -- value conversion between Python records and driver values -------------------------------
+
+
+def _dt_in_sqlite(v: datetime | None) -> str | None:
+    if v is None:
+        return None
+    if v.tzinfo is not None:
+        v = v.astimezone(UTC).replace(tzinfo=None)
+    return v.isoformat(" ", "microseconds")  # SQLAlchemy's SQLite DATETIME storage format
+
+
+def _dt_out_sqlite(v: Any) -> datetime | None:
+    if v is None:
+        return None
+    return datetime.fromisoformat(v).replace(tzinfo=UTC)
+
+
+def _dt_in_pg(v: datetime | None) -> datetime | None:
+    if v is None or v.tzinfo is not None:
+        return v
+    return v.replace(tzinfo=UTC)
+
+
+def _dt_out_pg(v: Any) -> datetime | None:
+    return None if v is None else v.astimezone(UTC)
+
+
+def _json_in_sqlite(v: Any) -> str | None:
+    return None if v is None else json.dumps(v)
+
+
+def _json_out_sqlite(v: Any) -> Any:
+    return None if v is None else json.loads(v)
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+def _bool_out(v: Any) -> bool:
+    return bool(v)
+
+
+class _Compiled:
+    __slots__ = ("sql", "order", "constants")
+
+    def __init__(self, sql: str, order: tuple[str, ...] | None, constants: dict[str, Any]) -> None:
+        self.sql, self.order, self.constants = sql, order, constants
+
+    def args(self, params: dict[str, Any]) -> Any:
+        if self.constants:
+            params = {**self.constants, **params}
+        return params if self.order is None else tuple([params[k] for k in self.order])
+
+
+class _Flavour:
+    """What differs between SQLite and PostgreSQL at the driver level."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.sqlite = dialect.name == "sqlite"
+        if self.sqlite:
+            self.dt_in: Callable[[Any], Any] = _dt_in_sqlite
+            self.dt_out: Callable[[Any], Any] = _dt_out_sqlite
+            self.json_in: Callable[[Any], Any] = _json_in_sqlite
+            self.json_out: Callable[[Any], Any] = _json_out_sqlite
+        else:
+            from psycopg.types.json import Json
+
+            self.dt_in, self.dt_out = _dt_in_pg, _dt_out_pg
+            self.json_in = lambda v: None if v is None else Json(v)
+            self.json_out = _identity
+        self._compiled: dict[Any, _Compiled] = {}
+        self._lock = threading.Lock()
+
+    def compiled(self, key: Any, build: Callable[[], ClauseElement]) -> _Compiled:
+        hit = self._compiled.get(key)
+        if hit is not None:
+            return hit
+        c = build().compile(dialect=self.dialect)
+        # Constants in the statement (``status == "closed"``) are bound parameters too.
+        constants = {k: v for k, v in c.params.items() if v is not None}
+        order = tuple(getattr(c, "positiontup", None) or ()) if self.dialect.positional else None
+        hit = _Compiled(c.string, order, constants)
+        with self._lock:
+            self._compiled[key] = hit
+        return hit
+
+    def to_db(self, col: Column[Any], value: Any) -> Any:
+        t = col.type
+        if isinstance(t, DateTime):
+            return self.dt_in(value)
+        if isinstance(t, SA_JSON):
+            return self.json_in(value)
+        if isinstance(t, Boolean) and value is not None:
+            return bool(value)
+        return value
+
+    def from_db(self, col: Column[Any]) -> Callable[[Any], Any]:
+        t = col.type
+        if isinstance(t, DateTime):
+            return self.dt_out
+        if isinstance(t, SA_JSON):
+            return self.json_out
+        if isinstance(t, Boolean):
+            return _bool_out
+        return _identity
+
+
+_FLAVOURS: dict[str, _Flavour] = {}
+_FLAVOURS_LOCK = threading.Lock()
+
+
+def _flavour(dialect: Dialect) -> _Flavour:
+    f = _FLAVOURS.get(dialect.name)
+    if f is None:
+        with _FLAVOURS_LOCK:
+            f = _FLAVOURS.setdefault(dialect.name, _Flavour(dialect))
+    return f
+
+
+# -- identifiers unique across processes --------------------------------------------------------
+
+
+class IdAllocator:
+    """Hands out RRNs and auth codes from blocks reserved in the ``counters`` table.
+
+    One per process, shared by its threads. :meth:`top_up` reserves ahead (the commit worker calls
+    it between batches, outside any unit of work); :meth:`take` reserves on its own connection when
+    a block runs dry (fine on PostgreSQL; on SQLite a worker must top up first, since a second
+    connection cannot write while the unit of work holds the write lock).
+    """
+
+    NAMES = ("rrn", "auth_code")
+
+    def __init__(self, engine: Engine, block: int = 1000) -> None:
+        self.engine = engine
+        self.block = block
+        self._lock = threading.Lock()
+        self._next: dict[str, int] = {n: 0 for n in self.NAMES}
+        self._end: dict[str, int] = {n: 0 for n in self.NAMES}  # exclusive
+
+    def available(self, name: str) -> int:
+        return self._end[name] - self._next[name]
+
+    def top_up(self, need: int) -> None:
+        """Make sure at least ``need`` numbers of each kind are held (one short transaction if not)."""
+        with self._lock:
+            short = [n for n in self.NAMES if self._end[n] - self._next[n] < need]
+            if short:
+                self._reserve(short, max(self.block, need * 2))
+
+    def take(self, name: str) -> int:
+        with self._lock:
+            if self._next[name] >= self._end[name]:
+                self._reserve([name], self.block)
+            value = self._next[name]
+            self._next[name] = value + 1
+            return value
+
+    def _reserve(self, names: list[str], count: int) -> None:
+        c = s.counters.c
+        stmt = update(s.counters).where(c.name == bindparam("n")).values(value=c.value + count).returning(c.value)
+        with self.engine.begin() as conn:
+            for name in names:
+                top = conn.execute(stmt, {"n": name}).scalar()
+                if top is None:  # a database older than the seeded counters
+                    conn.execute(insert(s.counters), {"name": name, "value": count})
+                    top = count
+                self._next[name], self._end[name] = top - count + 1, top + 1
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+_T, _M = s.terminals, s.merchants
+
+_TERMINAL_COLS = [
+    _T.c.id, _T.c.terminal_id, _M.c.merchant_id, _T.c.tmk_enc, _T.c.device_serial, _T.c.pending_serial,
+    _T.c.approved_serial, _T.c.status, _T.c.batch_no, _T.c.signed_on_day, _T.c.signed_off, _T.c.operator,
+    _T.c.key_scheme, _T.c.pik_enc, _T.c.mak_enc, _T.c.tdk_enc, _T.c.mac_algorithm, _T.c.mac_failures,
+    _T.c.resign_requested, _T.c.resign_reason, _T.c.params, _T.c.params_pending,
+]  # fmt: skip
+_MERCHANT_COLS = [_M.c.id, _M.c.merchant_id, _M.c.name, _M.c.name_en, _M.c.mcc, _M.c.fee_rate_bp, _M.c.status,
+                  _M.c.suspended_reason]  # fmt: skip
+
+_TXN_FIELDS = [f.name for f in dc_fields(TxnRecord)]
+_TXN_COLS = [s.transactions.c[name] for name in _TXN_FIELDS]
+_SETTLEMENT_FIELDS = [f.name for f in dc_fields(SettlementRecord)]
+_SETTLEMENT_COLS = [s.settlements.c[name] for name in _SETTLEMENT_FIELDS]
+
+# Record fields holding clear keys → (column, keyring purpose).
+_TERMINAL_KEYS = {"tmk": ("tmk_enc", b"tmk"), "pik": ("pik_enc", b"pik"), "mak": ("mak_enc", b"mak"),
+                  "tdk": ("tdk_enc", b"tdk")}  # fmt: skip
+
+
+class SqlHostStore:
+    """HostStore over one SQLAlchemy connection inside a unit of work (see the module docstring)."""
+
+    def __init__(self, conn: Connection, keyring: Keyring, ids: IdAllocator) -> None:
+        self.conn = conn
+        self.keyring = keyring
+        self.ids = ids
+        self._f = _flavour(conn.dialect)
+        self._raw: Any = None
+        f = self._f
+        self._txn_out = [f.from_db(col) for col in _TXN_COLS]
+        self._settlement_out = [f.from_db(col) for col in _SETTLEMENT_COLS]
+
+    # -- plumbing
+    def _cursor(self) -> Any:
+        raw = self._raw
+        if raw is None:
+            # The driver connection behind ``conn``: same transaction, no SQLAlchemy per-call cost.
+            if not self.conn.in_transaction():
+                self.conn.begin()
+            raw = self._raw = self.conn.connection.driver_connection
+        return raw.cursor()
+
+    def _exec(self, key: Any, build: Callable[[], ClauseElement], params: dict[str, Any]) -> Any:
+        c = self._f.compiled(key, build)
+        cur = self._cursor()
+        cur.execute(c.sql, c.args(params))
+        return cur
+
+    def _one(self, key: Any, build: Callable[[], ClauseElement], params: dict[str, Any]) -> Any:
+        cur = self._exec(key, build, params)
+        row = cur.fetchone()
+        cur.close()
+        return row
+
+    def _all(self, key: Any, build: Callable[[], ClauseElement], params: dict[str, Any]) -> list[Any]:
+        cur = self._exec(key, build, params)
+        rows = cur.fetchall()
+        cur.close()
+        return rows
+
+    def _insert(self, table: Table, values: dict[str, Any]) -> int:
+        cols = tuple(values)
+        f = self._f
+        params = {k: f.to_db(table.c[k], v) for k, v in values.items()}
+        if f.sqlite:
+            cur = self._exec(("ins", table.name, cols), lambda: insert(table).values({k: bindparam(k) for k in cols}), params)
+            new_id = cur.lastrowid
+        else:
+            cur = self._exec(
+                ("ins", table.name, cols),
+                lambda: insert(table).values({k: bindparam(k) for k in cols}).returning(table.c.id),
+                params,
+            )
+            new_id = cur.fetchone()[0]
+        cur.close()
+        return int(new_id)
+
+    def _update(self, table: Table, key_col: str, key: Any, values: dict[str, Any]) -> int:
+        if not values:
+            return 0
+        cols = tuple(sorted(values))
+        for k in cols:
+            if k not in table.c or k == key_col or k == "id":
+                raise ValueError(f"{table.name}: cannot update {k!r}")
+        f = self._f
+        params = {k: f.to_db(table.c[k], values[k]) for k in cols}
+        params["_key"] = key
+
+        def build() -> ClauseElement:
+            return update(table).where(table.c[key_col] == bindparam("_key")).values({k: bindparam(k) for k in cols})
+
+        cur = self._exec(("upd", table.name, key_col, cols), build, params)
+        n = cur.rowcount
+        cur.close()
+        return int(n)
+
+    # -- acquirer-wide
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        row = self._one("setting", lambda: select(s.settings.c.value).where(s.settings.c.key == bindparam("k")), {"k": key})
+        return default if row is None else row[0]
+
+    # -- terminals and merchants
+    def terminal(self, terminal_id: str) -> TerminalRecord | None:
+        def build() -> ClauseElement:
+            return select(*_TERMINAL_COLS).join_from(_T, _M, _T.c.merchant_pk == _M.c.id).where(_T.c.terminal_id == bindparam("t"))
+
+        r = self._one("terminal", build, {"t": terminal_id})
+        if r is None:
+            return None
+        dec = self.keyring.decrypt
+        return TerminalRecord(
+            id=r[0], terminal_id=r[1], merchant_id=r[2], tmk=dec(r[3], b"tmk"), device_serial=r[4],
+            pending_serial=r[5], approved_serial=r[6], status=r[7], batch_no=r[8], signed_on_day=r[9],
+            signed_off=bool(r[10]), operator=r[11], key_scheme=r[12],
+            pik=None if r[13] is None else dec(r[13], b"pik"),
+            mak=None if r[14] is None else dec(r[14], b"mak"),
+            tdk=None if r[15] is None else dec(r[15], b"tdk"),
+            mac_algorithm=r[16], mac_failures=r[17], resign_requested=bool(r[18]), resign_reason=r[19],
+            params=self._f.json_out(r[20]) or {}, params_pending=bool(r[21]),
+        )  # fmt: skip
+
+    def update_terminal(self, terminal_id: str, **changes: Any) -> None:
+        values: dict[str, Any] = {}
+        for k, v in changes.items():
+            if k in _TERMINAL_KEYS:
+                col, purpose = _TERMINAL_KEYS[k]
+                values[col] = None if v is None else self.keyring.encrypt(v, purpose)
+                if k == "tmk" and v is not None:
+                    values["tmk_kcv"] = kcv(v).hex().upper()
+            elif k == "merchant_id":
+                m = self.merchant(v)
+                if m is None:
+                    raise ValueError(f"unknown merchant {v}")
+                values["merchant_pk"] = m.id
+            else:
+                values[k] = v
+        self._update(_T, "terminal_id", terminal_id, values)
+
+    def merchant(self, merchant_id: str) -> MerchantRecord | None:
+        r = self._one("merchant", lambda: select(*_MERCHANT_COLS).where(_M.c.merchant_id == bindparam("m")), {"m": merchant_id})
+        return None if r is None else MerchantRecord(*r)
+
+    def update_merchant(self, merchant_id: str, **changes: Any) -> None:
+        self._update(_M, "merchant_id", merchant_id, changes)
+
+    def merchant_last_sign_on_day(self, merchant_id: str) -> str | None:
+        def build() -> ClauseElement:
+            return (
+                select(func.max(_T.c.signed_on_day))
+                .join_from(_T, _M, _T.c.merchant_pk == _M.c.id)
+                .where(_M.c.merchant_id == bindparam("m"))
+            )
+
+        r = self._one("merchant_last_sign_on", build, {"m": merchant_id})
+        return None if r is None else r[0]
+
+    def record_sign_on(self, entry: SignOnEntry) -> None:
+        self._insert(s.sign_ons, {f.name: getattr(entry, f.name) for f in dc_fields(SignOnEntry)})
+
+    # -- transactions
+    def _txn(self, r: Sequence[Any]) -> TxnRecord:
+        out = self._txn_out
+        return TxnRecord(*[out[i](v) for i, v in enumerate(r)])
+
+    def _txns(self, key: str, build: Callable[[], ClauseElement], params: dict[str, Any]) -> list[TxnRecord]:
+        return [self._txn(r) for r in self._all(key, build, params)]
+
+    def find_message(self, terminal_id: str, batch_no: str, stan: str, mti: str) -> TxnRecord | None:
+        t = s.transactions.c
+
+        def build() -> ClauseElement:
+            return select(*_TXN_COLS).where(
+                t.terminal_id == bindparam("t"), t.batch_no == bindparam("b"), t.stan == bindparam("s"), t.mti == bindparam("m")
+            )
+
+        r = self._one("find_message", build, {"t": terminal_id, "b": batch_no, "s": stan, "m": mti})
+        return None if r is None else self._txn(r)
+
+    def find_by_stan(self, terminal_id: str, batch_no: str, stan: str) -> Sequence[TxnRecord]:
+        t = s.transactions.c
+
+        def build() -> ClauseElement:
+            return (
+                select(*_TXN_COLS)
+                .where(t.terminal_id == bindparam("t"), t.batch_no == bindparam("b"), t.stan == bindparam("s"))
+                .order_by(t.id)
+            )
+
+        return self._txns("find_by_stan", build, {"t": terminal_id, "b": batch_no, "s": stan})
+
+    def find_by_rrn(self, rrn: str) -> Sequence[TxnRecord]:
+        t = s.transactions.c
+        return self._txns("find_by_rrn", lambda: select(*_TXN_COLS).where(t.rrn == bindparam("r")).order_by(t.id), {"r": rrn})
+
+    def children(self, original_id: int) -> Sequence[TxnRecord]:
+        t = s.transactions.c
+        return self._txns(
+            "children", lambda: select(*_TXN_COLS).where(t.original_id == bindparam("o")).order_by(t.id), {"o": original_id}
+        )
+
+    def insert_transaction(self, txn: TxnRecord) -> int:
+        values = {name: getattr(txn, name) for name in _TXN_FIELDS if name != "id"}
+        return self._insert(s.transactions, values)
+
+    def update_transaction(self, txn_id: int, **changes: Any) -> None:
+        self._update(s.transactions, "id", txn_id, changes)
+
+    def batch_transactions(self, terminal_id: str, batch_no: str) -> Sequence[TxnRecord]:
+        t = s.transactions.c
+
+        def build() -> ClauseElement:
+            return select(*_TXN_COLS).where(t.terminal_id == bindparam("t"), t.batch_no == bindparam("b")).order_by(t.id)
+
+        return self._txns("batch_transactions", build, {"t": terminal_id, "b": batch_no})
+
+    def open_batch(self, terminal_id: str, batch_no: str, at: datetime) -> None:
+        b = s.batches.c
+        row = self._one(
+            "batch_exists",
+            lambda: select(b.id).where(b.terminal_id == bindparam("t"), b.batch_no == bindparam("b")),
+            {"t": terminal_id, "b": batch_no},
+        )
+        if row is None:
+            self._insert(s.batches, {"terminal_id": terminal_id, "batch_no": batch_no, "opened_at": at, "status": "open"})
+
+    def close_batch(self, terminal_id: str, batch_no: str, at: datetime) -> None:
+        b = s.batches.c
+        f = self._f
+
+        def build() -> ClauseElement:
+            return (
+                update(s.batches)
+                .where(b.terminal_id == bindparam("t"), b.batch_no == bindparam("b"))
+                .values(closed_at=bindparam("at"), status="closed")
+            )
+
+        cur = self._exec("close_batch", build, {"t": terminal_id, "b": batch_no, "at": f.dt_in(at)})
+        missing = cur.rowcount == 0
+        cur.close()
+        if missing:
+            self._insert(
+                s.batches, {"terminal_id": terminal_id, "batch_no": batch_no, "opened_at": at, "closed_at": at, "status": "closed"}
+            )
+
+    # -- settlement, batch upload, signatures
+    def insert_settlement(self, record: SettlementRecord) -> int:
+        return self._insert(s.settlements, {n: getattr(record, n) for n in _SETTLEMENT_FIELDS if n != "id"})
+
+    def update_settlement(self, settlement_id: int, **changes: Any) -> None:
+        self._update(s.settlements, "id", settlement_id, changes)
+
+    def latest_settlement(self, terminal_id: str, batch_no: str) -> SettlementRecord | None:
+        c = s.settlements.c
+
+        def build() -> ClauseElement:
+            return (
+                select(*_SETTLEMENT_COLS)
+                .where(c.terminal_id == bindparam("t"), c.batch_no == bindparam("b"))
+                .order_by(c.id.desc())
+                .limit(1)
+            )
+
+        r = self._one("latest_settlement", build, {"t": terminal_id, "b": batch_no})
+        if r is None:
+            return None
+        out = self._settlement_out
+        return SettlementRecord(*[out[i](v) for i, v in enumerate(r)])
+
+    def insert_difference(self, record: DifferenceRecord) -> int:
+        return self._insert(s.differences, {f.name: getattr(record, f.name) for f in dc_fields(DifferenceRecord)})
+
+    def insert_signature(self, record: SignatureRecord) -> int:
+        return self._insert(s.signatures, {f.name: getattr(record, f.name) for f in dc_fields(SignatureRecord)})
+
+    # -- identifiers unique across host processes
+    def next_rrn(self, now: datetime) -> str:
+        return f"{self.ids.take('rrn') % 10**12:012d}"
+
+    def next_auth_code(self) -> str:
+        return f"{(self.ids.take('auth_code') - 1) % 999_999 + 1:06d}"
+
+    # -- risk
+    def risk_rules(self) -> Sequence[RiskRule]:
+        r = s.risk_rules.c
+
+        def build() -> ClauseElement:
+            return select(r.id, r.kind, r.params, r.response_code).where(r.enabled == bindparam("e")).order_by(r.id)
+
+        jo = self._f.json_out
+        return [RiskRule(row[0], row[1], jo(row[2]), row[3]) for row in self._all("risk_rules", build, {"e": True})]
+
+    def card_activity(self, pan_hash: str, since: datetime) -> tuple[int, int]:
+        t = s.transactions.c
+
+        def build() -> ClauseElement:
+            return select(func.count(), func.coalesce(func.sum(t.amount), 0)).where(
+                t.pan_hash == bindparam("p"),
+                t.created_at >= bindparam("since"),
+                t.response_code == "00",
+                _constant_in(t.operation, DEBIT_OPERATIONS),
+                _constant_in(t.status, APPROVED_DEBIT_STATUSES),
+            )
+
+        r = self._one("card_activity", build, {"p": pan_hash, "since": self._f.dt_in(since)})
+        return int(r[0]), int(r[1])
+
+    def merchant_activity(self, merchant_id: str, day: str) -> int:
+        t = s.transactions.c
+
+        def build() -> ClauseElement:
+            return select(func.coalesce(func.sum(t.amount), 0)).where(
+                t.merchant_id == bindparam("m"),
+                t.day == bindparam("d"),
+                t.response_code == "00",
+                _constant_in(t.operation, DEBIT_OPERATIONS),
+                _constant_in(t.status, APPROVED_DEBIT_STATUSES),
+            )
+
+        r = self._one("merchant_activity", build, {"m": merchant_id, "d": day})
+        return int(r[0])
+
+    def record_risk_hit(self, rule_id: int, at: datetime, terminal_id: str, merchant_id: str,
+                        pan_masked: str | None, amount: int | None, detail: str) -> None:  # fmt: skip
+        self._insert(s.risk_hits, {"rule_id": rule_id, "at": at, "terminal_id": terminal_id, "merchant_id": merchant_id,
+                                   "pan_masked": pan_masked, "amount": amount, "detail": detail})  # fmt: skip
+
+    # -- audit (append-only)
+    def audit(self, at: datetime, actor: str, action: str, object_type: str | None = None, object_id: str | None = None,
+              merchant_id: str | None = None, before: dict[str, Any] | None = None,
+              after: dict[str, Any] | None = None, detail: str | None = None) -> None:  # fmt: skip
+        self._insert(s.audit_log, {"at": at, "actor": actor, "action": action, "object_type": object_type,
+                                   "object_id": object_id, "merchant_id": merchant_id, "before": before,
+                                   "after": after, "detail": detail})  # fmt: skip
+
+    # -- card data protection
+    def pan_hash(self, pan: str) -> str:
+        return self.keyring.pan_hash(pan)
+
+    def encrypt_pan(self, pan: str) -> bytes:
+        return self.keyring.encrypt_pan(pan)
+
+    def decrypt_pan(self, blob: bytes) -> str:
+        return self.keyring.decrypt_pan(blob)
