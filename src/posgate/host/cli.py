@@ -1,0 +1,190 @@
+"""``posgate serve``: the acquiring host (and the console, when installed) in one process.
+
+Start-up in explicit steps (uvicorn's shape): open the database and apply the migrations,
+provision the demo data if asked, start the commit workers and the listening socket, log the
+address (the first log line, so a supervisor or a test can read the port chosen by
+``--port 0``), start the console on the same event loop, then wait for SIGTERM/SIGINT and
+shut down gracefully (see ``posgate.host.server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+
+log = logging.getLogger("posgate.host")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    demo: bool = typer.Option(False, "--demo", help="Provision the demo merchants, terminals and cards (idempotent)."),
+    db: str = typer.Option("sqlite:///posgate.db", "--db", envvar="POSGATE_DB", help="Database URL (SQLite file or postgresql://...)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on, for terminals and the console."),
+    port: int = typer.Option(8583, "--port", help="Terminal (ISO 8583) port; 0 picks a free one."),
+    console_port: int = typer.Option(8000, "--console-port", help="HTTP port of the console (and /metrics, /health)."),
+    no_console: bool = typer.Option(False, "--no-console", help="Do not start the web console (metrics are still served)."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Commit workers (PostgreSQL only; SQLite uses one)."),
+    batch_max: int = typer.Option(256, "--batch-max", min=1, help="Requests per group commit at most."),
+    max_connections: int = typer.Option(2000, "--max-connections", min=1, help="Terminal connections at most."),
+    idle_timeout: float = typer.Option(300.0, "--idle-timeout", help="Close a terminal connection silent this long (s)."),
+    frame_timeout: float = typer.Option(10.0, "--frame-timeout", help="Close a connection whose partial frame is older (s)."),
+    log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error"),
+) -> None:
+    """Run the acquiring host: terminals connect over TCP, browsers to the console."""
+    from posgate.host.logging import setup_logging
+    from posgate.host.server import ServerConfig
+    from posgate.store.keyring import KeyringError
+
+    setup_logging(log_level)
+    config = ServerConfig(host=host, port=port, workers=workers, batch_max=batch_max, max_connections=max_connections,
+                          idle_timeout=idle_timeout, frame_timeout=frame_timeout)  # fmt: skip
+    try:
+        code = run(db, config, demo=demo, console_port=console_port, console=not no_console)
+    except KeyringError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as e:
+        typer.echo(f"error: {e} (is another posgate already listening on that port? try --port 0)", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def run(db_url: str, config: Any, *, demo: bool = False, console_port: int | None = 8000, console: bool = True) -> int:
+    from posgate.host.server import new_event_loop
+    from posgate.store.database import Database
+
+    notes: list[str] = []
+    database = Database.open(db_url)
+    try:
+        if demo:
+            from posgate.store.demo import provision_demo
+
+            created = provision_demo(database.engine, database.keyring)
+            notes.append(f"demo data provisioned ({created} objects created)" if created else "demo data present")
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(_main(database, config, notes, console_port, console))
+    finally:
+        database.close()
+
+
+class _StopSignal:
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.signal: str | None = None
+
+    def __call__(self, sig: signal.Signals) -> None:
+        self.signal = sig.name
+        self.event.set()
+
+
+@contextlib.contextmanager
+def _signals(loop: asyncio.AbstractEventLoop, stop: _StopSignal) -> Iterator[None]:
+    sigs = (signal.SIGTERM, signal.SIGINT)
+    for sig in sigs:
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        yield
+    finally:
+        for sig in sigs:
+            loop.remove_signal_handler(sig)
+
+
+async def _main(database: Any, config: Any, notes: list[str], console_port: int | None, console: bool) -> int:
+    from posgate.host import metrics
+    from posgate.host.logging import fields
+    from posgate.host.server import Host
+
+    host = Host(database, config)
+    addr = await host.start()
+    log.info(f"posgate host listening on {addr[0]}:{addr[1]}", extra=fields(host=addr[0], port=addr[1], db=_safe_url(database.url)))
+    for note in notes:
+        log.info(note)
+
+    http_task: asyncio.Task[None] | None = None
+    http_port = console_port
+    http_server: Any = None
+    uvicorn_server: Any = None
+    where = "metrics"
+    if console_port is not None:
+        app = _console_app(database) if console else None
+        if app is not None:
+            uvicorn_server = _uvicorn(app, config.host, console_port)
+            http_task = asyncio.create_task(uvicorn_server.serve())
+            where = "console"
+        else:
+            http_server = await metrics.start_http(config.host, console_port)
+            http_port = http_server.sockets[0].getsockname()[1]
+    shown = f"http://{config.host}:{http_port}/"
+    log.info(
+        f"terminals connect to {addr[0]}:{addr[1]} (TPDU 6000030000); "
+        + (f"browsers to {shown}" if where == "console" else f"metrics at {shown}metrics, health at {shown}health"),
+        extra=fields(terminal_port=addr[1], http_port=http_port),
+    )
+    stop = _StopSignal()
+    loop = asyncio.get_running_loop()
+    with _signals(loop, stop):
+        waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.event.wait())]
+        if http_task is not None:
+            waiters.append(http_task)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    log.info("stopping (%s)", stop.signal or "console exited")
+    if uvicorn_server is not None and http_task is not None:
+        uvicorn_server.should_exit = True
+        with contextlib.suppress(Exception):
+            await http_task
+    if http_server is not None:
+        http_server.close()
+    await host.shutdown()
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _console_app(database: Any) -> Any:
+    try:
+        mod = importlib.import_module("posgate.console.app")
+    except ModuleNotFoundError as e:
+        if e.name and "posgate.console.app".startswith(e.name):
+            return None
+        raise
+    create_app = getattr(mod, "create_app", None)
+    if create_app is None:
+        return None
+    for args in ((database,), ()):
+        try:
+            return create_app(*args)
+        except TypeError:
+            continue
+    return None
+
+
+def _uvicorn(app: Any, host: str, port: int) -> Any:
+    import uvicorn
+
+    class EmbeddedServer(uvicorn.Server):
+        # posgate owns the signals: one graceful shutdown for the host and the console.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    cfg = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="auto")
+    return EmbeddedServer(cfg)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: posgate serve")

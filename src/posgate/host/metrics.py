@@ -1,0 +1,154 @@
+"""Prometheus metrics and the health check of the host.
+
+The console mounts them on its HTTP port (``/metrics``: :func:`metrics_app` is a tiny ASGI app
+over :data:`registry`; ``/health``: :func:`health`); without the console the host serves them
+itself on the console port (:func:`start_http`).
+
+What is measured and why:
+
+* ``posgate_transactions_total{operation, response_code}`` — every answered request;
+* ``posgate_transaction_seconds`` — from the frame's arrival to its reply being written, so it
+  includes waiting for the group commit (the latency a terminal sees, less the network);
+* ``posgate_open_connections``, ``posgate_connections_total{outcome}`` (accepted, refused over
+  the limit), ``posgate_frames_rejected_total{reason}`` (framing errors, slow drip, idle);
+* ``posgate_requests_in_flight`` — received, not yet answered (queued for or inside a commit);
+* ``posgate_commit_batch_size`` and ``posgate_commit_seconds`` — the group commit's shape: many
+  requests per fsync is what lets the host go past the disk's fsync rate;
+* ``posgate_reversals_total{response_code}`` — reversals (0400) answered. Pending reversals live
+  on the terminals (a terminal keeps its reversal record until the host has answered it), so the
+  host cannot count them; what it can see is the rate at which they arrive, and a rising rate is
+  the actionable signal (terminals timing out on the host or the network). Alert on
+  ``rate(posgate_reversals_total[5m]) / rate(posgate_transactions_total[5m])``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+registry = CollectorRegistry(auto_describe=True)
+
+TRANSACTIONS = Counter("posgate_transactions", "Requests answered", ["operation", "response_code"], registry=registry)
+LATENCY = Histogram(
+    "posgate_transaction_seconds",
+    "Frame arrival to reply written, commit included",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=registry,
+)
+OPEN_CONNECTIONS = Gauge("posgate_open_connections", "Terminal connections open", registry=registry)
+CONNECTIONS = Counter("posgate_connections", "Terminal connections by outcome", ["outcome"], registry=registry)
+FRAMES_REJECTED = Counter("posgate_frames_rejected", "Connections closed for bad framing or timeouts", ["reason"],
+                          registry=registry)  # fmt: skip
+IN_FLIGHT = Gauge("posgate_requests_in_flight", "Requests received and not yet answered", registry=registry)
+BATCH_SIZE = Histogram(
+    "posgate_commit_batch_size", "Requests per group commit", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=registry
+)
+COMMIT_SECONDS = Histogram(
+    "posgate_commit_seconds",
+    "Time of one group commit (BEGIN..COMMIT, all its requests)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    registry=registry,
+)
+REVERSALS = Counter("posgate_reversals", "Reversals (0400) answered", ["response_code"], registry=registry)
+ERRORS = Counter("posgate_errors", "Requests that failed unexpectedly (rolled back)", ["kind"], registry=registry)
+
+
+class _Health:
+    """What :func:`health` reports; the server keeps it current."""
+
+    def __init__(self) -> None:
+        self.state = "starting"  # starting | serving | stopping
+        self.database = "unknown"  # ok | error
+        self.last_commit: float | None = None
+        self.started = time.time()
+        self.listening: str | None = None
+
+
+HEALTH = _Health()
+
+
+def health() -> dict[str, Any]:
+    """The host's health: ``status`` is ``ok`` while it serves and its database commits."""
+    h = HEALTH
+    ok = h.state == "serving" and h.database != "error"
+    return {
+        "status": "ok" if ok else ("stopping" if h.state == "stopping" else "unavailable"),
+        "state": h.state,
+        "database": h.database,
+        "listening": h.listening,
+        "open_connections": int(OPEN_CONNECTIONS._value.get()),
+        "requests_in_flight": int(IN_FLIGHT._value.get()),
+        "last_commit_age_seconds": None if h.last_commit is None else round(time.time() - h.last_commit, 3),
+        "uptime_seconds": round(time.time() - h.started, 1),
+    }
+
+
+def metrics_text() -> bytes:
+    return generate_latest(registry)
+
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """ASGI app answering ``/metrics`` (Prometheus text) and ``/health`` (JSON) wherever mounted."""
+    import json
+
+    if scope["type"] != "http":
+        return
+    path = scope.get("path", "/").rstrip("/").rsplit("/", 1)[-1]
+    if path == "health":
+        h = health()
+        status, body, ctype = (200 if h["status"] == "ok" else 503), json.dumps(h).encode(), "application/json"
+    else:
+        status, body, ctype = 200, metrics_text(), CONTENT_TYPE_LATEST
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype.encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _HttpProtocol(asyncio.Protocol):
+    """Just enough HTTP/1.0 for ``GET /metrics`` and ``GET /health`` (when there is no console)."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        import json
+
+        assert self.transport is not None
+        self.buf += data
+        if b"\r\n\r\n" not in self.buf and b"\n\n" not in self.buf:
+            if len(self.buf) > 8192:
+                self.transport.close()
+            return
+        line = self.buf.split(b"\n", 1)[0].decode("latin-1").split()
+        path = line[1].split("?", 1)[0] if len(line) > 1 else "/"
+        if path == "/health":
+            h = health()
+            status, body, ctype = (200 if h["status"] == "ok" else 503), json.dumps(h).encode(), "application/json"
+        elif path == "/metrics":
+            status, body, ctype = 200, metrics_text(), CONTENT_TYPE_LATEST
+        else:
+            status, body, ctype = 404, b"not found: try /metrics or /health\n", "text/plain"
+        reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+        head = f"HTTP/1.0 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        self.transport.write(head.encode() + body)
+        self.transport.close()
+
+
+async def start_http(host: str, port: int) -> asyncio.AbstractServer:
+    """Serve ``/metrics`` and ``/health`` on ``host:port`` (used when the console is absent)."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(_HttpProtocol, host, port)

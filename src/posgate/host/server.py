@@ -1,0 +1,543 @@
+"""The TCP host: frames in, group-committed replies out.
+
+Theory of operation
+-------------------
+The event loop (uvloop when installed) owns the sockets; one :class:`TerminalProtocol` per
+connection (``asyncio.Protocol``, not streams: half the cost per message) feeds bytes to a
+:class:`~posgate.framing.FrameReader` and queues each whole frame for the commit workers. A
+connection has at most one request being processed; further frames wait in its own queue (and
+reading pauses when that queue is long), so one terminal's flood cannot starve the others and
+replies leave in request order.
+
+A :class:`CommitWorker` is a thread with its own database connection. It takes every request
+queued (up to ``batch_max``), opens one transaction, runs ``process()`` for each inside a
+SAVEPOINT (a request that fails is rolled back alone, the batch goes on), commits (one fsync
+for the whole batch: group commit), and only then hands the replies back to the loop with
+``call_soon_threadsafe``. Nothing is ever answered before its commit. SQLite has one writer,
+so one worker; PostgreSQL may have several (``workers``), each with its own connection.
+
+Failure handling: a framing error (bad or oversized length) closes the connection: the stream
+has lost sync. A partial frame pending longer than ``frame_timeout`` (slow drip) and a
+connection silent for ``idle_timeout`` are closed by a sweeper that runs once a second. Past
+``max_connections`` new connections are closed at once. A request whose ``process()`` raises,
+or whose batch cannot commit, gets no reply and its connection is closed: the terminal then
+reverses, which is the protocol's own recovery.
+
+Shutdown (SIGTERM/SIGINT, or :meth:`Host.shutdown`): stop accepting, wait until every request
+already received is committed and its reply written, close the connections (their buffers are
+flushed first), stop the workers, close the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from posgate.framing import DEFAULT_MAX_FRAME, HEADER_LEN, TPDU_LEN, Frame, FrameReader, FramingError
+from posgate.host import metrics as m
+from posgate.host.logging import fields
+from posgate.host.ports import Env, HostStore, Issuer
+from posgate.store.database import Database
+from posgate.store.sql import SqlHostStore
+
+log = logging.getLogger("posgate.host")
+
+
+class Reply(Protocol):
+    """What ``process()`` returns (``posgate.host.pipeline.HostReply``)."""
+
+    @property
+    def header(self) -> bytes: ...
+    @property
+    def body(self) -> bytes | None: ...
+    @property
+    def close(self) -> bool: ...
+
+
+Processor = Callable[[bytes, bytes, HostStore, Issuer, Env], Reply]
+IssuerFactory = Callable[[SqlHostStore], Issuer]
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8583
+    workers: int = 1  # commit workers; always 1 on SQLite
+    batch_max: int = 256  # requests per group commit at most
+    max_connections: int = 2000
+    max_frame: int = DEFAULT_MAX_FRAME
+    frame_timeout: float = 10.0  # a partial frame may be pending this long (slow drip)
+    idle_timeout: float = 300.0  # a connection with no bytes for this long is closed
+    max_queued_per_connection: int = 32  # frames waiting behind the one in process; then reading pauses
+    log_transactions: bool = True  # one INFO line per answered request
+
+
+# -- the stand-in processor (tests, the echo bench) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EchoReply:
+    header: bytes
+    body: bytes | None
+    close: bool = False
+    operation: str | None = "echo"
+    response_code: str | None = "00"
+    trace: list[list[str]] = field(default_factory=list)
+    error: str | None = None
+
+
+def echo_process(frame_header: bytes, body: bytes, store: HostStore, issuer: Issuer, env: Env) -> EchoReply:
+    """Same signature as ``posgate.host.pipeline.process``: answers the body unchanged."""
+    return EchoReply(frame_header, body)
+
+
+# -- environment for the core ---------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_env(db: Database) -> Env:
+    """The core's Env from the acquirer settings in the database."""
+    from posgate.store.admin import get_settings
+
+    with db.engine.connect() as conn:
+        st = get_settings(conn)
+    kw: dict[str, Any] = {}
+    for key in ("timezone", "institution_id", "currency"):
+        if key in st:
+            kw[key] = st[key]
+    for key in ("lapse_days", "resign_after_mac_failures"):
+        if key in st and st[key].isdigit():
+            kw[key] = int(st[key])
+    return Env(now=_now, randbytes=secrets.token_bytes, **kw)
+
+
+def default_issuer_factory() -> IssuerFactory | None:
+    """The built-in issuer over the unit of work's store, when the host core provides one."""
+    try:
+        issuer_mod = importlib.import_module("posgate.host.issuer")
+    except ModuleNotFoundError:
+        return None
+    factory = getattr(issuer_mod, "for_store", None) or getattr(issuer_mod, "BuiltinIssuer", None)
+    return factory
+
+
+def default_processor() -> Processor:
+    try:
+        from posgate.host.pipeline import process
+    except ModuleNotFoundError:
+        log.warning("the host pipeline is not installed: answering with the echo stand-in")
+        return echo_process
+    return process
+
+
+class _NoIssuer:
+    zone_key = b""
+
+    def authorize(self, request: Any, now: datetime) -> Any:
+        raise RuntimeError("no issuer configured")
+
+
+# -- the connection ------------------------------------------------------------------------------
+
+
+class TerminalProtocol(asyncio.Protocol):
+    __slots__ = ("host", "transport", "reader", "peer", "pending", "busy", "last_rx", "partial_since", "paused", "closed", "eof")
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.transport: asyncio.Transport | None = None
+        self.reader = FrameReader(host.config.max_frame)
+        self.peer = "?"
+        self.pending: deque[tuple[Frame, float]] = deque()
+        self.busy = False
+        self.last_rx = 0.0
+        self.partial_since: float | None = None
+        self.paused = False
+        self.closed = False
+        self.eof = False
+
+    # asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        host = self.host
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if len(host.connections) >= host.config.max_connections or host.stopping:
+            m.CONNECTIONS.labels("refused").inc()
+            host.note_refused(self.peer)
+            self.closed = True
+            transport.abort()
+            return
+        m.CONNECTIONS.labels("accepted").inc()
+        host.connections.add(self)
+        m.OPEN_CONNECTIONS.set(len(host.connections))
+        self.last_rx = host.loop.time()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        host = self.host
+        if self in host.connections:
+            host.connections.discard(self)
+            m.OPEN_CONNECTIONS.set(len(host.connections))
+        if self.pending:
+            m.IN_FLIGHT.dec(len(self.pending))
+            self.pending.clear()
+
+    def data_received(self, data: bytes) -> None:
+        now = self.host.loop.time()
+        self.last_rx = now
+        try:
+            frames = self.reader.feed(data)
+        except FramingError as e:
+            self.reject("framing", str(e))
+            return
+        if frames:
+            m.IN_FLIGHT.inc(len(frames))
+            pending = self.pending
+            for f in frames:
+                pending.append((f, now))
+            if not self.busy:
+                self._submit_next()
+            if len(pending) > self.host.config.max_queued_per_connection and not self.paused:
+                self.paused = True
+                assert self.transport is not None
+                self.transport.pause_reading()
+        if self.reader.pending:
+            if self.partial_since is None:
+                self.partial_since = now
+        else:
+            self.partial_since = None
+
+    def eof_received(self) -> bool | None:
+        # The terminal finished sending; keep the socket half-open until pending replies are out.
+        self.eof = True
+        if not self.busy and not self.pending:
+            return None  # close now
+        return True
+
+    # host side
+    def _submit_next(self) -> None:
+        frame, t0 = self.pending.popleft()
+        self.busy = True
+        self.host.submit(self, frame, t0)
+        if self.paused and len(self.pending) <= self.host.config.max_queued_per_connection // 2 and self.transport:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def deliver(self, frame: Frame, t0: float, reply: Reply | None) -> None:
+        """Called on the loop after the commit: write the reply, then start the next request."""
+        self.busy = False
+        m.IN_FLIGHT.dec()
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            return
+        if reply is None:  # process() failed or the commit failed: no answer; the terminal will reverse
+            self.reject("error", "request could not be processed")
+            return
+        if reply.body is not None:
+            tp = frame.tpdu
+            # D1: the reply swaps the TPDU's destination and source addresses.
+            tpdu = tp[:1] + tp[3:5] + tp[1:3]
+            size = TPDU_LEN + HEADER_LEN + len(reply.body)
+            transport.write(size.to_bytes(2, "big") + tpdu + reply.header + reply.body)
+        m.LATENCY.observe(self.host.loop.time() - t0)
+        if reply.close:
+            transport.close()
+            return
+        if self.pending:
+            self._submit_next()
+        elif self.eof:
+            transport.close()
+
+    def reject(self, reason: str, detail: str) -> None:
+        m.FRAMES_REJECTED.labels(reason).inc()
+        log.warning("closing connection: %s", detail, extra=fields(peer=self.peer, reason=reason))
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+# -- the commit workers ---------------------------------------------------------------------------
+
+_STOP = object()
+# Errors after which the same request is simply run again (PostgreSQL lock conflicts between workers).
+TRANSIENT = frozenset({"DeadlockDetected", "SerializationFailure", "LockNotAvailable"})
+
+
+class CommitWorker(threading.Thread):
+    def __init__(self, host: Host, index: int) -> None:
+        super().__init__(name=f"posgate-commit-{index}", daemon=True)
+        self.host = host
+
+    def run(self) -> None:
+        host = self.host
+        q = host.queue
+        batch_max = host.config.batch_max
+        stop = False
+        while not stop:
+            try:
+                conn = host.db.engine.connect()
+            except Exception:  # noqa: BLE001 - the database is down: keep trying, answer nothing
+                log.exception("commit worker cannot connect to the database; retrying")
+                m.HEALTH.database = "error"
+                self._fail_queued(q)
+                time.sleep(1)
+                continue
+            store = host.db.store(conn)
+            issuer = host.issuer_factory(store) if host.issuer_factory else _NoIssuer()
+            try:
+                while True:
+                    item = q.get()
+                    if item is _STOP:
+                        stop = True
+                        break
+                    batch = [item]
+                    while len(batch) < batch_max:
+                        try:
+                            nxt = q.get_nowait()
+                        except queue.Empty:
+                            break
+                        if nxt is _STOP:
+                            stop = True
+                            break
+                        batch.append(nxt)
+                    if not self._run_batch(conn, store, issuer, batch):
+                        break  # reconnect
+                    if stop:
+                        break
+            finally:
+                try:
+                    conn.close()
+                except Exception:  # noqa: BLE001
+                    conn.invalidate()
+
+    def _fail_queued(self, q: queue.SimpleQueue[Any]) -> None:
+        failed = []
+        while True:
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                q.put(_STOP)
+                break
+            failed.append((*item, None))
+        if failed:
+            self.host.loop.call_soon_threadsafe(self.host.deliver_batch, failed)
+
+    def _run_batch(self, conn: Any, store: SqlHostStore, issuer: Issuer, batch: list[Any]) -> bool:
+        """One unit of work for ``batch``; replies go back to the loop after the commit."""
+        host = self.host
+        process = host.processor
+        env = host.env
+        t0 = time.perf_counter()
+        results: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = []
+        try:
+            host.db.ids.top_up(2 * len(batch))  # before BEGIN: see IdAllocator
+            conn.begin()
+            cur = conn.connection.driver_connection.cursor()
+            for proto, frame, tr in batch:
+                reply: Reply | None = None
+                for attempt in range(3):
+                    cur.execute("SAVEPOINT r")
+                    try:
+                        reply = process(frame.header, frame.body, store, issuer, env)
+                    except Exception as e:  # noqa: BLE001 - a bug in one request must not take the batch down
+                        cur.execute("ROLLBACK TO SAVEPOINT r")
+                        cur.execute("RELEASE SAVEPOINT r")
+                        if type(e).__name__ in TRANSIENT and attempt < 2:
+                            continue
+                        log.exception("process() raised; request rolled back", extra=fields(peer=proto.peer))
+                        m.ERRORS.labels("process").inc()
+                        reply = None
+                        break
+                    error = getattr(reply, "error", None)
+                    if error:
+                        cur.execute("ROLLBACK TO SAVEPOINT r")
+                        cur.execute("RELEASE SAVEPOINT r")
+                        if error in TRANSIENT and attempt < 2:
+                            continue
+                        m.ERRORS.labels("pipeline").inc()
+                        log.error("request failed in the pipeline (%s); its writes were rolled back", error,
+                                  extra=fields(peer=proto.peer))  # fmt: skip
+                        break
+                    cur.execute("RELEASE SAVEPOINT r")
+                    break
+                results.append((proto, frame, tr, reply))
+            cur.close()
+            conn.commit()
+        except Exception:  # noqa: BLE001 - the database failed: nobody gets a reply for this batch
+            log.exception("group commit failed; %d requests unanswered", len(batch))
+            m.ERRORS.labels("commit").inc(len(batch))
+            m.HEALTH.database = "error"
+            failed: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = [(p, f, tr, None) for p, f, tr in batch]
+            host.loop.call_soon_threadsafe(host.deliver_batch, failed)
+            time.sleep(0.1)  # do not spin against a database that is down
+            return False
+        m.COMMIT_SECONDS.observe(time.perf_counter() - t0)
+        m.BATCH_SIZE.observe(len(batch))
+        m.HEALTH.database = "ok"
+        m.HEALTH.last_commit = time.time()
+        host.loop.call_soon_threadsafe(host.deliver_batch, results)
+        return True
+
+
+# -- the host ------------------------------------------------------------------------------------
+
+
+class Host:
+    """Listening socket + connections + commit workers. Use :meth:`start` then :meth:`serve_until_stopped`."""
+
+    def __init__(self, db: Database, config: ServerConfig, *, processor: Processor | None = None,
+                 issuer_factory: IssuerFactory | None = None, env: Env | None = None) -> None:  # fmt: skip
+        self.db = db
+        self.config = config
+        self.processor: Processor = processor or default_processor()
+        self.issuer_factory = issuer_factory if issuer_factory is not None else default_issuer_factory()
+        self.env = env or make_env(db)
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.connections: set[TerminalProtocol] = set()
+        self.stopping = False
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.server: asyncio.AbstractServer | None = None
+        self.workers: list[CommitWorker] = []
+        self.address: tuple[str, int] = (config.host, config.port)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._in_flight = 0
+        self._refused_logged = 0.0
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> tuple[str, int]:
+        self.loop = asyncio.get_running_loop()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopped = asyncio.Event()
+        n = 1 if self.db.is_sqlite else max(1, self.config.workers)
+        self.workers = [CommitWorker(self, i) for i in range(n)]
+        for w in self.workers:
+            w.start()
+        self.server = await self.loop.create_server(
+            lambda: TerminalProtocol(self), self.config.host, self.config.port, backlog=1024, reuse_address=True
+        )
+        sock = self.server.sockets[0].getsockname()
+        self.address = (sock[0], sock[1])
+        self._sweeper = asyncio.create_task(self._sweep())
+        m.HEALTH.state = "serving"
+        m.HEALTH.listening = f"{self.address[0]}:{self.address[1]}"
+        return self.address
+
+    # called on the loop
+    def submit(self, proto: TerminalProtocol, frame: Frame, t0: float) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        self.queue.put((proto, frame, t0))
+
+    def deliver_batch(self, results: list[tuple[TerminalProtocol, Frame, float, Reply | None]]) -> None:
+        logging_on = self.config.log_transactions and log.isEnabledFor(logging.INFO)
+        for proto, frame, t0, reply in results:
+            self._in_flight -= 1
+            if reply is not None:
+                op = getattr(reply, "operation", None) or "unknown"
+                rc = getattr(reply, "response_code", None) or ""
+                m.TRANSACTIONS.labels(op, rc).inc()
+                if op == "reversal":
+                    m.REVERSALS.labels(rc).inc()
+                if logging_on:
+                    self._log_transaction(proto, frame, t0, reply, op, rc)
+            proto.deliver(frame, t0, reply)
+        if self._in_flight == 0:
+            self._idle.set()
+
+    def _log_transaction(self, proto: TerminalProtocol, frame: Frame, t0: float, reply: Reply, op: str, rc: str) -> None:
+        from posgate.dialect.cup import decode
+        from posgate.dialect.describe import describe_short
+
+        try:
+            text = describe_short(decode(frame.body))
+        except Exception:  # noqa: BLE001 - an undecodable request is described by its size only
+            text = f"undecodable request, {len(frame.body)} bytes"
+        log.info(text, extra=fields(operation=op, rc=rc, ms=round((self.loop.time() - t0) * 1000, 2), peer=proto.peer))
+
+    def note_refused(self, peer: str) -> None:
+        now = time.monotonic()
+        if now - self._refused_logged > 5:
+            self._refused_logged = now
+            log.warning("connection refused: %d connections open (the maximum)", len(self.connections),
+                        extra=fields(peer=peer))  # fmt: skip
+
+    async def _sweep(self) -> None:
+        cfg = self.config
+        while True:
+            await asyncio.sleep(min(1.0, cfg.frame_timeout / 2, cfg.idle_timeout / 2))
+            now = self.loop.time()
+            for proto in list(self.connections):
+                if proto.busy or proto.closed:
+                    continue
+                if proto.partial_since is not None and now - proto.partial_since > cfg.frame_timeout:
+                    proto.reject("slow_frame", f"partial frame pending for more than {cfg.frame_timeout:g} s")
+                elif now - proto.last_rx > cfg.idle_timeout and not proto.pending:
+                    proto.reject("idle", f"no bytes for {cfg.idle_timeout:g} s")
+
+    async def shutdown(self) -> None:
+        """Graceful stop: no new connections, in-flight work committed and answered, then close."""
+        if self.stopping:
+            await self._stopped.wait()
+            return
+        self.stopping = True
+        m.HEALTH.state = "stopping"
+        log.info("shutting down: no new connections; finishing %d requests in flight", self._in_flight)
+        if self.server is not None:
+            self.server.close()
+        # Stop reading: requests already received are finished, nothing new is started.
+        for proto in list(self.connections):
+            if proto.transport is not None and not proto.transport.is_closing():
+                try:
+                    proto.transport.pause_reading()
+                except RuntimeError:
+                    pass
+        # Every frame already received is processed (a reply submits the connection's next one).
+        await self._idle.wait()
+        for proto in list(self.connections):
+            if proto.transport is not None:
+                proto.transport.close()  # flushes what is buffered, then closes
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for _ in self.workers:
+            self.queue.put(_STOP)
+        for w in self.workers:
+            await self.loop.run_in_executor(None, w.join)
+        # Give the transports a moment to drain their write buffers.
+        deadline = self.loop.time() + 5
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        if self.server is not None:
+            await self.server.wait_closed()
+        log.info("host stopped")
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when installed (about twice the default loop's throughput), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

@@ -1,0 +1,249 @@
+"""``posgate db ...`` and ``posgate admin ...``: the database and provisioning from the shell.
+
+Exit codes: 0 done, 1 refused (the message says why and what to do), 2 the database or master
+key could not be opened.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+DB_OPTION = typer.Option("sqlite:///posgate.db", "--db", envvar="POSGATE_DB", help="Database URL (SQLite file or postgresql://...).")
+
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+admin_app = typer.Typer(help="Provision merchants, terminals, cards and console users.", no_args_is_help=True)
+merchant_app = typer.Typer(help="Merchants.", no_args_is_help=True)
+terminal_app = typer.Typer(help="Terminals.", no_args_is_help=True)
+card_app = typer.Typer(help="Cards of the built-in issuer.", no_args_is_help=True)
+admin_app.add_typer(merchant_app, name="merchant")
+admin_app.add_typer(terminal_app, name="terminal")
+admin_app.add_typer(card_app, name="card")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.add_typer(admin_app, name="admin")
+    _register_console_users()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _database(url: str) -> Iterator[Any]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from posgate.store.database import Database
+    from posgate.store.keyring import KeyringError
+
+    try:
+        db = Database.open(url)
+    except KeyringError as e:
+        _fail(str(e), 2)
+    except SQLAlchemyError as e:
+        _fail(f"cannot open the database {url}: {type(e).__name__}: {str(e).splitlines()[0]}", 2)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@contextmanager
+def _admin(url: str) -> Iterator[tuple[Any, Any]]:
+    """(connection in a transaction, keyring); AdminError → exit 1 with its message."""
+    from posgate.store.admin import AdminError
+
+    with _database(url) as db:
+        try:
+            with db.engine.begin() as conn:
+                yield conn, db.keyring
+        except AdminError as e:
+            _fail(str(e))
+
+
+def _table(rows: list[dict[str, Any]], as_json: bool, empty: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return
+    if not rows:
+        typer.echo(empty)
+        return
+    cols = list(rows[0])
+    shown = [["" if r[c] is None else str(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in shown)) for i, c in enumerate(cols)]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+    for row in shown:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+# -- db --------------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: str = DB_OPTION) -> None:
+    """Apply the migrations (creates the database on first use)."""
+    from posgate.store.migrate import current_revisions
+
+    with _database(db) as database:
+        typer.echo(f"database at revision {', '.join(current_revisions(database.engine))}")
+
+
+# -- merchants ---------------------------------------------------------------------------------
+
+
+@merchant_app.command("add")
+def merchant_add(
+    merchant_id: str = typer.Argument(..., help="15 digits (field 42)."),
+    name: str = typer.Option(..., "--name", help="Name printed on receipts (Chinese)."),
+    mcc: str = typer.Option(..., "--mcc", help="Merchant category code, 4 digits."),
+    fee: str = typer.Option("0.60", "--fee", help="Merchant discount rate in percent, e.g. 0.60."),
+    name_en: str = typer.Option("", "--name-en", help="Name in English."),
+    db: str = DB_OPTION,
+) -> None:
+    """Add a merchant."""
+    from posgate.store.admin import add_merchant
+
+    try:
+        bp = round(float(fee) * 100)
+    except ValueError:
+        _fail("--fee is a percentage such as 0.60")
+    with _admin(db) as (conn, _):
+        add_merchant(conn, merchant_id, name, mcc, bp, name_en=name_en)
+    typer.echo(f"merchant {merchant_id} added")
+
+
+@merchant_app.command("list")
+def merchant_list(db: str = DB_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the merchants."""
+    from posgate.store.admin import list_merchants
+
+    with _admin(db) as (conn, _):
+        _table(list_merchants(conn), as_json, "no merchants yet: posgate admin merchant add ...")
+
+
+@merchant_app.command("reinstate")
+def merchant_reinstate(
+    merchant_id: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
+    db: str = DB_OPTION,
+) -> None:
+    """Reinstate a suspended merchant (D6)."""
+    from posgate.store.admin import reinstate_merchant
+
+    with _admin(db) as (conn, _):
+        reinstate_merchant(conn, merchant_id, reason)
+    typer.echo(f"merchant {merchant_id} reinstated")
+
+
+# -- terminals -------------------------------------------------------------------------------------
+
+
+@terminal_app.command("add")
+def terminal_add(
+    terminal_id: str = typer.Argument(..., help="8 digits (field 41)."),
+    merchant_id: str = typer.Option(..., "--merchant", help="The merchant's 15-digit id."),
+    tmk: str | None = typer.Option(None, "--tmk", help="TMK in hex (32 or 48 digits); generated when absent."),
+    serial: str | None = typer.Option(None, "--serial", help="Device serial; else recorded at the first sign-on."),
+    db: str = DB_OPTION,
+) -> None:
+    """Add a terminal; prints the TMK's check value (and the TMK itself when generated)."""
+    from posgate.store.admin import add_terminal, parse_tmk
+
+    with _admin(db) as (conn, keyring):
+        key = parse_tmk(tmk) if tmk else None
+        new = add_terminal(conn, keyring, terminal_id, merchant_id, tmk=key, serial=serial)
+    typer.echo(f"terminal {terminal_id} added; TMK check value {new.kcv}")
+    if new.tmk_generated is not None:
+        typer.echo(f"generated TMK (load it into the PIN pad, then discard this output): {new.tmk_generated.hex().upper()}")
+
+
+@terminal_app.command("list")
+def terminal_list(db: str = DB_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the terminals (check values only, never keys)."""
+    from posgate.store.admin import list_terminals
+
+    with _admin(db) as (conn, _):
+        _table(list_terminals(conn), as_json, "no terminals yet: posgate admin terminal add ...")
+
+
+@terminal_app.command("approve-device")
+def terminal_approve_device(terminal_id: str = typer.Argument(...), serial: str = typer.Argument(...), db: str = DB_OPTION) -> None:
+    """Approve a replacement device (D7); its next sign-on opens a new batch."""
+    from posgate.store.admin import approve_device
+
+    with _admin(db) as (conn, _):
+        approve_device(conn, terminal_id, serial)
+    typer.echo(f"device {serial} approved for terminal {terminal_id}; it may sign on now")
+
+
+@terminal_app.command("resign")
+def terminal_resign(terminal_id: str = typer.Argument(...), db: str = DB_OPTION) -> None:
+    """Ask the terminal to sign on again (remote make-up sign-on, header requirement 3)."""
+    from posgate.store.admin import request_resign
+
+    with _admin(db) as (conn, _):
+        request_resign(conn, terminal_id)
+    typer.echo(f"terminal {terminal_id} will be asked to sign on again with its next reply")
+
+
+# -- cards -----------------------------------------------------------------------------------------
+
+
+@card_app.command("add")
+def card_add(
+    pan: str = typer.Argument(..., help="Card number (Luhn-checked)."),
+    expiry: str = typer.Option(..., "--expiry", help="YYMM."),
+    pin: str = typer.Option(..., "--pin", prompt=True, hide_input=True, help="The card's PIN (stored as a keyed verifier only)."),
+    balance: str = typer.Option("0.00", "--balance", help="Balance (or credit line) in yuan, e.g. 1000.00."),
+    kind: str = typer.Option("debit", "--kind", help="debit | credit"),
+    organisation: str = typer.Option("CUP", "--organisation", help="CUP, VIS, MCC, JCB..."),
+    chip: bool = typer.Option(False, "--chip", help="A chip (IC) card."),
+    state: str = typer.Option("active", "--state", help="active | lost | stolen | restricted | blocked"),
+    limit: str | None = typer.Option(None, "--limit", help="Per-transaction limit in yuan."),
+    db: str = DB_OPTION,
+) -> None:
+    """Add a card to the built-in issuer."""
+    from posgate.domain.money import AmountError, yuan_to_fen
+    from posgate.store.admin import add_card
+
+    try:
+        bal = yuan_to_fen(balance)
+        lim = yuan_to_fen(limit) if limit else None
+    except AmountError as e:
+        _fail(str(e))
+    with _admin(db) as (conn, keyring):
+        masked = add_card(conn, keyring, pan, expiry, pin, balance=bal, kind=kind, organisation=organisation.upper(),
+                          chip=chip, state=state, per_txn_limit=lim)  # fmt: skip
+    typer.echo(f"card {masked} added")
+
+
+@card_app.command("list")
+def card_list(db: str = DB_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the built-in issuer's cards (masked)."""
+    from posgate.store.admin import list_cards
+
+    with _admin(db) as (conn, _):
+        _table(list_cards(conn), as_json, "no cards yet: posgate admin card add ...")
+
+
+# -- console users (the console's; delegated) --------------------------------------------------------
+
+
+def _register_console_users() -> None:
+    try:
+        mod = importlib.import_module("posgate.console.cli")
+    except ModuleNotFoundError as e:
+        if e.name and "posgate.console.cli".startswith(e.name):
+            return
+        raise
+    register_users: Callable[[typer.Typer], None] | None = getattr(mod, "register_admin", None)
+    if register_users is not None:
+        register_users(admin_app)
