@@ -1,0 +1,402 @@
+"""Shared building blocks of the terminal's operations (sans-IO core).
+
+Theory of operation: every online step of a terminal flow is a small module with three pure
+functions — ``build`` (state → request :class:`Message`), ``on_reply`` and ``on_timeout`` —
+and this module holds what they share: the :class:`Step` and :class:`Flow` records the
+machine moves along, card data → fields 2/14/22/23/26/35/36/52/53/55, field 60, the MAC
+(5.3/D4) and the reply validation of section 10, and the :class:`Result` a cashier sees.
+
+It must never read the clock, a random source, a socket or a database: ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from posgate.crypto import cup_ecb_mac, encrypt_pin, encrypt_track, mac_verify, x9_19_mac
+from posgate.dialect.cup import CODEC
+from posgate.dialect.fields import Field60, Field63
+from posgate.dialect.operations import OPERATIONS, Operation
+from posgate.domain.masking import mask_pan
+from posgate.domain.response_codes import APPROVED, describe
+from posgate.iso8583 import TLV, CodecError, Message
+from posgate.terminal.state import Event, TerminalState, TxnEntry
+
+# ------------------------------------------------------------------ inputs
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """What the card reader and PIN pad produced. Lives only in the in-flight flow."""
+
+    pan: str = field(repr=False)
+    entry: str = "swipe"  # swipe | insert | tap | manual | fallback
+    track2: str = field(default="", repr=False)
+    track3: str = field(default="", repr=False)
+    expiry: str = field(default="", repr=False)  # YYMM
+    seq: str = ""  # card sequence number (IC, 5F34)
+    icc: TLV | None = field(default=None, repr=False)
+    pin: str = field(default="", repr=False)
+
+    @property
+    def ic(self) -> bool:
+        return self.entry in ("insert", "tap")
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One request from the cashier (or the CLI, TUI, load generator)."""
+
+    operation: str  # sign_on, sign_off, echo, balance, sale, void, refund, preauth, preauth_void,
+    # completion, completion_void, offline, settlement, signature, parameter_download, status_upload
+    amount: int = 0
+    card: Card | None = None
+    operator: str = "01"
+    voucher: str = ""  # original STAN (void, completion void, signature)
+    rrn: str = ""  # original RRN (refund)
+    orig_date: str = ""  # original date MMDD (refund, pre-auth family)
+    auth_code: str = ""  # original auth code (pre-auth void / completion / offline)
+    scheme: str = ""  # sign-on key scheme
+    cause: str = "manual"  # sign-on cause
+    signature: bytes = field(default=b"", repr=False)  # JBIG image for the e-signature upload
+    tip: int = 0
+    kind: str = ""  # offline: settlement | adjust | tip
+
+
+# ------------------------------------------------------------------ flow records
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One message exchange (or a local action) in a flow."""
+
+    kind: str  # the operation module that handles it
+    cause: str = ""
+    ref: str = ""  # STAN of the transaction an offline / signature / batch upload step is about
+    data: Any = None
+    primary: bool = False  # its reply decides the flow's result
+    secondary: bool = False  # trickle: failures do not change the result; a timeout stops the trickle
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of an operation as a cashier (or a script) sees it."""
+
+    operation: str
+    approved: bool = False
+    response_code: str = ""
+    message_zh: str = ""
+    message_en: str = ""
+    error: str = ""  # "" | timeout | comm | mismatch | mac | key_check | refused | reversal
+    stan: str = ""
+    batch: str = ""
+    amount: int = 0
+    rrn: str = ""
+    auth_code: str = ""
+    pan_masked: str = ""
+    card_org: str = ""
+    balance: int | None = None
+    date: str = ""
+    time: str = ""
+    notices: tuple[str, ...] = ()
+    settlement: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return f"{self.message_zh} / {self.message_en}" if self.message_en else self.message_zh
+
+    @property
+    def exit_code(self) -> int:
+        """0 approved, 1 declined by the host, 2 error (no answer, bad answer, refused locally)."""
+        if self.approved:
+            return 0
+        return 2 if self.error else 1
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "operation": self.operation,
+            "approved": self.approved,
+            "response_code": self.response_code,
+            "message": self.message,
+            "message_zh": self.message_zh,
+            "message_en": self.message_en,
+            "error": self.error,
+            "stan": self.stan,
+            "batch": self.batch,
+            "amount": self.amount,
+            "rrn": self.rrn,
+            "auth_code": self.auth_code,
+            "pan_masked": self.pan_masked,
+            "card_org": self.card_org,
+            "date": self.date,
+            "time": self.time,
+            "notices": list(self.notices),
+        }
+        if self.balance is not None:
+            d["balance"] = self.balance
+        if self.settlement is not None:
+            d.update(self.settlement)
+        d.update(self.extra)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """The operation in progress: a queue of steps and what the current one sent."""
+
+    input: Input
+    queue: tuple[Step, ...] = ()
+    current: Step | None = None
+    request: Message | None = None  # what the current step sent (without MAC)
+    result: Result | None = None
+    notices: tuple[str, ...] = ()
+    retried: bool = False
+    obeyed: frozenset[str] = frozenset()
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def note(self, text: str) -> Flow:
+        return replace(self, notices=(*self.notices, text))
+
+    def push_front(self, *steps: Step) -> Flow:
+        return replace(self, queue=(*steps, *self.queue))
+
+    def push_back(self, *steps: Step) -> Flow:
+        return replace(self, queue=(*self.queue, *steps))
+
+    def with_data(self, **kw: Any) -> Flow:
+        return replace(self, data={**self.data, **kw})
+
+
+# ------------------------------------------------------------------ helpers
+
+
+class TerminalError(ValueError):
+    """An operation the terminal refuses to start (bad input, nothing to void, not signed on...).
+    The message is what the cashier sees; nothing was sent and the state is unchanged."""
+
+
+def local(state: TerminalState, now: datetime) -> datetime:
+    """``now`` (an aware datetime) in the terminal's time zone."""
+    if now.tzinfo is None:
+        return now
+    return now.astimezone(ZoneInfo(state.config.timezone))
+
+
+def iso(state: TerminalState, now: datetime) -> str:
+    return local(state, now).replace(microsecond=0).isoformat()
+
+
+def event(
+    state: TerminalState, now: datetime, kind: str, cause: str = "", result: str = "", detail: str = ""
+) -> TerminalState:
+    return state.with_event(Event(iso(state, now), kind, cause, result, detail))
+
+
+def op(name: str) -> Operation:
+    return OPERATIONS[name]
+
+
+def mac_of(state: TerminalState, mab: bytes) -> bytes:
+    keys = state.keys
+    if keys is None:
+        raise TerminalError("未签到 / not signed on: no MAC key")
+    if state.config.mac_algorithm == "x919":
+        key = keys.mak if len(keys.mak) == 16 else keys.mak * 2
+        return x9_19_mac(key, mab)
+    return cup_ecb_mac(keys.mak, mab)
+
+
+def reply_mac_ok(state: TerminalState, reply: Message) -> bool:
+    mac = reply.data(64)
+    if mac is None or state.keys is None or reply.raw is None:
+        return False
+    return mac_verify(mac_of(state, reply.mac_block()), mac)
+
+
+def field60(type_code: str, batch: str, nmic: str, card: Card | None = None, *, partial: bool = False) -> str:
+    if card is None:
+        return Field60(type_code, batch, nmic).format()
+    return Field60(
+        type_code,
+        batch,
+        nmic,
+        "6" if card.entry == "tap" else "5",
+        "2" if card.entry == "fallback" else "0",
+        "1" if partial else "",
+    ).format()
+
+
+_ENTRY = {"manual": "01", "swipe": "02", "fallback": "02", "insert": "05", "tap": "07"}
+REVERSAL_55_TAGS = ("95", "9F1E", "9F10", "9F36", "DF31")
+
+
+def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> dict[int, Any]:
+    """Fields 2, 14, 22, 23, 26, 35, 36, 52, 53, 55 for the card as read (spec 2, 6)."""
+    if card.entry not in _ENTRY:
+        raise TerminalError(f"unknown entry mode {card.entry!r} (swipe, insert, tap, manual)")
+    keys = state.keys
+    f: dict[int, Any] = {}
+    pin = bool(card.pin) and want_pin
+    f[22] = _ENTRY[card.entry] + ("1" if pin else "2")
+    if card.entry == "manual" or card.ic or not card.track2:
+        f[2] = card.pan
+        if card.expiry:
+            f[14] = card.expiry
+    if card.ic:
+        if card.seq:
+            f[23] = card.seq.zfill(3)
+        if card.icc is not None:
+            f[55] = card.icc
+    encrypted = False
+    if card.entry != "manual":
+        tdk = keys.tdk if keys else None
+        use_tdk = tdk is not None and state.config.encrypt_tracks and state.key_scheme == "004"
+        enc2 = enc3 = ""
+        if use_tdk and tdk is not None:
+            # Encrypted tracks carry hex nibbles A-F; send them only if the codec can carry
+            # them (a codec limited to digits and '=' cannot), else fall back to clear tracks.
+            enc2 = encrypt_track(tdk, card.track2) if card.track2 else ""
+            enc3 = encrypt_track(tdk, card.track3) if card.track3 else ""
+            use_tdk = _encodable(35, enc2) and _encodable(36, enc3)
+        if card.track2:
+            f[35] = enc2 if use_tdk else card.track2
+            encrypted = use_tdk
+        if card.track3:
+            f[36] = enc3 if use_tdk else card.track3
+            encrypted = encrypted or use_tdk
+    if pin:
+        if keys is None:
+            raise TerminalError("未签到 / not signed on: no PIN key")
+        f[26] = "12"
+        f[52] = encrypt_pin(keys.pik, card.pin, card.pan)
+    if pin or encrypted:
+        double = keys is not None and len(keys.pik) >= 16
+        f[53] = "2" + ("6" if double else "0") + ("1" if encrypted else "0") + "0" * 13
+    return f
+
+
+def _encodable(number: int, value: str) -> bool:
+    if not value:
+        return True
+    try:
+        CODEC.encode_field(number, value)
+    except CodecError:
+        return False
+    return True
+
+
+def category(card: Card | None) -> str:
+    """Header application category: 61 for IC (insert/tap), else 60 (D2)."""
+    return "61" if card is not None and card.ic else "60"
+
+
+def base_fields(state: TerminalState, stan: str) -> dict[int, Any]:
+    return {11: stan, 41: state.config.terminal_id, 42: state.config.merchant_id}
+
+
+def response_mti(mti: str) -> str:
+    return f"{int(mti) + 10:04d}"
+
+
+def check_reply(state: TerminalState, request: Message, reply: Message, *, mac: bool) -> str:
+    """Section 10 reply validation. Returns "" when the reply answers ``request``, else the
+    reason it does not: ``mti``, ``field N`` or ``mac``."""
+    if reply.mti != response_mti(request.mti):
+        return "mti"
+    code = reply.text(39)
+    for f in (3, 11, 41):
+        if f in request and reply.text(f) != request.text(f):
+            return f"field {f}"
+    if 4 in request and code != "10" and 4 in reply and reply.text(4) != request.text(4):
+        return "field 4"
+    if code == "00" and 42 in request and reply.text(42) != request.text(42):
+        return "field 42"
+    if mac and code == "00" and not reply_mac_ok(state, reply):
+        return "mac"
+    return ""
+
+
+def decode_reply(reply: bytes | Message) -> Message | None:
+    if isinstance(reply, Message):
+        return reply
+    try:
+        return CODEC.decode(reply)
+    except CodecError:
+        return None
+
+
+def code_result(name: str, code: str, **kw: Any) -> Result:
+    rc = describe(code)
+    return Result(
+        name, approved=code in APPROVED, response_code=code, message_zh=rc.zh, message_en=rc.en, **kw
+    )
+
+
+def error_result(name: str, error: str, zh: str, en: str, **kw: Any) -> Result:
+    return Result(name, approved=False, error=error, message_zh=zh, message_en=en, **kw)
+
+
+def reply_details(reply: Message) -> dict[str, Any]:
+    """The parts of a financial reply a result and a slip show."""
+    f63 = Field63.parse(reply.text(63)) if reply.text(63) else Field63("CUP")
+    return {
+        "rrn": reply.text(37).strip(),
+        "auth_code": reply.text(38).strip(),
+        "card_org": f63.code.strip() or "CUP",
+        "date": reply.text(13),
+        "time": reply.text(12),
+    }
+
+
+def entry_from(
+    state: TerminalState,
+    now: datetime,
+    name: str,
+    stan: str,
+    amount: int,
+    card: Card | None,
+    request: Message,
+    reply: Message | None,
+    operator: str,
+    **kw: Any,
+) -> TxnEntry:
+    """A transaction-log entry for an approved (or offline) transaction. No track, no PIN."""
+    lt = local(state, now)
+    det = reply_details(reply) if reply is not None else {}
+    f44 = reply.text(44) if reply is not None else ""
+    pan = card.pan if card is not None else kw.pop("pan", "")
+    sig = "unsigned" if op(name).settlement == "debit" or name == "preauth" else ""
+    values: dict[str, Any] = {
+        "stan": stan,
+        "batch": state.batch,
+        "operation": name,
+        "amount": amount,
+        "pan": pan,
+        "expiry": (card.expiry if card is not None else "") or "",
+        "entry_mode": request.text(22),
+        "card_org": det.get("card_org", "CUP"),
+        "rrn": det.get("rrn", ""),
+        "auth_code": det.get("auth_code", ""),
+        "response_code": reply.text(39) if reply is not None else "",
+        "date": det.get("date") or lt.strftime("%m%d"),
+        "time": det.get("time") or lt.strftime("%H%M%S"),
+        "at": lt.replace(microsecond=0).isoformat(),
+        "operator": operator,
+        "signature": sig,
+        "card_seq": request.text(23),
+        "icc": request.data(55) or b"",
+        "issuer_bank": f44[0:11].strip(),
+        "acquirer_bank": f44[11:22].strip(),
+        "settlement_date": reply.text(15) if reply is not None else "",
+    }
+    values.update(kw)
+    return TxnEntry(**values)
+
+
+def masked(card: Card | None) -> str:
+    return mask_pan(card.pan) if card is not None and card.pan else ""

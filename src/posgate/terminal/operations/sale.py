@@ -1,0 +1,66 @@
+"""Sale (消费, 0200/0210, 000000, 25 = 00, 60.1 = 22; spec 3.6). Reversible, MAC'd.
+
+The card data becomes fields 2/14/22/23/35/36/55 (tracks TDK-encrypted under scheme 004),
+the PIN a format-0 block under the PIK in 52 with 26 = 12 and 53. An approved sale enters the
+batch log (debit; ``unsigned`` until its e-signature goes up); an IC reply carrying issuer
+scripts (71/72) queues a script-result advice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from posgate.iso8583 import TLV, Message
+from posgate.terminal.operations import financial
+from posgate.terminal.operations.base import Flow, Input, Step, TerminalError, entry_from
+from posgate.terminal.state import TerminalState
+
+NAME = "sale"
+
+
+def validate(state: TerminalState, inp: Input) -> None:
+    if inp.card is None or not inp.card.pan:
+        raise TerminalError("请刷卡 / a card is required")
+    if inp.amount <= 0:
+        raise TerminalError("请输入金额 / the amount must be above 0.00")
+
+
+def script_id(reply: Message) -> str:
+    """``pending:<id>`` when the reply's field 55 carries issuer scripts (71/72), else ""."""
+    icc = reply.get(55)
+    if not isinstance(icc, TLV):
+        return ""
+    for tag, value in icc.items:
+        if tag in ("71", "72"):
+            sid = value.get("9F18") if isinstance(value, TLV) else None
+            return "pending:" + (sid.hex().upper() if isinstance(sid, bytes) else "00000000")
+    return ""
+
+
+def record(
+    state: TerminalState, flow: Flow, request: Message, reply: Message, now: datetime
+) -> TerminalState:
+    inp = flow.input
+    entry = entry_from(
+        state, now, NAME, request.text(11), int(request.text(4)), inp.card, request, reply, inp.operator
+    )
+    entry = replace(entry, script=script_id(reply))
+    return state.with_txn(entry)
+
+
+def build(state: TerminalState, flow: Flow, step: Step, now: datetime) -> tuple[TerminalState, Flow, Any]:
+    return financial.build_request(state, flow, NAME, now, flow.input.card, flow.input.amount)
+
+
+def on_reply(
+    state: TerminalState, flow: Flow, step: Step, reply: Message, now: datetime
+) -> tuple[TerminalState, Flow]:
+    return financial.handle_reply(state, flow, step, reply, now, NAME, record)
+
+
+def on_timeout(
+    state: TerminalState, flow: Flow, step: Step, now: datetime, reason: str
+) -> tuple[TerminalState, Flow]:
+    return financial.handle_timeout(state, flow, step, now, reason, NAME)
