@@ -33,9 +33,9 @@ class Message(Mapping[int, FieldValue]):
     def _trusted(cls, mti: str, fields: dict[int, FieldValue], raw: bytes | None) -> Message:
         # The decoder's fast path: the dict is fresh and owned by the new message.
         m = cls.__new__(cls)
-        object.__setattr__(m, "mti", mti)
-        object.__setattr__(m, "_fields", fields)
-        object.__setattr__(m, "raw", raw)
+        _set_mti(m, mti)
+        _set_fields(m, fields)
+        _set_raw(m, raw)
         return m
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -101,3 +101,10 @@ class Message(Mapping[int, FieldValue]):
         if self.raw is None:
             raise ValueError("mac_block() needs a message decoded from the wire")
         return self.raw[:-8] if 64 in self._fields else self.raw
+
+
+# The slots' own setters: the decoder builds a Message per message, and these skip both the
+# immutability guard and the attribute lookup of ``object.__setattr__``.
+_set_mti = Message.__dict__["mti"].__set__
+_set_fields = Message.__dict__["_fields"].__set__
+_set_raw = Message.__dict__["raw"].__set__

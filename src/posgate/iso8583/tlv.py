@@ -4,7 +4,8 @@ A :class:`TLV` is an immutable, ordered list of items that keeps the exact bytes
 from, so a decoded field re-encodes to the identical bytes even when the sender used long-form
 lengths or tags we do not know. Tags are upper-case hex strings (``"9F26"``); multi-byte tags
 follow the BER rule (low five bits all set → more tag bytes; bit 8 set → another byte follows).
-A constructed tag (bit 6 of the first byte) holds a nested :class:`TLV`.
+A constructed tag (bit 6 of the first byte) holds a nested :class:`TLV` — except tags whose
+first byte is ``FF``, CUP's private receipt elements, which are primitive (3.13).
 """
 
 from __future__ import annotations
@@ -17,35 +18,50 @@ from posgate.iso8583.errors import CodecError
 Value = Union[bytes, "TLV"]
 
 
-def _read_tag(buf: bytes, p: int, path: str) -> tuple[str, int, bool]:
+# Tag strings by first byte (one-byte tags) and by first two bytes (two-byte tags): decoding
+# field 55 builds a tag string per item, so these are looked up, not formatted.
+_TAG1 = [f"{b:02X}" for b in range(256)]
+_TAG2 = {(f << 8) | s: f"{f:02X}{s:02X}" for f in range(256) if f & 0x1F == 0x1F for s in range(0x80)}
+
+# CUP's e-signature receipt elements FF00..FF70 (cup-pos-8583.md 3.13) have the constructed bit
+# set in their first byte but carry plain values (GBK text, BCD dates): a first byte FF is
+# primitive in this codec.
+_PRIMITIVE_CONSTRUCTED = 0xFF
+
+
+def _is_constructed(first: int) -> bool:
+    return bool(first & 0x20) and first != _PRIMITIVE_CONSTRUCTED
+
+
+def _read_tag(buf: bytes, p: int, path: str, base: int = 0) -> tuple[str, int, bool]:
     end = len(buf)
     if p >= end:
-        raise CodecError(path, "a TLV tag", p)
+        raise CodecError(path, "a TLV tag", base + p)
     first = buf[p]
     q = p + 1
     if first & 0x1F == 0x1F:
         while True:
             if q >= end:
-                raise CodecError(path, "the rest of a multi-byte TLV tag", q)
+                raise CodecError(path, "the rest of a multi-byte TLV tag", base + q)
             b = buf[q]
             q += 1
             if not b & 0x80:
                 break
-    return buf[p:q].hex().upper(), q, bool(first & 0x20)
+    return buf[p:q].hex().upper(), q, _is_constructed(first)
 
 
-def _read_len(buf: bytes, p: int, path: str) -> tuple[int, int]:
+def _read_len(buf: bytes, p: int, path: str, base: int = 0) -> tuple[int, int]:
     end = len(buf)
     if p >= end:
-        raise CodecError(path, "a TLV length", p)
+        raise CodecError(path, "a TLV length", base + p)
     b = buf[p]
     if b < 0x80:
         return b, p + 1
     n = b & 0x7F
     if n == 0 or n > 3:
-        raise CodecError(path, "a BER length of 1 to 3 bytes", p)
+        raise CodecError(path, "a BER length of 1 to 3 bytes", base + p)
     if p + 1 + n > end:
-        raise CodecError(path, "the bytes of a long-form TLV length", p)
+        raise CodecError(path, "the bytes of a long-form TLV length", base + p)
     return int.from_bytes(buf[p + 1 : p + 1 + n], "big"), p + 1 + n
 
 
@@ -83,20 +99,20 @@ class TLV:
         raise AttributeError("TLV is immutable")
 
     @classmethod
+    def _trusted(cls, items: tuple[tuple[str, Value], ...], raw: bytes) -> TLV:
+        t = cls.__new__(cls)
+        object.__setattr__(t, "items", items)
+        object.__setattr__(t, "raw", raw)
+        return t
+
+    @classmethod
     def decode(cls, buf: bytes, path: str = "55", base: int = 0) -> TLV:
-        """Parse ``buf`` completely; errors name ``path.TAG`` and the absolute offset."""
-        items: list[tuple[str, Value]] = []
-        p, end = 0, len(buf)
-        while p < end:
-            tag, q, constructed = _read_tag(buf, p, path)
-            sub = f"{path}.{tag}"
-            length, q = _read_len(buf, q, sub)
-            if q + length > end:
-                raise CodecError(sub, f"{length} value bytes, found {end - q}", base + q)
-            value = buf[q : q + length]
-            items.append((tag, cls.decode(value, sub, base + q) if constructed else value))
-            p = q + length
-        return cls(items, raw=bytes(buf))
+        """Parse ``buf`` completely; errors name ``path.TAG`` and the absolute offset
+        (``base`` is the offset of ``buf`` in the message body)."""
+        items = _decode_common(buf)
+        if items is None:  # something unusual or wrong: the careful path parses it or says what
+            items = _decode_careful(buf, path, base)
+        return cls._trusted(items, bytes(buf))
 
     def get(self, tag: str, default: Value | None = None) -> Value | None:
         tag = tag.upper()
@@ -140,3 +156,52 @@ class TLV:
                 yield from value.walk(prefix + tag + ".")
             else:
                 yield prefix + tag, value
+
+
+def _decode_common(buf: bytes) -> tuple[tuple[str, Value], ...] | None:
+    """The common case, fast: one- and two-byte tags, one-byte lengths. ``None`` for anything
+    else (long-form lengths, longer tags, malformed data)."""
+    items: list[tuple[str, Value]] = []
+    append = items.append
+    tag1, tag2 = _TAG1, _TAG2
+    p, end = 0, len(buf)
+    try:
+        while p < end:
+            first = buf[p]
+            if first & 0x1F != 0x1F:
+                tag = tag1[first]
+                length = buf[p + 1]
+                q = p + 2
+            else:
+                tag = tag2[(first << 8) | buf[p + 1]]  # KeyError: a third tag byte follows
+                length = buf[p + 2]
+                q = p + 3
+            r = q + length
+            if length & 0x80 or r > end:
+                return None
+            if first & 0x20 and first != _PRIMITIVE_CONSTRUCTED:
+                inner = _decode_common(buf[q:r])
+                if inner is None:
+                    return None
+                append((tag, TLV._trusted(inner, buf[q:r])))
+            else:
+                append((tag, buf[q:r]))
+            p = r
+    except (IndexError, KeyError):
+        return None
+    return tuple(items)
+
+
+def _decode_careful(buf: bytes, path: str, base: int) -> tuple[tuple[str, Value], ...]:
+    items: list[tuple[str, Value]] = []
+    p, end = 0, len(buf)
+    while p < end:
+        tag, q, constructed = _read_tag(buf, p, path, base)
+        sub = f"{path}.{tag}"
+        length, q = _read_len(buf, q, sub, base)
+        if q + length > end:
+            raise CodecError(sub, f"{length} value bytes, found {end - q}", base + q)
+        value = buf[q : q + length]
+        items.append((tag, TLV.decode(value, sub, base + q) if constructed else value))
+        p = q + length
+    return tuple(items)
