@@ -19,6 +19,7 @@ from posgate.dialect.fields import (
     Field61,
     Field63,
     SettlementTotals,
+    batch_end_count,
     parse_parameters,
     parse_terminal_info,
 )
@@ -96,7 +97,7 @@ def _sub_rows(msg: Message, number: int, value: Any) -> list[dict[str, str]]:
             add(f"48.{side}", "credit amount/count", f"{s.credit_amount}/{s.credit_count}")
             add(f"48.{side}", "settle flag", s.flag)
     elif number == 48 and mti in ("0320", "0330") and nmic in ("207", "202"):
-        add("48", "transactions uploaded", int(value))
+        add("48", "transactions uploaded", batch_end_count(value))
     elif number == 48 and mti == "0320" and nmic == "201":
         for i, e in enumerate(BatchUploadEntries.parse(value).entries, start=1):
             add(f"48.{i}", "foreign" if e.foreign else "CUP", f"STAN {e.stan} PAN {mask_pan(e.pan)} amount {e.amount}")

@@ -12,8 +12,13 @@ from dataclasses import dataclass, field
 from posgate.iso8583 import CodecError
 
 
+def _isdigits(s: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts ``²`` and other digits ``int`` refuses."""
+    return s.isascii() and s.isdigit()
+
+
 def _digits(path: str, s: str, length: int) -> str:
-    if len(s) != length or not s.isdigit():
+    if len(s) != length or not _isdigits(s):
         raise CodecError(path, f"{length} digits")
     return s
 
@@ -37,7 +42,7 @@ class Field60:
     def parse(cls, s: str) -> Field60:
         if len(s) < 11:
             raise CodecError("60", "at least 11 digits (60.1 + 60.2 + 60.3)")
-        if not s.isdigit():
+        if not _isdigits(s):
             raise CodecError("60", "digits")
         rest = s[11:]
         if len(rest) not in (0, 1, 2, 3, 6):
@@ -47,7 +52,7 @@ class Field60:
     def format(self) -> str:
         out = _digits("60.1", self.type_code, 2) + _digits("60.2", self.batch_no, 6) + _digits("60.3", self.nmic, 3)
         tail = self.read_capability + self.chip_condition + self.partial_approval + self.account_type
-        if tail and not tail.isdigit():
+        if tail and not _isdigits(tail):
             raise CodecError("60.4", "digits")
         return out + tail
 
@@ -66,7 +71,7 @@ class Field61:
 
     @classmethod
     def parse(cls, s: str) -> Field61:
-        if len(s) not in (12, 16, 18, 29) or not s.isdigit():
+        if len(s) not in (12, 16, 18, 29) or not _isdigits(s):
             raise CodecError("61", "12, 16, 18 or 29 digits")
         return cls(s[0:6], s[6:12], s[12:16], s[16:18], s[18:29])
 
@@ -100,7 +105,7 @@ class SettlementTotals:
 
     @classmethod
     def parse(cls, s: str) -> SettlementTotals:
-        if len(s) != 62 or not s.isdigit():
+        if len(s) != 62 or not _isdigits(s):
             raise CodecError("48", "62 digits of settlement totals")
 
         def side(t: str) -> SideTotals:
@@ -118,7 +123,7 @@ class SettlementTotals:
             ):
                 if not 0 <= v < 10**width:
                     raise CodecError(f"48.{name}_{what}", f"0..{10**width - 1}")
-            if len(t.flag) != 1 or not t.flag.isdigit():
+            if len(t.flag) != 1 or not _isdigits(t.flag):
                 raise CodecError(f"48.{name}_flag", "one digit")
             return f"{t.debit_amount:012d}{t.debit_count:03d}{t.credit_amount:012d}{t.credit_count:03d}{t.flag}"
 
@@ -144,7 +149,7 @@ class BatchUploadEntries:
 
     @classmethod
     def parse(cls, s: str) -> BatchUploadEntries:
-        if len(s) < 2 or not s.isdigit():
+        if len(s) < 2 or not _isdigits(s):
             raise CodecError("48", "a 2-digit entry count")
         count = int(s[:2])
         if not 1 <= count <= cls.MAX or len(s) != 2 + 40 * count:
@@ -162,7 +167,7 @@ class BatchUploadEntries:
             raise CodecError("48", f"1..{self.MAX} batch-upload entries")
         out = [f"{len(self.entries):02d}"]
         for i, e in enumerate(self.entries):
-            if len(e.pan) > 20 or not e.pan.isdigit():
+            if len(e.pan) > 20 or not _isdigits(e.pan):
                 raise CodecError(f"48.{i + 1}.pan", "up to 20 digits")
             out.append(("01" if e.foreign else "00") + _digits(f"48.{i + 1}.stan", e.stan, 6) + e.pan.zfill(20) + f"{e.amount:012d}")
         return "".join(out)
@@ -269,7 +274,7 @@ class Balance:
 
     @classmethod
     def parse(cls, s: str) -> Balance:
-        if len(s) != 20 or s[7] not in "CD" or not s[8:].isdigit():
+        if len(s) != 20 or s[7] not in "CD" or not _isdigits(s[8:]):
             raise CodecError("54", "20 characters: type n2, amount type n2, currency n3, C/D, amount n12")
         amount = int(s[8:])
         return cls(amount if s[7] == "C" else -amount, s[4:7], s[0:2], s[2:4])

@@ -77,7 +77,7 @@ _FINANCIAL = {(o.mti, o.processing_code, o.condition_code, o.type_code): o.name 
 def identify(msg: Message) -> Operation | None:
     """The operation a request carries, or None when the combination of codes is not CUP."""
     mti = msg.mti
-    if len(mti) == 4 and mti.isdigit() and int(mti[2]) % 2 == 1:
+    if len(mti) == 4 and mti.isascii() and mti.isdigit() and int(mti[2]) % 2 == 1:
         mti = f"{int(mti) - 10:04d}"  # a reply carries its request's codes
     f60 = msg.text(60)
     type_code, nmic = f60[0:2], f60[8:11]
