@@ -66,7 +66,9 @@ class Host:
             fields[62] = f62
         return CODEC.encode(Message("0810", fields))
 
-    def reply(self, req: Message, code: str = "00", *, mac: bool | None = None, bad_mac: bool = False, **over: Any) -> bytes:
+    def reply(
+        self, req: Message, code: str = "00", *, mac: bool | None = None, bad_mac: bool = False, **over: Any
+    ) -> bytes:
         """A generic reply: echoes, 12/13/37/38/39, 63 card org, MAC when approved and asked."""
         self.sent.append(req)
         if req.mti == "0800" and req.text(60)[8:11] in ("001", "003", "004") and not over:
@@ -112,7 +114,9 @@ def settle_flags(req: Message, domestic: str, foreign: str) -> str:
     ).format()
 
 
-def run(state: TerminalState, inp: Input, host: Host, now: datetime = NOW, script: Any = None) -> tuple[TerminalState, Any, list[Send]]:
+def run(
+    state: TerminalState, inp: Input, host: Host, now: datetime = NOW, script: Any = None
+) -> tuple[TerminalState, Any, list[Send]]:
     """Drive a flow to the end. ``script(send, host)`` may return bytes, "timeout" or None
     (None = the host's default reply)."""
     state, out = machine.start(state, inp, now)

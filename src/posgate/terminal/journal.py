@@ -1,0 +1,449 @@
+"""The terminal's durable journal: one SQLite file per terminal under a state directory.
+
+Theory of operation: the core (:mod:`posgate.terminal.machine`) works on immutable
+:class:`~posgate.terminal.state.TerminalState` values; the shell calls :meth:`Journal.save`
+with every new state **before** it sends the request that state goes with, so the reversal
+record of section 8 is on disk before the request leaves and a power loss between send and
+reply leads to the reversal after restart (:meth:`Journal.load`). ``save`` compares the state
+with the one it last wrote and writes only what changed, in one short transaction (WAL,
+``synchronous=FULL``: a committed save survives a power cut).
+
+What is kept: the configuration (TID, MID, device serial, key scheme, the TMK — device key
+material, stored but never printed), the working keys (wrapped under the TMK, as the 0810
+carried them), batch, STAN, sign-on date, owed make-up sign-on, clock offset, parameters
+(3.12), the pending reversal (the 0400 without MAC: no track, no PIN block — section 8 removes
+them), the transaction log of every batch (settled ones are kept for reprint and the
+journal listing), e-signatures waiting for upload, the event register (every sign-on attempt
+and its cause, reversal outcomes, settlements) and the operators (argon2 hashes, lockout).
+Track data, PINs and PIN blocks are never written: they exist only in the in-flight flow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from posgate.crypto import WorkingKeys, des_decrypt, des_encrypt
+from posgate.dialect.cup import CODEC
+from posgate.terminal.state import Event, PendingReversal, TerminalConfig, TerminalState, TxnEntry
+
+SCHEMA_VERSION = "1"
+DEFAULT_LOCKOUT_MINUTES = 10
+MAX_FAILED_SIGNINS = 3
+
+DEMO_OPERATORS = (
+    ("99", "sysadmin", "12345678"),
+    ("00", "supervisor", "123456"),
+    ("01", "operator", "0000"),
+    ("02", "operator", "0000"),
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS working_keys (id INTEGER PRIMARY KEY CHECK (id = 1), scheme TEXT NOT NULL,
+    pik BLOB NOT NULL, mak BLOB NOT NULL, tdk BLOB);
+CREATE TABLE IF NOT EXISTS reversal (id INTEGER PRIMARY KEY CHECK (id = 1), body BLOB NOT NULL, operation TEXT NOT NULL,
+    stan TEXT NOT NULL, amount INTEGER NOT NULL, category TEXT NOT NULL, attempts INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS txns (batch TEXT NOT NULL, stan TEXT NOT NULL, settled INTEGER NOT NULL DEFAULT 0,
+    operation TEXT NOT NULL, status TEXT NOT NULL, at TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (batch, stan));
+CREATE TABLE IF NOT EXISTS signatures (stan TEXT PRIMARY KEY, jbig BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL,
+    cause TEXT NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS operators (code TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL,
+    failed INTEGER NOT NULL DEFAULT 0, locked_until TEXT);
+"""
+
+_SCALARS = ("batch", "stan", "signed_on_date", "sign_on_owed", "clock_offset", "key_scheme")
+
+
+class OperatorError(ValueError):
+    """Operator sign-in or management refused; the message is what the cashier sees."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    code: str
+    role: str  # sysadmin | supervisor | operator
+    failed: int
+    locked_until: str | None
+
+
+def _hasher() -> Any:
+    from argon2 import PasswordHasher
+
+    # OWASP's minimum argon2id profile: cheap enough for a terminal, still memory-hard.
+    return PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+
+
+def _config_json(c: TerminalConfig) -> str:
+    d = asdict(c)
+    d["tmk"] = c.tmk.hex().upper()
+    return json.dumps(d, ensure_ascii=False, sort_keys=True)
+
+
+def _config_from(text: str) -> TerminalConfig:
+    d = json.loads(text)
+    d["tmk"] = bytes.fromhex(d["tmk"])
+    known = {f.name for f in fields(TerminalConfig)}
+    return TerminalConfig(**{k: v for k, v in d.items() if k in known})
+
+
+def _entry_json(t: TxnEntry) -> str:
+    d = asdict(t)
+    d["icc"] = t.icc.hex()
+    return json.dumps(d, ensure_ascii=False, sort_keys=True)
+
+
+def _entry_from(text: str) -> TxnEntry:
+    d = json.loads(text)
+    d["icc"] = bytes.fromhex(d.get("icc", ""))
+    known = {f.name for f in fields(TxnEntry)}
+    return TxnEntry(**{k: v for k, v in d.items() if k in known})
+
+
+def journal_path(directory: Path, terminal_id: str) -> Path:
+    return Path(directory) / f"terminal-{terminal_id}.sqlite"
+
+
+class Journal:
+    """One terminal's journal. Not thread-safe; one process writes it at a time."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, created: bool) -> None:
+        self.path = path
+        self.conn = conn
+        self.created = created  # True when this open made the file (first use of the state dir)
+        self._last: TerminalState | None = None
+        self._events_written: tuple[Event, ...] = ()
+
+    # ------------------------------------------------------------------ open / close
+    @classmethod
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        terminal_id: str | None = None,
+        config: TerminalConfig | None = None,
+    ) -> Journal:
+        """Open (or create) the journal of ``terminal_id`` (or ``config.terminal_id``) in
+        ``directory``. Without either, the directory's only journal is opened, or a new one
+        for ``TerminalConfig()`` (the demo terminal)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tid = terminal_id or (config.terminal_id if config else None)
+        if tid is None:
+            found = sorted(d.glob("terminal-*.sqlite"))
+            tid = (
+                found[0].name[len("terminal-") : -len(".sqlite")]
+                if len(found) == 1
+                else TerminalConfig().terminal_id
+            )
+        path = journal_path(d, tid)
+        created = not path.exists()
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+        if created:
+            os.chmod(path, 0o600)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(_SCHEMA)
+        j = cls(path, conn, created)
+        if created or j._meta("config") is None:
+            with j._tx():
+                j._set_meta("schema", SCHEMA_VERSION)
+                j._set_meta("config", _config_json(config or TerminalConfig(terminal_id=tid)))
+        return j
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def _meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ------------------------------------------------------------------ config
+    @property
+    def config(self) -> TerminalConfig:
+        text = self._meta("config")
+        return _config_from(text) if text else TerminalConfig()
+
+    def set_config(self, config: TerminalConfig) -> None:
+        with self._tx():
+            self._set_meta("config", _config_json(config))
+        if self._last is not None:
+            self._last = replace(self._last, config=config)
+
+    def get(self, key: str, default: str = "") -> str:
+        v = self._meta("x." + key)
+        return default if v is None else v
+
+    def put(self, key: str, value: str) -> None:
+        with self._tx():
+            self._set_meta("x." + key, value)
+
+    # ------------------------------------------------------------------ state
+    def load(self) -> TerminalState:
+        """The terminal as last saved (no flow in progress: an interrupted request's
+        reversal, if any, is pending)."""
+        c = self.conn
+        config = self.config
+        kw: dict[str, Any] = {"config": config}
+        for k in _SCALARS:
+            v = self._meta("s." + k)
+            if v is not None:
+                kw[k] = int(v) if k in ("stan", "clock_offset") else v
+        params = self._meta("s.params")
+        kw["params"] = json.loads(params) if params else {}
+        last = self._meta("s.last_settlement")
+        kw["last_settlement"] = json.loads(last) if last else {}
+        row = c.execute("SELECT scheme, pik, mak, tdk FROM working_keys WHERE id = 1").fetchone()
+        if row is not None:
+            tmk = config.tmk
+            kw["keys"] = WorkingKeys(
+                pik=des_decrypt(tmk, row[1]),
+                mak=des_decrypt(tmk, row[2]),
+                tdk=des_decrypt(tmk, row[3]) if row[3] else None,
+            )
+        row = c.execute(
+            "SELECT body, operation, stan, amount, category, attempts, created_at FROM reversal WHERE id = 1"
+        ).fetchone()
+        if row is not None:
+            kw["reversal"] = PendingReversal(
+                CODEC.decode(bytes(row[0])), row[1], row[2], row[3], row[4], row[5], row[6]
+            )
+        kw["txns"] = tuple(
+            _entry_from(r[0]) for r in c.execute("SELECT data FROM txns WHERE settled = 0 ORDER BY rowid")
+        )
+        kw["signatures"] = {
+            r[0]: bytes(r[1]) for r in c.execute("SELECT stan, jbig FROM signatures ORDER BY rowid")
+        }
+        state = TerminalState(**kw)
+        self._last = state
+        self._events_written = ()
+        return state
+
+    def save(self, state: TerminalState) -> TerminalState:
+        """Persist what changed since the last save; returns ``state`` with its events drained."""
+        last = self._last
+        with self._tx() as c:
+            if last is None or last.config != state.config:
+                self._set_meta("config", _config_json(state.config))
+            for k in _SCALARS:
+                if last is None or getattr(last, k) != getattr(state, k):
+                    self._set_meta("s." + k, str(getattr(state, k)))
+            if last is None or last.params != state.params:
+                self._set_meta("s.params", json.dumps(dict(state.params), ensure_ascii=False))
+            if last is None or last.last_settlement != state.last_settlement:
+                self._set_meta(
+                    "s.last_settlement", json.dumps(dict(state.last_settlement), ensure_ascii=False)
+                )
+            if last is None or last.keys is not state.keys:
+                c.execute("DELETE FROM working_keys")
+                k = state.keys
+                if k is not None:
+                    tmk = state.config.tmk
+                    c.execute(
+                        "INSERT INTO working_keys(id, scheme, pik, mak, tdk) VALUES (1, ?, ?, ?, ?)",
+                        (
+                            state.key_scheme,
+                            des_encrypt(tmk, k.pik),
+                            des_encrypt(tmk, k.mak),
+                            des_encrypt(tmk, k.tdk) if k.tdk else None,
+                        ),
+                    )
+            if last is None or last.reversal != state.reversal:
+                c.execute("DELETE FROM reversal")
+                r = state.reversal
+                if r is not None:
+                    c.execute(
+                        "INSERT INTO reversal(id, body, operation, stan, amount, category, attempts, created_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            CODEC.encode(r.message),
+                            r.operation,
+                            r.stan,
+                            r.amount,
+                            r.category,
+                            r.attempts,
+                            r.created_at,
+                        ),
+                    )
+            if last is None or last.txns is not state.txns:
+                old = {(t.batch, t.stan): t for t in (last.txns if last else ())}
+                new_keys = set()
+                for t in state.txns:
+                    key = (t.batch, t.stan)
+                    new_keys.add(key)
+                    if old.get(key) != t:
+                        c.execute(
+                            "INSERT INTO txns(batch, stan, settled, operation, status, at, data) VALUES (?, ?, 0, ?, ?, ?, ?) "
+                            "ON CONFLICT(batch, stan) DO UPDATE SET settled = 0, operation = excluded.operation, "
+                            "status = excluded.status, at = excluded.at, data = excluded.data",
+                            (t.batch, t.stan, t.operation, t.status, t.at, _entry_json(t)),
+                        )
+                for key in old.keys() - new_keys:
+                    c.execute("UPDATE txns SET settled = 1 WHERE batch = ? AND stan = ?", key)
+            if last is None or last.signatures is not state.signatures:
+                before = dict(last.signatures) if last else {}
+                for stan, jbig in state.signatures.items():
+                    if before.get(stan) != jbig:
+                        c.execute("INSERT OR REPLACE INTO signatures(stan, jbig) VALUES (?, ?)", (stan, jbig))
+                for stan in before.keys() - state.signatures.keys():
+                    c.execute("DELETE FROM signatures WHERE stan = ?", (stan,))
+            w = self._events_written
+            same = len(state.events) >= len(w) and all(a is b for a, b in zip(state.events, w, strict=False))
+            new_events = state.events[len(w) :] if w and same else state.events
+            for e in new_events:
+                c.execute(
+                    "INSERT INTO events(at, kind, cause, result, detail) VALUES (?, ?, ?, ?, ?)",
+                    (e.at, e.kind, e.cause, e.result, e.detail),
+                )
+        # A caller that keeps using ``state`` (not the drained copy) must not get its events
+        # written twice: remember the very Event objects written.
+        self._events_written = state.events
+        self._last = state
+        return state.drained()
+
+    # ------------------------------------------------------------------ queries
+    def events(self, kind: str | None = None, limit: int = 200) -> list[Event]:
+        q = "SELECT at, kind, cause, result, detail FROM events"
+        args: tuple[Any, ...] = ()
+        if kind:
+            q += " WHERE kind = ?"
+            args = (kind,)
+        rows = self.conn.execute(q + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [Event(*r) for r in reversed(rows)]
+
+    def transactions(
+        self, *, include_settled: bool = False, batch: str | None = None
+    ) -> list[tuple[TxnEntry, bool]]:
+        q = "SELECT data, settled FROM txns"
+        cond, args = [], []
+        if not include_settled:
+            cond.append("settled = 0")
+        if batch:
+            cond.append("batch = ?")
+            args.append(batch)
+        if cond:
+            q += " WHERE " + " AND ".join(cond)
+        return [(_entry_from(r[0]), bool(r[1])) for r in self.conn.execute(q + " ORDER BY rowid", args)]
+
+    def find(self, stan: str) -> TxnEntry | None:
+        row = self.conn.execute(
+            "SELECT data FROM txns WHERE stan = ? ORDER BY rowid DESC LIMIT 1", (stan.zfill(6),)
+        ).fetchone()
+        return _entry_from(row[0]) if row else None
+
+    # ------------------------------------------------------------------ operators
+    def seed_demo_operators(self) -> None:
+        """The demo operators of demo-data.md (99/00/01/02). Only for a fresh state dir."""
+        for code, role, password in DEMO_OPERATORS:
+            if self.operator(code) is None:
+                self.add_operator(code, role, password)
+
+    def operator(self, code: str) -> Operator | None:
+        row = self.conn.execute(
+            "SELECT code, role, failed, locked_until FROM operators WHERE code = ?", (code,)
+        ).fetchone()
+        return Operator(*row) if row else None
+
+    def operators(self) -> list[Operator]:
+        return [
+            Operator(*r)
+            for r in self.conn.execute("SELECT code, role, failed, locked_until FROM operators ORDER BY code")
+        ]
+
+    def add_operator(self, code: str, role: str, password: str) -> None:
+        if not (len(code) == 2 and code.isdigit()):
+            raise OperatorError("操作员号为两位数字 / the operator code is two digits")
+        if role not in ("sysadmin", "supervisor", "operator"):
+            raise OperatorError("role must be sysadmin, supervisor or operator")
+        if len(password) < 4 or not password.isdigit():
+            raise OperatorError("密码至少4位数字 / the password must be at least 4 digits")
+        if self.operator(code) is not None:
+            raise OperatorError(f"操作员 {code} 已存在 / operator {code} exists")
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO operators(code, role, hash) VALUES (?, ?, ?)",
+                (code, role, _hasher().hash(password)),
+            )
+
+    def set_password(self, code: str, password: str) -> None:
+        if len(password) < 4 or not password.isdigit():
+            raise OperatorError("密码至少4位数字 / the password must be at least 4 digits")
+        if self.operator(code) is None:
+            raise OperatorError(f"无此操作员 / no operator {code}")
+        with self._tx() as c:
+            c.execute(
+                "UPDATE operators SET hash = ?, failed = 0, locked_until = NULL WHERE code = ?",
+                (_hasher().hash(password), code),
+            )
+
+    def verify_operator(
+        self, code: str, password: str, now: datetime, *, role: str | None = None
+    ) -> Operator:
+        """Check a password; 3 failures in a row lock the operator for N minutes (x.lockout_minutes)."""
+        from argon2.exceptions import VerificationError
+
+        op = self.operator(code)
+        if op is None:
+            raise OperatorError(f"无此操作员 / no operator {code}")
+        if role is not None and op.role != role:
+            raise OperatorError(
+                f"操作员 {code} 不是{'主管' if role == 'supervisor' else role} / operator {code} is not a {role}"
+            )
+        if op.locked_until and datetime.fromisoformat(op.locked_until) > now:
+            raise OperatorError(
+                f"操作员已锁定，请于 {op.locked_until[:19]} 后重试 / operator {code} is locked until {op.locked_until[:19]}"
+            )
+        row = self.conn.execute("SELECT hash FROM operators WHERE code = ?", (code,)).fetchone()
+        try:
+            _hasher().verify(row[0], password)
+        except VerificationError:
+            failed = op.failed + 1
+            locked = None
+            if failed >= MAX_FAILED_SIGNINS:
+                minutes = int(self.get("lockout_minutes", str(DEFAULT_LOCKOUT_MINUTES)))
+                locked = (now + timedelta(minutes=minutes)).isoformat()
+                failed = 0
+            with self._tx() as c:
+                c.execute(
+                    "UPDATE operators SET failed = ?, locked_until = ? WHERE code = ?", (failed, locked, code)
+                )
+            if locked:
+                raise OperatorError(
+                    f"密码错误次数过多，操作员已锁定 / too many wrong passwords: operator {code} locked for a while"
+                ) from None
+            raise OperatorError(
+                f"密码错 / wrong password for operator {code} ({MAX_FAILED_SIGNINS - failed} tries left)"
+            ) from None
+        if op.failed or op.locked_until:
+            with self._tx() as c:
+                c.execute("UPDATE operators SET failed = 0, locked_until = NULL WHERE code = ?", (code,))
+        return Operator(op.code, op.role, 0, None)
