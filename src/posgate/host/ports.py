@@ -62,6 +62,8 @@ class TerminalRecord:
     resign_reason: str | None
     params: dict[str, Any]
     params_pending: bool
+    # Added by the host core (additive): field 62 of the last 0820/362 status upload, decoded.
+    last_status_upload: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,21 @@ class TxnRecord:
     signed: bool = False
     operator: str | None = None
     source: str = "terminal"
+    # Added by the host core (additive): the settlement whose batch upload matched this record.
+    settlement_id: int | None = None
+
+
+# Transaction ``status`` values written by the host core:
+#   approved | declined | reversed | voided | refunded | partially_refunded | completed | adjusted
+#   rejected — refused at the gate (unknown terminal, 03, 22, A0, 30...) before anything was
+#             executed; a later message with the same TID + batch + STAN + MTI replaces it
+#             (update_transaction) instead of being treated as a retransmission (D8).
+# ``card_activity`` / ``merchant_activity`` count records whose operation is in
+# DEBIT_ACTIVITY_OPERATIONS, response_code "00" and status in ACTIVE_STATUSES.
+DEBIT_ACTIVITY_OPERATIONS = frozenset(
+    {"sale", "preauth", "completion", "completion_advice", "offline_settlement", "settlement_adjust", "tip_adjust"}
+)
+ACTIVE_STATUSES = frozenset({"approved", "voided", "refunded", "partially_refunded", "completed", "adjusted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +199,7 @@ class HostStore(Protocol):
     def record_sign_on(self, entry: SignOnEntry) -> None: ...
 
     # -- transactions
+    def transaction(self, txn_id: int) -> TxnRecord | None: ...  # added by the host core
     def find_message(self, terminal_id: str, batch_no: str, stan: str, mti: str) -> TxnRecord | None: ...
     def find_by_stan(self, terminal_id: str, batch_no: str, stan: str) -> Sequence[TxnRecord]: ...
     def find_by_rrn(self, rrn: str) -> Sequence[TxnRecord]: ...
@@ -226,7 +244,11 @@ class IssuerRequest:
     """What the acquirer asks of the issuer. The PIN travels as a block under ``pin_key``
     (the issuer-side zone key); the issuer never sees the terminal's PIK."""
 
-    kind: str  # balance | debit | credit | hold | release_hold | capture_hold | reverse_debit | reverse_credit
+    # balance | debit | credit | hold | release_hold | capture_hold | reverse_debit | reverse_credit
+    # added by the host core: force_debit (offline advices: no PIN/limit/balance check),
+    # reverse_capture (undo capture_hold: credit ``amount``, hold ``hold_amount`` again),
+    # reverse_release (undo release_hold: hold ``amount`` again)
+    kind: str
     pan: str = field(repr=False)
     expiry: str | None
     amount: int
@@ -247,7 +269,43 @@ class IssuerResult:
 
 
 class Issuer(Protocol):
+    # Added by the host core (additive): the PIN zone key shared by acquirer and issuer; the
+    # pipeline translates field 52 from the terminal's PIK to this key (never stores it).
+    @property
+    def zone_key(self) -> bytes: ...
+
     def authorize(self, request: IssuerRequest, now: datetime) -> IssuerResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    """A card held by the built-in issuer (table ``cards``). Added by the host core."""
+
+    id: int
+    pan_hash: str
+    pan_masked: str
+    expiry: str  # YYMM
+    kind: str  # debit | credit
+    organisation: str  # CUP | VIS ...
+    chip: bool
+    state: str  # active | lost | stolen | restricted | blocked
+    balance: int  # fen; credit cards: available credit
+    held: int
+    per_txn_limit: int | None
+    pin_verifier: str = field(repr=False)
+    pin_tries: int = 0
+    pin_tries_day: str | None = None
+
+
+class IssuerStore(Protocol):
+    """What the built-in issuer reads and writes (added by the host core). Same unit of work
+    as the :class:`HostStore`; the SQL store implements both on one connection."""
+
+    def card(self, pan_hash: str) -> CardRecord | None: ...
+    def update_card(self, pan_hash: str, **changes: Any) -> None: ...
+    def pan_hash(self, pan: str) -> str: ...
+    def pin_verifier(self, pan: str, pin: str) -> str: ...  # HMAC(local master key, pan || pin)
+    def next_auth_code(self) -> str: ...
 
 
 @dataclass(frozen=True)

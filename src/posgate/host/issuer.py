@@ -1,0 +1,141 @@
+"""The built-in issuer: the default :class:`~posgate.host.ports.Issuer`, a card-issuing bank
+simulated over an :class:`~posgate.host.ports.IssuerStore` (the ``cards`` table).
+
+Theory of operation
+-------------------
+One method, :meth:`BuiltinIssuer.authorize`, answers one :class:`IssuerRequest` with an
+:class:`IssuerResult`. The rules are demo-data.md's, in this order:
+
+1. unknown PAN → ``14``;
+2. undo requests (``reverse_*``) are applied without any check — they give back what an
+   earlier approval took;
+3. card state: lost ``41``, stolen ``43``, restricted ``62``, any other non-active ``05``;
+   expired (card expiry YYMM before the current month) ``54``;
+4. ``force_debit`` (offline advices) posts now: the money already moved at the counter;
+5. PIN, when a block is sent (decrypted with the zone key, compared through the store's
+   verifier, never stored): wrong → ``55``; the third wrong PIN of the day → ``75`` and the
+   PIN stays blocked (``75``) until the next day; a right PIN resets the count;
+6. per-transaction limit ``61``; 7. available balance (balance − held) ``51``.
+
+A card state or limit is always checked before the balance. Approvals take an auth code
+from the store (unique across host processes). The organisation (``CUP``, ``VIS``...) comes
+back in every answer about a known card: it decides domestic vs foreign totals (9.1).
+
+Must never: log or raise with a PAN or PIN; keep a PIN block; read the clock (``now`` is
+passed in) or a random source (the zone key is passed in, or drawn from ``randbytes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from posgate.crypto import CryptoError, decrypt_pin, generate_working_keys
+from posgate.host.context import zone
+from posgate.host.ports import CardRecord, IssuerRequest, IssuerResult, IssuerStore
+
+PIN_TRIES = 3
+_STATE_CODES = {"lost": "41", "stolen": "43", "restricted": "62"}
+_UNDO = frozenset({"reverse_debit", "reverse_credit", "reverse_capture", "reverse_release"})
+
+
+class BuiltinIssuer:
+    def __init__(self, store: IssuerStore, zone_key: bytes, timezone: str = "Asia/Shanghai") -> None:
+        self._store = store
+        self._zone_key = zone_key
+        self._tz = zone(timezone)  # the issuer's business day (PIN tries, expiry month)
+
+    @classmethod
+    def with_random_zone_key(cls, store: IssuerStore, randbytes: Callable[[int], bytes],
+                             timezone: str = "Asia/Shanghai") -> BuiltinIssuer:  # fmt: skip
+        """A fresh double-length zone key for this process (the built-in issuer lives in it)."""
+        return cls(store, generate_working_keys("003", randbytes).pik, timezone)
+
+    @property
+    def zone_key(self) -> bytes:
+        return self._zone_key
+
+    def __repr__(self) -> str:
+        return "BuiltinIssuer()"
+
+    def authorize(self, request: IssuerRequest, now: datetime) -> IssuerResult:
+        store = self._store
+        pan_hash = store.pan_hash(request.pan)
+        card = store.card(pan_hash)
+        if card is None:
+            return IssuerResult("14", organisation="")
+        kind, amount = request.kind, request.amount
+        org = card.organisation
+        bank = f"{org}{request.pan[:6]}"
+
+        def ok(changes: dict[str, object] | None = None, balance: int | None = None) -> IssuerResult:
+            if changes:
+                store.update_card(pan_hash, **changes)
+            code = store.next_auth_code()
+            return IssuerResult("00", code, balance, org, bank)
+
+        def no(code: str) -> IssuerResult:
+            return IssuerResult(code, None, None, org, bank)
+
+        if kind in _UNDO:
+            if kind == "reverse_debit":
+                return ok({"balance": card.balance + amount})
+            if kind == "reverse_credit":
+                return ok({"balance": card.balance - amount})
+            if kind == "reverse_capture":
+                return ok({"balance": card.balance + amount, "held": card.held + request.hold_amount})
+            return ok({"held": card.held + amount})  # reverse_release
+        if card.state != "active":
+            return no(_STATE_CODES.get(card.state, "05"))
+        local = now.astimezone(self._tz)
+        if card.expiry < f"{local.year % 100:02d}{local.month:02d}":
+            return no("54")
+        if kind == "force_debit":
+            return ok({"balance": card.balance - amount})
+        if request.pin_block is not None:
+            refused = self._check_pin(card, request, local.date().isoformat())
+            if refused:
+                return no(refused)
+        available = card.balance - card.held
+        if kind == "balance":
+            return ok(balance=available)
+        if kind in ("credit", "release_hold"):
+            if kind == "credit":
+                return ok({"balance": card.balance + amount}, available + amount)
+            return ok({"held": max(card.held - amount, 0)}, available + min(amount, card.held))
+        if card.per_txn_limit is not None and amount > card.per_txn_limit:
+            return no("61")
+        if kind == "debit":
+            if amount > available:
+                return no("51")
+            return ok({"balance": card.balance - amount}, available - amount)
+        if kind == "hold":
+            if amount > available:
+                return no("51")
+            return ok({"held": card.held + amount}, available - amount)
+        if kind == "capture_hold":
+            released = min(request.hold_amount, card.held)
+            if amount > available + released:
+                return no("51")
+            held = card.held - released
+            return ok({"balance": card.balance - amount, "held": held}, card.balance - amount - held)
+        return no("40")
+
+    def _check_pin(self, card: CardRecord, request: IssuerRequest, today: str) -> str | None:
+        store = self._store
+        tries = card.pin_tries if card.pin_tries_day == today else 0
+        if tries >= PIN_TRIES:
+            return "75"
+        assert request.pin_block is not None
+        try:
+            pin = decrypt_pin(request.pin_key or self._zone_key, request.pin_block, request.pan)
+            right = store.pin_verifier(request.pan, pin) == card.pin_verifier
+        except CryptoError:
+            right = False
+        if right:
+            if card.pin_tries:
+                store.update_card(card.pan_hash, pin_tries=0, pin_tries_day=today)
+            return None
+        tries += 1
+        store.update_card(card.pan_hash, pin_tries=tries, pin_tries_day=today)
+        return "75" if tries >= PIN_TRIES else "55"

@@ -1,0 +1,60 @@
+"""Ask the issuer (port :class:`~posgate.host.ports.Issuer`) and take its answer as the result.
+
+The kind of request comes from the route (``AuthorizeWithIssuer("debit")``) unless an earlier
+participant set ``ctx.extra["issuer_kind"]`` / ``["issuer_amount"]`` / ``["hold_amount"]``
+(adjustments, completions). The transaction's RRN is drawn here, so the issuer sees the same
+reference the terminal will. If a later participant declines, :meth:`abort` undoes an
+approved authorisation with its inverse (jPOS abort semantics).
+"""
+
+from __future__ import annotations
+
+from posgate.host.context import Context
+from posgate.host.pipeline import Participant
+from posgate.host.ports import IssuerRequest
+
+INVERSE = {
+    "debit": "reverse_debit", "force_debit": "reverse_debit", "credit": "reverse_credit",
+    "hold": "release_hold", "release_hold": "reverse_release", "capture_hold": "reverse_capture",
+}  # fmt: skip
+
+
+class AuthorizeWithIssuer(Participant):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def prepare(self, ctx: Context) -> str:
+        if ctx.pan is None:
+            return ctx.decline(self.name, "30", "no card data")
+        kind = ctx.extra.get("issuer_kind", self.kind)
+        amount = ctx.extra.get("issuer_amount", ctx.amount)
+        if ctx.rrn is None:
+            ctx.rrn = ctx.store.next_rrn(ctx.now)
+        original = ctx.original
+        request = IssuerRequest(
+            kind=kind, pan=ctx.pan, expiry=ctx.expiry, amount=amount, pin_block=ctx.pin_block,
+            pin_key=ctx.issuer.zone_key if ctx.pin_block else None, reference=ctx.rrn,
+            original_reference=(original.rrn or "") if original else "",
+            hold_amount=ctx.extra.get("hold_amount", 0),
+        )  # fmt: skip
+        ctx.extra["issuer_request"] = request
+        r = ctx.issuer.authorize(request, ctx.now)
+        ctx.issuer_result = r
+        if r.organisation:
+            ctx.card_organisation = r.organisation
+        if r.response_code != "00":
+            return ctx.decline(self.name, r.response_code, f"issuer: {kind}")
+        ctx.response_code = "00"
+        ctx.auth_code = r.auth_code
+        return ctx.prepared(self.name, f"{kind} {amount}")
+
+    def abort(self, ctx: Context) -> None:
+        request = ctx.extra.get("issuer_request")
+        inverse = INVERSE.get(request.kind) if isinstance(request, IssuerRequest) else None
+        if inverse is None or ctx.issuer_result is None or ctx.issuer_result.response_code != "00":
+            return
+        assert isinstance(request, IssuerRequest)
+        undo = IssuerRequest(kind=inverse, pan=request.pan, expiry=request.expiry, amount=request.amount,
+                             reference=request.reference, hold_amount=request.hold_amount)  # fmt: skip
+        ctx.issuer.authorize(undo, ctx.now)
+        ctx.trace.append([self.name, "ABORT", f"undone with {inverse}"])

@@ -1,0 +1,62 @@
+"""D8 duplicates and STAN reuse, for the operations the host records.
+
+Rules, in order, over the records with this TID + batch (60.2) + STAN:
+
+* same MTI, processed before (status not ``rejected``) and the same request digest (sha256
+  of the whole body) → a retransmission: the stored reply is sent again, nothing is
+  re-executed and nothing is written (vote DONE);
+* same MTI, processed, different content → ``94``, except for a 0400: a repeated reversal
+  is answered by the reversal group (D9: same reply, executed once);
+* a 0400 already on file for this STAN and the request is its original (0100/0200) → the
+  original arrived after its reversal (D9): declined ``12``, never approved;
+* another processed message (other MTI) already uses the STAN, and this is not a 0400 → ``94``.
+
+Runs before the sign-on and MAC checks on purpose: a byte-identical retransmission gets the
+reply it already had (replaying it reveals nothing new and changes nothing), even if the
+terminal's keys changed meanwhile.
+"""
+
+from __future__ import annotations
+
+from hashlib import sha256
+
+from posgate.host.context import Context
+from posgate.host.pipeline import Participant
+
+
+class CheckDuplicate(Participant):
+    def prepare(self, ctx: Context) -> str:
+        msg, t = ctx.msg, ctx.terminal
+        assert msg is not None and t is not None
+        if not ctx.record:
+            return ctx.prepared(self.name, "not a recorded operation")
+        ctx.digest = sha256(ctx.body).hexdigest()
+        rows = ctx.store.find_by_stan(t.terminal_id, ctx.batch_no, ctx.stan)
+        ctx.siblings = rows
+        if not rows:
+            return ctx.prepared(self.name)
+        mti = msg.mti
+        for r in rows:
+            if r.mti == mti:
+                ctx.previous = r
+        prev = ctx.previous
+        if prev is not None and prev.status != "rejected":
+            if prev.request_digest == ctx.digest and prev.reply:
+                ctx.replay = prev.reply
+                ctx.response_code = prev.response_code
+                ctx.record = False
+                return ctx.done(self.name, f"retransmission of #{prev.id}, stored reply sent")
+            if mti != "0400":
+                ctx.record = False  # the key is taken: the attempt goes to the audit log
+                ctx.store.audit(ctx.now, "host", "duplicate_stan", "terminal", t.terminal_id, t.merchant_id,
+                                detail=f"batch {ctx.batch_no} STAN {ctx.stan} MTI {mti}: different content")  # fmt: skip
+                return ctx.decline(self.name, "94", f"STAN reused with different content (#{prev.id})")
+        if mti == "0400":
+            return ctx.prepared(self.name, "reversal")
+        for r in rows:
+            if r.mti == mti or r.status == "rejected":
+                continue
+            if r.mti == "0400":
+                return ctx.decline(self.name, "12", f"reversed before it arrived (D9, #{r.id})")
+            return ctx.decline(self.name, "94", f"STAN already used by {r.mti} #{r.id}")
+        return ctx.prepared(self.name)

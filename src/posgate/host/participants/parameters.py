@@ -1,0 +1,74 @@
+"""Terminal parameters (3.12, D12): download (0800/360, field 62 = tag + fixed-width value)
+and status upload (0820/362).
+
+The parameter set is the terminal's ``params`` (keys are the 2-digit tags of 3.12 or the
+names in :data:`NAMES`) over :data:`DEFAULTS`; tag 22 is always the merchant's name in GBK.
+A download clears ``params_pending`` (header requirement 1, D2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from posgate.dialect.fields import PARAMETER_WIDTHS, STATUS_PREFIX, format_parameters
+from posgate.host.context import Context
+from posgate.host.pipeline import Participant
+from posgate.iso8583 import CodecError
+
+NAMES = {
+    "comm_timeout": "12", "redial_times": "13", "host_phone_1": "14", "host_phone_2": "15",
+    "host_phone_3": "16", "management_phone": "17", "tip_allowed": "18", "tip_percent": "19",
+    "manual_entry": "20", "auto_sign_off": "21", "merchant_name": "22", "reversal_resend_times": "23",
+    "offline_send": "24", "master_key_index": "25", "transaction_enable": "26",
+}  # fmt: skip
+
+# 60 s comm timeout (the common terminal default, section 10), 3 redials, tips off, manual
+# entry on, no auto sign-off, reversal resent 3 times (section 8), offline upload on.
+DEFAULTS: dict[str, str] = {"12": "60", "13": "3", "18": "0", "19": "00", "20": "1", "21": "0", "23": "3",
+                            "24": "1", "25": "0"}  # fmt: skip
+
+
+def parameter_set(params: dict[str, Any], merchant_name: str) -> dict[str, bytes]:
+    out: dict[str, bytes] = {tag: v.encode("ascii") for tag, v in DEFAULTS.items()}
+    for key, value in params.items():
+        tag = NAMES.get(key, key)
+        if tag not in PARAMETER_WIDTHS or tag == "22":
+            continue
+        raw = value if isinstance(value, bytes) else str(value).encode("ascii")
+        if tag in ("12", "19") and raw.isdigit():
+            raw = raw.rjust(2, b"0")
+        out[tag] = raw[: PARAMETER_WIDTHS[tag]]
+    name = merchant_name.encode("gbk", "replace")
+    while len(name) > 40:  # never cut a GBK character in half
+        merchant_name = merchant_name[:-1]
+        name = merchant_name.encode("gbk", "replace")
+    out["22"] = name
+    return out
+
+
+class DownloadParameters(Participant):
+    def prepare(self, ctx: Context) -> str:
+        t, m = ctx.terminal, ctx.merchant
+        assert t is not None and m is not None
+        try:
+            ctx.reply[62] = format_parameters(parameter_set(t.params, m.name))
+        except CodecError as exc:
+            return ctx.decline(self.name, "96", f"bad parameter {exc.field}")
+        if t.params_pending:
+            ctx.store.update_terminal(t.terminal_id, params_pending=False)
+        ctx.requirement = "3" if t.resign_requested else "0"
+        ctx.response_code = "00"
+        return ctx.prepared(self.name)
+
+
+class UploadStatus(Participant):
+    def prepare(self, ctx: Context) -> str:
+        t, msg = ctx.terminal, ctx.msg
+        assert t is not None and msg is not None
+        raw = msg.data(62) or b""
+        status: dict[str, Any] = {"at": ctx.now.isoformat(), "raw": raw.hex()}
+        if raw.startswith(STATUS_PREFIX):
+            status["items"] = raw[len(STATUS_PREFIX) :].decode("ascii", "replace")
+        ctx.store.update_terminal(t.terminal_id, last_status_upload=status)
+        ctx.response_code = "00"
+        return ctx.prepared(self.name)

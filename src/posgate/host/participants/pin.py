@@ -1,0 +1,29 @@
+"""PIN (6.1): translate field 52 from the terminal's PIK to the issuer's zone key; the clear
+block is checked to be a format 0 block for this PAN on the way, so a block made with other
+keys is caught here: ``99`` (PIN format error, the terminal signs on again).
+
+Must never: keep the PIN block beyond the request, trace it, or see the PIN itself.
+"""
+
+from __future__ import annotations
+
+from posgate.crypto import CryptoError, translate_pin_block
+from posgate.host.context import Context
+from posgate.host.pipeline import Participant
+
+
+class TranslatePin(Participant):
+    def prepare(self, ctx: Context) -> str:
+        msg, t = ctx.msg, ctx.terminal
+        assert msg is not None and t is not None
+        block = msg.data(52)
+        if block is None:
+            return ctx.prepared(self.name, "no PIN")
+        if t.pik is None or ctx.pan is None:
+            return ctx.decline(self.name, "99", "PIN without a PIK or a PAN")
+        with_pan = msg.text(53)[:1] != "1"  # 53.1 = 1: format without PAN (reservation, mobile chip)
+        try:
+            ctx.pin_block = translate_pin_block(t.pik, ctx.issuer.zone_key, block, pan=ctx.pan if with_pan else None)
+        except CryptoError:
+            return ctx.decline(self.name, "99", "PIN block malformed")
+        return ctx.prepared(self.name, "translated to the issuer zone key")

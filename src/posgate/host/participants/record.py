@@ -1,0 +1,58 @@
+"""Record the message and its outcome (declines included) as one transaction row, with the
+step trace and the reply as sent (so a retransmission gets it again, D8). Runs even after a
+decline (``always``).
+
+A gate decline (nothing executed) is stored with status ``rejected``; a later message with the
+same TID + batch + STAN + MTI overwrites that row instead of inserting (the key is unique).
+Never stores a track, a PIN block or a clear PAN: ``pan_hash``, ``pan_masked`` and the
+store-encrypted ``pan_enc`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from posgate.host.context import PREPARED, Context
+from posgate.host.pipeline import Participant, reply_header
+from posgate.host.ports import TxnRecord
+
+
+class Record(Participant):
+    always = True
+
+    def prepare(self, ctx: Context) -> str:
+        msg, t, op = ctx.msg, ctx.terminal, ctx.op
+        if not ctx.record or msg is None or t is None or op is None or ctx.replay is not None:
+            return ctx.prepared(self.name, "not recorded")
+        code = ctx.response_code or "96"
+        if ctx.status is not None:
+            status = ctx.status
+        elif ctx.rejected:
+            status = "rejected"
+        else:
+            status = "approved" if code == "00" else "declined"
+        reply = ctx.reply_body
+        original = ctx.original
+        fields: dict[str, Any] = {
+            "created_at": ctx.now, "day": ctx.day, "operation": op.name, "processing_code": msg.text(3) or None,
+            "amount": ctx.amount, "currency": msg.text(49) or ctx.env.currency, "pan_hash": ctx.pan_hash,
+            "pan_masked": ctx.pan_masked, "card_organisation": ctx.card_organisation,
+            "entry_mode": msg.text(22) or None, "response_code": code, "auth_code": ctx.auth_code if code == "00" else None,
+            "rrn": ctx.rrn, "status": status, "original_id": original.id if original is not None else None,
+            "request_digest": ctx.digest, "reply": None if reply is None else reply_header(ctx.header, ctx.requirement) + reply,
+            "trace": ctx.trace, "operator": t.operator, "source": ctx.source,
+            "pan_enc": ctx.store.encrypt_pan(ctx.pan) if ctx.pan is not None and not ctx.rejected else None,
+            "settlement_id": ctx.extra.get("settlement_id"),
+        }  # fmt: skip
+        prev = ctx.previous
+        if prev is not None and prev.status == "rejected" and prev.id is not None:
+            ctx.prepared(self.name, f"replaces rejected attempt #{prev.id}")
+            ctx.store.update_transaction(prev.id, **fields)
+            ctx.txn_id = prev.id
+            return PREPARED
+        ctx.prepared(self.name, status)  # before the write, so that the stored trace has it
+        ctx.txn_id = ctx.store.insert_transaction(TxnRecord(
+            id=None, terminal_id=t.terminal_id, merchant_id=t.merchant_id, batch_no=ctx.batch_no, stan=ctx.stan,
+            mti=msg.mti, refunded_amount=0, **fields,
+        ))  # fmt: skip
+        return PREPARED
