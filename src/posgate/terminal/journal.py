@@ -266,16 +266,16 @@ class Journal:
                 )
             if last is None or last.keys is not state.keys:
                 c.execute("DELETE FROM working_keys")
-                k = state.keys
-                if k is not None:
+                wk = state.keys
+                if wk is not None:
                     tmk = state.config.tmk
                     c.execute(
                         "INSERT INTO working_keys(id, scheme, pik, mak, tdk) VALUES (1, ?, ?, ?, ?)",
                         (
                             state.key_scheme,
-                            des_encrypt(tmk, k.pik),
-                            des_encrypt(tmk, k.mak),
-                            des_encrypt(tmk, k.tdk) if k.tdk else None,
+                            des_encrypt(tmk, wk.pik),
+                            des_encrypt(tmk, wk.mak),
+                            des_encrypt(tmk, wk.tdk) if wk.tdk else None,
                         ),
                     )
             if last is None or last.reversal != state.reversal:
