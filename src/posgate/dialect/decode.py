@@ -9,7 +9,7 @@ from typing import Any
 
 from posgate.dialect.cup import CODEC
 from posgate.dialect.describe import describe_rows
-from posgate.framing import HEADER_LEN, PREFIX_LEN, Header, Tpdu
+from posgate.framing import HEADER_LEN, PREFIX_LEN, FramingError, Header, Tpdu
 from posgate.iso8583 import CodecError, Message
 
 
@@ -57,20 +57,24 @@ def decode_any(text: str) -> Decoded:
         raw = bytes.fromhex(cleaned)
     except ValueError:
         raise DecodeInputError("not hex: use 0-9 and A-F, an even number of digits") from None
-    attempts: list[tuple[str, CodecError]] = []
+    attempts: list[tuple[str, str]] = []
     # Framed: 2-byte length that matches, then TPDU (starts 0x60) and header.
-    if len(raw) > 2 + PREFIX_LEN and int.from_bytes(raw[:2], "big") == len(raw) - 2 and raw[2] == 0x60:
-        try:
-            return Decoded(CODEC.decode(raw[13:]), len(raw) - 2, Tpdu.parse(raw[2:7]), Header.parse(raw[7:13]))
-        except CodecError as e:
-            attempts.append(("framed", e))
+    if len(raw) > 2 + PREFIX_LEN and raw[2] == 0x60:
+        declared = int.from_bytes(raw[:2], "big")
+        if declared != len(raw) - 2:
+            attempts.append(("framed", f"the length prefix says {declared} bytes but {len(raw) - 2} follow"))
+        else:
+            try:
+                return Decoded(CODEC.decode(raw[13:]), declared, Tpdu.parse(raw[2:7]), Header.parse(raw[7:13]))
+            except (CodecError, FramingError) as e:
+                attempts.append(("framed", str(e)))
     if len(raw) > PREFIX_LEN and raw[0] == 0x60:
         try:
             return Decoded(CODEC.decode(raw[PREFIX_LEN:]), None, Tpdu.parse(raw[:5]), Header.parse(raw[5 : 5 + HEADER_LEN]))
-        except CodecError as e:
-            attempts.append(("TPDU + header", e))
+        except (CodecError, FramingError) as e:
+            attempts.append(("TPDU + header", str(e)))
     try:
         return Decoded(CODEC.decode(raw), None, None, None)
     except CodecError as e:
-        attempts.append(("bare body", e))
+        attempts.append(("bare body", str(e)))
     raise DecodeInputError("; ".join(f"as {how}: {err}" for how, err in attempts))
