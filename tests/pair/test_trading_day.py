@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pair.harness import CARDS, PairTerminal, balance_of, make_world
 
+from pair.harness import CARDS, PairTerminal, balance_of, make_world
 from posgate.dialect.cup import CODEC
 from posgate.dialect.fields import SettlementTotals, SideTotals
 

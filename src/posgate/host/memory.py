@@ -111,7 +111,7 @@ class MemoryStore:
 
     def record_sign_on(self, entry: SignOnEntry) -> None:
         self.sign_ons.append(entry)
-        if entry.kind == "sign_on":
+        if entry.kind in ("sign_on", "reinstated"):
             last = self._last_sign_on.get(entry.merchant_id)
             if last is None or entry.day > last:
                 self._last_sign_on[entry.merchant_id] = entry.day

@@ -105,8 +105,8 @@ class TxnRecord:
 
 # Transaction ``status`` values written by the host core:
 #   approved | declined | reversed | voided | refunded | partially_refunded | completed | adjusted
-#   rejected — refused at the gate (unknown terminal, 03, 22, A0, 30...) before anything was
-#             executed; a later message with the same TID + batch + STAN + MTI replaces it
+#   rejected — refused before anything was executed (the gate: 03, 58, 22, A0; batch 77; a
+#             0400 whose amount does not match); a later message with the same TID + batch + STAN + MTI replaces it
 #             (update_transaction) instead of being treated as a retransmission (D8).
 # ``card_activity`` / ``merchant_activity`` count records whose operation is in
 # DEBIT_ACTIVITY_OPERATIONS, response_code "00" and status in ACTIVE_STATUSES.
@@ -122,7 +122,7 @@ class SignOnEntry:
     day: str
     terminal_id: str
     merchant_id: str
-    kind: str  # sign_on | sign_off | refused
+    kind: str  # sign_on | sign_off | refused | reinstated (merchant reinstated after D6; terminal_id "")
     cause: str | None
     operator: str | None
     device_serial: str | None
@@ -195,6 +195,8 @@ class HostStore(Protocol):
     def update_terminal(self, terminal_id: str, **changes: Any) -> None: ...
     def merchant(self, merchant_id: str) -> MerchantRecord | None: ...
     def update_merchant(self, merchant_id: str, **changes: Any) -> None: ...
+    # The latest ``day`` of a register entry of kind ``sign_on`` or ``reinstated`` (D6 counts the
+    # days without a sign-on from a reinstatement too: see host/participants/lapse.py).
     def merchant_last_sign_on_day(self, merchant_id: str) -> str | None: ...
     def record_sign_on(self, entry: SignOnEntry) -> None: ...
 

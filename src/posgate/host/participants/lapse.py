@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from posgate.host.context import zone
-from posgate.host.ports import Env, HostStore, MerchantRecord
+from posgate.host.ports import Env, HostStore, MerchantRecord, SignOnEntry
 
 ACTOR = "system:D6"
 
@@ -32,6 +32,23 @@ def suspend_for_lapse(store: HostStore, merchant: MerchantRecord, last_day: str 
                           suspended_by=ACTOR)  # fmt: skip
     store.audit(now, ACTOR, "merchant.suspend", "merchant", merchant.merchant_id, merchant.merchant_id,
                 before={"status": merchant.status}, after={"status": "suspended"}, detail=reason)  # fmt: skip
+
+
+def reinstate_merchant(store: HostStore, merchant_id: str, actor: str, reason: str, env: Env) -> None:
+    """Lift a suspension (console or CLI): status active, audited, and a register entry of kind
+    ``reinstated`` so that D6 counts the days without a sign-on from today, not from before the
+    suspension (otherwise the merchant would lapse again at its first sign-on)."""
+    now = env.now()
+    today = now.astimezone(zone(env.timezone)).date().isoformat()
+    m = store.merchant(merchant_id)
+    if m is None:
+        raise KeyError("no such merchant")
+    store.update_merchant(merchant_id, status="active", suspended_reason=None, suspended_at=None, suspended_by=None)
+    store.audit(now, actor, "merchant.reinstate", "merchant", merchant_id, merchant_id,
+                before={"status": m.status}, after={"status": "active"}, detail=reason)  # fmt: skip
+    store.record_sign_on(SignOnEntry(at=now, day=today, terminal_id="", merchant_id=merchant_id, kind="reinstated",
+                                     cause="reinstated", operator=None, device_serial=None, key_scheme=None,
+                                     batch_no=None, stan=None, response_code="00", detail=reason))  # fmt: skip
 
 
 def sweep_lapsed_merchants(store: HostStore, env: Env, merchant_ids: list[str]) -> list[str]:

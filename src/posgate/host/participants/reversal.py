@@ -56,6 +56,7 @@ class ReverseOriginal(Participant):
         ctx.pan_hash, ctx.pan_masked = original.pan_hash, original.pan_masked
         ctx.card_organisation = original.card_organisation
         if original.amount != ctx.amount:
+            ctx.rejected = True  # nothing reversed: a corrected 0400 with this STAN is processed afresh
             return ctx.decline(self.name, "64", f"amount differs from #{original.id}")
         if original.response_code != "00" or original.status == "voided":
             ctx.response_code = "00"
