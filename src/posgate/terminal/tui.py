@@ -605,6 +605,8 @@ class SignatureCanvas(Widget, can_focus=True):
             return
         p = self._point(event)
         last = self.pad.strokes[-1][-1]
+        if p == last:
+            return
         self.pad.add_point(*p)
         self._mark(last, p)
         self.refresh()

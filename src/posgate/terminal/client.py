@@ -1,0 +1,157 @@
+"""The asyncio shell around the terminal core: sockets, the clock, timeouts, the journal.
+
+Theory of operation: :class:`TerminalSession` owns one terminal's state (and, optionally,
+its :class:`~posgate.terminal.journal.Journal`). :meth:`TerminalSession.run` feeds the core
+(``machine.start`` → ``Send`` → frame with TPDU + header → socket → reply frame → ``on_reply``
+...) until it says ``Done``. Before every send the new state goes to the journal (the
+reversal record is on disk before the request leaves). Each message waits at most the comm
+timeout (parameter tag 12, default 60 s, or the ``timeout`` override); a timeout or a broken
+connection closes the connection (a late reply must never be taken for the next one's) and
+the next message of the flow opens a new one. The pending reversal goes first, the trickle
+after, header requirements are obeyed — all decided by the core.
+
+Cheap to multiply: a session holds a state, an endpoint and no thread; any number of them
+share one event loop (the load generator runs a thousand). :func:`run_operation` is the
+synchronous wrapper the CLI uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from posgate.framing import FrameReader, FramingError, Header, Tpdu, encode_frame
+from posgate.terminal import machine
+from posgate.terminal.journal import Journal
+from posgate.terminal.machine import Done, Input, Result, Send
+from posgate.terminal.state import TerminalState
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str = "127.0.0.1"
+    port: int = 8583
+    tpdu: Tpdu = field(default_factory=lambda: Tpdu.from_hex("6000030000"))
+    header: Header = field(default_factory=lambda: Header.from_hex("603100000000"))
+    timeout: float | None = None  # overrides parameter tag 12
+    connect_timeout: float = 10.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TerminalSession:
+    """One terminal talking to one host. Not for concurrent use: one operation at a time."""
+
+    def __init__(
+        self,
+        state: TerminalState,
+        endpoint: Endpoint | None = None,
+        journal: Journal | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.state = state
+        self.endpoint = endpoint or Endpoint()
+        self.journal = journal
+        self.clock = clock
+        self.last_sends: list[Send] = []
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._frames = FrameReader()
+
+    @classmethod
+    def from_journal(
+        cls, journal: Journal, endpoint: Endpoint | None = None, clock: Callable[[], datetime] = utc_now
+    ) -> TerminalSession:
+        return cls(journal.load(), endpoint, journal, clock)
+
+    def _commit(self, state: TerminalState) -> None:
+        if self.journal is not None:
+            state = self.journal.save(state)
+        elif state.events:
+            state = state.drained()  # nothing keeps them: do not let them pile up
+        self.state = state
+
+    async def _connect(self) -> None:
+        ep = self.endpoint
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(ep.host, ep.port), ep.connect_timeout
+        )
+        self._frames = FrameReader()
+
+    async def close(self) -> None:
+        w, self._writer, self._reader = self._writer, None, None
+        if w is not None:
+            w.close()
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(w.wait_closed(), 1.0)
+
+    async def _read_frame(self) -> bytes:
+        assert self._reader is not None
+        while True:
+            data = await self._reader.read(4096)
+            if not data:
+                raise ConnectionResetError("the host closed the connection")
+            frames = self._frames.feed(data)
+            if frames:
+                f = frames[0]
+                return bytes(f.header) + f.body
+
+    async def run(self, inp: Input) -> Result:
+        """Run one operation end to end. Raises :class:`machine.TerminalError` only when the
+        core refuses to start it (nothing was sent)."""
+        now = self.clock()
+        state, out = machine.start(self.state, inp, now)
+        self._commit(state)
+        self.last_sends = []
+        try:
+            while isinstance(out, Send):
+                out = await self._exchange(out)
+        except BaseException:
+            # Cancelled or crashed mid-flow: what was journaled stands (a pending reversal
+            # included); the flow itself is abandoned so the next operation can start.
+            self.state = replace(self.state, flow=None)
+            raise
+        finally:
+            await self.close()
+        assert isinstance(out, Done)
+        return out.result
+
+    async def _exchange(self, send: Send) -> Send | Done:
+        ep = self.endpoint
+        self.last_sends.append(send)
+        if self._writer is None:
+            try:
+                await self._connect()
+            except (TimeoutError, OSError):
+                state, out = machine.on_comm_error(self.state, self.clock(), sent=False)
+                self._commit(state)
+                return out
+        assert self._writer is not None
+        header = replace(ep.header, category=send.category, requirement="0")
+        frame = encode_frame(ep.tpdu.encode(), header.encode(), send.body)
+        timeout = ep.timeout if ep.timeout is not None else send.timeout
+        try:
+            self._writer.write(frame)
+            await self._writer.drain()
+            raw = await asyncio.wait_for(self._read_frame(), timeout)
+        except TimeoutError:
+            await self.close()
+            state, out = machine.on_timeout(self.state, self.clock())
+        except (OSError, FramingError, asyncio.IncompleteReadError):
+            await self.close()
+            state, out = machine.on_comm_error(self.state, self.clock(), sent=True)
+        else:
+            requirement = f"{raw[2] & 0x0F}"
+            state, out = machine.on_reply(self.state, raw[6:], self.clock(), requirement=requirement)
+        self._commit(state)
+        return out
+
+
+def run_operation(session: TerminalSession, inp: Input) -> Result:
+    """Synchronous wrapper (the CLI's): run ``inp`` on a fresh event loop."""
+    return asyncio.run(session.run(inp))
