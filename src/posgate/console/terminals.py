@@ -1,0 +1,222 @@
+"""Terminals, merchants and the sign-on register (签到登记), and what the support desk may change.
+
+Changes go through the same columns the host reads: ``resign_requested``/``resign_reason``
+(the host answers the next request with header requirement 3, D2), ``approved_serial`` (D7: the
+replacement device's next sign-on succeeds and opens a new batch), ``status`` (suspension, D6),
+``params`` + ``params_pending`` (header requirement 1: the terminal downloads its parameters).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from posgate.console.audit import audit
+from posgate.console.auth import Principal
+from posgate.console.fmt import fmt_time, today, utcnow
+from posgate.console.ledger import scope, unsigned_clause
+from posgate.console.txns import ConsoleError, NotFound
+from posgate.store.schema import differences, merchants, sign_ons, terminals, transactions
+
+TC, MC, S = terminals.c, merchants.c, sign_ons.c
+
+# Downloadable parameters (spec 3.12, tag → (zh, en, max length, digits only)).
+PARAMS: dict[str, tuple[str, str, int, bool]] = {
+    "12": ("通讯超时(秒)", "Communication timeout (s)", 2, True),
+    "13": ("重拨次数", "Redial times", 1, True),
+    "14": ("主机电话1", "Host phone 1", 14, True),
+    "15": ("主机电话2", "Host phone 2", 14, True),
+    "17": ("管理电话", "Management phone", 14, True),
+    "18": ("是否支持小费(0/1)", "Tips allowed (0/1)", 1, True),
+    "19": ("小费比例(%)", "Tip percent", 2, True),
+    "20": ("允许手输卡号(0/1)", "Manual card entry allowed (0/1)", 1, True),
+    "21": ("结算后自动签退(0/1)", "Sign off after settlement (0/1)", 1, True),
+    "22": ("商户名称", "Merchant name on slips", 40, False),
+    "23": ("冲正重发次数", "Reversal resend times", 1, True),
+    "24": ("离线上送方式", "Offline send flag", 1, True),
+}
+
+TERMINAL_COLS = [TC.id, TC.terminal_id, MC.merchant_id, MC.name.label("merchant_name"),
+                 MC.name_en.label("merchant_name_en"), MC.status.label("merchant_status"), TC.device_serial,
+                 TC.pending_serial, TC.approved_serial, TC.status, TC.suspended_reason, TC.batch_no, TC.signed_on_day,
+                 TC.last_sign_on_at, TC.signed_off, TC.operator, TC.key_scheme, TC.mac_failures, TC.resign_requested,
+                 TC.resign_reason, TC.params, TC.params_pending, TC.last_response_codes, TC.tmk_kcv]  # fmt: skip
+
+
+def _with_merchant() -> Any:
+    return terminals.join(merchants, TC.merchant_pk == MC.id)
+
+
+def list_terminals(conn: Connection, p: Principal, tz: str) -> list[dict[str, Any]]:
+    day = today(tz)
+    rows = [dict(r) for r in conn.execute(select(*TERMINAL_COLS).select_from(_with_merchant())
+                                         .where(scope(MC.merchant_id, p)).order_by(TC.terminal_id)).mappings()]  # fmt: skip
+    T = transactions.c  # noqa: N806
+    unsigned = dict(conn.execute(select(T.terminal_id, func.count()).where(unsigned_clause(), scope(T.merchant_id, p))
+                                 .group_by(T.terminal_id)).all())  # fmt: skip
+    diffs = dict(conn.execute(select(differences.c.terminal_id, func.count()).where(differences.c.status == "open",
+                              scope(differences.c.merchant_id, p)).group_by(differences.c.terminal_id)).all())  # fmt: skip
+    for r in rows:
+        r["signed_on_today"] = r["signed_on_day"] == day and not r["signed_off"]
+        r["unsigned"] = int(unsigned.get(r["terminal_id"], 0))
+        r["open_differences"] = int(diffs.get(r["terminal_id"], 0))
+        r["recent_codes"] = _codes(r["last_response_codes"])
+    return rows
+
+
+def _codes(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(c if not isinstance(c, list | tuple | dict) else (c[-1] if not isinstance(c, dict) else c.get("code", "")))
+                for c in value][-8:]  # fmt: skip
+    return []
+
+
+def get_terminal(conn: Connection, p: Principal, terminal_id: str, tz: str) -> dict[str, Any]:
+    for r in list_terminals(conn, p, tz):
+        if r["terminal_id"] == terminal_id:
+            r["sign_ons"] = register(conn, p, {"terminal_id": terminal_id}, limit=20)
+            return r
+    raise NotFound()
+
+
+def register(conn: Connection, p: Principal, f: dict[str, str], limit: int = 1000) -> list[dict[str, Any]]:
+    cond = [scope(S.merchant_id, p)]
+    if f.get("terminal_id"):
+        cond.append(S.terminal_id == f["terminal_id"])
+    if f.get("merchant_id"):
+        cond.append(S.merchant_id == f["merchant_id"])
+    if f.get("kind"):
+        cond.append(S.kind == f["kind"])
+    if f.get("cause"):
+        cond.append(S.cause == f["cause"])
+    if re.match(r"^\d{4}-\d{2}-\d{2}$", f.get("day_from", "")):
+        cond.append(S.day >= f["day_from"])
+    if re.match(r"^\d{4}-\d{2}-\d{2}$", f.get("day_to", "")):
+        cond.append(S.day <= f["day_to"])
+    rows = conn.execute(select(sign_ons).where(*cond).order_by(S.at.desc(), S.id.desc()).limit(limit)).mappings()
+    return [dict(r) for r in rows]
+
+
+def register_csv(rows: list[dict[str, Any]], tz: str) -> str:
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["local_time", "day", "terminal_id", "merchant_id", "kind", "cause", "operator", "device_serial",
+                "key_scheme", "batch_no", "stan", "response_code", "detail"])  # fmt: skip
+    for r in rows:
+        w.writerow([fmt_time(r["at"], tz), r["day"], r["terminal_id"], r["merchant_id"], r["kind"], r["cause"] or "",
+                    r["operator"] or "", r["device_serial"] or "", r["key_scheme"] or "", r["batch_no"] or "",
+                    r["stan"] or "", r["response_code"], r["detail"] or ""])  # fmt: skip
+    return "\ufeff" + out.getvalue()
+
+
+def _terminal_row(conn: Connection, p: Principal, terminal_id: str) -> dict[str, Any]:
+    row = conn.execute(select(*TERMINAL_COLS).select_from(_with_merchant())
+                       .where(TC.terminal_id == terminal_id, scope(MC.merchant_id, p))).mappings().first()  # fmt: skip
+    if row is None:
+        raise NotFound()
+    return dict(row)
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ConsoleError("A reason is required; it is kept in the audit log.")
+    return reason[:500]
+
+
+def request_resign(conn: Connection, p: Principal, terminal_id: str, reason: str, now: datetime | None = None) -> None:
+    row = _terminal_row(conn, p, terminal_id)
+    reason = _reason(reason)
+    conn.execute(update(terminals).where(TC.terminal_id == terminal_id).values(resign_requested=True, resign_reason="support"))
+    audit(conn, actor=p.username, action="terminal.resign_requested", object_type="terminal", object_id=terminal_id,
+          merchant_id=row["merchant_id"], before={"resign_requested": bool(row["resign_requested"]), "resign_reason": row["resign_reason"]},
+          after={"resign_requested": True, "resign_reason": "support"}, detail=reason, at=now)  # fmt: skip
+
+
+def approve_device(conn: Connection, p: Principal, terminal_id: str, reason: str, now: datetime | None = None) -> str:
+    row = _terminal_row(conn, p, terminal_id)
+    reason = _reason(reason)
+    if not row["pending_serial"]:
+        raise ConsoleError("No replacement device is waiting for approval on this terminal.", 409)
+    conn.execute(update(terminals).where(TC.terminal_id == terminal_id).values(approved_serial=row["pending_serial"]))
+    audit(conn, actor=p.username, action="terminal.device_approved", object_type="terminal", object_id=terminal_id,
+          merchant_id=row["merchant_id"],
+          before={"device_serial": row["device_serial"], "pending_serial": row["pending_serial"],
+                  "approved_serial": row["approved_serial"]},
+          after={"approved_serial": row["pending_serial"]}, detail=reason, at=now)  # fmt: skip
+    return str(row["pending_serial"])
+
+
+def set_terminal_status(conn: Connection, p: Principal, terminal_id: str, suspend: bool, reason: str,
+                        now: datetime | None = None) -> None:  # fmt: skip
+    row = _terminal_row(conn, p, terminal_id)
+    reason = _reason(reason)
+    new = "suspended" if suspend else "active"
+    if row["status"] == new:
+        raise ConsoleError("The terminal is {status} already.", 409, status=new)
+    conn.execute(update(terminals).where(TC.terminal_id == terminal_id)
+                 .values(status=new, suspended_reason=reason if suspend else None))  # fmt: skip
+    audit(conn, actor=p.username, action="terminal.suspend" if suspend else "terminal.reinstate", object_type="terminal",
+          object_id=terminal_id, merchant_id=row["merchant_id"],
+          before={"status": row["status"], "suspended_reason": row["suspended_reason"]},
+          after={"status": new, "suspended_reason": reason if suspend else None}, detail=reason, at=now)  # fmt: skip
+
+
+def set_params(conn: Connection, p: Principal, terminal_id: str, values: dict[str, str], now: datetime | None = None) -> dict[str, str]:
+    row = _terminal_row(conn, p, terminal_id)
+    params: dict[str, str] = {}
+    for tag, (_zh, en, size, digits) in PARAMS.items():
+        v = (values.get(tag) or "").strip()
+        if not v:
+            continue
+        if len(v) > size or (digits and not v.isdigit()):
+            raise ConsoleError("Parameter {tag} ({name}) must be at most {size} {kind}.", tag=tag, name=en, size=size,
+                               kind="digits" if digits else "characters")  # fmt: skip
+        params[tag] = v
+    before = dict(row["params"] or {})
+    if before == params:
+        raise ConsoleError("Nothing changed.", 409)
+    conn.execute(update(terminals).where(TC.terminal_id == terminal_id).values(params=params, params_pending=True))
+    audit(conn, actor=p.username, action="terminal.params", object_type="terminal", object_id=terminal_id,
+          merchant_id=row["merchant_id"], before={"params": before}, after={"params": params, "params_pending": True},
+          at=now)  # fmt: skip
+    return params
+
+
+# ------------------------------------------------------------------ merchants
+
+
+def list_merchants(conn: Connection, p: Principal) -> list[dict[str, Any]]:
+    rows = conn.execute(select(merchants).where(scope(MC.merchant_id, p)).order_by(MC.merchant_id)).mappings()
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["terminals"] = conn.execute(select(func.count()).select_from(terminals).where(TC.merchant_pk == r["id"])).scalar_one()
+        out.append(d)
+    return out
+
+
+def set_merchant_status(conn: Connection, p: Principal, merchant_id: str, suspend: bool, reason: str,
+                        now: datetime | None = None) -> None:  # fmt: skip
+    now = now or utcnow()
+    row = conn.execute(select(merchants).where(MC.merchant_id == merchant_id, scope(MC.merchant_id, p))).mappings().first()
+    if row is None:
+        raise NotFound()
+    reason = _reason(reason)
+    new = "suspended" if suspend else "active"
+    if row["status"] == new:
+        raise ConsoleError("The merchant is {status} already.", 409, status=new)
+    values: dict[str, Any] = (
+        {"status": new, "suspended_reason": reason, "suspended_at": now, "suspended_by": p.username}
+        if suspend else {"status": new, "suspended_reason": None, "suspended_at": None, "suspended_by": None}
+    )  # fmt: skip
+    conn.execute(update(merchants).where(MC.merchant_id == merchant_id).values(**values))
+    audit(conn, actor=p.username, action="merchant.suspend" if suspend else "merchant.reinstate", object_type="merchant",
+          object_id=merchant_id, merchant_id=merchant_id,
+          before={"status": row["status"], "suspended_reason": row["suspended_reason"], "suspended_by": row["suspended_by"]},
+          after={k: v for k, v in values.items() if k != "suspended_at"}, detail=reason, at=now)  # fmt: skip

@@ -1,0 +1,3 @@
+"""Fixtures live in :mod:`tests.console.helpers` (imported by the tests too)."""
+
+from .helpers import browser, env, live, page, template_db  # noqa: F401
