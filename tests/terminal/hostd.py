@@ -1,0 +1,79 @@
+"""A small real TCP host for client and CLI tests: the host's ``process()`` pipeline with the
+demo memory store and built-in issuer behind an asyncio server on 127.0.0.1 (port 0), in a
+thread of its own. ``mute`` makes it swallow requests (for timeouts)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from posgate.framing import FrameReader, Tpdu, encode_frame
+
+
+class HostThread:
+    def __init__(self) -> None:
+        from posgate.host.issuer import BuiltinIssuer
+        from posgate.host.memory import demo_memory_store
+        from posgate.host.ports import Env
+
+        rnd = random.Random(5)
+        self.env = Env(now=lambda: datetime.now(UTC), randbytes=rnd.randbytes)
+        self.store = demo_memory_store(self.env)
+        self.issuer = BuiltinIssuer.with_random_zone_key(
+            self.store, random.Random(6).randbytes, self.env.timezone
+        )
+        self.mute = False
+        self.requests = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._server: Any = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._lock = threading.Lock()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._server.wait_closed())
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from posgate.host.pipeline import process
+
+        frames = FrameReader()
+        try:
+            while data := await reader.read(4096):
+                for f in frames.feed(data):
+                    self.requests += 1
+                    if self.mute:
+                        continue
+                    with self._lock:
+                        reply = process(f.header, f.body, self.store, self.issuer, self.env)
+                    if reply.body is not None:
+                        writer.write(
+                            encode_frame(Tpdu.parse(f.tpdu).swapped().encode(), reply.header, reply.body)
+                        )
+                        await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def __enter__(self) -> HostThread:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            self._server.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
