@@ -180,30 +180,18 @@ DEMO_CARDS: tuple[DemoCard, ...] = (
 )
 
 DEMO_PIN = "123456"
-OPERATOR_PASSWORDS = {"99": "12345678", "00": "123456", "01": "0000", "02": "0000"}
+DEMO_OPERATORS = {"99": ("sysadmin", "12345678"), "00": ("supervisor", "123456"), "01": ("operator", "0000"),
+                  "02": ("operator", "0000")}  # fmt: skip
 
 
-def make_card(demo: DemoCard, entry: str, pin: str = "") -> Card:
-    """A :class:`Card` as the reader would produce it for a demo card."""
-    from posgate.terminal.operations.base import Card
+def make_card(demo: DemoCard, entry: str, pin: str = "", amount: int = 0, when: datetime | None = None) -> Card:
+    """What the reader hands over for a demo card (:func:`posgate.terminal.cards.read_card`)."""
+    import os
 
-    if entry in ("insert", "tap"):
-        return Card(pan=demo.pan, entry=entry, expiry=demo.expiry, seq="001", icc=_demo_icc(demo), pin=pin)
-    if entry == "manual":
-        return Card(pan=demo.pan, entry="manual", expiry=demo.expiry, pin=pin)
-    return Card(pan=demo.pan, entry="swipe", track2=demo.track2, expiry=demo.expiry, pin=pin)
+    from posgate.terminal.cards import read_card
 
-
-def _demo_icc(demo: DemoCard) -> Any:
-    """Minimal EMV data for a chip read (an emulator has no kernel: fixed, plausible values)."""
-    from posgate.iso8583 import TLV
-
-    return TLV([("9F26", "1DF54F39C90A0938"), ("9F27", "80"), ("9F10", "07010103A0A802010A010000000000B2D3A2C1"),
-                ("9F37", "4A1F3C2B"), ("9F36", "0001"), ("95", "0000000000"), ("9A", "240101"), ("9C", "00"),
-                ("9F02", "000000000000"), ("5F2A", "0156"), ("82", "7C00"), ("9F1A", "0156"),
-                ("9F03", "000000000000"), ("9F33", "E0E1C8"), ("9F34", "420300"), ("9F35", "22"),
-                ("9F1E", "3030303030303031"), ("84", "A000000333010102"), ("9F09", "0030"),
-                ("9F41", "00000001")])  # fmt: skip
+    return read_card(demo.pan, entry, pin=pin, amount=amount, when=when or datetime.now(ZoneInfo("Asia/Shanghai")),
+                     randbytes=os.urandom, expiry=demo.expiry)  # fmt: skip
 
 
 # ============================================================================ backends
@@ -231,6 +219,10 @@ class PosBackend(Protocol):
 
     async def run(self, inp: Input) -> Result: ...
 
+    def verify_operator(self, code: str, password: str, role: str | None = None) -> str:
+        """"" when the password is right (and the operator has ``role``), else why not."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -250,15 +242,26 @@ def status_of(backend: PosBackend, now: datetime | None = None) -> Status:
 
 
 class ClientBackend:
-    """The real terminal: the asyncio client of :mod:`posgate.terminal.client` (TCP to a host).
+    """The real terminal: a :class:`posgate.terminal.client.TerminalSession` (TCP to a host)
+    and its journal (operators and their passwords, the batch log)."""
 
-    ``session`` is the client's session object; it must offer ``state`` and an awaitable
-    ``run(Input) -> Result`` (the TUI adapts to the names below if they differ).
-    """
-
-    def __init__(self, session: Any, address: str) -> None:
+    def __init__(self, session: Any, address: str | None = None) -> None:
         self.session = session
-        self.address = address
+        ep = getattr(session, "endpoint", None)
+        self.address = address or (f"{ep.host}:{ep.port}" if ep is not None else "")
+
+    def verify_operator(self, code: str, password: str, role: str | None = None) -> str:
+        from posgate.terminal.client import utc_now
+        from posgate.terminal.journal import OperatorError
+
+        journal = getattr(self.session, "journal", None)
+        if journal is None:
+            return _check_demo_operator(code, password, role)
+        try:
+            journal.verify_operator(code, password, utc_now(), role=role)
+        except OperatorError as e:
+            return str(e)
+        return ""
 
     @property
     def state(self) -> TerminalState:
@@ -268,11 +271,19 @@ class ClientBackend:
         return await self.session.run(inp)
 
     async def close(self) -> None:
-        close = getattr(self.session, "aclose", None) or getattr(self.session, "close", None)
-        if close is not None:
-            out = close()
-            if asyncio.iscoroutine(out):
-                await out
+        await self.session.close()
+        journal = getattr(self.session, "journal", None)
+        if journal is not None:
+            journal.close()
+
+
+def _check_demo_operator(code: str, password: str, role: str | None) -> str:
+    known = DEMO_OPERATORS.get(code)
+    if known is None:
+        return f"无此操作员 / no operator {code}"
+    if role is not None and known[0] != role:
+        return f"操作员 {code} 无此权限 / operator {code} is not a {role}"
+    return "" if password == known[1] else "密码错误 / wrong password"
 
 
 _STUB_DECLINES = {
@@ -308,6 +319,9 @@ class StubBackend:
 
     async def close(self) -> None:
         return None
+
+    def verify_operator(self, code: str, password: str, role: str | None = None) -> str:
+        return _check_demo_operator(code, password, role)
 
     def _next_stan(self) -> str:
         from posgate.terminal.state import next_stan
@@ -361,13 +375,14 @@ class StubBackend:
             self._state = s.with_txn(replace(t, signature="uploaded"))
             return answer("00", stan=t.stan, amount=t.amount)
         if name == "settlement":
-            totals = settlement_totals(s.txns)
-            self._next_stan()
-            self._state = replace(self._state, txns=(), signatures={}, batch=next_batch(s.batch))
-            result = answer("00")
-            return replace(
-                result, settlement={"domestic": totals.domestic, "foreign": totals.foreign, "batch": s.batch}
-            )
+            from posgate.terminal.operations.settlement import totals, totals_dict
+
+            stan, new_batch = self._next_stan(), next_batch(s.batch)
+            slip: dict[str, Any] = {"settled_batch": s.batch, "new_batch": new_batch, "domestic_result": "1",
+                    "foreign_result": "1", "totals": totals_dict(totals(s)), "stan": stan,
+                    "settled_at": now.replace(microsecond=0).isoformat()}  # fmt: skip
+            self._state = replace(self._state, txns=(), signatures={}, batch=new_batch, last_settlement=slip)
+            return replace(answer("00", stan=stan), settlement=slip)
         card = inp.card
         original: TxnEntry | None = None
         if name in ("void", "completion_void"):
@@ -417,32 +432,41 @@ class StubBackend:
         )
 
 
-def settlement_totals(txns: Sequence[TxnEntry]) -> Any:
-    """Field-48 style totals of a batch log (9.1): debit/credit per side; voided sales stay in."""
-    from posgate.dialect.fields import SettlementTotals
-    from posgate.dialect.operations import OPERATIONS
-
-    sides = {True: [0, 0, 0, 0], False: [0, 0, 0, 0]}
-    for t in txns:
-        op = OPERATIONS.get(t.operation)
-        if (
-            op is None
-            or not op.settlement
-            or (t.status.startswith("offline_") and t.status != "offline_sent")
-        ):
-            continue
-        side = sides[t.domestic]
-        if op.settlement == "debit":
-            side[0] += t.amount
-            side[1] += 1
-        else:
-            side[2] += t.amount
-            side[3] += 1
-    d, f = sides[True], sides[False]
-    return SettlementTotals(SideTotals(d[0], d[1], d[2], d[3], "1"), SideTotals(f[0], f[1], f[2], f[3], "1"))
-
-
 # ============================================================================ slips
+
+
+def settlement_slip_from(info: Any, state: TerminalState, operator: str, *, reprint: bool = False,
+                         merchant_name_en: str = "") -> SettlementSlip:  # fmt: skip
+    """The settlement slip of the core's settlement record (``Result.settlement`` /
+    ``state.last_settlement``): totals per side and the 48 result flags."""
+    info = dict(info or {})
+    totals = info.get("totals") or {}
+
+    def side(name: str) -> SideTotals:
+        t = totals.get(name) or {}
+        flag = str(info.get(f"{name}_result", "1"))[:1] or "1"
+        return SideTotals(int(t.get("debit_amount", 0)), int(t.get("debit_count", 0)), int(t.get("credit_amount", 0)),
+                          int(t.get("credit_count", 0)), flag)  # fmt: skip
+
+    when = datetime.now(ZoneInfo(state.config.timezone)).replace(tzinfo=None, microsecond=0)
+    if info.get("settled_at"):
+        try:
+            when = datetime.fromisoformat(str(info["settled_at"])).replace(tzinfo=None)
+        except ValueError:
+            pass
+    return SettlementSlip(
+        merchant_name=str(info.get("merchant_name") or state.merchant_name),
+        merchant_id=str(info.get("merchant_id") or state.config.merchant_id),
+        terminal_id=str(info.get("terminal_id") or state.config.terminal_id),
+        operator=operator,
+        batch_no=str(info.get("settled_batch") or state.batch),
+        when=when,
+        domestic=side("domestic"),
+        foreign=side("foreign"),
+        merchant_name_en=merchant_name_en,
+        currency=state.config.currency,
+        reprint=reprint,
+    )
 
 
 def parse_when(entry: TxnEntry, zone: str) -> datetime:
@@ -1026,7 +1050,6 @@ class PosApp(App[None]):
         self.signatures: dict[tuple[str, str], bytes] = {}  # (batch, STAN) -> PNG captured here
         self.make_ups: set[tuple[str, str]] = set()
         self.last_slip: tuple[str, str] | None = None
-        self.last_settlement: SettlementSlip | None = None
         self.results: list[Result] = []  # every result, newest last (for tests and scripting)
 
     def w(self, key: str) -> str:
@@ -1049,16 +1072,17 @@ class PosApp(App[None]):
     async def tell(self, heading: str, *lines: str, ok: bool = True) -> None:
         await self.ask(MessageScreen(heading, lines, ok=ok))
 
-    async def password(self, operator: str, prompt_key: str) -> bool:
+    async def password(self, operator: str, prompt_key: str, role: str | None = None) -> bool:
         pwd = await self.ask(EntryScreen(self.w(prompt_key), "secret", max_len=8, min_len=4))
         if pwd is None:
             return False
-        if pwd != OPERATOR_PASSWORDS.get(operator):
-            await self.tell(self.w("wrong_pwd"), ok=False)
+        problem = self.backend.verify_operator(operator, pwd, role)
+        if problem:
+            await self.tell(self.w("wrong_pwd"), problem, ok=False)
             return False
         return True
 
-    async def card_and_pin(self, *, pin: bool = True) -> Card | None:
+    async def card_and_pin(self, *, pin: bool = True, amount: int = 0) -> Card | None:
         chosen = await self.ask(CardScreen())
         if chosen is None:
             return None
@@ -1077,7 +1101,7 @@ class PosApp(App[None]):
             )
             if code is None:
                 return None
-        return make_card(demo, entry, code)
+        return make_card(demo, entry, code, amount)
 
     async def process(self, inp: Input) -> Result | None:
         """Run one operation with the processing screen up; TerminalError becomes a message."""
@@ -1171,7 +1195,7 @@ class PosApp(App[None]):
         amount = await self.ask(EntryScreen(self.w("enter_amount"), "amount", max_len=12))
         if amount is None:
             return
-        card = await self.card_and_pin()
+        card = await self.card_and_pin(amount=int(amount))
         if card is None:
             return
         await self._financial(Input("sale", amount=int(amount), card=card, operator=self.operator))
@@ -1179,7 +1203,7 @@ class PosApp(App[None]):
     async def flow_void(self, operation: str = "void") -> None:
         from posgate.terminal.operations.base import Input
 
-        if not await self.password("00", "supervisor_pwd"):
+        if not await self.password("00", "supervisor_pwd", "supervisor"):
             return
         voucher = await self.ask(EntryScreen(self.w("enter_voucher"), "digits", max_len=6))
         if voucher is None:
@@ -1190,7 +1214,7 @@ class PosApp(App[None]):
             return
         await self.tell(self.w("original"), f"{original.stan}  {word(original.operation, self.lang) if original.operation in WORDS else original.operation}",
                         mask_pan(original.pan), f"RMB {fen_to_yuan(original.amount)}")  # fmt: skip
-        card = await self.card_and_pin(pin=operation == "completion_void")
+        card = await self.card_and_pin(pin=operation == "completion_void", amount=original.amount)
         if card is None:
             return
         await self._financial(Input(operation, amount=original.amount, card=card, voucher=original.stan,
@@ -1199,7 +1223,7 @@ class PosApp(App[None]):
     async def flow_refund(self) -> None:
         from posgate.terminal.operations.base import Input
 
-        if not await self.password("00", "supervisor_pwd"):
+        if not await self.password("00", "supervisor_pwd", "supervisor"):
             return
         rrn = await self.ask(EntryScreen(self.w("enter_rrn"), "digits", max_len=12, min_len=12))
         if rrn is None:
@@ -1210,7 +1234,7 @@ class PosApp(App[None]):
         amount = await self.ask(EntryScreen(self.w("enter_amount"), "amount"))
         if amount is None:
             return
-        card = await self.card_and_pin(pin=False)
+        card = await self.card_and_pin(pin=False, amount=int(amount))
         if card is None:
             return
         await self._financial(
@@ -1248,7 +1272,7 @@ class PosApp(App[None]):
         amount = await self.ask(EntryScreen(self.w("enter_amount"), "amount"))
         if amount is None:
             return
-        card = await self.card_and_pin(pin=choice != "preauth_void")
+        card = await self.card_and_pin(pin=choice != "preauth_void", amount=int(amount))
         if card is None:
             return
         await self._financial(
@@ -1262,38 +1286,15 @@ class PosApp(App[None]):
 
         go = await self.ask(MessageScreen(self.w("settlement"), [self.w("confirm_settle")]))
         del go
-        state = self.backend.state
-        before = settlement_totals(state.txns)
-        batch = state.batch
         result = await self.process(Input("settlement", operator=self.operator))
         if result is None:
             return
         if result.settlement is None:
             await self.show_result(result)
             return
-        slip = self.settlement_slip(result, before, batch)
-        self.last_settlement = slip
+        slip = settlement_slip_from(result.settlement, self.backend.state, self.operator,
+                                    merchant_name_en=self.merchant_name_en)  # fmt: skip
         await self.ask(SlipScreen(settlement=slip))
-
-    def settlement_slip(self, result: Result, before: Any, batch: str) -> SettlementSlip:
-        info: dict[str, Any] = dict(result.settlement or {})
-        domestic, foreign = before.domestic, before.foreign
-
-        def side(value: Any, fallback: SideTotals, flag_key: str) -> SideTotals:
-            if isinstance(value, SideTotals):
-                return value
-            flag = str(info.get(flag_key, "") or fallback.flag)
-            return replace(fallback, flag=flag[:1] or "1")
-
-        domestic = side(info.get("domestic"), domestic, "domestic_flag")
-        foreign = side(info.get("foreign"), foreign, "foreign_flag")
-        state = self.backend.state
-        zone = ZoneInfo(state.config.timezone)
-        return SettlementSlip(
-            merchant_name=state.merchant_name, merchant_id=state.config.merchant_id, terminal_id=state.config.terminal_id,
-            operator=self.operator, batch_no=str(info.get("batch") or batch), when=datetime.now(zone).replace(tzinfo=None, microsecond=0),
-            domestic=domestic, foreign=foreign, merchant_name_en=self.merchant_name_en, currency=state.config.currency,
-        )  # fmt: skip
 
     async def flow_sign_on(self) -> None:
         from posgate.terminal.operations.base import Input
@@ -1318,10 +1319,13 @@ class PosApp(App[None]):
         if choice is None:
             return
         if choice == "reprint_settle":
-            if self.last_settlement is None:
+            info = self.backend.state.last_settlement
+            if not info:
                 await self.tell(self.w("no_slip"), ok=False)
                 return
-            await self.ask(SlipScreen(settlement=replace(self.last_settlement, reprint=True)))
+            slip = settlement_slip_from(info, self.backend.state, self.operator, reprint=True,
+                                        merchant_name_en=self.merchant_name_en)  # fmt: skip
+            await self.ask(SlipScreen(settlement=slip))
             return
         entry: TxnEntry | None = None
         if choice == "reprint_last":
@@ -1344,7 +1348,7 @@ class PosApp(App[None]):
     async def flow_admin(self) -> None:
         from posgate.terminal.operations.base import Input
 
-        if not await self.password("99", "admin_pwd"):
+        if not await self.password("99", "admin_pwd", "sysadmin"):
             return
         choice = await self.ask(
             ChoiceScreen(
@@ -1438,7 +1442,7 @@ __all__ = [
     "add_tui_command",
     "make_card",
     "run_tui",
-    "settlement_totals",
+    "settlement_slip_from",
     "slip_for",
     "status_of",
 ]

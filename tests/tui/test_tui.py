@@ -1,0 +1,253 @@
+"""The POS emulator driven headlessly with Textual's pilot: menu → amount → card → PIN →
+result → signature (mouse) → slip, against the in-memory stub."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from posgate.terminal.operations.base import Input
+from posgate.terminal.tui import (
+    DEMO_CARDS,
+    CardScreen,
+    ChoiceScreen,
+    EntryScreen,
+    MenuScreen,
+    MessageScreen,
+    PosApp,
+    SignatureCanvas,
+    SignatureScreen,
+    SlipScreen,
+    StubBackend,
+    make_card,
+    status_of,
+)
+
+SIZE = (110, 48)
+
+
+async def until(pilot: Any, screen_type: type, timeout: float = 5.0) -> Any:
+    """Wait until the app shows a screen of ``screen_type`` and return it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        await pilot.pause()
+        if isinstance(pilot.app.screen, screen_type):
+            return pilot.app.screen
+    raise AssertionError(f"expected {screen_type.__name__}, on {type(pilot.app.screen).__name__}")
+
+
+async def type_digits(pilot: Any, digits: str) -> None:
+    await pilot.press(*digits, "enter")
+
+
+async def draw_signature(pilot: Any) -> None:
+    await pilot.mouse_down("#canvas", offset=(3, 2))
+    for x, y in ((8, 6), (14, 3), (20, 8), (26, 2), (32, 7)):
+        await pilot.hover("#canvas", offset=(x, y))
+    await pilot.mouse_up("#canvas", offset=(32, 7))
+    await pilot.mouse_down("#canvas", offset=(40, 3))
+    for x, y in ((44, 8), (50, 4)):
+        await pilot.hover("#canvas", offset=(x, y))
+    await pilot.mouse_up("#canvas", offset=(50, 4))
+
+
+async def seed_sale(backend: StubBackend, amount: int, card_index: int = 0) -> str:
+    """A sale run straight on the backend (no screens): for tests about what comes after."""
+    card = make_card(DEMO_CARDS[card_index], "swipe", "123456", amount)
+    result = await backend.run(Input("sale", amount=amount, card=card))
+    assert result.approved
+    return result.stan
+
+
+async def sale(pilot: Any, amount: str = "1234", card_index: int = 0, pin: str = "123456", sign: bool = True) -> None:
+    await until(pilot, MenuScreen)
+    await pilot.press("1")
+    await until(pilot, EntryScreen)
+    await type_digits(pilot, amount)
+    cards = await until(pilot, CardScreen)
+    cards.query_one("#cards").highlighted = card_index
+    await pilot.click("#entry-swipe")
+    await until(pilot, EntryScreen)  # PIN
+    await type_digits(pilot, pin)
+
+
+async def test_sale_from_menu_to_slip_with_a_mouse_signature(tmp_path):
+    backend = StubBackend()
+    app = PosApp(backend, slip_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await sale(pilot)
+        result = await until(pilot, MessageScreen)
+        assert "00" in str(result.query_one("#message").render())
+        await pilot.press("enter")
+        sig_screen = await until(pilot, SignatureScreen)
+        await draw_signature(pilot)
+        canvas = sig_screen.query_one(SignatureCanvas)
+        assert len(canvas.pad.strokes) == 2 and len(canvas.pad.strokes[0]) == 6
+        await pilot.click("#sig-ok")
+        slip_screen = await until(pilot, SlipScreen)
+        text = slip_screen.text()
+        assert "POS签购单" in text and "商户存根" in text
+        assert "621214*********0012 /S" in text and "6212142000000000012" not in text
+        assert "RMB 12.34" in text and "[已电子签名 E-SIGNED]" in text
+        # The signature went up as a JBIG of at most 999 bytes, for the sale's STAN.
+        sale_in, sig_in = backend.inputs[-2], backend.inputs[-1]
+        assert sale_in.operation == "sale" and sale_in.amount == 1234 and sale_in.card.pin == "123456"
+        assert sig_in.operation == "signature" and 0 < len(sig_in.signature) <= 999
+        assert sig_in.voucher == app.results[0].stan
+        assert backend.state.txns[-1].signature == "uploaded"
+        # Next copy: the cardholder's, then done and back at the menu.
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "持卡人存根" in app.screen.text()
+        await pilot.click("#slip-pdf")
+        assert list(tmp_path.glob("slip-*.pdf"))
+        await pilot.click("#slip-done")
+        await until(pilot, MenuScreen)
+        st = status_of(backend)
+        assert st.signed_on and st.stan == "000002" and st.unsigned == 0
+
+
+async def test_declined_card_shows_the_code_and_prints_nothing():
+    backend = StubBackend()
+    app = PosApp(backend, lang="en")
+    async with app.run_test(size=SIZE) as pilot:
+        await sale(pilot, card_index=5)  # lost card → 41
+        msg = await until(pilot, MessageScreen)
+        assert "41" in str(msg.query_one("#message").render())
+        assert "Declined" in str(msg.query_one("#heading").render())
+        await pilot.press("enter")
+        await until(pilot, MenuScreen)
+        assert not app.results[0].approved
+
+
+async def test_skipped_signature_is_unsigned_then_made_up_from_admin():
+    backend = StubBackend()
+    app = PosApp(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await sale(pilot, amount="500")
+        await until(pilot, MessageScreen)
+        await pilot.press("enter")
+        await until(pilot, SignatureScreen)
+        await pilot.click("#sig-skip")
+        slip = await until(pilot, SlipScreen)
+        assert "未签名 UNSIGNED" in slip.text()
+        await pilot.click("#slip-done")
+        await until(pilot, MenuScreen)
+        assert status_of(backend).unsigned == 1
+        # Admin → make-up signature (补签).
+        await pilot.press("0")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, "12345678")
+        await until(pilot, ChoiceScreen)
+        await pilot.press("1")
+        await until(pilot, ChoiceScreen)  # the unsigned transactions
+        await pilot.press("1")
+        await until(pilot, SignatureScreen)
+        await pilot.click("#sig-sample")
+        await pilot.click("#sig-ok")
+        slip = await until(pilot, SlipScreen)
+        assert "补签 MAKE-UP SIGNATURE" in slip.text()
+        await pilot.click("#slip-done")
+        await until(pilot, MenuScreen)
+        assert status_of(backend).unsigned == 0
+
+
+async def test_void_with_supervisor_password_and_reprint():
+    backend = StubBackend()
+    voucher = await seed_sale(backend, 2000)
+    app = PosApp(backend, lang="en")
+    async with app.run_test(size=SIZE) as pilot:
+        # Void: wrong password first.
+        await until(pilot, MenuScreen)
+        await pilot.press("2")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, "999999")
+        msg = await until(pilot, MessageScreen)
+        assert "Wrong password" in str(msg.query_one("#heading").render())
+        await pilot.press("enter")
+        await until(pilot, MenuScreen)
+        await pilot.press("2")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, "123456")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, voucher)
+        await until(pilot, MessageScreen)  # the original transaction
+        await pilot.press("enter")
+        await until(pilot, CardScreen)
+        await pilot.click("#entry-swipe")
+        result = await until(pilot, MessageScreen)
+        assert "Approved" in str(result.query_one("#heading").render())
+        await pilot.press("enter")
+        await until(pilot, SignatureScreen)
+        await pilot.click("#sig-sample")
+        await pilot.click("#sig-ok")
+        slip = await until(pilot, SlipScreen)
+        assert "SALE VOID" in slip.text() and "RMB -20.00" in slip.text()
+        assert f"ORIG VOUCHER(原凭证号):{voucher}" in slip.text()
+        await pilot.click("#slip-done")
+        # Reprint the last slip.
+        await until(pilot, MenuScreen)
+        await pilot.press("9")
+        await until(pilot, ChoiceScreen)
+        await pilot.press("1")
+        slip = await until(pilot, SlipScreen)
+        assert "REPRINT" in slip.text() and "SALE VOID" in slip.text()
+        await pilot.click("#slip-done")
+        await until(pilot, MenuScreen)
+
+
+async def test_settlement_slip_and_language_toggle():
+    backend = StubBackend()
+    await seed_sale(backend, 1000)
+    await seed_sale(backend, 250, card_index=2)  # foreign card
+    app = PosApp(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, MenuScreen)
+        await pilot.press("f2")
+        await pilot.pause()
+        assert app.lang == "en"
+        assert "Sale" in str(app.screen.query_one("#menu-sale").label)
+        await pilot.press("6")
+        await until(pilot, MessageScreen)
+        await pilot.press("enter")
+        slip = await until(pilot, SlipScreen)
+        text = slip.text()
+        assert "SETTLEMENT SLIP" in text and "BALANCED" in text
+        assert "10.00" in text and "2.50" in text
+        await pilot.click("#slip-done")
+        await until(pilot, MenuScreen)
+        assert backend.state.batch == "000002" and not backend.state.txns
+        # Reprint the settlement slip.
+        await pilot.press("9")
+        await until(pilot, ChoiceScreen)
+        await pilot.press("3")
+        slip = await until(pilot, SlipScreen)
+        assert "REPRINT" in slip.text() and "000001" in slip.text()
+
+
+async def test_escape_cancels_a_flow_before_anything_is_sent():
+    backend = StubBackend()
+    app = PosApp(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, MenuScreen)
+        await pilot.press("1")
+        entry = await until(pilot, EntryScreen)
+        await pilot.press("1", "2")
+        assert entry.shown() == "RMB 0.12"
+        await pilot.press("escape")
+        await until(pilot, MenuScreen)
+        assert backend.inputs == []
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+async def test_status_line_shows_counts(lang):
+    backend = StubBackend()
+    app = PosApp(backend, lang=lang)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, MenuScreen)
+        status = str(app.screen.query_one("#status").render())
+        assert ("未签到" if lang == "zh" else "NOT SIGNED ON") in status
+        assert "000001" in status and "stub" in status
