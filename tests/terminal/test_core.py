@@ -629,3 +629,65 @@ def test_sign_off_and_echo() -> None:
 def test_cheap_to_instantiate() -> None:
     states = [machine.new_state() for _ in range(1000)]
     assert len({id(s) for s in states}) == 1000
+
+
+def test_issuer_script_queues_a_script_result_advice() -> None:
+    state, host = signed_on()
+    icc = TLV(
+        [
+            ("9F26", "0102030405060708"),
+            ("9F27", "80"),
+            ("95", "0000000000"),
+            ("9F36", "0001"),
+            ("9F10", "07010103A0"),
+        ]
+    )
+    chip = Card(pan=PAN, entry="insert", expiry="3012", seq="001", icc=icc, pin="123456")
+    script55 = TLV(
+        [("91", "0A0B0C0D0E0F00113030"), ("72", TLV([("9F18", "11223344"), ("86", "8418000004AABBCCDD")]))]
+    )
+    state, result, sends = run(state, Input("sale", amount=100, card=chip), host,
+                               script=lambda s, h: h.reply(s.message, f55=script55) if s.purpose == "sale" else None)  # fmt: skip
+    assert [s.purpose for s in sends] == ["sale", "script_advice"] and result.approved
+    adv = sends[1].message
+    assert (
+        adv.mti == "0620" and adv.text(60)[8:11] == "951" and adv.text(61).startswith("000001" + result.stan)
+    )
+    assert isinstance(adv[55], TLV) and adv[55]["DF31"] == bytes.fromhex("2011223344")
+    assert state.txn(result.stan).script == "sent"  # type: ignore[union-attr]
+
+
+def test_offline_adjust_and_tip() -> None:
+    state, host = signed_on()
+    state, sale, _ = run(state, Input("sale", amount=1000, card=swipe()), host)
+    state, out = machine.start(state, Input("offline", kind="tip", voucher=sale.stan, tip=200), NOW)
+    assert isinstance(out, Done) and out.result.amount == 1200
+    tip = state.txns[-1]
+    assert tip.operation == "tip_adjust" and state.txn(sale.stan).status == "adjusted"  # type: ignore[union-attr]
+    state, out = machine.start(
+        state, Input("offline", amount=500, card=swipe(pin=""), auth_code="111111"), NOW
+    )
+    off_stan = state.txns[-1].stan
+    state, out = machine.start(state, Input("offline", kind="adjust", voucher=off_stan, amount=450), NOW)
+    assert state.txn(off_stan).amount == 450  # type: ignore[union-attr]  # corrected in place: not uploaded yet
+    state, result, sends = run(state, Input("balance", card=swipe()), host)
+    advices = {s.message.text(60)[:2]: s.message for s in sends if s.purpose == "offline"}
+    assert set(advices) == {"34", "30"}
+    assert (
+        advices["34"].text(48) == "000000000200"
+        and advices["34"].text(37) == sale.rrn
+        and advices["34"].text(4) == "000000001200"
+    )
+    assert advices["30"].text(4) == "000000000450"
+    state, out = machine.start(state, Input("offline", kind="adjust", voucher=off_stan, amount=400), NOW)
+    state, result, sends = run(state, Input("balance", card=swipe()), host)
+    adj = [s.message for s in sends if s.purpose == "offline"][0]
+    assert (
+        adj.text(60)[:2] == "32"
+        and adj.text(4) == "000000000400"
+        and adj.text(61).startswith("000001" + off_stan)
+    )
+    from posgate.terminal.operations.settlement import totals
+
+    t = totals(state)
+    assert (t.domestic.debit_amount, t.domestic.debit_count) == (1200 + 400, 2)

@@ -184,7 +184,9 @@ DEMO_OPERATORS = {"99": ("sysadmin", "12345678"), "00": ("supervisor", "123456")
                   "02": ("operator", "0000")}  # fmt: skip
 
 
-def make_card(demo: DemoCard, entry: str, pin: str = "", amount: int = 0, when: datetime | None = None) -> Card:
+def make_card(
+    demo: DemoCard, entry: str, pin: str = "", amount: int = 0, when: datetime | None = None
+) -> Card:
     """What the reader hands over for a demo card (:func:`posgate.terminal.cards.read_card`)."""
     import os
 
@@ -220,7 +222,7 @@ class PosBackend(Protocol):
     async def run(self, inp: Input) -> Result: ...
 
     def verify_operator(self, code: str, password: str, role: str | None = None) -> str:
-        """"" when the password is right (and the operator has ``role``), else why not."""
+        """ "" when the password is right (and the operator has ``role``), else why not."""
         ...
 
     async def close(self) -> None: ...
@@ -1393,44 +1395,43 @@ class PosApp(App[None]):
 # ============================================================================ command line
 
 
-def build_client_backend(host: str, port: int, terminal_id: str, journal: str | None) -> PosBackend:
-    """Open the terminal client (posgate.terminal.client) for ``host:port``."""
-    import importlib
+def main(settings: Any = None, *, stub: bool = False, lang: str = "zh", operator: str | None = None) -> None:
+    """Run the emulator. ``settings`` is the ``posgate terminal`` group's (``--state``,
+    ``--host``, ``--port``, ``--tid`` ...): the journal is opened and the session built exactly
+    as the other ``posgate terminal`` commands do; ``stub`` needs neither."""
+    slip_dir = Path.cwd() / "slips"
+    if stub or settings is None:
+        backend: PosBackend = StubBackend()
+    else:
+        from posgate.terminal import cli as terminal_cli
 
-    client_mod = importlib.import_module("posgate.terminal.client")
-
-    factory = getattr(client_mod, "open_session", None) or getattr(client_mod, "TerminalSession", None)
-    if factory is None:
-        raise RuntimeError("posgate.terminal.client offers no TerminalSession/open_session")
-    session = factory(host=host, port=port, terminal_id=terminal_id, journal=journal)
-    return ClientBackend(session, f"{host}:{port}")
-
-
-def run_tui(backend: PosBackend, *, lang: str = "zh", operator: str = "01") -> None:
-    PosApp(backend, lang=lang, operator=operator).run()
+        journal = terminal_cli._open(settings)
+        backend = ClientBackend(terminal_cli._session(settings, journal))
+        operator = operator or journal.get("operator", "01")
+        slip_dir = Path(settings.state_dir) / "slips"
+    PosApp(backend, lang=lang, operator=operator or "01", slip_dir=slip_dir).run()
 
 
 def add_tui_command(terminal_app: typer.Typer) -> None:
-    """Register ``tui`` on the ``posgate terminal`` Typer group."""
+    """Register ``posgate terminal tui`` on the ``posgate terminal`` Typer group.
+
+    Importing this module loads Textual (~0.3 s); to keep ``posgate`` quick to start, a CLI
+    may instead declare the same command itself and import this module inside it (see
+    :func:`main`).
+    """
     import typer
 
     @terminal_app.command("tui")
     def tui(
-        host: str = typer.Option("127.0.0.1", "--host", help="Acquiring host address."),
-        port: int = typer.Option(8583, "--port", help="Acquiring host port."),
-        terminal_id: str = typer.Option(
-            "10000001", "--tid", help="Terminal id (a demo terminal by default)."
-        ),
-        journal: str | None = typer.Option(None, "--journal", help="Journal file (default: the client's)."),
-        stub: bool = typer.Option(False, "--stub", help="No host: a built-in stub approves (demo cards)."),
+        ctx: typer.Context,
+        stub: bool = typer.Option(False, "--stub", help="No host: a built-in stub approves the demo cards."),
         lang: str = typer.Option("zh", "--lang", help="zh or en (F2 toggles)."),
-        operator: str = typer.Option("01", "--operator", help="Operator number."),
+        operator: str | None = typer.Option(
+            None, "--operator", help="Operator number (default: the journal's)."
+        ),
     ) -> None:
         """Full-screen POS terminal emulator: menu, keypad, cards, PIN, signature, slips."""
-        backend: PosBackend = (
-            StubBackend() if stub else build_client_backend(host, port, terminal_id, journal)
-        )
-        run_tui(backend, lang=lang, operator=operator)
+        main(ctx.obj, stub=stub, lang=lang, operator=operator)
 
 
 __all__ = [
@@ -1440,8 +1441,8 @@ __all__ = [
     "PosBackend",
     "StubBackend",
     "add_tui_command",
+    "main",
     "make_card",
-    "run_tui",
     "settlement_slip_from",
     "slip_for",
     "status_of",

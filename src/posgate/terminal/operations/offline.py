@@ -11,7 +11,8 @@ counts in ``send_count``.
 
 * 30 offline settlement: 38 = auth code, 61 = zeros + date + auth method ``00``, 63 = card org.
 * 32 settlement adjust: a new amount for an earlier transaction (37 = its RRN, 61 = its batch,
-  STAN, date); the earlier one is marked ``adjusted`` and leaves the totals.
+  STAN, date); the earlier one is marked ``adjusted`` and leaves the totals. An offline
+  settlement not uploaded yet is simply corrected in place (the host never saw it).
 * 34 add tip: amount = original + tip, 48 = tip n12, 37 = RRN of the sale.
 """
 
@@ -71,6 +72,15 @@ def capture(state: TerminalState, inp: Input, now: datetime) -> tuple[TerminalSt
             raise TerminalError("请输入小费金额 / the tip must be above 0.00")
         if name == "settlement_adjust" and inp.amount <= 0:
             raise TerminalError("请输入金额 / the new amount must be above 0.00")
+    if orig is not None and name == "settlement_adjust" and orig.status == "offline_pending":
+        # Not uploaded yet: the host has never seen it, so the stored advice is corrected in place (LY).
+        entry = replace(orig, amount=inp.amount)
+        state = state.with_txn(entry)
+        o = op(orig.operation)
+        result = Result(name, approved=True, response_code="00", message_zh=f"{o.zh}金额已调整，待上送",
+                        message_en=f"{o.en} amount adjusted; it will be uploaded", stan=orig.stan, batch=state.batch,
+                        amount=inp.amount, auth_code=orig.auth_code, pan_masked=mask_pan(orig.pan), card_org=orig.card_org)  # fmt: skip
+        return state, result
     state, stan = next_stan(state)
     card = inp.card
     entry = TxnEntry(
