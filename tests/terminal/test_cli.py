@@ -36,6 +36,15 @@ def cli(state: Path, port: int, *args: str, timeout: float = 5) -> tuple[int, An
     return p.returncode, out
 
 
+def _signature_png(path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (300, 100), 255)
+    d = ImageDraw.Draw(img)
+    d.line([(10, 80), (60, 20), (120, 70), (180, 25), (260, 60)], fill=0, width=4)
+    img.save(path)
+
+
 def _day(state: Path, port: int) -> None:
     rc, r = cli(state, port, "signon", "--json")
     assert rc == 0 and isinstance(r, dict) and r["approved"] and r["batch"] == "000001", r
@@ -57,6 +66,14 @@ def _day(state: Path, port: int) -> None:
     assert r["amount"] == 1234 and r["approved"] is True and r["pan_masked"] == "621214*********0012"
     assert "Approved" in r["message"] and r["response_code"] == "00"
     sale = r
+    png = state.parent / "sig.png"
+    _signature_png(png)
+    rc, r = cli(
+        state, port, "sale", "3.21", "--card", OK, "--pin", "123456", "--signature", str(png), "--json"
+    )
+    assert rc == 0 and isinstance(r, dict) and not [n for n in r["notices"] if "签名" in n], r
+    rc, j = cli(state, port, "journal", "--json")
+    assert [t["signature"] for t in j["transactions"] if t["stan"] == r["stan"]] == ["uploaded"], j
     rc, r = cli(state, port, "sale", "20.00", "--card", "6217000000000000020", "--pin", "123456", "--json")
     assert rc == 1 and isinstance(r, dict) and r["response_code"] == "51" and r["approved"] is False
     rc, r = cli(

@@ -166,7 +166,12 @@ def on_timeout(
         "no reply",
         "timeout" if reason == "98" else "connection lost",
     )
+    stan = flow.request.text(11) if flow.request is not None else ""
     result = error_result(
-        "sign_on", "timeout", "签到超时，请检查网络", "no reply to the sign-on; check the connection"
+        "sign_on",
+        "timeout",
+        "签到超时，请检查网络",
+        "no reply to the sign-on; check the connection",
+        stan=stan,
     )
     return _fail(state, flow, step, result, "")
