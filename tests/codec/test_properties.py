@@ -66,20 +66,12 @@ def test_tlv_round_trip(tlv: TLV) -> None:
     assert TLV(back.items).raw == tlv.raw
 
 
-# ---------------------------------------------------------------- fast path == reference path
+# ---------------------------------------------------------------- garbage in, our errors out
 def _outcome(fn: Any, *args: Any) -> tuple[str, Any]:
     try:
         return "ok", fn(*args)
     except CodecError as e:
         return "error", (e.field, e.offset, e.expected)
-
-
-@settings(max_examples=150)
-@given(s.messages())
-def test_the_fast_decoder_agrees_with_the_reference_on_valid_messages(msg: Message) -> None:
-    body = CODEC.encode(msg)
-    assert CODEC._decode_reference(body) == CODEC.decode(body) == msg
-    assert CODEC._encode_reference(msg, False) == body
 
 
 def _mutations() -> st.SearchStrategy[bytes]:

@@ -20,7 +20,9 @@ Theory of operation — two paths that must agree:
   such as a short fixed text field to pad, produces the result). So errors always come from
   the reference path, and the fast path only ever accepts what the reference path accepts —
   ``tests/codec/test_properties.py`` checks both on generated and mutilated messages.
-  Functions are cached per bitmap / field set (bounded): terminals send few distinct shapes.
+  A function is generated for a bitmap / field set only after the reference path has handled a
+  valid message of that shape, and only while the bounded cache has room (terminals send few
+  distinct shapes; garbage must not make the codec compile code per message).
 
 ``decode(body)`` reads MTI (2 BCD bytes), the primary bitmap (8 bytes) and the fields; anything
 that is not exactly a message (trailing bytes, a secondary bitmap, an undefined field, a
@@ -449,7 +451,7 @@ class Codec:
         for number in fields:
             self._known_mask |= 1 << (64 - number)
         self._fast = all(s.kind is not Kind.Z or s.variable for s in fields.values())
-        # bitmap bytes → (field numbers, fast decoder); field numbers as inserted → fast encoder.
+        # bitmap bytes → fast decoder; field numbers as inserted → (fast encoder, bitmap bytes).
         self._dec_plans: dict[bytes, FastDecoder] = {}
         self._enc_plans: dict[tuple[int, ...], tuple[FastEncoder, bytes]] = {}
         self._enc_plans_mac: dict[tuple[int, ...], tuple[FastEncoder, bytes]] = {}
@@ -467,35 +469,30 @@ class Codec:
         if not mti.isdigit():
             raise CodecError("mti", "4 BCD digits", 0)
         fast = self._dec_plans.get(body[2:10])
-        if fast is None:
-            fast = self._decode_plan(body)
-        fields = fast(body)
-        if fields is None:
+        if fast is not None:
+            fields = fast(body)
+            if fields is None:
+                fields = self._decode_fields(body)
+        else:
             fields = self._decode_fields(body)
+            self._learn_decoder(body[2:10], fields)
         return Message._trusted(mti, fields, body)
 
-    def _check_bitmap(self, bitmap: int) -> None:
+    def _learn_decoder(self, bitmap: bytes, fields: dict[int, FieldValue]) -> None:
+        # Only a bitmap that carried a valid message gets a generated decoder, and only while
+        # the cache has room: garbage cannot make the codec compile code for every message.
+        if self._fast and len(self._dec_plans) < self._PLAN_CACHE_MAX:
+            self._dec_plans[bitmap] = _gen_decoder([self.fields[n] for n in sorted(fields)])
+
+    def _decode_fields(self, body: bytes) -> dict[int, FieldValue]:
+        """The reference path: field by field, raising the precise error."""
+        bitmap = int.from_bytes(body[2:10], "big")
         if bitmap >> 63:
             raise CodecError("bitmap", "no secondary bitmap (bit 1 is never used in this dialect)", 2)
         unknown = bitmap & ~self._known_mask
         if unknown:
             first = 65 - unknown.bit_length()
             raise CodecError(str(first), "a field defined by the dialect", 2)
-
-    def _decode_plan(self, body: bytes) -> FastDecoder:
-        key = body[2:10]
-        bitmap = int.from_bytes(key, "big")
-        self._check_bitmap(bitmap)
-        numbers = [n for n in range(2, 65) if bitmap >> (64 - n) & 1]
-        fast = _gen_decoder([self.fields[n] for n in numbers]) if self._fast else (lambda body: None)
-        if len(self._dec_plans) < self._PLAN_CACHE_MAX:
-            self._dec_plans[key] = fast
-        return fast
-
-    def _decode_fields(self, body: bytes) -> dict[int, FieldValue]:
-        """The reference path: field by field, raising the precise error."""
-        bitmap = int.from_bytes(body[2:10], "big")
-        self._check_bitmap(bitmap)
         fields: dict[int, FieldValue] = {}
         p = 10
         dec = self._dec
@@ -519,14 +516,15 @@ class Codec:
     def encode(self, msg: Message, mac: Callable[[bytes], bytes] | None = None) -> bytes:
         """Encode ``msg``. With ``mac`` the MAC (field 64) is computed over MTI..field 63."""
         fields = msg._fields
-        key = tuple(fields)
+        key = tuple(fields)  # the field numbers as inserted: one sort per shape, not per message
         plan = (self._enc_plans if mac is None else self._enc_plans_mac).get(key)
-        if plan is None:
-            plan = self._encode_plan(key, mac is not None)
-        mti = self._mti.get(msg.mti) or self._mti_bytes(msg.mti)
-        body = plan[0](fields, mti, plan[1]) if plan[0] is not None else None
+        body = None
+        if plan is not None:
+            body = plan[0](fields, self._mti.get(msg.mti) or self._mti_bytes(msg.mti), plan[1])
         if body is None:
             body = self._encode_reference(msg, mac is not None)
+            if plan is None:
+                self._learn_encoder(key, mac is not None)
         if mac is not None:
             code = mac(body)
             if len(code) != 8:
@@ -541,25 +539,23 @@ class Codec:
         self._mti[mti] = raw  # at most 10,000 entries
         return raw
 
-    def _encode_plan(self, key: tuple[int, ...], with_mac: bool) -> tuple[Any, bytes]:
+    def _learn_encoder(self, key: tuple[int, ...], with_mac: bool) -> None:
+        # Called after the reference path encoded a message with these fields: they are valid.
+        cache = self._enc_plans_mac if with_mac else self._enc_plans
+        if not self._fast or len(cache) >= self._PLAN_CACHE_MAX:
+            return
         numbers = sorted(key)
-        if with_mac and numbers and numbers[-1] == 64:
+        if with_mac and numbers[-1:] == [64]:
             numbers.pop()
-        plan: tuple[Any, bytes] = (None, b"")
-        if self._fast and all(n in self.fields for n in numbers):
-            bits = 0
-            for n in [*numbers, 64] if with_mac else numbers:
-                bits |= 1 << (64 - n)
-            fast = self._enc_by_set.get(tuple(numbers))
-            if fast is None:
-                fast = _gen_encoder([self.fields[n] for n in numbers])
-                if len(self._enc_by_set) < self._PLAN_CACHE_MAX:
-                    self._enc_by_set[tuple(numbers)] = fast
-            plan = (fast, bits.to_bytes(8, "big"))
-            cache = self._enc_plans_mac if with_mac else self._enc_plans
-            if len(cache) < self._PLAN_CACHE_MAX:
-                cache[key] = plan
-        return plan
+        fast = self._enc_by_set.get(tuple(numbers))
+        if fast is None:
+            if len(self._enc_by_set) >= self._PLAN_CACHE_MAX:
+                return
+            fast = self._enc_by_set[tuple(numbers)] = _gen_encoder([self.fields[n] for n in numbers])
+        bits = 0
+        for n in [*numbers, 64] if with_mac else numbers:
+            bits |= 1 << (64 - n)
+        cache[key] = (fast, bits.to_bytes(8, "big"))
 
     def _encode_reference(self, msg: Message, with_mac: bool) -> bytes:
         """The reference path: MTI, bitmap and each field, raising the precise error."""
