@@ -9,13 +9,12 @@ import shutil
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import pytest
 from sqlalchemy import Engine, insert, select

@@ -52,6 +52,9 @@ class ConsoleState:
 
 
 def current_lang(request: Request, state: ConsoleState) -> str:
+    if _is_api(request):  # API clients: English unless they ask for Chinese (Accept-Language)
+        accept = request.headers.get("accept-language", "").lower()
+        return "zh_CN" if accept.startswith("zh") else "en"
     return normalise(request.cookies.get(LANG_COOKIE) or state.settings.default_language)
 
 

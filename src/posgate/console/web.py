@@ -304,8 +304,10 @@ def makeup_new(request: Request, p: Any_, kind: str = "missing_sale", original_i
 
 
 def _int(v: Any) -> int | None:
+    if v is None or not str(v).strip():
+        return None
     try:
-        return int(str(v).strip()) if str(v).strip() else None
+        return int(str(v).strip())
     except ValueError:
         raise ConsoleError("An id must be a number.") from None
 
