@@ -69,7 +69,7 @@ def tlvs(max_leaves: int = 12, max_value: int = 40) -> st.SearchStrategy[TLV]:
         return st.lists(st.one_of(primitive, constructed), max_size=4)
 
     lists = st.recursive(st.lists(primitive, max_size=4), extend, max_leaves=max_leaves)
-    return lists.map(TLV)  # type: ignore[arg-type]
+    return lists.map(TLV)
 
 
 # ---------------------------------------------------------------- fields
@@ -102,7 +102,7 @@ def mtis() -> st.SearchStrategy[str]:
 def field_dicts(numbers: Mapping[int, object] | None = None) -> st.SearchStrategy[dict[int, object]]:
     """Any subset of the dialect's fields (or of ``numbers``), each with a valid value."""
     wanted = FIELDS if numbers is None else numbers
-    return st.fixed_dictionaries({}, optional={n: _FIELD_STRATEGIES[n] for n in wanted})  # type: ignore[arg-type]
+    return st.fixed_dictionaries({}, optional={n: _FIELD_STRATEGIES[n] for n in wanted})
 
 
 @st.composite
@@ -125,7 +125,7 @@ def field60s(draw: st.DrawFn) -> Field60:
     parts = [draw(digits(1)) for _ in range(min(tail, 3))]
     parts += [""] * (3 - len(parts))
     account = draw(digits(3)) if tail == 4 else ""
-    return Field60(draw(digits(2)), draw(digits(6)), draw(digits(3)), *parts, account)
+    return Field60(draw(digits(2)), draw(digits(6)), draw(digits(3)), parts[0], parts[1], parts[2], account)
 
 
 @st.composite
