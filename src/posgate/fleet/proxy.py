@@ -30,7 +30,9 @@ probabilities drawn from a seeded :class:`random.Random` (same seed, same sequen
 decisions for the same sequence of messages). A plan may restrict faults to some MTIs (e.g.
 only financial requests, so that sign-ons always get through). :meth:`FaultProxy.sever_all`
 cuts every open connection at once (what a host crash looks like from the terminal side), and
-:meth:`FaultProxy.retarget` points new connections elsewhere.
+:meth:`FaultProxy.retarget` points new connections elsewhere (several targets: round-robin,
+skipping one that refuses), :meth:`FaultProxy.pause` / :meth:`FaultProxy.resume` stop and
+restart listening (while a host restarts, terminals see "connection refused", as they would).
 
 A stream that does not parse as CUP frames (fuzzing through the proxy) is passed through
 unchanged from then on: the proxy never becomes the component that rejects input.
@@ -47,7 +49,7 @@ import asyncio
 import contextlib
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +127,7 @@ class FaultProxy:
 
     def __init__(
         self,
-        target: tuple[str, int],
+        target: tuple[str, int] | Sequence[tuple[str, int]],
         *,
         listen: tuple[str, int] = ("127.0.0.1", 0),
         plan: FaultPlan | None = None,
@@ -133,7 +135,8 @@ class FaultProxy:
         max_frame: int = DEFAULT_MAX_FRAME,
         on_fault: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.target = (require_loopback(target[0]), target[1])
+        self.targets: list[tuple[str, int]] = []
+        self.retarget(target)
         self.listen = (require_loopback(listen[0]), listen[1])
         self.plan = plan or FaultPlan()
         self.rng = random.Random(seed)
@@ -142,18 +145,34 @@ class FaultProxy:
         self.stats: Counter[str] = Counter()
         self._commands: dict[str, deque[str]] = {"request": deque(), "reply": deque()}
         self._conns: dict[int, _Conn] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()  # the pumps
+        self._handlers: set[asyncio.Task[Any]] = set()  # one per connection (asyncio's own tasks)
         self._server: asyncio.Server | None = None
         self._next_id = 0
+        self._rr = 0
 
     # -- lifecycle
     async def start(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._handle, self.listen[0], self.listen[1], reuse_address=True)
+        self.listen = (self.listen[0], self.port)  # a resume() listens on the same port
         return self
+
+    async def pause(self) -> None:
+        """Stop listening: new connections are refused (what a terminal sees while its host is
+        down). Open connections are left alone; :meth:`resume` listens again on the same port."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def resume(self) -> None:
+        if self._server is None:
+            await self.start()
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "start() first"
+        if self._server is None:
+            assert self.listen[1], "start() first"
+            return self.listen[1]
         return int(self._server.sockets[0].getsockname()[1])
 
     @property
@@ -168,6 +187,10 @@ class FaultProxy:
             t.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The connection handlers end by themselves once their pumps are gone; cancelling them
+        # would make asyncio log the cancellation as an error.
+        if self._handlers:
+            await asyncio.wait(set(self._handlers), timeout=self.plan.delay + 2)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
@@ -187,6 +210,12 @@ class FaultProxy:
         direction = "request" if kind in REQUEST_FAULTS else "reply"
         self._commands[direction].extend([kind] * count)
 
+    def calm(self) -> None:
+        """No more faults: the plan's rates are cleared and queued commands dropped."""
+        self.plan = FaultPlan(delay=self.plan.delay, flips=self.plan.flips)
+        for q in self._commands.values():
+            q.clear()
+
     def sever_all(self) -> int:
         """Cut every open connection now; returns how many were cut."""
         n = 0
@@ -196,9 +225,18 @@ class FaultProxy:
                 n += 1
         return n
 
-    def retarget(self, target: tuple[str, int]) -> None:
-        """New connections go to ``target`` (open ones are left alone)."""
-        self.target = (require_loopback(target[0]), target[1])
+    def retarget(self, target: tuple[str, int] | Sequence[tuple[str, int]]) -> None:
+        """New connections go to ``target`` (open ones are left alone). With several targets,
+        connections are spread round-robin, skipping a target that refuses (a crude balancer
+        for when HAProxy is not installed)."""
+        many: list[Any] = [target] if isinstance(target[0], str) else list(target)
+        self.targets = [(require_loopback(str(t[0])), int(t[1])) for t in many]
+        if not self.targets:
+            raise ValueError("the proxy needs a target")
+
+    @property
+    def target(self) -> tuple[str, int]:
+        return self.targets[0]
 
     @property
     def open_connections(self) -> int:
@@ -232,14 +270,14 @@ class FaultProxy:
         self.stats["connections"] += 1
         me = asyncio.current_task()
         if me is not None:
-            self._tasks.add(me)
-            me.add_done_callback(self._tasks.discard)
+            self._handlers.add(me)
+            me.add_done_callback(self._handlers.discard)
         try:
-            try:
-                ureader, uwriter = await asyncio.open_connection(*self.target)
-            except OSError:
+            upstream = await self._open_upstream()
+            if upstream is None:
                 self.stats["upstream_refused"] += 1
                 return
+            ureader, uwriter = upstream
             conn.upstream = uwriter
             up = self._spawn(self._pump(creader, uwriter, conn, "request"))
             down = self._spawn(self._pump(ureader, cwriter, conn, "reply"))
@@ -251,9 +289,23 @@ class FaultProxy:
             for t in (up, down):
                 t.cancel()
             await asyncio.gather(up, down, return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # the loop is closing: this connection ends with it
         finally:
             conn.sever()
             self._conns.pop(conn.id, None)
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        n = len(self.targets)
+        for i in range(n):
+            host, port = self.targets[(self._rr + i) % n]
+            try:
+                pair = await asyncio.open_connection(host, port)
+            except OSError:
+                continue
+            self._rr = (self._rr + i + 1) % n
+            return pair
+        return None
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn, direction: str) -> None:
         frames = FrameReader(self.max_frame)
