@@ -28,7 +28,7 @@ from posgate.terminal.tui import (
 SIZE = (110, 48)
 
 
-async def until(pilot: Any, screen_type: type, timeout: float = 5.0) -> Any:
+async def until(pilot: Any, screen_type: type | tuple[type, ...], timeout: float = 5.0) -> Any:
     """Wait until the app shows a screen of ``screen_type`` and return it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -36,7 +36,7 @@ async def until(pilot: Any, screen_type: type, timeout: float = 5.0) -> Any:
         await pilot.pause()
         if isinstance(pilot.app.screen, screen_type):
             return pilot.app.screen
-    raise AssertionError(f"expected {screen_type.__name__}, on {type(pilot.app.screen).__name__}")
+    raise AssertionError(f"expected {screen_type}, on {type(pilot.app.screen).__name__}")
 
 
 async def type_digits(pilot: Any, digits: str) -> None:

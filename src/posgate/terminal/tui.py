@@ -229,9 +229,12 @@ class PosBackend(Protocol):
 
 
 def status_of(backend: PosBackend, now: datetime | None = None) -> Status:
+    """The status line's facts; "today" is the backend's clock's when it has one."""
     state = backend.state
     zone = ZoneInfo(state.config.timezone)
-    today = (now or datetime.now(zone)).astimezone(zone).date().isoformat()
+    clock = getattr(backend, "clock", None)
+    now = now or (clock() if callable(clock) else datetime.now(zone))
+    today = now.astimezone(zone).date().isoformat() if now.tzinfo else now.date().isoformat()
     return Status(
         signed_on=state.keys is not None and state.signed_on_date == today and not state.sign_on_owed,
         batch=state.batch,
@@ -251,6 +254,9 @@ class ClientBackend:
         self.session = session
         ep = getattr(session, "endpoint", None)
         self.address = address or (f"{ep.host}:{ep.port}" if ep is not None else "")
+
+    def clock(self) -> datetime:
+        return self.session.clock()
 
     def verify_operator(self, code: str, password: str, role: str | None = None) -> str:
         from posgate.terminal.client import utc_now
@@ -310,7 +316,7 @@ class StubBackend:
         from posgate.terminal.state import TerminalState
 
         self._state = state or TerminalState()
-        self._clock = clock or (lambda: datetime.now(ZoneInfo(self._state.config.timezone)))
+        self.clock = clock or (lambda: datetime.now(ZoneInfo(self._state.config.timezone)))
         self.delay = delay
         self.inputs: list[Input] = []
         self._rrn = 0
@@ -338,7 +344,7 @@ class StubBackend:
         self.inputs.append(inp)
         if self.delay:
             await asyncio.sleep(self.delay)
-        now = self._clock()
+        now = self.clock()
         s = self._state
         name = inp.operation
 
