@@ -317,12 +317,15 @@ async def makeup_submit(request: Request, p: Any_) -> Response:
     state = st(request)
     _ = translator(request)
     f = await request.form()
-    v = {k: (val if isinstance(val, str) else "") for k, val in f.items()}
-    upload = f.get("evidence_file")
-    file_bytes, file_name, file_type = None, "", ""
-    if upload is not None and not isinstance(upload, str) and upload.filename:
-        file_bytes = await upload.read(makeup.MAX_EVIDENCE + 1)
-        file_name, file_type = upload.filename, upload.content_type or "application/octet-stream"
+    try:
+        v = {k: (val if isinstance(val, str) else "") for k, val in f.items()}
+        upload = f.get("evidence_file")
+        file_bytes, file_name, file_type = None, "", ""
+        if upload is not None and not isinstance(upload, str) and upload.filename:
+            file_bytes = await upload.read(makeup.MAX_EVIDENCE + 1)
+            file_name, file_type = upload.filename, upload.content_type or "application/octet-stream"
+    finally:
+        await f.close()
     try:
         amount = parse_yuan(v["amount"]) if v.get("amount", "").strip() else None
     except ValueError:
