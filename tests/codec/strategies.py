@@ -79,7 +79,8 @@ def value_for(spec: FieldSpec) -> st.SearchStrategy[object]:
     if spec.kind is Kind.N:
         return digits(lo, hi)
     if spec.kind is Kind.Z:
-        return st.text(st.sampled_from("0123456789="), min_size=lo, max_size=hi)
+        # Digits and '='; A-C, E-F appear in TDK-encrypted tracks (spec 6.3).
+        return st.text(st.sampled_from("0123456789=") | st.sampled_from("ABCEF"), min_size=lo, max_size=hi)
     if spec.kind in (Kind.AN, Kind.ANS):
         return st.text(ASCII, min_size=lo, max_size=hi)
     if spec.tlv:

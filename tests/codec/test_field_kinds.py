@@ -53,6 +53,10 @@ ROWS = [
     Row("LLVAR z even", 35, "12=4", h("04 12 D4")),
     Row("LLLVAR z track 3", 36, "996=12", h("0006 99 6D 12")),
     Row("LLLVAR z odd", 36, "99=", h("0003 99 D0")),
+    # A TDK-encrypted track (6.3; the 11.3 vector): the ciphertext's hex nibbles travel as they are,
+    # its D nibbles read as '=' (as posgate.crypto.encrypt_track writes them).
+    Row("LLVAR z encrypted track 2", 35, "6217857600008050804=120=490283F482=00", h("37 6217857600008050804D120D490283F482D00 0")),
+    Row("LLLVAR z encrypted nibbles A-F", 36, "ABCEF=0", h("0007 AB CE FD 00")),
     # an / ans fixed: ASCII, space-padded on the right.
     Row("an12 exact", 37, "180418132805", b"180418132805"),
     Row("an12 padded", 37, "ABC", b"ABC         ", decoded="ABC         "),

@@ -240,3 +240,16 @@ def test_the_0810_field_62_unwraps_to_the_documented_clear_keys() -> None:
     assert cvs["PIK"] == bytes.fromhex("46DD7383")
     assert cvs["MAK"] == bytes.fromhex("DC451C06")
     assert cvs["TDK"] == bytes.fromhex("08D7B4FB")
+
+
+def test_the_11_3_encrypted_track_travels_in_field_35() -> None:
+    crypto = pytest.importorskip("posgate.crypto")
+    tdk = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # the synthetic TDK of 11.3
+    clear = "6217857600008050804=23082201000082300"
+    encrypted = crypto.encrypt_track(tdk, clear)
+    assert encrypted == "6217857600008050804=120=490283F482=00"  # 11.3: ...804D120D490283F482D00
+    body = CODEC.encode(Message("0200", {35: encrypted, 53: "2610000000000000"}))
+    assert body[10:30] == bytes.fromhex("37 6217857600008050804D120D490283F482D000".replace(" ", ""))
+    back = CODEC.decode(body)
+    assert back[35] == encrypted
+    assert crypto.decrypt_track(tdk, back.text(35)) == clear

@@ -52,7 +52,10 @@ _BCD = [((b >> 4) * 10 + (b & 15)) if (b >> 4) < 10 and (b & 15) < 10 else -1 fo
 _BCD_BYTES = [bytes.fromhex(f"{i:02d}") for i in range(100)]
 _LL = _BCD_BYTES
 _LLL = [bytes.fromhex(f"{i:04d}") for i in range(1000)]
-_TRACK = frozenset("0123456789=")
+# Track (z) values: digits and the separator ``=`` (nibble D) — and, in a track encrypted with
+# the TDK (53.3 = 1, spec 6.3), the other hex nibbles of the ciphertext, written A, B, C, E, F
+# (a D nibble of the ciphertext reads as ``=``, as posgate.crypto.encrypt_track writes it).
+_TRACK = frozenset("0123456789=ABCEF")
 
 
 def _digits_ok(s: str) -> bool:
@@ -100,7 +103,7 @@ def compile_field(spec: FieldSpec) -> tuple[Decoder, Encoder]:
     kind, max_len = spec.kind, spec.max_len
 
     if kind in (Kind.N, Kind.Z):
-        what = "BCD digits" if kind is Kind.N else "BCD track data (digits and D)"
+        what = "BCD digits" if kind is Kind.N else "track nibbles"
         left = spec.left
         track = kind is Kind.Z
         digits_ok = _track_ok if track else _digits_ok
@@ -155,14 +158,14 @@ def compile_field(spec: FieldSpec) -> tuple[Decoder, Encoder]:
                 if pad != "0":
                     raise CodecError(path, "a 0 pad nibble", p)
             if track:
-                s = s.replace("d", "=")
+                s = s.upper().replace("D", "=")
             if not digits_ok(s):
                 raise CodecError(path, what, p)
             return s, q
 
         def enc_var(v: str) -> bytes:
             if not isinstance(v, str) or len(v) > max_len or not digits_ok(v):
-                raise CodecError(path, f"at most {max_len} {'digits' if not track else 'track characters'}")
+                raise CodecError(path, f"at most {max_len} {'digits' if not track else 'track characters (0-9, =, A-C, E-F)'}")
             n = len(v)
             if track:
                 v = v.replace("=", "D")
@@ -254,7 +257,7 @@ def compile_field(spec: FieldSpec) -> tuple[Decoder, Encoder]:
 
 # ---------------------------------------------------------------- the fast path: generated code
 # Names the generated functions see (passed as their globals).
-_GEN_GLOBALS: dict[str, Any] = {"BCD": _BCD, "LL": _LL, "LLL": _LLL, "TLV": TLV, "tlv_decode": TLV.decode, "fromhex": bytes.fromhex}
+_GEN_GLOBALS: dict[str, Any] = {"BCD": _BCD, "LL": _LL, "LLL": _LLL, "TLV": TLV, "tlv_decode": TLV.decode, "fromhex": bytes.fromhex, "track_ok": _track_ok}
 
 
 def _run_kind(spec: FieldSpec) -> str:
@@ -349,10 +352,8 @@ def _gen_decoder(specs: list[FieldSpec]) -> FastDecoder:
                 if s.kind is Kind.N:
                     emit("  if h and not h.isdigit(): return None")
                     emit(f"  v{n} = h")
-                else:
-                    emit('  d = h.replace("d", "")')
-                    emit("  if d and not d.isdigit(): return None")
-                    emit(f'  v{n} = h.replace("d", "=")')
+                else:  # every nibble is a track character (D is the separator)
+                    emit(f'  v{n} = h.upper().replace("D", "=")')
             elif s.kind in (Kind.AN, Kind.ANS):
                 emit("  p = s + n")
                 emit(f'  v{n} = b[s:p].decode("ascii")')
@@ -410,9 +411,7 @@ def _gen_encoder(specs: list[FieldSpec]) -> FastEncoder:
                 emit(f"  {x} = {prefix}[n] + fromhex({pad} if n & 1 else {v})")
             elif s.kind is Kind.Z:
                 emit(f"  n = len({v})")
-                emit(f"  if n > {s.max_len} or not {v}.isascii(): return None")
-                emit(f'  d = {v}.replace("=", "")')
-                emit("  if d and not d.isdigit(): return None")
+                emit(f"  if n > {s.max_len} or not track_ok({v}): return None")
                 emit(f'  d = {v}.replace("=", "D")')
                 pad = 'd + "0"' if s.left else '"0" + d'
                 emit(f"  {x} = {prefix}[n] + fromhex({pad} if n & 1 else d)")

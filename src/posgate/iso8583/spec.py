@@ -18,7 +18,7 @@ from enum import Enum
 
 class Kind(str, Enum):
     N = "n"  # digits, packed BCD
-    Z = "z"  # track data, packed BCD with '=' as nibble D
+    Z = "z"  # track data, packed BCD with '=' as nibble D (A-C, E-F only in TDK-encrypted tracks)
     AN = "an"  # ASCII letters/digits, space padded
     ANS = "ans"  # ASCII letters/digits/specials, space padded
     B = "b"  # raw bytes
