@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from posgate.console.auth import AuthError, CsrfFailed, LoginRequired, Sessions
+from posgate.console.auth import AuthError, CsrfFailed, LoginRequired, PasswordChangeRequired, Sessions
 from posgate.console.db import Database, make_engine
 from posgate.console.fmt import fmt_time, yuan
 from posgate.console.i18n import HTML_LANG, LANGUAGES, I18n, normalise
@@ -177,6 +177,8 @@ def create_app(settings: Any = None) -> FastAPI:
         if _is_api(request):
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
             return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+        if isinstance(exc, PasswordChangeRequired):
+            return redirect("/password")
         if isinstance(exc, LoginRequired):
             nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={quote(nxt)}", status_code=303)

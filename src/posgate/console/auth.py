@@ -116,6 +116,15 @@ class CsrfFailed(Forbidden):
     pass
 
 
+class PasswordChangeRequired(AuthError):
+    """A one-time password is in use: nothing but the password page until it is changed."""
+
+    status = 403
+
+
+PASSWORD_FREE_PATHS = frozenset({"/password", "/logout"})
+
+
 @dataclass(frozen=True)
 class LoginResult:
     ok: bool
@@ -258,6 +267,8 @@ class Guard:
                     raise CsrfFailed("the form has expired or did not come from this site: reload the page and try again")
         if p.role not in self.roles:
             raise Forbidden("your role does not allow this")
+        if p.must_change_password and request.url.path not in PASSWORD_FREE_PATHS:
+            raise PasswordChangeRequired("change the one-time password first (console: /password)")
         request.state.principal = p
         return p
 

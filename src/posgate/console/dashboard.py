@@ -69,7 +69,7 @@ def figures(conn: Connection, p: Principal, tz: str, days: int = 14) -> dict[str
     }  # fmt: skip
 
 
-def chart_svg(chart: list[tuple[str, int, int]], width: int = 720, height: int = 220, label: str = "") -> str:
+def chart_svg(chart: list[tuple[str, int, int]], width: int = 1000, height: int = 240, label: str = "") -> str:
     """Bars of the daily approved sales amount (inline SVG; no script, no CDN)."""
     from html import escape
 
