@@ -114,7 +114,7 @@ def _loops_for(fn: Callable[[], object], target: float) -> int:
     return max(1, int(number * target / elapsed))
 
 
-def run(seconds: float = 6.0, repeats: int = 7) -> dict[str, float | int]:
+def run(seconds: float = 6.0, repeats: int = 25) -> dict[str, float | int]:
     reply = sale_reply()
     check_same_work(SALE_0200, reply)
     sides = {"posgate": posgate_pair(SALE_0200, reply), "pyiso8583": pyiso_pair(SALE_0200, to_pyiso(reply))}
@@ -141,7 +141,7 @@ def run(seconds: float = 6.0, repeats: int = 7) -> dict[str, float | int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m posgate.bench.codec", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="total timing budget (default 6)")
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats per side (default 7)")
+    parser.add_argument("--repeats", type=int, default=25, help="interleaved repeats per side (default 25)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
