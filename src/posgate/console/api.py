@@ -45,7 +45,7 @@ Auditor = Annotated[Principal, Depends(Guard(ACQUIRER_ADMIN, SUPPORT, MERCHANT_A
 
 
 def st(request: Request) -> ConsoleState:
-    return request.app.state.console  # type: ignore[no-any-return]
+    return request.app.state.console
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

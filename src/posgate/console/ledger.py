@@ -46,7 +46,7 @@ def scope(col: Any, p: Principal) -> ColumnElement[bool]:
         return true()
     if not p.merchant_id:
         return false()
-    return col == p.merchant_id  # type: ignore[no-any-return]
+    return col == p.merchant_id
 
 
 def approved_clause() -> ColumnElement[bool]:

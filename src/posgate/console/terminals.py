@@ -57,9 +57,9 @@ def list_terminals(conn: Connection, p: Principal, tz: str) -> list[dict[str, An
     rows = [dict(r) for r in conn.execute(select(*TERMINAL_COLS).select_from(_with_merchant())
                                          .where(scope(MC.merchant_id, p)).order_by(TC.terminal_id)).mappings()]  # fmt: skip
     T = transactions.c  # noqa: N806
-    unsigned = dict(conn.execute(select(T.terminal_id, func.count()).where(unsigned_clause(), scope(T.merchant_id, p))
+    unsigned: dict[str, int] = dict(conn.execute(select(T.terminal_id, func.count()).where(unsigned_clause(), scope(T.merchant_id, p))
                                  .group_by(T.terminal_id)).all())  # fmt: skip
-    diffs = dict(conn.execute(select(differences.c.terminal_id, func.count()).where(differences.c.status == "open",
+    diffs: dict[str, int] = dict(conn.execute(select(differences.c.terminal_id, func.count()).where(differences.c.status == "open",
                               scope(differences.c.merchant_id, p)).group_by(differences.c.terminal_id)).all())  # fmt: skip
     for r in rows:
         r["signed_on_today"] = r["signed_on_day"] == day and not r["signed_off"]
@@ -158,7 +158,7 @@ def set_terminal_status(conn: Connection, p: Principal, terminal_id: str, suspen
     reason = _reason(reason)
     new = "suspended" if suspend else "active"
     if row["status"] == new:
-        raise ConsoleError("The terminal is {status} already.", 409, status=new)
+        raise ConsoleError("The terminal is {state} already.", 409, state=new)
     conn.execute(update(terminals).where(TC.terminal_id == terminal_id)
                  .values(status=new, suspended_reason=reason if suspend else None))  # fmt: skip
     audit(conn, actor=p.username, action="terminal.suspend" if suspend else "terminal.reinstate", object_type="terminal",
@@ -210,7 +210,7 @@ def set_merchant_status(conn: Connection, p: Principal, merchant_id: str, suspen
     reason = _reason(reason)
     new = "suspended" if suspend else "active"
     if row["status"] == new:
-        raise ConsoleError("The merchant is {status} already.", 409, status=new)
+        raise ConsoleError("The merchant is {state} already.", 409, state=new)
     values: dict[str, Any] = (
         {"status": new, "suspended_reason": reason, "suspended_at": now, "suspended_by": p.username}
         if suspend else {"status": new, "suspended_reason": None, "suspended_at": None, "suspended_by": None}

@@ -53,7 +53,7 @@ Auditor = Annotated[Principal, Depends(Guard(ACQUIRER_ADMIN, SUPPORT, MERCHANT_A
 
 
 def st(request: Request) -> ConsoleState:
-    return request.app.state.console  # type: ignore[no-any-return]
+    return request.app.state.console
 
 
 async def form(request: Request) -> dict[str, Any]:
@@ -88,16 +88,16 @@ async def login_submit(request: Request) -> Response:
     sent, cookie = str(f.get("csrf_token", "")), request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not sent or not cookie or not secrets.compare_digest(sent, cookie):
         token = secrets.token_urlsafe(24)
-        resp = render(request, "login.html", {"next": "/", "login_csrf": token,
+        page = render(request, "login.html", {"next": "/", "login_csrf": token,
                       "error": _("This form has expired. Reload the page and try again.")}, status=403)  # fmt: skip
-        resp.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, **_cookie_kw(request))
-        return resp
+        page.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, **_cookie_kw(request))
+        return page
     username = str(f.get("username", "")).strip().lower()[:64]
     password = str(f.get("password", ""))[:200]
     nxt = _safe_next(str(f.get("next", "/")))
     cfg = state.settings
 
-    def do() -> tuple[Any, str | None]:
+    def do() -> tuple[Any, Any]:
         with state.db.write() as conn:
             res = authenticate(conn, username, password, threshold=cfg.lockout_threshold, lock_minutes=cfg.lockout_minutes)
             token = None
@@ -112,9 +112,9 @@ async def login_submit(request: Request) -> Response:
             msg += " " + _("Try again after {time}, or ask an administrator to unlock it.",
                            time=fmt_time(res.locked_until, state.tz, False))
         new = secrets.token_urlsafe(24)
-        resp = render(request, "login.html", {"next": nxt, "login_csrf": new, "error": msg, "username": username}, status=401)
-        resp.set_cookie(LOGIN_CSRF_COOKIE, new, max_age=3600, **_cookie_kw(request))
-        return resp
+        failed = render(request, "login.html", {"next": nxt, "login_csrf": new, "error": msg, "username": username}, status=401)
+        failed.set_cookie(LOGIN_CSRF_COOKIE, new, max_age=3600, **_cookie_kw(request))
+        return failed
     resp = RedirectResponse(nxt, status_code=303)
     resp.set_cookie(SESSION_COOKIE, token, **_cookie_kw(request))
     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
