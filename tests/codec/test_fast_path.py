@@ -256,3 +256,29 @@ def test_a_self_consistent_length_over_the_maximum_is_refused_by_both_paths() ->
         assert outcome == "error" and (e.field, e.offset) == (str(number), 10)
         tried += 1
     assert tried >= 10
+
+
+# ---------------------------------------------------------------- TLV: the common-case loop
+def _tlv_paths(raw: bytes) -> tuple[Any, Any]:
+    from posgate.iso8583.tlv import _decode_careful, _decode_common
+
+    try:
+        careful: Any = _decode_careful(raw, "55", 0)
+    except CodecError:
+        careful = "error"
+    return _decode_common(raw), careful
+
+
+@settings(max_examples=200)
+@given(s.tlvs().map(lambda t: t.raw) | st.binary(max_size=80) | s.tlvs().map(lambda t: t.raw[: len(t.raw) // 2]))
+def test_the_tlv_common_loop_agrees_with_the_careful_parser(raw: bytes) -> None:
+    common, careful = _tlv_paths(raw)
+    if common is not None:
+        assert careful != "error"
+        assert common == careful
+
+
+def test_the_tlv_common_loop_leaves_long_forms_to_the_careful_parser() -> None:
+    for raw in ("9F26 81 02 AABB", "DF8101 01 00", "9F26 82 0001 AA"):
+        common, careful = _tlv_paths(bytes.fromhex(raw.replace(" ", "")))
+        assert common is None and careful != "error"

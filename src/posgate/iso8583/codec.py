@@ -19,7 +19,7 @@ Theory of operation — two paths that must agree:
   runs the reference path, which raises the precise error (or, for a valid but unusual value
   such as a short fixed text field to pad, produces the result). So errors always come from
   the reference path, and the fast path only ever accepts what the reference path accepts —
-  ``tests/codec/test_properties.py`` checks both on generated and mutilated messages.
+  ``tests/codec/test_fast_path.py`` holds it to that on generated and mutilated messages.
   A function is generated for a bitmap / field set only after the reference path has handled a
   valid message of that shape, and only while the bounded cache has room (terminals send few
   distinct shapes; garbage must not make the codec compile code per message).
@@ -257,7 +257,15 @@ def compile_field(spec: FieldSpec) -> tuple[Decoder, Encoder]:
 
 # ---------------------------------------------------------------- the fast path: generated code
 # Names the generated functions see (passed as their globals).
-_GEN_GLOBALS: dict[str, Any] = {"BCD": _BCD, "LL": _LL, "LLL": _LLL, "TLV": TLV, "tlv_decode": TLV.decode, "fromhex": bytes.fromhex, "track_ok": _track_ok}
+_GEN_GLOBALS: dict[str, Any] = {
+    "BCD": _BCD,
+    "LL": _LL,
+    "LLL": _LLL,
+    "TLV": TLV,
+    "tlv_decode": TLV.decode,
+    "fromhex": bytes.fromhex,
+    "track_ok": _track_ok,
+}
 
 
 def _run_kind(spec: FieldSpec) -> str:

@@ -1,9 +1,10 @@
 """The immutable message: an MTI and a mapping of field number → value.
 
 Values are ``str`` for ``n``/``z``/``an``/``ans`` fields (digits keep their leading zeros; ``z``
-uses ``=`` as the separator, and upper-case A-C, E-F for the ciphertext nibbles of an encrypted track), ``bytes`` for ``b`` fields and :class:`~posgate.iso8583.tlv.TLV` for
-TLV fields. A message decoded from the wire also keeps ``raw``, the exact body bytes, so the
-MAC can be checked over the bytes as sent instead of re-encoding.
+uses ``=`` as the separator, and upper-case A-C, E-F for the ciphertext nibbles of an encrypted
+track), ``bytes`` for ``b`` fields and :class:`~posgate.iso8583.tlv.TLV` for TLV fields. A
+message decoded from the wire also keeps ``raw``, the exact body bytes, so the MAC can be
+checked over the bytes as sent instead of re-encoding.
 """
 
 from __future__ import annotations
