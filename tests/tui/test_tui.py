@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from posgate.terminal.operations.base import Input
 from posgate.terminal.tui import (
     DEMO_CARDS,
@@ -123,36 +121,31 @@ async def test_declined_card_shows_the_code_and_prints_nothing():
         assert not app.results[0].approved
 
 
-async def test_skipped_signature_is_unsigned_then_made_up_from_admin():
+async def test_unsigned_sale_is_made_up_from_admin():
     backend = StubBackend()
+    voucher = await seed_sale(backend, 500)  # approved, never signed
     app = PosApp(backend)
     async with app.run_test(size=SIZE) as pilot:
-        await sale(pilot, amount="500")
-        await until(pilot, MessageScreen)
-        await pilot.press("enter")
-        await until(pilot, SignatureScreen)
-        await pilot.click("#sig-skip")
-        slip = await until(pilot, SlipScreen)
-        assert "未签名 UNSIGNED" in slip.text()
-        await pilot.click("#slip-done")
         await until(pilot, MenuScreen)
         assert status_of(backend).unsigned == 1
-        # Admin → make-up signature (补签).
+        # Admin (sysadmin 99) → make-up signature (补签) → the unsigned transaction.
         await pilot.press("0")
         await until(pilot, EntryScreen)
         await type_digits(pilot, "12345678")
         await until(pilot, ChoiceScreen)
         await pilot.press("1")
-        await until(pilot, ChoiceScreen)  # the unsigned transactions
+        choices = await until(pilot, ChoiceScreen)  # the unsigned transactions
+        assert choices.choices[0][0] == voucher
         await pilot.press("1")
         await until(pilot, SignatureScreen)
         await pilot.click("#sig-sample")
         await pilot.click("#sig-ok")
         slip = await until(pilot, SlipScreen)
-        assert "补签 MAKE-UP SIGNATURE" in slip.text()
+        assert "补签 MAKE-UP SIGNATURE" in slip.text() and "RMB 5.00" in slip.text()
         await pilot.click("#slip-done")
         await until(pilot, MenuScreen)
         assert status_of(backend).unsigned == 0
+        assert backend.inputs[-1].operation == "signature" and backend.inputs[-1].voucher == voucher
 
 
 async def test_void_with_supervisor_password_and_reprint():
@@ -182,10 +175,9 @@ async def test_void_with_supervisor_password_and_reprint():
         assert "Approved" in str(result.query_one("#heading").render())
         await pilot.press("enter")
         await until(pilot, SignatureScreen)
-        await pilot.click("#sig-sample")
-        await pilot.click("#sig-ok")
+        await pilot.click("#sig-skip")  # the cardholder walks away: unsigned
         slip = await until(pilot, SlipScreen)
-        assert "SALE VOID" in slip.text() and "RMB -20.00" in slip.text()
+        assert "SALE VOID" in slip.text() and "RMB -20.00" in slip.text() and "UNSIGNED" in slip.text()
         assert f"ORIG VOUCHER(原凭证号):{voucher}" in slip.text()
         await pilot.click("#slip-done")
         # Reprint the last slip.
@@ -206,10 +198,12 @@ async def test_settlement_slip_and_language_toggle():
     app = PosApp(backend)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, MenuScreen)
+        assert "已签到" in str(app.screen.query_one("#status").render())
         await pilot.press("f2")
         await pilot.pause()
         assert app.lang == "en"
         assert "Sale" in str(app.screen.query_one("#menu-sale").label)
+        assert "Batch 000001" in str(app.screen.query_one("#status").render())
         await pilot.press("6")
         await until(pilot, MessageScreen)
         await pilot.press("enter")
@@ -242,12 +236,12 @@ async def test_escape_cancels_a_flow_before_anything_is_sent():
         assert backend.inputs == []
 
 
-@pytest.mark.parametrize("lang", ["zh", "en"])
-async def test_status_line_shows_counts(lang):
+async def test_status_line_shows_counts():
     backend = StubBackend()
-    app = PosApp(backend, lang=lang)
+    await seed_sale(backend, 100)
+    app = PosApp(backend, lang="en")
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, MenuScreen)
         status = str(app.screen.query_one("#status").render())
-        assert ("未签到" if lang == "zh" else "NOT SIGNED ON") in status
-        assert "000001" in status and "stub" in status
+        assert "SIGNED ON" in status and "NOT" not in status
+        assert "Batch 000001" in status and "STAN 000002" in status and "Unsig 1" in status and "stub" in status

@@ -571,39 +571,44 @@ class Display(Static):
 
 
 class SignatureCanvas(Widget, can_focus=True):
-    """Draw with the mouse; strokes are kept in cell coordinates (fractional when available)."""
+    """Draw with the mouse. Strokes are kept in cell coordinates (fractional when the terminal
+    reports pixels) and shown with half blocks, two dots per character cell."""
 
     DEFAULT_CSS = """
     SignatureCanvas { width: 1fr; height: 12; border: round $accent; background: white; color: black; }
     """
+    ALLOW_SELECT = False  # a drag draws; it must not select text
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.pad = StrokesPad(scale=(8, 16), pen=6)
         self._drawing = False
-        self._cells: set[tuple[int, int]] = set()
+        self._dots: set[tuple[int, int]] = set()  # (column, half-row)
 
     def render(self) -> Text:
         w, h = self.content_size.width, self.content_size.height
-        lines = []
-        for y in range(h):
-            lines.append("".join("█" if (x, y) in self._cells else " " for x in range(w)))
+        glyphs = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
+        lines = [
+            "".join(glyphs[((x, 2 * y) in self._dots, (x, 2 * y + 1) in self._dots)] for x in range(w))
+            for y in range(h)
+        ]
         return Text("\n".join(lines), style="black on white")
 
     def _point(self, event: events.MouseEvent) -> tuple[float, float]:
-        x = getattr(event, "pointer_x", event.x)
-        y = getattr(event, "pointer_y", event.y)
-        return float(x), float(y)
+        """The pointer in content coordinates (inside the border), fractional when available."""
+        off = event.get_content_offset_capture(self)
+        gx, gy = event.x - off.x, event.y - off.y  # the border and padding in front of the content
+        return float(getattr(event, "pointer_x", event.x)) - gx, float(getattr(event, "pointer_y", event.y)) - gy
 
     def _mark(self, a: tuple[float, float], b: tuple[float, float]) -> None:
         (x0, y0), (x1, y1) = a, b
-        n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
+        n = int(max(abs(x1 - x0), abs(y1 - y0) * 2)) + 1
         for i in range(n + 1):
             t = i / n
-            self._cells.add((int(x0 + (x1 - x0) * t), int(y0 + (y1 - y0) * t)))
+            self._dots.add((int(x0 + (x1 - x0) * t), int((y0 + (y1 - y0) * t) * 2)))
 
     def add_stroke(self, points: Sequence[tuple[float, float]]) -> None:
-        """Add a whole stroke (used by the sample signature and by tests)."""
+        """Add a whole stroke (the sample signature; tests)."""
         if not points:
             return
         self.pad.begin_stroke(*points[0])
@@ -617,7 +622,7 @@ class SignatureCanvas(Widget, can_focus=True):
 
     def clear(self) -> None:
         self.pad.clear()
-        self._cells.clear()
+        self._dots.clear()
         self.refresh()
 
     @property
@@ -673,10 +678,11 @@ class PosScreen(Screen[Any]):
 
     def compose(self) -> ComposeResult:
         yield Title(self.w(self.title_key), id="title")
+        with Vertical(id="footer"):
+            yield Static(self.w("keys_help"), id="help")
+            yield StatusBar(id="status")
         with Vertical(id="body"):
             yield from self.body()
-        yield Static(self.w("keys_help"), id="help")
-        yield StatusBar(id="status")
 
     def body(self) -> ComposeResult:
         yield from ()
@@ -989,7 +995,7 @@ class SlipScreen(PosScreen):
 
     def body(self) -> ComposeResult:
         with VerticalScroll(id="paper-scroll"):
-            yield Static(self.text(), id="paper")
+            yield Static(Text(self.text(), no_wrap=True, overflow="crop"), id="paper")
         with Horizontal(id="slip-actions"):
             if self.index + 1 < len(self.slips):
                 yield Button(self.w("next_copy"), id="slip-next", variant="primary")
