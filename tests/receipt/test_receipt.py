@@ -297,3 +297,10 @@ def test_pdf_text_reads_back(tmp_path):
     text = subprocess.run(["pdftotext", str(path), "-"], check=True, capture_output=True, text=True).stdout
     for needle in ("POS SALES SLIP", "MERCHANT NAME", MASKED, "RMB 12.34", "10000001", "000123"):
         assert needle in text, needle
+
+
+def test_signed_without_the_picture_prints_the_mark_only():
+    slip = make_slip(signature_png=b"")
+    assert "[已电子签名 E-SIGNED]" in render_text(slip)
+    pdf = render_pdf(slip)
+    assert _pages(pdf) == 1 and b"/Subtype /Image" not in pdf

@@ -250,3 +250,10 @@ def test_receipt_tlv_validation():
     with pytest.raises(CodecError):
         parse_receipt_tlv(b"\xff\x00\x05ab")
     assert parse_receipt_tlv(bytes.fromhex("FF060799999999999999"))["when"] is None
+
+
+def test_terminal_core_sends_the_same_receipt_tlv():
+    """The terminal core builds field 55 itself; it must stay byte-identical to this module's."""
+    core = pytest.importorskip("posgate.terminal.operations.signature")
+    mine = receipt_tlv("演示便利店", "消费", "01", WHEN)
+    assert core.receipt_tlv("演示便利店", "消费", "01", "20240506070809") == mine

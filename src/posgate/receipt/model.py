@@ -150,6 +150,8 @@ class Slip:
     original_date: str = ""  # MMDD or YYYYMMDD
     ic_data: tuple[tuple[str, str], ...] = ()  # printed as is: (("AID", "A000000333010101"), ("TC", ...))
     signature_required: bool = True
+    # None: unsigned (未签名); PNG bytes: signed, the picture is printed; b"": signed, but the
+    # picture is not at hand (e.g. uploaded from another device) — the mark alone is printed.
     signature_png: bytes | None = field(default=None, repr=False)
     make_up_signature: bool = False  # the signature was captured later (补签)
     copy: Copy = Copy.MERCHANT

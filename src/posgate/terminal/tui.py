@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from zoneinfo import ZoneInfo
 
+import typer
 from rich.text import Text
 from textual import events, on
 from textual.app import App, ComposeResult
@@ -59,8 +60,6 @@ from posgate.receipt import Copy, SettlementSlip, Slip, render_settlement_text, 
 from posgate.signature import SignatureError, SignatureImage, StrokesPad, encode_for_field62, jbig_to_png
 
 if TYPE_CHECKING:
-    import typer
-
     from posgate.terminal.operations.base import Card, Input, Result
     from posgate.terminal.state import TerminalState, TxnEntry
 
@@ -1431,7 +1430,6 @@ def add_tui_command(terminal_app: typer.Typer) -> None:
     may instead declare the same command itself and import this module inside it (see
     :func:`main`).
     """
-    import typer
 
     @terminal_app.command("tui")
     def tui(
