@@ -20,3 +20,19 @@ def test_add_tui_command_registers_tui_with_its_options():
     assert result.exit_code == 0, result.output
     for option in ("--stub", "--lang", "--operator"):
         assert option in result.output
+
+
+async def test_build_app_opens_the_terminal_journal(tmp_path):
+    from posgate.terminal.cli import Settings
+    from posgate.terminal.tui import ClientBackend, StubBackend, build_app
+
+    settings = Settings(tmp_path, "127.0.0.1", 18583, "10000001", None, None, "6000030000", "603100000000", None, None, 5.0)
+    app = build_app(settings, lang="en")
+    assert isinstance(app.backend, ClientBackend)
+    assert app.backend.address == "127.0.0.1:18583" and app.operator == "01" and app.lang == "en"
+    assert app.backend.state.config.terminal_id == "10000001"
+    assert app.backend.verify_operator("00", "123456", "supervisor") == ""
+    assert app.backend.verify_operator("00", "000000", "supervisor") != ""
+    assert app.slip_dir == tmp_path / "slips"
+    await app.backend.close()
+    assert isinstance(build_app(stub=True).backend, StubBackend)

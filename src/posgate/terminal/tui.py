@@ -1406,10 +1406,10 @@ class PosApp(App[None]):
 # ============================================================================ command line
 
 
-def main(settings: Any = None, *, stub: bool = False, lang: str = "zh", operator: str | None = None) -> None:
-    """Run the emulator. ``settings`` is the ``posgate terminal`` group's (``--state``,
-    ``--host``, ``--port``, ``--tid`` ...): the journal is opened and the session built exactly
-    as the other ``posgate terminal`` commands do; ``stub`` needs neither."""
+def build_app(settings: Any = None, *, stub: bool = False, lang: str = "zh", operator: str | None = None) -> PosApp:
+    """The emulator for the ``posgate terminal`` group's settings (``--state``, ``--host``,
+    ``--port``, ``--tid`` ...): the journal is opened and the session built exactly as the other
+    ``posgate terminal`` commands do; with ``stub`` (or no settings) no host is needed."""
     slip_dir = Path.cwd() / "slips"
     if stub or settings is None:
         backend: PosBackend = StubBackend()
@@ -1420,7 +1420,12 @@ def main(settings: Any = None, *, stub: bool = False, lang: str = "zh", operator
         backend = ClientBackend(terminal_cli._session(settings, journal))
         operator = operator or journal.get("operator", "01")
         slip_dir = Path(settings.state_dir) / "slips"
-    PosApp(backend, lang=lang, operator=operator or "01", slip_dir=slip_dir).run()
+    return PosApp(backend, lang=lang, operator=operator or "01", slip_dir=slip_dir)
+
+
+def main(settings: Any = None, *, stub: bool = False, lang: str = "zh", operator: str | None = None) -> None:
+    """Run the emulator full screen (see :func:`build_app`)."""
+    build_app(settings, stub=stub, lang=lang, operator=operator).run()
 
 
 def add_tui_command(terminal_app: typer.Typer) -> None:
@@ -1451,6 +1456,7 @@ __all__ = [
     "PosBackend",
     "StubBackend",
     "add_tui_command",
+    "build_app",
     "main",
     "make_card",
     "settlement_slip_from",
