@@ -108,14 +108,27 @@ async def test_sale_from_menu_to_slip_with_a_mouse_signature(tmp_path):
         assert st.signed_on and st.stan == "000002" and st.unsigned == 0
 
 
-async def test_declined_card_shows_the_code_and_prints_nothing():
+async def test_manual_entry_of_a_lost_card_is_declined_and_prints_nothing():
     backend = StubBackend()
     app = PosApp(backend, lang="en")
     async with app.run_test(size=SIZE) as pilot:
-        await sale(pilot, card_index=5)  # lost card → 41
+        await until(pilot, MenuScreen)
+        await pilot.press("1")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, "5000")
+        await until(pilot, CardScreen)
+        await pilot.click("#entry-manual")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, "6217000000000000046")  # lost card
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, "3012")
+        await until(pilot, EntryScreen)  # PIN: none
+        await pilot.press("enter")
         msg = await until(pilot, MessageScreen)
         assert "41" in str(msg.query_one("#message").render())
         assert "Declined" in str(msg.query_one("#heading").render())
+        card = backend.inputs[-1].card
+        assert card.entry == "manual" and card.pan == "6217000000000000046" and card.expiry == "3012" and not card.pin
         await pilot.press("enter")
         await until(pilot, MenuScreen)
         assert not app.results[0].approved

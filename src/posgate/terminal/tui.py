@@ -87,6 +87,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "enter_rrn": ("请输入原参考号", "Original reference number (RRN)"),
     "enter_date": ("请输入原交易日期(MMDD)", "Original date (MMDD)"),
     "enter_auth": ("请输入原授权码", "Original authorisation code"),
+    "enter_pan": ("请输入卡号", "Card number"),
+    "enter_expiry": ("请输入有效期(YYMM)", "Expiry date (YYMM)"),
     "supervisor_pwd": ("请输入主管密码", "Supervisor password"),
     "admin_pwd": ("请输入系统管理员密码", "System administrator password"),
     "wrong_pwd": ("密码错误", "Wrong password"),
@@ -661,6 +663,13 @@ class PosScreen(Screen[Any]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Back", show=False)]
     title_key = "app_title"
+    _answered = False
+
+    def answer(self, value: Any = None) -> None:
+        """Dismiss with ``value`` once: a key and a button may both ask to close the screen."""
+        if not self._answered:
+            self._answered = True
+            self.dismiss(value)
 
     @property
     def pos(self) -> PosApp:
@@ -687,7 +696,7 @@ class PosScreen(Screen[Any]):
         yield from ()
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
 
 
 SLIP_OPERATIONS = frozenset({"sale", "void", "refund", "preauth", "preauth_void", "completion", "completion_void",
@@ -779,12 +788,12 @@ class EntryScreen(PosScreen):
 
     def submit(self) -> None:
         if not self.value and self.allow_empty:
-            self.dismiss("")
+            self.answer("")
             return
         if len(self.value) < self.min_len or (self.mode == "amount" and int(self.value or "0") <= 0):
             self.query_one("#hint", Static).update(Text(self.hint or "?", style="bold red"))
             return
-        self.dismiss(self.value)
+        self.answer(self.value)
 
     def on_key(self, event: events.Key) -> None:
         if event.key in ("enter", "backspace", "delete") or (event.character or "").isdigit():
@@ -804,7 +813,7 @@ class EntryScreen(PosScreen):
         elif bid == "enter":
             self.submit()
         elif bid == "cancel":
-            self.dismiss(None)
+            self.answer(None)
 
 
 class ChoiceScreen(PosScreen):
@@ -829,15 +838,15 @@ class ChoiceScreen(PosScreen):
         ch = event.character or ""
         if ch.isdigit() and 1 <= int(ch) <= len(self.choices):
             event.stop()
-            self.dismiss(self.choices[int(ch) - 1][0])
+            self.answer(self.choices[int(ch) - 1][0])
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
+        self.answer(event.option.id)
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
 
 
 class CardScreen(PosScreen):
@@ -869,15 +878,15 @@ class CardScreen(PosScreen):
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         card = self.selected()
-        self.dismiss((card, "insert" if card.chip else "swipe"))
+        self.answer((card, "insert" if card.chip else "swipe"))
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         bid = event.button.id or ""
         if bid.startswith("entry-"):
-            self.dismiss((self.selected(), bid.removeprefix("entry-")))
+            self.answer((self.selected(), bid.removeprefix("entry-")))
         elif bid == "cancel":
-            self.dismiss(None)
+            self.answer(None)
 
 
 class MessageScreen(PosScreen):
@@ -897,12 +906,12 @@ class MessageScreen(PosScreen):
 
     @on(Button.Pressed, "#ok")
     def _ok(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
 
     def on_key(self, event: events.Key) -> None:
         if event.key == "enter":
             event.stop()
-            self.dismiss(None)
+            self.answer(None)
 
 
 class ProcessingScreen(PosScreen):
@@ -916,6 +925,9 @@ class ProcessingScreen(PosScreen):
 
     def body(self) -> ComposeResult:
         yield Static(Text(self.text, style="bold"), id="processing")
+
+    def action_cancel(self) -> None:
+        pass  # the request has left: only the core decides what happens now
 
 
 class SignatureScreen(PosScreen):
@@ -959,7 +971,7 @@ class SignatureScreen(PosScreen):
         elif bid == "sig-sample":
             self.draw_sample()
         elif bid == "sig-skip":
-            self.dismiss(None)
+            self.answer(None)
         elif bid == "sig-ok":
             self.confirm()
 
@@ -972,10 +984,10 @@ class SignatureScreen(PosScreen):
         except SignatureError as e:
             self.query_one("#hint", Static).update(Text(str(e), style="bold red"))
             return
-        self.dismiss(sig)
+        self.answer(sig)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
 
 
 class SlipScreen(PosScreen):
@@ -1006,7 +1018,7 @@ class SlipScreen(PosScreen):
             self.index += 1
             await self.recompose()
         else:
-            self.dismiss(None)
+            self.answer(None)
 
     def save_pdf(self) -> Path:
         from posgate.receipt import render_pdf, render_settlement_pdf
@@ -1031,7 +1043,7 @@ class SlipScreen(PosScreen):
         elif bid == "slip-pdf":
             self.save_pdf()
         elif bid == "slip-done":
-            self.dismiss(None)
+            self.answer(None)
 
     async def on_key(self, event: events.Key) -> None:
         if event.key == "enter":
@@ -1100,6 +1112,14 @@ class PosApp(App[None]):
         if chosen is None:
             return None
         demo, entry = chosen
+        if entry == "manual":  # 手输卡号: the cashier keys in the card number and expiry
+            pan = await self.ask(EntryScreen(self.w("enter_pan"), "digits", max_len=19, min_len=13))
+            if pan is None:
+                return None
+            expiry = await self.ask(EntryScreen(self.w("enter_expiry"), "digits", max_len=4, min_len=4))
+            if expiry is None:
+                return None
+            demo = DemoCard(pan, expiry, "", "")
         code = ""
         if pin:
             code = await self.ask(
