@@ -691,3 +691,13 @@ def test_offline_adjust_and_tip() -> None:
 
     t = totals(state)
     assert (t.domestic.debit_amount, t.domestic.debit_count) == (1200 + 400, 2)
+
+
+def test_header_requirement_obeyed_after_a_decline_but_not_from_a_mismatched_reply() -> None:
+    state, host = signed_on()
+    state, result, sends = run(state, Input("sale", amount=100, card=swipe()), host,
+                               script=lambda s, h: (h.reply(s.message, "51"), "3") if s.purpose == "sale" else None)  # fmt: skip
+    assert [s.purpose for s in sends] == ["sale", "sign_on"] and result.response_code == "51"
+    state, result, sends = run(state, Input("sale", amount=100, card=swipe()), host,
+                               script=lambda s, h: (h.reply(s.message, f11="000000"), "3") if s.purpose == "sale" else None)  # fmt: skip
+    assert [s.purpose for s in sends] == ["sale"] and result.error == "mismatch"

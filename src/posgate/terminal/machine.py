@@ -287,9 +287,10 @@ def on_reply(
         flow = flow.note("应答报文无法解析 / the reply could not be decoded")
         return _advance(replace(state, flow=flow), flow, now)
     state, flow = handler.on_reply(state, flow, step, msg, now)
-    if msg.text(39) in ("00", "") and step.kind != "sign_on":
-        flow = _obey(flow, requirement)
-    elif step.kind == "sign_on" and requirement in ("1", "2"):
+    answered = flow.result is None or flow.result.error not in ("mismatch", "mac")
+    if answered and (step.kind != "sign_on" or requirement in ("1", "2")):
+        # The host's processing requirement, declines included (D2); not from a reply that
+        # does not answer our request, and a sign-on's own "3" would only loop.
         flow = _obey(flow, requirement)
     return _advance(replace(state, flow=flow), flow, now)
 

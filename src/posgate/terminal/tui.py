@@ -599,7 +599,9 @@ class SignatureCanvas(Widget, can_focus=True):
         """The pointer in content coordinates (inside the border), fractional when available."""
         off = event.get_content_offset_capture(self)
         gx, gy = event.x - off.x, event.y - off.y  # the border and padding in front of the content
-        return float(getattr(event, "pointer_x", event.x)) - gx, float(getattr(event, "pointer_y", event.y)) - gy
+        return float(getattr(event, "pointer_x", event.x)) - gx, float(
+            getattr(event, "pointer_y", event.y)
+        ) - gy
 
     def _mark(self, a: tuple[float, float], b: tuple[float, float]) -> None:
         (x0, y0), (x1, y1) = a, b
@@ -1426,7 +1428,9 @@ class PosApp(App[None]):
 # ============================================================================ command line
 
 
-def build_app(settings: Any = None, *, stub: bool = False, lang: str = "zh", operator: str | None = None) -> PosApp:
+def build_app(
+    settings: Any = None, *, stub: bool = False, lang: str = "zh", operator: str | None = None
+) -> PosApp:
     """The emulator for the ``posgate terminal`` group's settings (``--state``, ``--host``,
     ``--port``, ``--tid`` ...): the journal is opened and the session built exactly as the other
     ``posgate terminal`` commands do; with ``stub`` (or no settings) no host is needed."""
