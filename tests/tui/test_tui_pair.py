@@ -22,7 +22,7 @@ from posgate.terminal.tui import (
     status_of,
 )
 
-from .test_tui import SIZE, draw_signature, sale, until
+from .test_tui import SIZE, draw_signature, sale, type_digits, until
 
 
 class PairBackend:
@@ -83,10 +83,10 @@ async def test_sale_signature_and_void_against_the_host_pipeline(tmp_path: Any) 
         await until(pilot, MenuScreen)
         await pilot.press("2")
         await until(pilot, EntryScreen)
-        await pilot.press(*"123456", "enter")
+        await type_digits(pilot, "123456")
         voucher = await until(pilot, EntryScreen)
         assert voucher.mode == "digits"
-        await pilot.press(*sale_result.stan, "enter")
+        await type_digits(pilot, sale_result.stan)
         await until(pilot, MessageScreen)
         await pilot.press("enter")
         await until(pilot, CardScreen)
