@@ -304,3 +304,9 @@ def test_signed_without_the_picture_prints_the_mark_only():
     assert "[已电子签名 E-SIGNED]" in render_text(slip)
     pdf = render_pdf(slip)
     assert _pages(pdf) == 1 and b"/Subtype /Image" not in pdf
+
+
+@pytest.mark.parametrize(("given", "suffix"), [("021", "/S"), ("051", "/I"), ("072", "/C"), ("012", "/M"), ("swipe", "/S"), ("", "")])
+def test_entry_mode_from_a_word_or_the_field_22_code(given, suffix):
+    slip = make_slip(entry_mode=given)
+    assert slip.card_line() == (MASKED + " " + suffix).strip()

@@ -11,6 +11,7 @@ from posgate.receipt.model import (
     Copy,
     SettlementSlip,
     Slip,
+    entry_mode_name,
     label,
 )
 from posgate.receipt.text import display_width, render_lines, render_settlement_text, render_text
@@ -37,6 +38,7 @@ __all__ = [
     "SettlementSlip",
     "Slip",
     "display_width",
+    "entry_mode_name",
     "label",
     "render_lines",
     "render_pdf",

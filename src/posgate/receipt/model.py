@@ -47,6 +47,18 @@ ENTRY_MODES: dict[str, tuple[str, str, str]] = {
     "fallback": ("F", "降级", "FALLBACK"),
 }
 
+# Field 22 (POS entry mode) digits 1-2 → entry mode; a slip accepts either form.
+POS_ENTRY_CODES = {"01": "manual", "02": "swipe", "05": "insert", "07": "tap", "80": "fallback", "90": "swipe",
+                   "95": "insert", "96": "tap", "98": "tap"}  # fmt: skip
+
+
+def entry_mode_name(value: str) -> str:
+    """``swipe``/``insert``/``tap``/``manual``/``fallback`` from itself or from a field-22 code (``021``)."""
+    if value.isdigit():
+        return POS_ENTRY_CODES.get(value[:2], "")
+    return value if value in ENTRY_MODES else ""
+
+
 # Operations whose amount is printed negative.
 NEGATIVE_OPERATIONS = frozenset({"void", "refund", "completion_void", "preauth_void"})
 
@@ -140,7 +152,7 @@ class Slip:
     issuer: str = ""
     acquirer: str = ""
     card_org: str = "CUP"
-    entry_mode: str = ""  # swipe | insert | tap | manual | fallback
+    entry_mode: str = ""  # swipe | insert | tap | manual | fallback, or the field-22 code (021 ...)
     auth_code: str = ""
     rrn: str = ""
     currency: str = "156"
@@ -161,6 +173,7 @@ class Slip:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "card_number", mask_card_number(self.card_number))
+        object.__setattr__(self, "entry_mode", entry_mode_name(self.entry_mode))
         object.__setattr__(self, "copy", Copy(self.copy))
 
     # ---------------------------------------------------------------- derived
