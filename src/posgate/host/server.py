@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from posgate.crypto import generate_working_keys
 from posgate.framing import DEFAULT_MAX_FRAME, HEADER_LEN, TPDU_LEN, Frame, FrameReader, FramingError
 from posgate.host import metrics as m
 from posgate.host.logging import fields
@@ -124,13 +125,19 @@ def make_env(db: Database) -> Env:
     return Env(now=_now, randbytes=secrets.token_bytes, **kw)
 
 
-def default_issuer_factory() -> IssuerFactory | None:
-    """The built-in issuer over the unit of work's store, when the host core provides one."""
+def builtin_issuer_factory(env: Env) -> IssuerFactory | None:
+    """The built-in issuer over each worker's store, with one zone key for the whole process."""
     try:
         issuer_mod = importlib.import_module("posgate.host.issuer")
     except ModuleNotFoundError:
         return None
-    factory = getattr(issuer_mod, "for_store", None) or getattr(issuer_mod, "BuiltinIssuer", None)
+    # The PIN zone key between the pipeline and the issuer: fresh per process, never stored.
+    zone_key = generate_working_keys("003", env.randbytes).pik
+
+    def factory(store: SqlHostStore) -> Issuer:
+        issuer: Issuer = issuer_mod.BuiltinIssuer(store, zone_key, env.timezone)
+        return issuer
+
     return factory
 
 
@@ -141,6 +148,9 @@ def default_processor() -> Processor:
         log.warning("the host pipeline is not installed: answering with the echo stand-in")
         return echo_process
     return process
+
+
+DEFAULT: Any = object()  # Host(issuer_factory=DEFAULT): the built-in issuer; None: no issuer at all
 
 
 class _NoIssuer:
@@ -297,8 +307,15 @@ class CommitWorker(threading.Thread):
                 self._fail_queued(q)
                 time.sleep(1)
                 continue
-            store = host.db.store(conn)
-            issuer = host.issuer_factory(store) if host.issuer_factory else _NoIssuer()
+            try:
+                store = host.db.store(conn)
+                issuer = host.issuer_factory(store) if host.issuer_factory else _NoIssuer()
+            except Exception:  # noqa: BLE001 - a worker must never die silently: requests would hang
+                log.exception("commit worker cannot start; retrying")
+                conn.close()
+                self._fail_queued(q)
+                time.sleep(1)
+                continue
             try:
                 while True:
                     item = q.get()
@@ -403,12 +420,14 @@ class Host:
     """Listening socket + connections + commit workers. Use :meth:`start` then :meth:`serve_until_stopped`."""
 
     def __init__(self, db: Database, config: ServerConfig, *, processor: Processor | None = None,
-                 issuer_factory: IssuerFactory | None = None, env: Env | None = None) -> None:  # fmt: skip
+                 issuer_factory: Any = DEFAULT, env: Env | None = None) -> None:  # fmt: skip
         self.db = db
         self.config = config
         self.processor: Processor = processor or default_processor()
-        self.issuer_factory = issuer_factory if issuer_factory is not None else default_issuer_factory()
         self.env = env or make_env(db)
+        self.issuer_factory: IssuerFactory | None = (
+            builtin_issuer_factory(self.env) if issuer_factory is DEFAULT else issuer_factory
+        )
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.connections: set[TerminalProtocol] = set()
         self.stopping = False

@@ -1,4 +1,5 @@
-"""``SqlHostStore``: the host's store (``posgate.host.ports.HostStore``) on SQLite or PostgreSQL.
+"""``SqlHostStore``: the host's store (``posgate.host.ports.HostStore`` and ``IssuerStore``) on
+SQLite or PostgreSQL.
 
 Theory of operation
 -------------------
@@ -53,6 +54,9 @@ from sqlalchemy.sql import ClauseElement, ColumnElement
 
 from posgate.crypto.tdes import kcv
 from posgate.host.ports import (
+    ACTIVE_STATUSES,
+    DEBIT_ACTIVITY_OPERATIONS,
+    CardRecord,
     DifferenceRecord,
     MerchantRecord,
     RiskRule,
@@ -65,9 +69,9 @@ from posgate.host.ports import (
 from posgate.store import schema as s
 from posgate.store.keyring import Keyring
 
-# Operations that count as approved debits for risk velocity and merchant totals.
-DEBIT_OPERATIONS = ("sale", "completion", "completion_advice", "offline_settlement", "settlement_adjust", "tip_adjust")
-APPROVED_DEBIT_STATUSES = ("approved", "completed", "refunded", "partially_refunded")
+# What counts as an approved debit for risk velocity and merchant totals (the contract's rule).
+DEBIT_OPERATIONS = tuple(sorted(DEBIT_ACTIVITY_OPERATIONS))
+APPROVED_DEBIT_STATUSES = tuple(sorted(ACTIVE_STATUSES))
 
 def _constant_in(col: Column[Any], values: Sequence[str]) -> ColumnElement[bool]:
     """``col IN ('a', 'b')`` with the constants in the SQL text (our own identifiers, never input)."""
@@ -254,8 +258,10 @@ _TERMINAL_COLS = [
     _T.c.id, _T.c.terminal_id, _M.c.merchant_id, _T.c.tmk_enc, _T.c.device_serial, _T.c.pending_serial,
     _T.c.approved_serial, _T.c.status, _T.c.batch_no, _T.c.signed_on_day, _T.c.signed_off, _T.c.operator,
     _T.c.key_scheme, _T.c.pik_enc, _T.c.mak_enc, _T.c.tdk_enc, _T.c.mac_algorithm, _T.c.mac_failures,
-    _T.c.resign_requested, _T.c.resign_reason, _T.c.params, _T.c.params_pending,
+    _T.c.resign_requested, _T.c.resign_reason, _T.c.params, _T.c.params_pending, _T.c.last_status_upload,
 ]  # fmt: skip
+_CARD_FIELDS = [f.name for f in dc_fields(CardRecord)]
+_CARD_COLS = [s.cards.c[name] for name in _CARD_FIELDS]
 _MERCHANT_COLS = [_M.c.id, _M.c.merchant_id, _M.c.name, _M.c.name_en, _M.c.mcc, _M.c.fee_rate_bp, _M.c.status,
                   _M.c.suspended_reason]  # fmt: skip
 
@@ -281,6 +287,7 @@ class SqlHostStore:
         f = self._f
         self._txn_out = [f.from_db(col) for col in _TXN_COLS]
         self._settlement_out = [f.from_db(col) for col in _SETTLEMENT_COLS]
+        self._card_out = [f.from_db(col) for col in _CARD_COLS]
 
     # -- plumbing
     def _cursor(self) -> Any:
@@ -369,6 +376,7 @@ class SqlHostStore:
             tdk=None if r[15] is None else dec(r[15], b"tdk"),
             mac_algorithm=r[16], mac_failures=r[17], resign_requested=bool(r[18]), resign_reason=r[19],
             params=self._f.json_out(r[20]) or {}, params_pending=bool(r[21]),
+            last_status_upload=self._f.json_out(r[22]),
         )  # fmt: skip
 
     def update_terminal(self, terminal_id: str, **changes: Any) -> None:
@@ -396,11 +404,11 @@ class SqlHostStore:
         self._update(_M, "merchant_id", merchant_id, changes)
 
     def merchant_last_sign_on_day(self, merchant_id: str) -> str | None:
+        so = s.sign_ons.c
+
         def build() -> ClauseElement:
-            return (
-                select(func.max(_T.c.signed_on_day))
-                .join_from(_T, _M, _T.c.merchant_pk == _M.c.id)
-                .where(_M.c.merchant_id == bindparam("m"))
+            return select(func.max(so.day)).where(
+                so.merchant_id == bindparam("m"), _constant_in(so.kind, ("sign_on", "reinstated"))
             )
 
         r = self._one("merchant_last_sign_on", build, {"m": merchant_id})
@@ -416,6 +424,11 @@ class SqlHostStore:
 
     def _txns(self, key: str, build: Callable[[], ClauseElement], params: dict[str, Any]) -> list[TxnRecord]:
         return [self._txn(r) for r in self._all(key, build, params)]
+
+    def transaction(self, txn_id: int) -> TxnRecord | None:
+        t = s.transactions.c
+        r = self._one("transaction", lambda: select(*_TXN_COLS).where(t.id == bindparam("i")), {"i": txn_id})
+        return None if r is None else self._txn(r)
 
     def find_message(self, terminal_id: str, batch_no: str, stan: str, mti: str) -> TxnRecord | None:
         t = s.transactions.c
@@ -583,6 +596,21 @@ class SqlHostStore:
         self._insert(s.audit_log, {"at": at, "actor": actor, "action": action, "object_type": object_type,
                                    "object_id": object_id, "merchant_id": merchant_id, "before": before,
                                    "after": after, "detail": detail})  # fmt: skip
+
+    # -- the built-in issuer's cards (IssuerStore)
+    def card(self, pan_hash: str) -> CardRecord | None:
+        c = s.cards.c
+        r = self._one("card", lambda: select(*_CARD_COLS).where(c.pan_hash == bindparam("h")), {"h": pan_hash})
+        if r is None:
+            return None
+        out = self._card_out
+        return CardRecord(*[out[i](v) for i, v in enumerate(r)])
+
+    def update_card(self, pan_hash: str, **changes: Any) -> None:
+        self._update(s.cards, "pan_hash", pan_hash, changes)
+
+    def pin_verifier(self, pan: str, pin: str) -> str:
+        return self.keyring.pin_verifier(pan, pin)
 
     # -- card data protection
     def pan_hash(self, pan: str) -> str:
