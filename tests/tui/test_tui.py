@@ -273,3 +273,16 @@ async def test_status_line_shows_counts():
         status = str(app.screen.query_one("#status").render())
         assert "SIGNED ON" in status and "NOT" not in status
         assert "Batch 000001" in status and "STAN 000002" in status and "Unsig 1" in status and "stub" in status
+
+
+async def test_escape_at_the_settlement_confirmation_settles_nothing():
+    backend = StubBackend()
+    await seed_sale(backend, 100)
+    app = PosApp(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, MenuScreen)
+        await pilot.press("6")
+        await until(pilot, MessageScreen)
+        await pilot.press("escape")
+        await until(pilot, MenuScreen)
+        assert [i.operation for i in backend.inputs] == ["sale"] and backend.state.batch == "000001"

@@ -892,7 +892,8 @@ class CardScreen(PosScreen):
 
 
 class MessageScreen(PosScreen):
-    """A message (result, error, information); any key or OK continues."""
+    """A message (result, error, information). OK or Enter answers True, Escape None, so a
+    message can double as a confirmation."""
 
     def __init__(self, heading: str, lines: Sequence[str] = (), *, ok: bool = True) -> None:
         super().__init__()
@@ -908,12 +909,12 @@ class MessageScreen(PosScreen):
 
     @on(Button.Pressed, "#ok")
     def _ok(self) -> None:
-        self.answer(None)
+        self.answer(True)
 
     def on_key(self, event: events.Key) -> None:
         if event.key == "enter":
             event.stop()
-            self.answer(None)
+            self.answer(True)
 
 
 class ProcessingScreen(PosScreen):
@@ -1096,8 +1097,9 @@ class PosApp(App[None]):
     async def ask(self, screen: Screen[Any]) -> Any:
         return await self.push_screen_wait(screen)
 
-    async def tell(self, heading: str, *lines: str, ok: bool = True) -> None:
-        await self.ask(MessageScreen(heading, lines, ok=ok))
+    async def tell(self, heading: str, *lines: str, ok: bool = True) -> bool:
+        """Show a message; True when confirmed (OK / Enter), False when escaped."""
+        return bool(await self.ask(MessageScreen(heading, lines, ok=ok)))
 
     async def password(self, operator: str, prompt_key: str, role: str | None = None) -> bool:
         pwd = await self.ask(EntryScreen(self.w(prompt_key), "secret", max_len=8, min_len=4))
@@ -1247,8 +1249,10 @@ class PosApp(App[None]):
         if original is None:
             await self.tell(self.w("no_txn"), voucher.zfill(6), ok=False)
             return
-        await self.tell(self.w("original"), f"{original.stan}  {word(original.operation, self.lang) if original.operation in WORDS else original.operation}",
-                        mask_pan(original.pan), f"RMB {fen_to_yuan(original.amount)}")  # fmt: skip
+        kind = word(original.operation, self.lang) if original.operation in WORDS else original.operation
+        if not await self.tell(self.w("original"), f"{original.stan}  {kind}", mask_pan(original.pan),
+                               f"RMB {fen_to_yuan(original.amount)}"):  # fmt: skip
+            return
         card = await self.card_and_pin(pin=operation == "completion_void", amount=original.amount)
         if card is None:
             return
@@ -1319,8 +1323,8 @@ class PosApp(App[None]):
     async def flow_settlement(self) -> None:
         from posgate.terminal.operations.base import Input
 
-        go = await self.ask(MessageScreen(self.w("settlement"), [self.w("confirm_settle")]))
-        del go
+        if not await self.tell(self.w("settlement"), self.w("confirm_settle")):
+            return
         result = await self.process(Input("settlement", operator=self.operator))
         if result is None:
             return
