@@ -1153,6 +1153,8 @@ class PosApp(App[None]):
             return None
         await self.pop_screen()
         self.results.append(result)
+        for bar in self.screen.query(StatusBar):
+            bar.refresh_status()
         return result
 
     async def show_result(self, result: Result) -> None:
