@@ -701,3 +701,17 @@ def test_header_requirement_obeyed_after_a_decline_but_not_from_a_mismatched_rep
     state, result, sends = run(state, Input("sale", amount=100, card=swipe()), host,
                                script=lambda s, h: (h.reply(s.message, f11="000000"), "3") if s.purpose == "sale" else None)  # fmt: skip
     assert [s.purpose for s in sends] == ["sale"] and result.error == "mismatch"
+
+
+def test_tracks_encrypted_under_the_tdk_with_scheme_004_only() -> None:
+    from posgate.crypto import decrypt_track
+
+    state, host = signed_on(scheme="004")
+    state, result, sends = run(state, Input("sale", amount=100, card=swipe()), host)
+    req = sends[0].message
+    assert req.text(53) == "2610000000000000" and req.text(35) != swipe().track2
+    assert host.keys is not None and host.keys.tdk is not None
+    assert decrypt_track(host.keys.tdk, req.text(35)) == swipe().track2
+    state, host = signed_on(scheme="003")
+    state, result, sends = run(state, Input("sale", amount=100, card=swipe()), host)
+    assert sends[0].message.text(53) == "2600000000000000" and sends[0].message.text(35) == swipe().track2
