@@ -50,6 +50,7 @@ class HostProcess:
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         uvloop: bool = True,
+        console_port: int | None = None,
     ) -> None:
         self.db_url = db_url
         self.host = require_loopback(host)
@@ -59,6 +60,7 @@ class HostProcess:
         self.extra_args = extra_args
         self.env = env
         self.uvloop = uvloop
+        self.console_port = console_port  # None: --no-console (metrics only, on a free port)
         self.log_path = Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"posgate-host-{os.getpid()}-{id(self)}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -70,7 +72,11 @@ class HostProcess:
         # uvloop-specific problem): an import of uvloop then fails and posgate falls back.
         launcher = ["-m", "posgate.cli"] if self.uvloop else ["-c", _NO_UVLOOP]
         cmd = [sys.executable, *launcher, "serve", "--db", self.db_url, "--host", self.host,
-               "--port", str(self.port), "--no-console", "--console-port", "0", "--log-level", self.log_level]  # fmt: skip
+               "--port", str(self.port), "--log-level", self.log_level]  # fmt: skip
+        if self.console_port is None:
+            cmd += ["--no-console", "--console-port", "0"]
+        else:
+            cmd += ["--console-port", str(self.console_port)]
         if self.demo:
             cmd.append("--demo")
         return cmd + list(self.extra_args)
