@@ -115,13 +115,15 @@ def settle_flags(req: Message, domestic: str, foreign: str) -> str:
 
 
 def run(
-    state: TerminalState, inp: Input, host: Host, now: datetime = NOW, script: Any = None
+    state: TerminalState, inp: Input, host: Host, now: datetime = NOW, script: Any = None, save: Any = None
 ) -> tuple[TerminalState, Any, list[Send]]:
     """Drive a flow to the end. ``script(send, host)`` may return bytes, "timeout" or None
     (None = the host's default reply)."""
     state, out = machine.start(state, inp, now)
     sends: list[Send] = []
     while isinstance(out, Send):
+        if save is not None:
+            state = save(state)
         sends.append(out)
         # The core's promise: the returned state is what must be journaled before sending.
         answer = script(out, host) if script is not None else None
@@ -135,6 +137,8 @@ def run(
             answer = host.reply(out.message)
         state, out = machine.on_reply(state, answer, now, requirement=requirement)
     assert isinstance(out, Done)
+    if save is not None:
+        state = save(state)
     return state, out.result, sends
 
 

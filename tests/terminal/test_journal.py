@@ -40,11 +40,17 @@ def test_round_trip_and_settled_history(tmp_path: Path) -> None:
     assert loaded.txns == state.txns and loaded.signatures == {sale.stan: b"JBIG"}
     assert [e.kind for e in j2.events()] == ["sign_on"]
     # Settlement empties the batch log; the journal keeps the rows, marked settled.
-    loaded, result, _ = run(loaded, Input("settlement"), host)
-    j2.save(loaded)
+    loaded, result, _ = run(
+        loaded,
+        Input("settlement"),
+        host,
+        script=lambda s, h: "timeout" if s.purpose == "signature" else None,
+        save=j2.save,
+    )
     assert j2.transactions() == []
     rows = j2.transactions(include_settled=True)
     assert [(t.stan, settled) for t, settled in rows] == [(sale.stan, True)]
+    assert rows[0][0].signature == "unsigned"  # never uploaded before the batch closed
     assert j2.find(sale.stan) is not None
     j2.close()
     assert Journal.open(tmp_path).load().last_settlement["settled_batch"] == "000001"

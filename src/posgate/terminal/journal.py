@@ -308,7 +308,11 @@ class Journal:
                             (t.batch, t.stan, t.operation, t.status, t.at, _entry_json(t)),
                         )
                 for key in old.keys() - new_keys:
-                    c.execute("UPDATE txns SET settled = 1 WHERE batch = ? AND stan = ?", key)
+                    # Settled. A signature that never went up stays "unsigned" for good (D13).
+                    t = old[key]
+                    if t.signature == "pending":
+                        t = replace(t, signature="unsigned")
+                    c.execute("UPDATE txns SET settled = 1, data = ? WHERE batch = ? AND stan = ?", (_entry_json(t), *key))
             if last is None or last.signatures is not state.signatures:
                 before = dict(last.signatures) if last else {}
                 for stan, jbig in state.signatures.items():
