@@ -312,7 +312,10 @@ class Journal:
                     t = old[key]
                     if t.signature == "pending":
                         t = replace(t, signature="unsigned")
-                    c.execute("UPDATE txns SET settled = 1, data = ? WHERE batch = ? AND stan = ?", (_entry_json(t), *key))
+                    c.execute(
+                        "UPDATE txns SET settled = 1, data = ? WHERE batch = ? AND stan = ?",
+                        (_entry_json(t), *key),
+                    )
             if last is None or last.signatures is not state.signatures:
                 before = dict(last.signatures) if last else {}
                 for stan, jbig in state.signatures.items():
