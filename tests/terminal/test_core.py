@@ -715,3 +715,49 @@ def test_tracks_encrypted_under_the_tdk_with_scheme_004_only() -> None:
     state, host = signed_on(scheme="003")
     state, result, sends = run(state, Input("sale", amount=100, card=swipe()), host)
     assert sends[0].message.text(53) == "2600000000000000" and sends[0].message.text(35) == swipe().track2
+
+
+@pytest.mark.parametrize("operation", ["sign_off", "settlement", "parameter_download"])
+def test_pending_reversal_goes_before_any_online_message(operation: str) -> None:
+    state, host = signed_on()
+    state, _ = machine.start(state, Input("sale", amount=500, card=swipe()), NOW)
+    state, _ = machine.on_timeout(state, NOW)
+    state, result, sends = run(
+        state,
+        Input(operation),
+        host,
+        script=lambda s, h: h.reply(s.message, f62=b"1230") if s.purpose == "parameter_download" else None,
+    )
+    assert sends[0].purpose == "reversal" and state.reversal is None
+
+
+def test_void_refuses_another_card_and_preauth_void_by_voucher() -> None:
+    state, host = signed_on()
+    state, sale, _ = run(state, Input("sale", amount=800, card=swipe()), host)
+    with pytest.raises(TerminalError, match="card"):
+        machine.start(state, Input("void", voucher=sale.stan, card=swipe(pan="6217000000000000020")), NOW)
+    state, pre, _ = run(state, Input("preauth", amount=5000, card=swipe()), host)
+    state, pv, sends = run(state, Input("preauth_void", voucher=pre.stan), host)
+    req = sends[0].message
+    assert (
+        pv.approved and req.text(4) == "000000005000" and req.text(38) == pre.auth_code and req.text(2) == PAN
+    )
+    assert state.txn(pre.stan).status == "voided"  # type: ignore[union-attr]
+    with pytest.raises(TerminalError):
+        machine.start(state, Input("completion", amount=100, auth_code=pre.auth_code), NOW)
+
+
+def test_x919_mac_option() -> None:
+    from posgate.crypto import x9_19_mac
+
+    state, host = signed_on()
+    state = replace(state, config=replace(state.config, mac_algorithm="x919"))
+    state, out = machine.start(state, Input("sale", amount=100, card=swipe()), NOW)
+    assert isinstance(out, Send) and host.keys is not None
+    mak = host.keys.mak * 2
+    assert out.body[-8:] == x9_19_mac(mak, out.body[:-8])
+    reply = CODEC.encode(
+        CODEC.decode(host.reply(out.message, mac=False)).with_fields({}), mac=lambda mab: x9_19_mac(mak, mab)
+    )
+    state, done = machine.on_reply(state, reply, NOW)
+    assert isinstance(done, Done) and done.result.approved
