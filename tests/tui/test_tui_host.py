@@ -1,6 +1,7 @@
 """The POS emulator against a real host over TCP: the host (``posgate.host.server.Host`` on the
 demo database, listening on port 0 in this event loop), the terminal client with its journal,
-a sale from the menu to the slip with the e-signature uploaded."""
+a sale from the menu to the slip with the e-signature uploaded, then its void (the host finds the
+original)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,19 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from posgate.terminal.tui import ClientBackend, MessageScreen, PosApp, SignatureScreen, SlipScreen, status_of
+from posgate.terminal.tui import (
+    CardScreen,
+    ClientBackend,
+    EntryScreen,
+    MenuScreen,
+    MessageScreen,
+    PosApp,
+    SignatureScreen,
+    SlipScreen,
+    status_of,
+)
 
-from .test_tui import SIZE, draw_signature, sale, until
+from .test_tui import SIZE, draw_signature, sale, type_digits, until
 
 server = pytest.importorskip("posgate.host.server", reason="the host is not built yet")
 
@@ -62,3 +73,24 @@ async def test_sale_against_a_real_host(tmp_path, host_port):
         st = status_of(backend)
         assert st.signed_on and st.reversal == 0 and st.unsigned == 0
         assert st.address == f"127.0.0.1:{host_port}"
+        # Void it: supervisor 00 (password from the journal), the voucher, re-swipe.
+        await until(pilot, MenuScreen)
+        await pilot.press("2")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, "123456")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, sale_result.stan)
+        await until(pilot, MessageScreen)  # the original
+        await pilot.press("enter")
+        await until(pilot, CardScreen)
+        await pilot.click("#entry-swipe")
+        await until(pilot, MessageScreen, timeout=20)
+        void = app.results[-1]
+        assert void.operation == "void" and void.approved, void.message
+        await pilot.press("enter")
+        slip = await until(pilot, (SlipScreen, SignatureScreen))
+        if isinstance(slip, SignatureScreen):  # whether a void is signed is the core's decision
+            await pilot.click("#sig-skip")
+            slip = await until(pilot, SlipScreen)
+        assert "消费撤销 SALE VOID" in slip.text() and "RMB -12.34" in slip.text()
+        assert backend.state.txn(sale_result.stan).status == "voided"
