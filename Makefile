@@ -50,7 +50,8 @@ bench-codec: venv
 bench-host: venv
 	$(BIN)/python -m posgate.bench.host
 
-bench: bench-codec bench-host
+bench: bench-codec
+	$(BIN)/python -m posgate.bench.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

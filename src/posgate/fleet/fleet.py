@@ -131,7 +131,7 @@ def demo_specs(n: int) -> list[TerminalSpec]:
 FLEET_MERCHANT_BASE = 898100099900000
 FLEET_TID_BASE = 70000000
 TERMINALS_PER_MERCHANT = 50
-TERMINALS_PER_CARD = 10
+TERMINALS_PER_CARD = 1  # one cardholder per terminal: no hot issuer row shared between terminals
 FLEET_CARD_BALANCE = 10_000_000_000  # fen: 100 million CNY, enough for any bounded soak
 
 
