@@ -85,13 +85,15 @@ def chaos(
     restart_postgres: bool = typer.Option(True, "--restart-postgres/--no-restart-postgres",
                                           help="With a postgresql:// database, restart PostgreSQL once mid-run."),
     state: Path | None = typer.Option(None, "--state", help="Keep the terminals' journals here (default: a temporary directory)."),
+    mix: str = typer.Option("sale=70,void=6,balance=8,preauth=6,offline=5,signature=5", "--mix",
+                            help="Operation weights (refund is left out by default: a lost refund reply is unknowable by protocol)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run a fleet under injected faults, settle every terminal, audit three ledgers; exit 1 on any discrepancy."""
     from posgate.fleet.chaos import ChaosConfig, format_chaos, run_chaos
 
     cfg = ChaosConfig(minutes=minutes, db=db, target=target, terminals=terminals, hosts=hosts, seed=seed, timeout=timeout,
-                      fault_every=fault_every, restart_postgres=restart_postgres, state_dir=state,
+                      fault_every=fault_every, restart_postgres=restart_postgres, state_dir=state, mix=mix,
                       progress=not as_json and sys.stderr.isatty())  # fmt: skip
     try:
         report = run_chaos(cfg)
