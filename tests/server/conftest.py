@@ -56,3 +56,10 @@ def make_host(db_url):
     yield make
     for db in dbs:
         db.close()
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """The server runs on uvloop in production: test it there (its transports differ in type)."""
+    import uvloop
+
+    return {"uvloop": uvloop.new_event_loop}

@@ -13,6 +13,7 @@ from posgate.host.server import EchoReply
 
 
 async def test_reply_swaps_tpdu_and_keeps_header(make_host):
+    assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
     host = await make_host()
     try:
         r, w = await connect(host)

@@ -21,6 +21,7 @@ from typing import Any
 import typer
 
 log = logging.getLogger("posgate.host")
+startup = logging.getLogger("posgate.startup")  # always shown (see posgate.host.logging)
 
 
 def register(app: typer.Typer) -> None:
@@ -107,9 +108,9 @@ async def _main(database: Any, config: Any, notes: list[str], console_port: int 
 
     host = Host(database, config)
     addr = await host.start()
-    log.info(f"posgate host listening on {addr[0]}:{addr[1]}", extra=fields(host=addr[0], port=addr[1], db=_safe_url(database.url)))
+    startup.info(f"posgate host listening on {addr[0]}:{addr[1]}", extra=fields(host=addr[0], port=addr[1], db=_safe_url(database.url)))
     for note in notes:
-        log.info(note)
+        startup.info(note)
 
     http_task: asyncio.Task[None] | None = None
     http_port = console_port
@@ -126,7 +127,7 @@ async def _main(database: Any, config: Any, notes: list[str], console_port: int 
             http_server = await metrics.start_http(config.host, console_port)
             http_port = http_server.sockets[0].getsockname()[1]
     shown = f"http://{config.host}:{http_port}/"
-    log.info(
+    startup.info(
         f"terminals connect to {addr[0]}:{addr[1]} (TPDU 6000030000); "
         + (f"browsers to {shown}" if where == "console" else f"metrics at {shown}metrics, health at {shown}health"),
         extra=fields(terminal_port=addr[1], http_port=http_port),

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 LEVELS = ("debug", "info", "warning", "error")
+STARTUP = "posgate.startup"  # the logger of the "listening on" lines, always at INFO
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,6 +57,8 @@ def setup_logging(level: str = "info", stream: TextIO | None = None) -> None:
         lg.handlers[:] = [handler]
         lg.setLevel(lvl if name != "uvicorn.access" else max(lvl, logging.WARNING))
         lg.propagate = False
+    # Where to connect is always said, whatever the level: supervisors and tests read it.
+    logging.getLogger(STARTUP).setLevel(min(lvl, logging.INFO))
 
 
 def fields(**kw: Any) -> dict[str, Any]:

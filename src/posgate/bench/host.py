@@ -1,0 +1,360 @@
+"""Host benchmark: durable sales per second and latency, against the echo ceiling, in one run.
+
+    python -m posgate.bench.host [--terminals 100] [--sales 200] [--backends sqlite,postgres]
+
+For each backend (SQLite in a temporary directory; PostgreSQL in a temporary database when
+one is reachable) it provisions N terminals and their cards (the fleet's provisioning, through
+the store's admin API), starts ``posgate serve`` in a subprocess, and runs N terminals in
+client processes: each is the terminal package's own sans-IO core (real sign-on with key
+exchange, real PIN blocks and MACs) over one persistent connection, doing a sign-on and then
+``--sales`` sales back to back. Throughput counts the sales phase only (all terminals signed
+on, then started together); latency is per sale, from the cashier's input to the result.
+Then the echo server (``bench.echo``: same framing, uvloop + asyncio.Protocol, no work) is
+driven by the same number of connections with raw frames of a sale's size: the transport
+ceiling. Finally every approved sale a terminal saw is looked up in the database.
+
+The machines are shared and noisy (see shared/design/performance-notes.md): compare figures
+within one run; the ratio host/echo is the stable one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from posgate.framing import Frame, FrameReader, Header, Tpdu, encode_frame
+
+TPDU = Tpdu.from_hex("6000030000")
+SALE_AMOUNT = 100  # fen
+
+
+# -- the client side (runs in the client processes) -----------------------------------------------
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.reader = FrameReader()
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[Frame] | None = None
+        self.lost = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check here.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        for f in self.reader.feed(data):
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(f)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionResetError("the server closed the connection"))
+        self.lost.set()
+
+    async def exchange(self, frame: bytes, timeout: float = 15.0) -> Frame:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(frame)
+        return await asyncio.wait_for(self.waiter, timeout)
+
+
+@dataclass
+class ClientReport:
+    latencies: list[float] = field(default_factory=list)
+    codes: dict[str, int] = field(default_factory=dict)
+    approved: list[tuple[str, str, str]] = field(default_factory=list)  # (tid, batch, stan)
+    errors: int = 0
+    start: float = 0.0
+    end: float = 0.0
+
+
+async def _terminal(spec: Any, pan: str, port: int, sales: int, go: Any, ready: Any, report: ClientReport) -> None:
+    from posgate.fleet.fleet import card_for
+    from posgate.terminal import machine
+    from posgate.terminal.machine import Done, Input, Send
+
+    loop = asyncio.get_running_loop()
+    _, conn = await loop.create_connection(_Conn, "127.0.0.1", port)
+    state = machine.new_state(spec.config())
+    base_header = Header.from_hex("603100000000")
+
+    async def run(inp: Input) -> Any:
+        nonlocal state
+        now = datetime.now(UTC)
+        state, out = machine.start(state, inp, now)
+        while isinstance(out, Send):
+            header = replace(base_header, category=out.category)
+            reply = await conn.exchange(encode_frame(TPDU.encode(), header.encode(), out.body))
+            requirement = f"{reply.header[2] & 0x0F}"
+            state, out = machine.on_reply(state, reply.body, datetime.now(UTC), requirement=requirement)
+        if state.events:
+            state = state.drained()
+        assert isinstance(out, Done)
+        return out.result
+
+    try:
+        result = await run(Input("sign_on"))
+        if not result.approved:
+            raise RuntimeError(f"sign-on of {spec.terminal_id} refused: {result.response_code} {result.error}")
+        ready()
+        await go()
+        card = card_for(pan)
+        for _ in range(sales):
+            t0 = time.perf_counter()
+            try:
+                result = await run(Input("sale", amount=SALE_AMOUNT, card=card))
+            except (ConnectionError, TimeoutError):
+                report.errors += 1
+                break
+            report.latencies.append(time.perf_counter() - t0)
+            code = result.response_code or result.error or "?"
+            report.codes[code] = report.codes.get(code, 0) + 1
+            if result.approved:
+                report.approved.append((spec.terminal_id, result.batch, result.stan))
+    finally:
+        if conn.transport is not None:
+            conn.transport.close()
+
+
+def _client_process(specs: list[Any], pans: list[str], port: int, sales: int, barrier: Any, out: Any) -> None:
+    from posgate.host.server import new_event_loop
+
+    async def main() -> ClientReport:
+        report = ClientReport()
+        signed = asyncio.Event()
+        started = asyncio.Event()
+        count = 0
+
+        def ready() -> None:
+            nonlocal count
+            count += 1
+            if count == len(specs):
+                signed.set()
+
+        async def go() -> None:
+            await started.wait()
+
+        tasks = [asyncio.create_task(_terminal(s, p, port, sales, go, ready, report)) for s, p in zip(specs, pans, strict=True)]
+        await signed.wait()
+        await asyncio.get_running_loop().run_in_executor(None, barrier.wait)  # all processes signed on
+        report.start = time.perf_counter()
+        started.set()
+        await asyncio.gather(*tasks)
+        report.end = time.perf_counter()
+        return report
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        out.put(runner.run(main()))
+
+
+def _echo_process(n: int, port: int, count: int, body: bytes, barrier: Any, out: Any) -> None:
+    from posgate.host.server import new_event_loop
+
+    frame = encode_frame(TPDU.encode(), bytes.fromhex("603100000000"), body)
+
+    async def one(report: ClientReport, started: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(_Conn, "127.0.0.1", port)
+        await started.wait()
+        for _ in range(count):
+            t0 = time.perf_counter()
+            await conn.exchange(frame)
+            report.latencies.append(time.perf_counter() - t0)
+        assert conn.transport is not None
+        conn.transport.close()
+
+    async def main() -> ClientReport:
+        report = ClientReport()
+        started = asyncio.Event()
+        tasks = [asyncio.create_task(one(report, started)) for _ in range(n)]
+        await asyncio.sleep(0.2)
+        await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
+        report.start = time.perf_counter()
+        started.set()
+        await asyncio.gather(*tasks)
+        report.end = time.perf_counter()
+        return report
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        out.put(runner.run(main()))
+
+
+# -- the driver -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    name: str
+    tps: float
+    p50_ms: float
+    p99_ms: float
+    count: int
+    codes: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    missing: int | None = None  # approved replies not found in the database
+
+    def line(self) -> str:
+        extra = ""
+        if self.codes:
+            extra += "  codes " + ",".join(f"{k}:{v}" for k, v in sorted(self.codes.items()))
+        if self.errors:
+            extra += f"  errors {self.errors}"
+        if self.missing is not None:
+            extra += f"  missing-in-db {self.missing}"
+        return f"{self.name:<28} {self.tps:>8.0f} /s  p50 {self.p50_ms:>6.1f} ms  p99 {self.p99_ms:>6.1f} ms  n={self.count}{extra}"
+
+
+def _run_clients(target: Any, args_for: list[tuple[Any, ...]]) -> list[ClientReport]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(args_for))
+    out = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*a, barrier, out)) for a in args_for]
+    for p in procs:
+        p.start()
+    try:
+        reports = [out.get(timeout=600) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    return reports
+
+
+def _figures(name: str, reports: list[ClientReport]) -> Figures:
+    lat = sorted(x for r in reports for x in r.latencies)
+    elapsed = max(r.end for r in reports) - min(r.start for r in reports)
+    codes: dict[str, int] = {}
+    for r in reports:
+        for k, v in r.codes.items():
+            codes[k] = codes.get(k, 0) + v
+    if not lat:
+        return Figures(name, 0.0, 0.0, 0.0, 0, codes, sum(r.errors for r in reports))
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    return Figures(name, len(lat) / elapsed, statistics.median(lat) * 1000, p99 * 1000, len(lat), codes,
+                   sum(r.errors for r in reports))  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _split(items: list[Any], k: int) -> list[list[Any]]:
+    return [items[i::k] for i in range(k)]
+
+
+def bench_host(name: str, db_url: str, workdir: Path, terminals: int, sales: int, clients: int,
+               extra_args: tuple[str, ...] = ()) -> Figures:  # fmt: skip
+    from posgate.fleet.fleet import TERMINALS_PER_CARD, provision
+    from posgate.fleet.hostproc import HostProcess
+
+    key_file = str(workdir / "master.key")
+    os.environ["POSGATE_MASTER_KEY_FILE"] = key_file
+    specs, cards = provision(db_url, terminals, key_file=key_file)
+    pans = [cards[i // TERMINALS_PER_CARD][0] for i in range(len(specs))]
+    host = HostProcess(db_url, port=_free_port(), demo=False, log_level="warning", log_path=workdir / f"{name}.log",
+                       extra_args=extra_args, env={"POSGATE_MASTER_KEY_FILE": key_file})  # fmt: skip
+    host.start(60)
+    try:
+        groups = list(zip(_split(specs, clients), _split(pans, clients), strict=True))
+        reports = _run_clients(_client_process, [(s, p, host.port, sales) for s, p in groups])
+    finally:
+        code = host.stop(30)
+    figures = _figures(name, reports)
+    if code not in (0, None):
+        print(f"warning: the host exited with {code}; see {host.log_path}", file=sys.stderr)
+    figures.missing = _missing_in_db(db_url, [a for r in reports for a in r.approved])
+    return figures
+
+
+def _missing_in_db(db_url: str, approved: list[tuple[str, str, str]]) -> int:
+    """Approved sales a terminal saw that the database does not hold as approved (must be 0)."""
+    from sqlalchemy import select
+
+    from posgate.store import schema as s
+    from posgate.store.engine import make_engine
+
+    engine = make_engine(db_url)
+    t = s.transactions.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.terminal_id, t.batch_no, t.stan).where(t.mti == "0200", t.response_code == "00"))
+        stored = {tuple(r) for r in rows}
+    engine.dispose()
+    return sum(1 for a in approved if a not in stored)
+
+
+def bench_echo(connections: int, count: int, clients: int) -> Figures:
+    import subprocess
+
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="1048576", MALLOC_TRIM_THRESHOLD_="8388608")
+    proc = subprocess.Popen([sys.executable, "-m", "posgate.bench.echo", "--port", "0"], stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        port = int(line.rsplit(":", 1)[1])
+        body = bytes.fromhex("0200") + bytes(8) + b"x" * 130  # the size of a swiped sale with PIN and MAC
+        per = _split(list(range(connections)), clients)
+        reports = _run_clients(_echo_process, [(len(p), port, count, body) for p in per])
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+    return _figures("echo (same framing)", reports)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from posgate.store.testing import pg_available, temp_pg_database
+
+    p = argparse.ArgumentParser(description="Durable sales per second of posgate serve vs. the echo ceiling.")
+    p.add_argument("--terminals", type=int, default=100)
+    p.add_argument("--sales", type=int, default=200, help="Sales per terminal after its sign-on.")
+    p.add_argument("--clients", type=int, default=1, help="Client processes driving the terminals.")
+    p.add_argument("--backends", default="sqlite,postgres")
+    p.add_argument("--pg-workers", type=int, default=2, help="Commit workers of the host on PostgreSQL.")
+    args = p.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    results: list[Figures] = []
+    print(f"posgate host benchmark: {args.terminals} terminals x {args.sales} sales, {args.clients} client process(es), "
+          f"{os.cpu_count()} CPUs", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="posgate-bench-") as tmp:
+        work = Path(tmp)
+        if "sqlite" in backends:
+            results.append(bench_host("host sqlite", f"sqlite:///{work / 'bench.db'}", work, args.terminals, args.sales,
+                                      args.clients))  # fmt: skip
+            print(results[-1].line(), flush=True)
+        if "postgres" in backends:
+            if pg_available():
+                with temp_pg_database("posgate_bench") as url:
+                    results.append(bench_host(f"host postgres ({args.pg_workers} workers)", url, work, args.terminals,
+                                              args.sales, args.clients, ("--workers", str(args.pg_workers))))  # fmt: skip
+                print(results[-1].line(), flush=True)
+            else:
+                print("postgres: not reachable at 127.0.0.1:5432, skipped", flush=True)
+        echo = bench_echo(args.terminals, args.sales, args.clients)
+        print(echo.line(), flush=True)
+    for r in results:
+        print(f"ratio {r.name} / echo: {r.tps / echo.tps:.2f}" if echo.tps else "")
+    bad = [r for r in results if r.missing or r.errors]
+    if bad:
+        print("FAILED: approved sales missing in the database or connection errors", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
