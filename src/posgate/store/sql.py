@@ -121,6 +121,10 @@ def _bool_out(v: Any) -> bool:
     return bool(v)
 
 
+def _bool_in(v: Any) -> bool:
+    return bool(v)
+
+
 class _Compiled:
     __slots__ = ("sql", "order", "constants")
 
@@ -151,6 +155,7 @@ class _Flavour:
             self.json_in = lambda v: None if v is None else Json(v)
             self.json_out = _identity
         self._compiled: dict[Any, _Compiled] = {}
+        self._writers: dict[Any, tuple[Callable[[Any], Any] | None, ...]] = {}
         self._lock = threading.Lock()
 
     def compiled(self, key: Any, build: Callable[[], ClauseElement]) -> _Compiled:
@@ -166,15 +171,33 @@ class _Flavour:
             self._compiled[key] = hit
         return hit
 
-    def to_db(self, col: Column[Any], value: Any) -> Any:
+    def to_db(self, col: Column[Any]) -> Callable[[Any], Any] | None:
+        """The conversion of a value written to ``col`` (None: written as it is)."""
         t = col.type
         if isinstance(t, DateTime):
-            return self.dt_in(value)
+            return self.dt_in
         if isinstance(t, SA_JSON):
-            return self.json_in(value)
-        if isinstance(t, Boolean) and value is not None:
-            return bool(value)
-        return value
+            return self.json_in
+        if isinstance(t, Boolean):
+            return _bool_in
+        return None
+
+    def writers(self, table: Table, cols: tuple[str, ...]) -> tuple[Callable[[Any], Any] | None, ...]:
+        """``to_db`` for each of ``cols``, computed once per column set (the hot path only looks up)."""
+        key = (table.name, cols)
+        hit = self._writers.get(key)
+        if hit is None:
+            for k in cols:
+                if k not in table.c:
+                    raise ValueError(f"{table.name}: no column {k!r}")
+            hit = tuple(self.to_db(table.c[k]) for k in cols)
+            with self._lock:
+                self._writers[key] = hit
+        return hit
+
+    def params(self, table: Table, values: dict[str, Any]) -> dict[str, Any]:
+        cols = tuple(values)
+        return {k: (v if conv is None or v is None else conv(v)) for (k, v), conv in zip(values.items(), self.writers(table, cols), strict=True)}
 
     def from_db(self, col: Column[Any]) -> Callable[[Any], Any]:
         t = col.type
@@ -250,6 +273,10 @@ class IdAllocator:
                 self._next[name], self._end[name] = top - count + 1, top + 1
 
 
+def _by_id(t: TxnRecord) -> int:
+    return t.id or 0
+
+
 # -- the store ------------------------------------------------------------------------------------
 
 _T, _M = s.terminals, s.merchants
@@ -320,7 +347,7 @@ class SqlHostStore:
     def _insert(self, table: Table, values: dict[str, Any]) -> int:
         cols = tuple(values)
         f = self._f
-        params = {k: f.to_db(table.c[k], v) for k, v in values.items()}
+        params = f.params(table, values)
         if f.sqlite:
             cur = self._exec(("ins", table.name, cols), lambda: insert(table).values({k: bindparam(k) for k in cols}), params)
             new_id = cur.lastrowid
@@ -338,11 +365,9 @@ class SqlHostStore:
         if not values:
             return 0
         cols = tuple(sorted(values))
-        for k in cols:
-            if k not in table.c or k == key_col or k == "id":
-                raise ValueError(f"{table.name}: cannot update {k!r}")
-        f = self._f
-        params = {k: f.to_db(table.c[k], values[k]) for k in cols}
+        if key_col in values or "id" in values:
+            raise ValueError(f"{table.name}: cannot update {key_col!r} or 'id'")
+        params = self._f.params(table, {k: values[k] for k in cols})
         params["_key"] = key
 
         def build() -> ClauseElement:
@@ -445,13 +470,14 @@ class SqlHostStore:
         t = s.transactions.c
 
         def build() -> ClauseElement:
-            return (
-                select(*_TXN_COLS)
-                .where(t.terminal_id == bindparam("t"), t.batch_no == bindparam("b"), t.stan == bindparam("s"))
-                .order_by(t.id)
-            )
+            # No ORDER BY: with one, SQLite prefers the (terminal_id, batch_no) index, which is
+            # already in id order, and scans the whole batch; without it, the unique message key
+            # (terminal_id, batch_no, stan, mti) finds the few rows directly. Sorted here instead.
+            return select(*_TXN_COLS).where(t.terminal_id == bindparam("t"), t.batch_no == bindparam("b"), t.stan == bindparam("s"))
 
-        return self._txns("find_by_stan", build, {"t": terminal_id, "b": batch_no, "s": stan})
+        rows = self._txns("find_by_stan", build, {"t": terminal_id, "b": batch_no, "s": stan})
+        rows.sort(key=_by_id)
+        return rows
 
     def find_by_rrn(self, rrn: str) -> Sequence[TxnRecord]:
         t = s.transactions.c
