@@ -41,7 +41,7 @@ def test_terminal_round_trip_with_encrypted_keys(db):
         t = store.terminal("10000001")
         assert (t.pik, t.mak, t.tdk, t.key_scheme, t.params, t.resign_requested) == (b"P" * 16, b"M" * 8, b"T" * 16, "003", {"timeout": 60}, True)
         assert "P" * 16 not in repr(t)
-        assert store.merchant_last_sign_on_day("898100012340001") == "2026-11-22"
+        assert store.merchant_last_sign_on_day("898100012340001") is None  # from the sign-on register, not the terminal row
         assert store.terminal("99999999") is None
         with pytest.raises(ValueError):
             store.update_terminal("10000001", no_such_column=1)
