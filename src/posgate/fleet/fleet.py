@@ -469,8 +469,8 @@ class FleetConfig:
     state_dir: Path | None = None
     timeout: float = 10.0
     seed: int = 1
-    settle: bool = True
-    settle_every: int = 400  # settle a terminal when its open batch holds this many transactions
+    settle: bool = True  # settle every terminal when the load ends
+    settle_every: int = 400  # settle a terminal whenever its open batch holds this many (0: never mid-run)
     think: float = 0.0  # seconds a terminal waits between two operations
     ramp: float = 1.0  # seconds over which the terminals sign on
     pause_after_error: float = 0.0  # a terminal whose operation got no answer waits this long (s)
@@ -526,7 +526,7 @@ class Fleet:
             result = await self.timed(t, inp)
             if cfg.pause_after_error > 0 and result.error in ("timeout", "comm", "power_loss", "mismatch", "mac"):
                 await asyncio.sleep(cfg.pause_after_error)
-            if cfg.settle and self._open_batch_size(t) >= cfg.settle_every:
+            if cfg.settle_every and self._open_batch_size(t) >= cfg.settle_every:
                 await self.settle(t)
             if cfg.think > 0:
                 await asyncio.sleep(cfg.think)
