@@ -3,14 +3,13 @@ TCP server in a thread)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from posgate.terminal.cards import read_card
-from posgate.terminal.client import Endpoint, TerminalSession, run_operation
+from posgate.terminal.client import Endpoint, TerminalSession, run_operation, run_sync
 from posgate.terminal.journal import Journal
 from posgate.terminal.machine import Input, new_state
 
@@ -84,4 +83,4 @@ def test_many_sessions_share_one_loop(host: HostThread) -> None:
             out.append((await sess.run(Input("sign_on"))).approved)
         return out
 
-    assert asyncio.run(main()) == [True, True, True]
+    assert run_sync(main()) == [True, True, True]

@@ -617,7 +617,7 @@ def _settlement_text(slip: dict[str, Any]) -> str:
         from posgate.dialect.fields import SideTotals
         from posgate.receipt import SettlementSlip, render_settlement_text
 
-        def side(name: str) -> SideTotals:
+        def side_totals(name: str) -> SideTotals:
             t = slip.get("totals", {}).get(name, {})
             return SideTotals(t.get("debit_amount", 0), t.get("debit_count", 0), t.get("credit_amount", 0),
                               t.get("credit_count", 0), slip.get(name + "_result", "3"))  # fmt: skip
@@ -625,7 +625,7 @@ def _settlement_text(slip: dict[str, Any]) -> str:
         return str(render_settlement_text(SettlementSlip(
             merchant_name=slip.get("merchant_name", ""), merchant_id=slip.get("merchant_id", ""),
             terminal_id=slip.get("terminal_id", ""), operator=slip.get("operator", "01"), batch_no=slip.get("settled_batch", ""),
-            when=datetime.fromisoformat(slip["settled_at"]), domestic=side("domestic"), foreign=side("foreign"), reprint=True,
+            when=datetime.fromisoformat(slip["settled_at"]), domestic=side_totals("domestic"), foreign=side_totals("foreign"), reprint=True,
         )))  # fmt: skip
     except Exception:  # noqa: BLE001, S110 - the colleague's module may change; fall back to plain lines
         pass

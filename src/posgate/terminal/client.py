@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
 from posgate.framing import FrameReader, FramingError, Header, Tpdu, encode_frame
 from posgate.terminal import machine
 from posgate.terminal.journal import Journal
 from posgate.terminal.machine import Done, Input, Result, Send
 from posgate.terminal.state import TerminalState
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +156,31 @@ class TerminalSession:
         return out
 
 
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to the end from synchronous code: on a fresh event loop, or — when this
+    thread already runs one (a notebook, a Textual app, a Playwright sync session) — on a
+    fresh loop in a short-lived worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: list[Any] = []
+
+    def work() -> None:
+        try:
+            box.append((True, asyncio.run(coro)))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box.append((False, e))
+
+    t = threading.Thread(target=work, name="posgate-terminal-sync")
+    t.start()
+    t.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return cast(T, value)
+
+
 def run_operation(session: TerminalSession, inp: Input) -> Result:
     """Synchronous wrapper (the CLI's): run ``inp`` on a fresh event loop."""
-    return asyncio.run(session.run(inp))
+    return run_sync(session.run(inp))

@@ -113,7 +113,8 @@ def journal_path(directory: Path, terminal_id: str) -> Path:
 
 
 class Journal:
-    """One terminal's journal. Not thread-safe; one process writes it at a time."""
+    """One terminal's journal. Not thread-safe: use it from one thread at a time (which thread
+    may change); one process writes it at a time."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, created: bool) -> None:
         self.path = path
@@ -145,7 +146,8 @@ class Journal:
             )
         path = journal_path(d, tid)
         created = not path.exists()
-        conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+        # One user at a time, but not always the same thread (run_sync may hop to a worker).
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
         if created:
             os.chmod(path, 0o600)
         conn.execute("PRAGMA journal_mode=WAL")
