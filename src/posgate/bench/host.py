@@ -81,32 +81,59 @@ class ClientReport:
     end: float = 0.0
 
 
-async def _terminal(spec: Any, pan: str, port: int, sales: int, go: Any, ready: Any, report: ClientReport) -> None:
-    from posgate.fleet.fleet import card_for
-    from posgate.terminal import machine
-    from posgate.terminal.machine import Done, Input, Send
+class CoreTerminal:
+    """A terminal: the terminal package's sans-IO core over one persistent connection."""
 
-    loop = asyncio.get_running_loop()
-    _, conn = await loop.create_connection(_Conn, "127.0.0.1", port)
-    state = machine.new_state(spec.config())
-    base_header = Header.from_hex("603100000000")
+    def __init__(self, spec: Any, port: int, host: str = "127.0.0.1") -> None:
+        from posgate.terminal import machine
 
-    async def run(inp: Input) -> Any:
-        nonlocal state
-        now = datetime.now(UTC)
-        state, out = machine.start(state, inp, now)
+        self.spec = spec
+        self.address = (host, port)
+        self.state = machine.new_state(spec.config())
+        self.conn: _Conn | None = None
+
+    async def connect(self) -> None:
+        _, self.conn = await asyncio.get_running_loop().create_connection(_Conn, *self.address)
+
+    async def run(self, inp: Any) -> Any:
+        """One operation end to end (make-up sign-ons, reversals and retries included)."""
+        from posgate.terminal import machine
+        from posgate.terminal.machine import Done, Send
+
+        if self.conn is None or self.conn.lost.is_set():
+            await self.connect()
+        assert self.conn is not None
+        state, out = machine.start(self.state, inp, datetime.now(UTC))
         while isinstance(out, Send):
-            header = replace(base_header, category=out.category)
-            reply = await conn.exchange(encode_frame(TPDU.encode(), header.encode(), out.body))
+            header = replace(_HEADER, category=out.category)
+            try:
+                reply = await self.conn.exchange(encode_frame(TPDU.encode(), header.encode(), out.body))
+            except (ConnectionError, TimeoutError):
+                self.state = state
+                self.close()
+                raise
             requirement = f"{reply.header[2] & 0x0F}"
             state, out = machine.on_reply(state, reply.body, datetime.now(UTC), requirement=requirement)
-        if state.events:
-            state = state.drained()
+        self.state = state.drained() if state.events else state
         assert isinstance(out, Done)
         return out.result
 
+    def close(self) -> None:
+        if self.conn is not None and self.conn.transport is not None:
+            self.conn.transport.close()
+        self.conn = None
+
+
+_HEADER = Header.from_hex("603100000000")
+
+
+async def _terminal(spec: Any, pan: str, port: int, sales: int, go: Any, ready: Any, report: ClientReport) -> None:
+    from posgate.fleet.fleet import card_for
+    from posgate.terminal.machine import Input
+
+    term = CoreTerminal(spec, port)
     try:
-        result = await run(Input("sign_on"))
+        result = await term.run(Input("sign_on"))
         if not result.approved:
             raise RuntimeError(f"sign-on of {spec.terminal_id} refused: {result.response_code} {result.error}")
         ready()
@@ -115,7 +142,7 @@ async def _terminal(spec: Any, pan: str, port: int, sales: int, go: Any, ready: 
         for _ in range(sales):
             t0 = time.perf_counter()
             try:
-                result = await run(Input("sale", amount=SALE_AMOUNT, card=card))
+                result = await term.run(Input("sale", amount=SALE_AMOUNT, card=card))
             except (ConnectionError, TimeoutError):
                 report.errors += 1
                 break
@@ -125,8 +152,7 @@ async def _terminal(spec: Any, pan: str, port: int, sales: int, go: Any, ready: 
             if result.approved:
                 report.approved.append((spec.terminal_id, result.batch, result.stan))
     finally:
-        if conn.transport is not None:
-            conn.transport.close()
+        term.close()
 
 
 def _client_process(specs: list[Any], pans: list[str], port: int, sales: int, barrier: Any, out: Any) -> None:

@@ -166,12 +166,8 @@ def _console_app(database: Any) -> Any:
     create_app = getattr(mod, "create_app", None)
     if create_app is None:
         return None
-    for args in ((database,), ()):
-        try:
-            return create_app(*args)
-        except TypeError:
-            continue
-    return None
+    # One engine and one master key for the host and the console: same process, same database.
+    return create_app({"db_url": database.url, "engine": database.engine, "keyring": database.keyring})
 
 
 def _uvicorn(app: Any, host: str, port: int) -> Any:

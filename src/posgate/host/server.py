@@ -457,6 +457,7 @@ class Host:
         self.address = (sock[0], sock[1])
         self._sweeper = asyncio.create_task(self._sweep())
         m.HEALTH.state = "serving"
+        m.HEALTH.database = "ok"  # Database.open() connected and migrated it
         m.HEALTH.listening = f"{self.address[0]}:{self.address[1]}"
         return self.address
 
