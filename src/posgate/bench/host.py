@@ -96,24 +96,29 @@ class CoreTerminal:
         _, self.conn = await asyncio.get_running_loop().create_connection(_Conn, *self.address)
 
     async def run(self, inp: Any) -> Any:
-        """One operation end to end (make-up sign-ons, reversals and retries included)."""
+        """One operation end to end (make-up sign-ons, reversals and retries included); a lost
+        connection or a timeout is the core's business (pending reversal), the result says so."""
         from posgate.terminal import machine
         from posgate.terminal.machine import Done, Send
 
-        if self.conn is None or self.conn.lost.is_set():
-            await self.connect()
-        assert self.conn is not None
         state, out = machine.start(self.state, inp, datetime.now(UTC))
         while isinstance(out, Send):
             header = replace(_HEADER, category=out.category)
             try:
+                if self.conn is None or self.conn.lost.is_set():
+                    await self.connect()
+                assert self.conn is not None
                 reply = await self.conn.exchange(encode_frame(TPDU.encode(), header.encode(), out.body))
-            except (ConnectionError, TimeoutError):
-                self.state = state
+            except TimeoutError:
                 self.close()
-                raise
-            requirement = f"{reply.header[2] & 0x0F}"
-            state, out = machine.on_reply(state, reply.body, datetime.now(UTC), requirement=requirement)
+                state, out = machine.on_timeout(state, datetime.now(UTC))
+            except OSError:  # refused, reset (ConnectionError is an OSError)
+                sent = self.conn is not None
+                self.close()
+                state, out = machine.on_comm_error(state, datetime.now(UTC), sent=sent)
+            else:
+                requirement = f"{reply.header[2] & 0x0F}"
+                state, out = machine.on_reply(state, reply.body, datetime.now(UTC), requirement=requirement)
         self.state = state.drained() if state.events else state
         assert isinstance(out, Done)
         return out.result
@@ -141,9 +146,8 @@ async def _terminal(spec: Any, pan: str, port: int, sales: int, go: Any, ready: 
         card = card_for(pan)
         for _ in range(sales):
             t0 = time.perf_counter()
-            try:
-                result = await term.run(Input("sale", amount=SALE_AMOUNT, card=card))
-            except (ConnectionError, TimeoutError):
+            result = await term.run(Input("sale", amount=SALE_AMOUNT, card=card))
+            if result.error in ("comm", "timeout"):
                 report.errors += 1
                 break
             report.latencies.append(time.perf_counter() - t0)
