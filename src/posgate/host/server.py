@@ -114,7 +114,7 @@ def make_env(db: Database) -> Env:
     from posgate.store.admin import get_settings
 
     with db.engine.connect() as conn:
-        st = get_settings(conn)
+        st = get_settings(conn.execution_options(sqlite_readonly=True))
     kw: dict[str, Any] = {}
     for key in ("timezone", "institution_id", "currency"):
         if key in st:
@@ -190,7 +190,7 @@ class TerminalProtocol(asyncio.Protocol):
             m.CONNECTIONS.labels("refused").inc()
             host.note_refused(self.peer)
             self.closed = True
-            transport.abort()
+            self.transport.abort()
             return
         m.CONNECTIONS.labels("accepted").inc()
         host.connections.add(self)

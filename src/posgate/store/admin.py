@@ -90,20 +90,16 @@ def list_merchants(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def reinstate_merchant(conn: Connection, merchant_id: str, reason: str, *, actor: str = "cli") -> None:
+def check_reinstatable(conn: Connection, merchant_id: str, reason: str) -> None:
+    """Refuse a reinstatement that makes no sense (the reinstatement itself is the host core's
+    ``posgate.host.participants.lapse.reinstate_merchant``: it also restarts the D6 count)."""
     if not reason.strip():
         raise AdminError("a reason is required (--reason '...'): it is kept in the audit log")
-    m = s.merchants.c
-    row = conn.execute(select(m.status, m.suspended_reason).where(m.merchant_id == merchant_id)).first()
-    if row is None:
+    status = conn.execute(select(s.merchants.c.status).where(s.merchants.c.merchant_id == merchant_id)).scalar()
+    if status is None:
         raise AdminError(f"no merchant {merchant_id} ('posgate admin merchant list' shows the merchants)")
-    if row.status == "active":
+    if status == "active":
         raise AdminError(f"merchant {merchant_id} is active already; nothing to reinstate")
-    conn.execute(update(s.merchants).where(m.merchant_id == merchant_id)
-                 .values(status="active", suspended_reason=None, suspended_at=None, suspended_by=None))  # fmt: skip
-    _audit(conn, actor, "merchant.reinstate", "merchant", merchant_id, merchant_id,
-           before={"status": row.status, "suspended_reason": row.suspended_reason}, after={"status": "active"},
-           detail=reason)  # fmt: skip
 
 
 # -- terminals ---------------------------------------------------------------------------------

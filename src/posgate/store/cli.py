@@ -135,11 +135,19 @@ def merchant_reinstate(
     reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
     db: str = DB_OPTION,
 ) -> None:
-    """Reinstate a suspended merchant (D6)."""
-    from posgate.store.admin import reinstate_merchant
+    """Reinstate a suspended merchant (D6); the days without a sign-on count from today."""
+    from posgate.host.participants.lapse import reinstate_merchant
+    from posgate.host.server import make_env
+    from posgate.store.admin import AdminError, check_reinstatable
 
-    with _admin(db) as (conn, _):
-        reinstate_merchant(conn, merchant_id, reason)
+    with _database(db) as database:
+        env = make_env(database)
+        try:
+            with database.unit_of_work() as store:
+                check_reinstatable(store.conn, merchant_id, reason)
+                reinstate_merchant(store, merchant_id, "cli", reason, env)
+        except AdminError as e:
+            _fail(str(e))
     typer.echo(f"merchant {merchant_id} reinstated")
 
 
