@@ -225,8 +225,10 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: sync_playwright() keeps an event loop running in the main
+    # thread while it is open, and later tests that call asyncio.run() must not see it.
     if not Path(CHROMIUM).exists():
         pytest.skip("no /usr/bin/chromium (make chromium)")
     from playwright.sync_api import sync_playwright
