@@ -1,25 +1,27 @@
-"""``add_tui_command`` registers ``tui`` on a Typer group (the ``posgate terminal`` one)."""
+"""``posgate terminal tui`` is registered with its options, and builds the emulator on the journal."""
 
 from __future__ import annotations
 
-import typer
+import sys
+
 from typer.testing import CliRunner
 
-from posgate.terminal.tui import add_tui_command
+from posgate.cli import app
 
 
-def test_add_tui_command_registers_tui_with_its_options():
-    group = typer.Typer()
-
-    @group.callback()
-    def _settings(ctx: typer.Context) -> None:
-        ctx.obj = None
-
-    add_tui_command(group)
-    result = CliRunner().invoke(group, ["tui", "--help"], env={"COLUMNS": "120", "NO_COLOR": "1"})
+def test_posgate_terminal_tui_is_registered_with_its_options():
+    result = CliRunner().invoke(app, ["terminal", "tui", "--help"], env={"COLUMNS": "120", "NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
     for option in ("--stub", "--lang", "--operator"):
         assert option in result.output
+
+
+def test_posgate_starts_without_loading_textual(tmp_path):
+    import subprocess
+
+    code = "import sys, posgate.cli; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 async def test_build_app_opens_the_terminal_journal(tmp_path):

@@ -52,6 +52,19 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="terminal")
 
 
+@app.command("tui")
+def tui(
+    ctx: typer.Context,
+    stub: bool = typer.Option(False, "--stub", help="No host: a built-in stub approves the demo cards."),
+    lang: str = typer.Option("zh", "--lang", help="zh or en (F2 toggles)."),
+    operator: str | None = typer.Option(None, "--operator", help="Operator number (default: the journal's)."),
+) -> None:
+    """Full-screen POS terminal emulator (全屏终端): menu, keypad, cards, PIN, signature, slips."""
+    from posgate.terminal.tui import main  # Textual loads only for this command
+
+    main(ctx.obj, stub=stub, lang=lang, operator=operator)
+
+
 @dataclass
 class Settings:
     state_dir: Path

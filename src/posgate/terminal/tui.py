@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from zoneinfo import ZoneInfo
 
-import typer
 from rich.text import Text
 from textual import events, on
 from textual.app import App, ComposeResult
@@ -1458,34 +1457,12 @@ def main(settings: Any = None, *, stub: bool = False, lang: str = "zh", operator
     build_app(settings, stub=stub, lang=lang, operator=operator).run()
 
 
-def add_tui_command(terminal_app: typer.Typer) -> None:
-    """Register ``posgate terminal tui`` on the ``posgate terminal`` Typer group.
-
-    Importing this module loads Textual (~0.3 s); to keep ``posgate`` quick to start, a CLI
-    may instead declare the same command itself and import this module inside it (see
-    :func:`main`).
-    """
-
-    @terminal_app.command("tui")
-    def tui(
-        ctx: typer.Context,
-        stub: bool = typer.Option(False, "--stub", help="No host: a built-in stub approves the demo cards."),
-        lang: str = typer.Option("zh", "--lang", help="zh or en (F2 toggles)."),
-        operator: str | None = typer.Option(
-            None, "--operator", help="Operator number (default: the journal's)."
-        ),
-    ) -> None:
-        """Full-screen POS terminal emulator: menu, keypad, cards, PIN, signature, slips."""
-        main(ctx.obj, stub=stub, lang=lang, operator=operator)
-
-
 __all__ = [
     "DEMO_CARDS",
     "ClientBackend",
     "PosApp",
     "PosBackend",
     "StubBackend",
-    "add_tui_command",
     "build_app",
     "main",
     "make_card",
