@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from posgate.fleet.hostproc import _die_with_parent
 from posgate.fleet.net import free_port, require_loopback
 
 CONFIG = """\
@@ -74,7 +75,7 @@ class HAProxy:
             raise RuntimeError(f"haproxy refuses the configuration:\n{check.stdout}{check.stderr}")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([exe, "-f", str(self.config_path), "-db"], stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)  # fmt: skip
+                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

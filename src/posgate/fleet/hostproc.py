@@ -33,6 +33,17 @@ from posgate.fleet.net import require_loopback
 _NO_UVLOOP = "import sys; sys.modules['uvloop'] = None; sys.argv[0] = 'posgate'; from posgate.cli import main; main()"
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGKILL it when the process that started it dies (Linux), so that a soak
+    killed by a timeout leaves no host behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class HostStartError(RuntimeError):
     """The host process exited or did not listen in time; the message quotes its log."""
 
@@ -91,7 +102,8 @@ class HostProcess:
             env.update(self.env)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                         preexec_fn=_die_with_parent)  # fmt: skip
         self.starts += 1
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
