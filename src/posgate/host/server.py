@@ -31,6 +31,7 @@ flushed first), stop the workers, close the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import queue
@@ -308,7 +309,7 @@ class CommitWorker(threading.Thread):
                 time.sleep(1)
                 continue
             try:
-                store = host.db.store(conn)
+                store = host.db.store(conn, driver=True)
                 issuer = host.issuer_factory(store) if host.issuer_factory else _NoIssuer()
             except Exception:  # noqa: BLE001 - a worker must never die silently: requests would hang
                 log.exception("commit worker cannot start; retrying")
@@ -363,10 +364,12 @@ class CommitWorker(threading.Thread):
         env = host.env
         t0 = time.perf_counter()
         results: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = []
+        driver = store.driver
         try:
             host.db.ids.top_up(2 * len(batch))  # before BEGIN: see IdAllocator
-            conn.begin()
-            cur = conn.connection.driver_connection.cursor()
+            cur = driver.cursor()
+            if host.db.is_sqlite:
+                cur.execute("BEGIN IMMEDIATE")  # psycopg begins by itself on the first statement
             for proto, frame, tr in batch:
                 reply: Reply | None = None
                 for attempt in range(3):
@@ -396,8 +399,10 @@ class CommitWorker(threading.Thread):
                     break
                 results.append((proto, frame, tr, reply))
             cur.close()
-            conn.commit()
+            driver.commit()
         except Exception:  # noqa: BLE001 - the database failed: nobody gets a reply for this batch
+            with contextlib.suppress(Exception):
+                driver.rollback()
             log.exception("group commit failed; %d requests unanswered", len(batch))
             m.ERRORS.labels("commit").inc(len(batch))
             m.HEALTH.database = "error"

@@ -58,8 +58,10 @@ class Database:
             raise
         return cls(full, engine, keyring, IdAllocator(engine))
 
-    def store(self, conn: Connection) -> SqlHostStore:
-        return SqlHostStore(conn, self.keyring, self.ids)
+    def store(self, conn: Connection, *, driver: bool = False) -> SqlHostStore:
+        """A store on ``conn``; ``driver=True``: the caller begins and commits on the DB-API
+        connection itself (``store.driver``), bypassing SQLAlchemy's transaction bookkeeping."""
+        return SqlHostStore(conn, self.keyring, self.ids, driver=conn.connection.driver_connection if driver else None)
 
     @contextmanager
     def unit_of_work(self, reserve: int = 16) -> Iterator[SqlHostStore]:

@@ -305,16 +305,23 @@ _TERMINAL_KEYS = {"tmk": ("tmk_enc", b"tmk"), "pik": ("pik_enc", b"pik"), "mak":
 class SqlHostStore:
     """HostStore over one SQLAlchemy connection inside a unit of work (see the module docstring)."""
 
-    def __init__(self, conn: Connection, keyring: Keyring, ids: IdAllocator) -> None:
+    def __init__(self, conn: Connection, keyring: Keyring, ids: IdAllocator, *, driver: Any = None) -> None:
+        """``driver``: the DB-API connection behind ``conn`` when the caller runs the transactions
+        on it directly (the commit worker does: BEGIN/COMMIT without SQLAlchemy's bookkeeping)."""
         self.conn = conn
         self.keyring = keyring
         self.ids = ids
         self._f = _flavour(conn.dialect)
-        self._raw: Any = None
+        self._raw: Any = driver
         f = self._f
         self._txn_out = [f.from_db(col) for col in _TXN_COLS]
         self._settlement_out = [f.from_db(col) for col in _SETTLEMENT_COLS]
         self._card_out = [f.from_db(col) for col in _CARD_COLS]
+
+    @property
+    def driver(self) -> Any:
+        """The DB-API connection the statements run on (see ``driver`` in ``__init__``)."""
+        return self._raw
 
     # -- plumbing
     def _cursor(self) -> Any:
