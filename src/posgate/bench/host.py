@@ -235,6 +235,7 @@ class Figures:
     codes: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     missing: int | None = None  # approved replies not found in the database
+    cpu_us: float | None = None  # host process CPU (user + system) per request
 
     def line(self) -> str:
         extra = ""
@@ -244,6 +245,8 @@ class Figures:
             extra += f"  errors {self.errors}"
         if self.missing is not None:
             extra += f"  missing-in-db {self.missing}"
+        if self.cpu_us is not None:
+            extra += f"  host-cpu {self.cpu_us:.0f} us/request"
         return f"{self.name:<28} {self.tps:>8.0f} /s  p50 {self.p50_ms:>6.1f} ms  p99 {self.p99_ms:>6.1f} ms  n={self.count}{extra}"
 
 
@@ -301,15 +304,25 @@ def bench_host(name: str, db_url: str, workdir: Path, terminals: int, sales: int
                        extra_args=extra_args, env={"POSGATE_MASTER_KEY_FILE": key_file})  # fmt: skip
     host.start(60)
     try:
+        cpu0 = _cpu_seconds(host.pid)
         groups = list(zip(_split(specs, clients), _split(pans, clients), strict=True))
         reports = _run_clients(_client_process, [(s, p, host.port, sales) for s, p in groups])
+        cpu = _cpu_seconds(host.pid) - cpu0
     finally:
         code = host.stop(30)
     figures = _figures(name, reports)
+    requests = figures.count + len(specs)  # the sales and the sign-ons
+    figures.cpu_us = cpu / requests * 1e6 if requests else None
     if code not in (0, None):
         print(f"warning: the host exited with {code}; see {host.log_path}", file=sys.stderr)
     figures.missing = _missing_in_db(db_url, [a for r in reports for a in r.approved])
     return figures
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` and its threads (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _missing_in_db(db_url: str, approved: list[tuple[str, str, str]]) -> int:

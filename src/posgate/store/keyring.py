@@ -79,7 +79,8 @@ class Keyring:
         return _VERSION + nonce + self._aead.encrypt(nonce, bytes(data), purpose)
 
     def decrypt(self, blob: bytes, purpose: bytes) -> bytes:
-        """Decrypt ``blob``; results are cached because working keys are read on every transaction."""
+        """Decrypt ``blob``. Keys are cached (they are read on every transaction); card numbers
+        are not (no clear PAN outlives its request in this process)."""
         blob = bytes(blob)
         cache_key = (blob, purpose)
         hit = self._cache.get(cache_key)
@@ -94,17 +95,18 @@ class Keyring:
                 "a value in the database cannot be decrypted with this master key "
                 "(wrong key file, or the data was altered)"
             ) from None
-        if len(self._cache) >= self._CACHE_MAX:
-            self._cache.clear()
-        self._cache[cache_key] = clear
+        if purpose != b"pan":
+            if len(self._cache) >= self._CACHE_MAX:
+                self._cache.clear()
+            self._cache[cache_key] = clear
         return clear
 
     # -- keyed hashes
     def pan_hash(self, pan: str) -> str:
-        return hmac.new(self._pan_key, pan.encode("ascii"), hashlib.sha256).hexdigest()
+        return hmac.digest(self._pan_key, pan.encode("ascii"), "sha256").hex()
 
     def pin_verifier(self, pan: str, pin: str) -> str:
-        return hmac.new(self._pin_key, f"{pan}|{pin}".encode("ascii"), hashlib.sha256).hexdigest()
+        return hmac.digest(self._pin_key, f"{pan}|{pin}".encode("ascii"), "sha256").hex()
 
     def verify_pin(self, pan: str, pin: str, verifier: str) -> bool:
         return hmac.compare_digest(self.pin_verifier(pan, pin), verifier)
