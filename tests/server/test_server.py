@@ -193,3 +193,47 @@ async def test_replies_only_after_commit(make_host, db_url):
     finally:
         observer.dispose()
         await host.shutdown()
+
+
+async def test_failure_inside_a_batch_rolls_back_that_request_only(make_host, db_url):
+    """A batch with one failing request: the batch is re-run with savepoints; the others commit
+    exactly once, the failing one leaves nothing behind and its terminal gets no reply."""
+    from sqlalchemy import create_engine, text
+
+    from posgate.store.engine import normalise_url
+
+    gate = threading.Event()
+
+    def writer(header, body, store, issuer, env):
+        if body.endswith(b"gate"):
+            gate.wait(5)
+        store.audit(env.now(), "test", "wrote", detail=body[-4:].decode())
+        if body.endswith(b"boom"):
+            raise RuntimeError("bug after a write")
+        return EchoReply(header, body)
+
+    host = await make_host(processor=writer)
+    try:
+        first_r, first_w = await connect(host)
+        first_w.write(encode_frame(TPDU, HEADER, BODY + b"gate"))  # holds the worker
+        await asyncio.sleep(0.1)
+        conns = [await connect(host) for _ in range(5)]
+        tags = [b"ok01", b"ok02", b"boom", b"ok03", b"ok04"]
+        for (_, w), tag in zip(conns, tags, strict=True):
+            w.write(encode_frame(TPDU, HEADER, BODY + tag))
+            await w.drain()
+        await asyncio.sleep(0.2)  # all five queued: they form the next batch
+        gate.set()
+        assert (await read_frame(first_r))[2] == BODY + b"gate"
+        for (r, _), tag in zip(conns, tags, strict=True):
+            if tag == b"boom":
+                assert await closed_by_peer(r)
+            else:
+                assert (await read_frame(r))[2] == BODY + tag
+    finally:
+        await host.shutdown()
+    engine = create_engine(normalise_url(db_url))
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT detail FROM audit_log WHERE actor = 'test' ORDER BY detail")).scalars().all()
+    engine.dispose()
+    assert rows == ["gate", "ok01", "ok02", "ok03", "ok04"]

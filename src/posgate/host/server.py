@@ -10,11 +10,12 @@ reading pauses when that queue is long), so one terminal's flood cannot starve t
 replies leave in request order.
 
 A :class:`CommitWorker` is a thread with its own database connection. It takes every request
-queued (up to ``batch_max``), opens one transaction, runs ``process()`` for each inside a
-SAVEPOINT (a request that fails is rolled back alone, the batch goes on), commits (one fsync
-for the whole batch: group commit), and only then hands the replies back to the loop with
+queued (up to ``batch_max``), opens one transaction, runs ``process()`` for each, commits (one
+fsync for the whole batch: group commit), and only then hands the replies back to the loop with
 ``call_soon_threadsafe``. Nothing is ever answered before its commit. SQLite has one writer,
-so one worker; PostgreSQL may have several (``workers``), each with its own connection.
+so one worker; PostgreSQL may have several (``workers``), each with its own connection. When a
+request fails, the batch is rolled back and run again with a SAVEPOINT around each request, so
+the failing request alone loses its writes and the others go on (see ``_run_batch``).
 
 Failure handling: a framing error (bad or oversized length) closes the connection: the stream
 has lost sync. A partial frame pending longer than ``frame_timeout`` (slow drip) and a
@@ -358,47 +359,24 @@ class CommitWorker(threading.Thread):
             self.host.loop.call_soon_threadsafe(self.host.deliver_batch, failed)
 
     def _run_batch(self, conn: Any, store: SqlHostStore, issuer: Issuer, batch: list[Any]) -> bool:
-        """One unit of work for ``batch``; replies go back to the loop after the commit."""
+        """One unit of work for ``batch``; replies go back to the loop after the commit.
+
+        Optimistic first: no SAVEPOINT per request (two statements, two round trips on
+        PostgreSQL). If any request fails, the whole transaction is rolled back and the batch
+        is run again with a SAVEPOINT around each request, so that only the failing ones lose
+        their writes. Nothing has been answered yet, so running a request twice is invisible.
+        """
         host = self.host
-        process = host.processor
-        env = host.env
         t0 = time.perf_counter()
-        results: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = []
         driver = store.driver
         try:
             host.db.ids.top_up(2 * len(batch))  # before BEGIN: see IdAllocator
-            cur = driver.cursor()
-            if host.db.is_sqlite:
-                cur.execute("BEGIN IMMEDIATE")  # psycopg begins by itself on the first statement
-            for proto, frame, tr in batch:
-                reply: Reply | None = None
-                for attempt in range(3):
-                    cur.execute("SAVEPOINT r")
-                    try:
-                        reply = process(frame.header, frame.body, store, issuer, env)
-                    except Exception as e:  # noqa: BLE001 - a bug in one request must not take the batch down
-                        cur.execute("ROLLBACK TO SAVEPOINT r")
-                        cur.execute("RELEASE SAVEPOINT r")
-                        if type(e).__name__ in TRANSIENT and attempt < 2:
-                            continue
-                        log.exception("process() raised; request rolled back", extra=fields(peer=proto.peer))
-                        m.ERRORS.labels("process").inc()
-                        reply = None
-                        break
-                    error = getattr(reply, "error", None)
-                    if error:
-                        cur.execute("ROLLBACK TO SAVEPOINT r")
-                        cur.execute("RELEASE SAVEPOINT r")
-                        if error in TRANSIENT and attempt < 2:
-                            continue
-                        m.ERRORS.labels("pipeline").inc()
-                        log.error("request failed in the pipeline (%s); its writes were rolled back", error,
-                                  extra=fields(peer=proto.peer))  # fmt: skip
-                        break
-                    cur.execute("RELEASE SAVEPOINT r")
-                    break
-                results.append((proto, frame, tr, reply))
-            cur.close()
+            results = self._attempt(driver, store, issuer, batch, careful=False)
+            if results is None:
+                driver.rollback()
+                m.ERRORS.labels("batch_retry").inc()
+                results = self._attempt(driver, store, issuer, batch, careful=True)
+                assert results is not None
             driver.commit()
         except Exception:  # noqa: BLE001 - the database failed: nobody gets a reply for this batch
             with contextlib.suppress(Exception):
@@ -416,6 +394,56 @@ class CommitWorker(threading.Thread):
         m.HEALTH.last_commit = time.time()
         host.loop.call_soon_threadsafe(host.deliver_batch, results)
         return True
+
+    def _attempt(self, driver: Any, store: SqlHostStore, issuer: Issuer, batch: list[Any],
+                 careful: bool) -> list[tuple[TerminalProtocol, Frame, float, Reply | None]] | None:  # fmt: skip
+        """Run ``process()`` for each request in one open transaction. Not ``careful``: None at
+        the first failure (the caller rolls back). ``careful``: each request in a SAVEPOINT; a
+        failing one is rolled back alone (retried first if the failure is a lock conflict)."""
+        host = self.host
+        process, env = host.processor, host.env
+        results: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = []
+        cur = driver.cursor()
+        if host.db.is_sqlite:
+            cur.execute("BEGIN IMMEDIATE")  # psycopg begins by itself on the first statement
+        for proto, frame, tr in batch:
+            reply: Reply | None = None
+            for attempt in range(3):
+                if careful:
+                    cur.execute("SAVEPOINT r")
+                try:
+                    reply = process(frame.header, frame.body, store, issuer, env)
+                    error = getattr(reply, "error", None)
+                except Exception as e:  # noqa: BLE001 - a bug in one request must not take the batch down
+                    if not careful:
+                        cur.close()
+                        return None
+                    cur.execute("ROLLBACK TO SAVEPOINT r")
+                    cur.execute("RELEASE SAVEPOINT r")
+                    if type(e).__name__ in TRANSIENT and attempt < 2:
+                        continue
+                    log.exception("process() raised; request rolled back", extra=fields(peer=proto.peer))
+                    m.ERRORS.labels("process").inc()
+                    reply = None
+                    break
+                if not error:
+                    if careful:
+                        cur.execute("RELEASE SAVEPOINT r")
+                    break
+                if not careful:
+                    cur.close()
+                    return None
+                cur.execute("ROLLBACK TO SAVEPOINT r")
+                cur.execute("RELEASE SAVEPOINT r")
+                if error in TRANSIENT and attempt < 2:
+                    continue
+                m.ERRORS.labels("pipeline").inc()
+                log.error("request failed in the pipeline (%s); its writes were rolled back", error,
+                          extra=fields(peer=proto.peer))  # fmt: skip
+                break
+            results.append((proto, frame, tr, reply))
+        cur.close()
+        return results
 
 
 # -- the host ------------------------------------------------------------------------------------
