@@ -128,7 +128,39 @@ def test_reply_shape_of_a_sale(pair: tuple) -> None:
     assert r.reply.text(32) == "00049990" and r.reply.text(63) == "CUP"  # type: ignore[union-attr]
     assert r.reply.text(12) == "100000" and r.reply.text(13) == "0506"  # host time in Shanghai  # type: ignore[union-attr]
     d = t.sale("poor", 99_999)
-    assert d.code == "51" and 64 not in d.reply and 38 not in d.reply  # type: ignore[operator]
+    assert d.code == "51" and 38 not in d.reply and d.mac_ok  # type: ignore[operator]
+
+
+def test_every_reply_to_a_good_mac_is_macd_gate_declines_are_not(pair: tuple) -> None:
+    """R1 (docs/decisions.md): declines after a good request MAC carry a MAC too; replies to a
+    bad MAC or from a gate that holds no trusted key do not."""
+    w, t = pair
+    assert t.sale("ok", 100).mac_ok is True
+    for card, code in (("poor", "51"), ("expired", "54"), ("lost", "41")):
+        r = t.sale(card, 99_999)
+        assert r.code == code and r.mac_ok is True, (card, r.code)
+    bad = t.sale("ok", 100, pin="654321")
+    assert bad.code == "55" and bad.mac_ok is True
+    # STAN reused with different content: the 94 is authenticated too (nothing was executed).
+    again = t.last.request.replace(f4="000000000777")
+    r = w.process(CODEC.encode(again, mac=t.mac))
+    assert r.response_code == "94" and r.body is not None
+    reply = CODEC.decode(r.body)
+    assert 64 in reply and reply.data(64) == t.mac(reply.mac_block())
+    # A wrong MAC: A0 without a MAC.
+    good = t.keys
+    t.keys = type(good)(pik=good.pik, mak=bytes.fromhex("0123456789ABCDEF"), tdk=good.tdk)  # type: ignore[union-attr]
+    r = t.sale("ok", 100)
+    assert r.code == "A0" and r.mac_ok is None
+    t.keys = good
+    # No sign-on today (D5): 22 without a MAC, although the host still holds yesterday's MAK.
+    w.clock.next_day()
+    r = t.sale("ok", 100)
+    assert r.code == "22" and r.mac_ok is None
+    # Unknown terminal: 97 without a MAC.
+    t.tid = "99999999"
+    r = t.sale("ok", 100)
+    assert r.code == "97" and r.mac_ok is None
 
 
 def test_format_checks(pair: tuple) -> None:

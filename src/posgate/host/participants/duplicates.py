@@ -13,7 +13,10 @@ Rules, in order, over the records with this TID + batch (60.2) + STAN:
 
 Runs before the sign-on and MAC checks on purpose: a byte-identical retransmission gets the
 reply it already had (replaying it reveals nothing new and changes nothing), even if the
-terminal's keys changed meanwhile.
+terminal's keys changed meanwhile. Its ``94`` and ``12`` are MAC'd when the request's MAC
+verifies under the terminal's current MAK (reply.py, R1): a terminal then knows the decline
+is authentic and that nothing was executed, so it does not reverse (a reversal of a ``94``
+would find the *other* message that holds the STAN).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 from hashlib import sha256
 
 from posgate.host.context import Context
+from posgate.host.participants.mac import request_mac_verifies
 from posgate.host.pipeline import Participant
 
 
@@ -50,12 +54,14 @@ class CheckDuplicate(Participant):
                 ctx.record = False  # the key is taken: the attempt goes to the audit log
                 ctx.store.audit(ctx.now, "host", "duplicate_stan", "terminal", t.terminal_id, t.merchant_id,
                                 detail=f"batch {ctx.batch_no} STAN {ctx.stan} MTI {mti}: different content")  # fmt: skip
+                ctx.mac_ok = request_mac_verifies(ctx)
                 return ctx.decline(self.name, "94", f"STAN reused with different content (#{prev.id})")
         if mti == "0400":
             return ctx.prepared(self.name, "reversal")
         for r in rows:
             if r.mti == mti or r.status == "rejected":
                 continue
+            ctx.mac_ok = request_mac_verifies(ctx)
             if r.mti == "0400":
                 return ctx.decline(self.name, "12", f"reversed before it arrived (D9, #{r.id})")
             return ctx.decline(self.name, "94", f"STAN already used by {r.mti} #{r.id}")

@@ -1,10 +1,15 @@
-"""MAC (5, D4): check the request's MAC with the terminal's MAK; MAC approved replies.
+"""MAC (5, D4): check the request's MAC with the terminal's MAK; the reply is MAC'd whenever
+the request's MAC verified (``ctx.mac_ok``), declines included (see reply.py).
 
 A message that must carry a MAC (5.3 plus the e-signature upload) and has none, or a wrong
 one, is refused with ``A0``. A message that need not carry one but does (an offline advice
 re-sent in batch upload) is checked too. Consecutive ``A0``s are counted on the terminal;
 after ``env.resign_after_mac_failures`` of them the host asks for a re-sign-on (header
 requirement 3, ``resign_reason = "mac_failures"``). The first good MAC resets the count.
+
+:func:`request_mac_verifies` is the same check without side effects, for the participants
+that answer before this one runs (duplicates.py: a retransmission, a ``94``) and still want
+to authenticate their reply.
 
 Algorithm per terminal: ``cup`` = CUP ECB MAC (8 ASCII hex characters); ``x919`` = ANSI
 X9.19 over the same MAB (8 binary bytes) with the MAK doubled when it is single length.
@@ -27,6 +32,18 @@ def mac_function(t: TerminalRecord) -> Callable[[bytes], bytes]:
         key = mak if len(mak) == 16 else mak + mak
         return lambda mab: x9_19_mac(key, mab)
     return lambda mab: cup_ecb_mac(mak, mab)
+
+
+def request_mac_verifies(ctx: Context) -> bool:
+    """The request carries a MAC that verifies under the terminal's *current* MAK (a sign-on
+    made today and not followed by a sign-off, D5). Counts nothing, writes nothing."""
+    t, msg = ctx.terminal, ctx.msg
+    if t is None or msg is None or msg.raw is None or t.mak is None:
+        return False
+    if t.signed_off or t.signed_on_day != ctx.day:
+        return False
+    sent = msg.data(64)
+    return sent is not None and mac_verify(mac_function(t)(msg.mac_block()), sent)
 
 
 class CheckMac(Participant):

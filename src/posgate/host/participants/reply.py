@@ -4,8 +4,17 @@ Every reply: MTI + 10; the request's 2, 3, 4, 11, 14, 22, 25, 41, 42, 49, 60 ech
 present (participants may set their own 60, 48, 54, 62...); 12/13 host local time (acquirer
 time zone); 32 the acquirer's institution id; 37 a fresh RRN (the one the issuer saw, for
 authorised requests); 39. Financial replies add 38 on approval, 44 (issuer bank / acquirer)
-and 63 (card organisation) when known; 64 when 39 = ``00`` and the request carried a good
-MAC (D4). Runs even after a decline (``always``).
+and 63 (card organisation) when known. Runs even after a decline (``always``).
+
+Field 64 — a decision beyond section 13 (docs/decisions.md, R1), a superset of D4: **every**
+reply to a request whose MAC verified under the terminal's current MAK is MAC'd, whatever 39
+says (approvals as D4 requires, and declines: ``51``, ``55``, ``94``...). Replies to requests
+whose MAC failed (``A0``) or that were refused before any key could be trusted (``97``,
+``03``, ``58``, ``22`` — no sign-on today, D5) stay un-MAC'd, as does the bare ``96`` of an
+unexpected failure. Why: a terminal that verifies the MAC of every reply carrying one can
+tell an authentic decline from an approval corrupted on the way (a one-bit flip turns ``00``
+into ``02``); it keeps its reversal record for an un-MAC'd decline. Terminals that follow LY
+(verify only when 39 = ``00``) ignore the MAC of a decline, so this stays compatible.
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ class BuildReply(Participant):
                 fields[44] = Field44(r.issuer_bank, ctx.env.institution_id).format()
             if ctx.card_organisation:
                 fields[63] = ctx.card_organisation.ljust(3)[:3]
-        mac = mac_function(ctx.terminal) if approved and ctx.mac_ok and ctx.terminal is not None else None
+        t = ctx.terminal
+        mac = mac_function(t) if ctx.mac_ok and t is not None and t.mak is not None else None
         ctx.reply_body = CODEC.encode(Message(mti, fields), mac=mac)
         return ctx.prepared(self.name, code)
