@@ -104,11 +104,9 @@ def test_corrupted_approval_read_as_decline_is_reversed() -> None:
     assert pair.audit().ok
 
 
-@pytest.mark.xfail(strict=False, reason="D8's request digest covers field 64: an offline advice still pending "
-                   "when a make-up sign-on changes the MAK is re-sent with a new MAC, the host calls it 'different "
-                   "content' (94) although it approved the first copy, and the terminal marks it declined. Owners: "
-                   "host core (digest without the MAC, or recognise a re-MACed advice) / terminal core")
 def test_advice_resent_after_a_make_up_sign_on_is_not_lost() -> None:
+    # Was: D8's request digest covered field 64, so the re-MACed advice got 94. The digest is
+    # now over the MAC block, and the stored reply is re-MACed under the new MAK.
     pair = Pair()
     pair.run(Input("sign_on"))
     pair.run(Input("offline", kind="settlement", amount=500, card=CARD, auth_code="123456"))

@@ -129,6 +129,38 @@ def test_d8_retransmission_and_stan_reuse() -> None:
     assert t.balance().code == "94"
 
 
+def test_d8_same_content_under_a_new_mac_is_a_retransmission() -> None:
+    """D8's "identical content" is the MAC block (MTI..63): an advice re-sent after a make-up
+    sign-on carries a MAC under the new MAK and is still answered from the record, its reply
+    MAC'd under the new MAK; a content change with the same STAN is still 94."""
+    w = make_world()
+    t = PairTerminal(w)
+    t.sign_on()
+    first = t.offline("offline_settlement", 500)
+    assert first.code == "00" and first.mac_ok
+    card = CARDS["ok"][0]
+    before = w.store.card_by_pan(card).balance  # type: ignore[union-attr]
+    records = len(w.store.txns)
+    assert t.sign_on().code == "00"  # make-up sign-on: new MAK
+    again = w.process(CODEC.encode(first.request, mac=t.mac))
+    assert again.response_code == "00" and again.body is not None
+    reply = CODEC.decode(again.body)
+    stored = CODEC.decode(first.host.body or b"")
+    assert {n: reply[n] for n in reply if n != 64} == {n: stored[n] for n in stored if n != 64}  # same answer
+    assert reply.data(64) == t.mac(reply.mac_block())  # MAC'd under the current MAK
+    assert w.store.card_by_pan(card).balance == before and len(w.store.txns) == records  # not re-executed
+    # A byte-identical copy with a MAC the host cannot verify gets the stored reply as stored.
+    stale = first.request
+    bad = CODEC.encode(stale, mac=lambda mab: b"00000000")
+    assert w.process(bad).body == first.host.body
+    # Content changes with the same STAN are still 94: amount, card.
+    for change in ({4: "000000000501"}, {35: "6225880000000000010=30122010000000000"}):
+        r = w.process(CODEC.encode(first.request.with_fields(change), mac=t.mac))
+        assert r.response_code == "94", change
+        assert CODEC.decode(r.body or b"").data(64) is not None  # an authenticated 94 (R1)
+    assert w.store.card_by_pan(card).balance == before
+
+
 def test_d9_reversals() -> None:
     w = make_world()
     store = w.store

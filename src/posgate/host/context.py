@@ -111,7 +111,7 @@ class Context:
         self.error: str | None = None
         self.sign_on_cause: str | None = None
         self.source = "terminal"
-        self.digest = ""  # sha256 of the request body (D8)
+        self.digest = ""  # sha256 of the request's MAC block, MTI..63 (D8)
         self.siblings: Sequence[TxnRecord] = ()  # records with this TID + batch + STAN
         self.f60: Field60 | None = None
         self.f61: Field61 | None = None
