@@ -132,7 +132,8 @@ class CoreTerminal:
 _HEADER = Header.from_hex("603100000000")
 
 
-async def _terminal(spec: Any, pan: str, port: int, sales: int, go: Any, ready: Any, report: ClientReport) -> None:
+async def _terminal(spec: Any, pan: str, port: int, sales: int, go: Any, ready: Any, report: ClientReport,
+                    period: float = 0.0, phase: float = 0.0) -> None:  # fmt: skip
     from posgate.fleet.fleet import card_for
     from posgate.terminal.machine import Input
 
@@ -144,8 +145,16 @@ async def _terminal(spec: Any, pan: str, port: int, sales: int, go: Any, ready: 
         ready()
         await go()
         card = card_for(pan)
-        for _ in range(sales):
+        start = time.perf_counter() + phase
+        for k in range(sales):
             t0 = time.perf_counter()
+            if period:
+                # Open loop: sale k is due at start + k * period, and its latency counts from then
+                # (a late start is waiting the cashier sees: no coordinated omission).
+                due = start + k * period
+                if due > t0:
+                    await asyncio.sleep(due - t0)
+                t0 = due
             result = await term.run(Input("sale", amount=SALE_AMOUNT, card=card))
             if result.error in ("comm", "timeout"):
                 report.errors += 1
@@ -159,7 +168,8 @@ async def _terminal(spec: Any, pan: str, port: int, sales: int, go: Any, ready: 
         term.close()
 
 
-def _client_process(specs: list[Any], pans: list[str], port: int, sales: int, barrier: Any, out: Any) -> None:
+def _client_process(specs: list[Any], pans: list[str], port: int, sales: int, period: float, barrier: Any,
+                    out: Any) -> None:  # fmt: skip
     from posgate.host.server import new_event_loop
 
     async def main() -> ClientReport:
@@ -177,7 +187,10 @@ def _client_process(specs: list[Any], pans: list[str], port: int, sales: int, ba
         async def go() -> None:
             await started.wait()
 
-        tasks = [asyncio.create_task(_terminal(s, p, port, sales, go, ready, report)) for s, p in zip(specs, pans, strict=True)]
+        tasks = [
+            asyncio.create_task(_terminal(s, p, port, sales, go, ready, report, period, period * i / len(specs)))
+            for i, (s, p) in enumerate(zip(specs, pans, strict=True))
+        ]
         await signed.wait()
         await asyncio.get_running_loop().run_in_executor(None, barrier.wait)  # all processes signed on
         report.start = time.perf_counter()
@@ -236,6 +249,7 @@ class Figures:
     errors: int = 0
     missing: int | None = None  # approved replies not found in the database
     cpu_us: float | None = None  # host process CPU (user + system) per request
+    commit: str = ""  # the group commit's shape, from the host's own metrics
 
     def line(self) -> str:
         extra = ""
@@ -247,6 +261,8 @@ class Figures:
             extra += f"  missing-in-db {self.missing}"
         if self.cpu_us is not None:
             extra += f"  host-cpu {self.cpu_us:.0f} us/request"
+        if self.commit:
+            extra += f"  {self.commit}"
         return f"{self.name:<28} {self.tps:>8.0f} /s  p50 {self.p50_ms:>6.1f} ms  p99 {self.p99_ms:>6.1f} ms  n={self.count}{extra}"
 
 
@@ -292,7 +308,7 @@ def _split(items: list[Any], k: int) -> list[list[Any]]:
 
 
 def bench_host(name: str, db_url: str, workdir: Path, terminals: int, sales: int, clients: int,
-               extra_args: tuple[str, ...] = ()) -> Figures:  # fmt: skip
+               extra_args: tuple[str, ...] = (), rate: float = 0.0) -> Figures:  # fmt: skip
     from posgate.fleet.fleet import TERMINALS_PER_CARD, provision
     from posgate.fleet.hostproc import HostProcess
 
@@ -300,23 +316,56 @@ def bench_host(name: str, db_url: str, workdir: Path, terminals: int, sales: int
     os.environ["POSGATE_MASTER_KEY_FILE"] = key_file
     specs, cards = provision(db_url, terminals, key_file=key_file)
     pans = [cards[i // TERMINALS_PER_CARD][0] for i in range(len(specs))]
-    host = HostProcess(db_url, port=_free_port(), demo=False, log_level="warning", log_path=workdir / f"{name}.log",
+    host = HostProcess(db_url, port=_free_port(), demo=False, log_level="warning", log_path=workdir / f"{name.replace(' ', '-').replace('/', '_')}.log",
                        extra_args=extra_args, env={"POSGATE_MASTER_KEY_FILE": key_file})  # fmt: skip
     host.start(60)
     try:
         cpu0 = _cpu_seconds(host.pid)
         groups = list(zip(_split(specs, clients), _split(pans, clients), strict=True))
-        reports = _run_clients(_client_process, [(s, p, host.port, sales) for s, p in groups])
+        period = terminals / rate if rate else 0.0  # each terminal's interval between sales
+        reports = _run_clients(_client_process, [(s, p, host.port, sales, period) for s, p in groups])
         cpu = _cpu_seconds(host.pid) - cpu0
+        commit = _commit_figures(host.log_text())
     finally:
         code = host.stop(30)
     figures = _figures(name, reports)
     requests = figures.count + len(specs)  # the sales and the sign-ons
     figures.cpu_us = cpu / requests * 1e6 if requests else None
+    figures.commit = commit
     if code not in (0, None):
         print(f"warning: the host exited with {code}; see {host.log_path}", file=sys.stderr)
     figures.missing = _missing_in_db(db_url, [a for r in reports for a in r.approved])
     return figures
+
+
+def _commit_figures(log_text: str) -> str:
+    """Mean requests per commit and mean commit time, read from the host's /metrics."""
+    import re
+    import urllib.request
+
+    found = re.search(r"metrics at (http://[0-9.]+:[0-9]+/metrics)", log_text)
+    if not found:
+        return ""
+    try:
+        with urllib.request.urlopen(found.group(1), timeout=5) as r:  # noqa: S310 - the host we started, on loopback
+            text = r.read().decode()
+    except OSError:
+        return ""
+
+    def value(name: str) -> float:
+        m = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    commits = value("posgate_commit_batch_size_count")
+    if not commits:
+        return ""
+    # the host's own view of latency (frame in to reply out), p99 as the bucket that holds it
+    buckets = [(float(le), float(v)) for le, v in re.findall(r'^posgate_transaction_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+-]+)$', text, re.M)]
+    total = value("posgate_transaction_seconds_count")
+    p99 = next((le for le, v in buckets if total and v >= 0.99 * total), float("inf"))
+    return (f"batch {value('posgate_commit_batch_size_sum') / commits:.1f} req/commit, "
+            f"commit {value('posgate_commit_seconds_sum') / commits * 1000:.1f} ms mean, "
+            f"host-side p99 <= {p99 * 1000:g} ms")  # fmt: skip
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -368,23 +417,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sales", type=int, default=200, help="Sales per terminal after its sign-on.")
     p.add_argument("--clients", type=int, default=1, help="Client processes driving the terminals.")
     p.add_argument("--backends", default="sqlite,postgres")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="Offered sales/s in total, paced per terminal (open loop); 0 = back to back (saturation).")
     p.add_argument("--pg-workers", type=int, default=2, help="Commit workers of the host on PostgreSQL.")
     args = p.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     results: list[Figures] = []
     print(f"posgate host benchmark: {args.terminals} terminals x {args.sales} sales, {args.clients} client process(es), "
           f"{os.cpu_count()} CPUs", flush=True)  # fmt: skip
+    suffix = f" @{args.rate:g}/s" if args.rate else ""
     with tempfile.TemporaryDirectory(prefix="posgate-bench-") as tmp:
         work = Path(tmp)
         if "sqlite" in backends:
-            results.append(bench_host("host sqlite", f"sqlite:///{work / 'bench.db'}", work, args.terminals, args.sales,
-                                      args.clients))  # fmt: skip
+            results.append(bench_host(f"host sqlite{suffix}", f"sqlite:///{work / 'bench.db'}", work, args.terminals,
+                                      args.sales, args.clients, rate=args.rate))  # fmt: skip
             print(results[-1].line(), flush=True)
         if "postgres" in backends:
             if pg_available():
                 with temp_pg_database("posgate_bench") as url:
-                    results.append(bench_host(f"host postgres ({args.pg_workers} workers)", url, work, args.terminals,
-                                              args.sales, args.clients, ("--workers", str(args.pg_workers))))  # fmt: skip
+                    results.append(bench_host(f"host postgres x{args.pg_workers}{suffix}", url, work, args.terminals,
+                                              args.sales, args.clients, ("--workers", str(args.pg_workers)),
+                                              rate=args.rate))  # fmt: skip
                 print(results[-1].line(), flush=True)
             else:
                 print("postgres: not reachable at 127.0.0.1:5432, skipped", flush=True)
