@@ -273,6 +273,9 @@ class IdAllocator:
                 self._next[name], self._end[name] = top - count + 1, top + 1
 
 
+_TERMINAL_RECORDS: dict[Any, TerminalRecord] = {}  # row content → record (see SqlHostStore.terminal)
+
+
 def _by_id(t: TxnRecord) -> int:
     return t.id or 0
 
@@ -294,6 +297,7 @@ _MERCHANT_COLS = [_M.c.id, _M.c.merchant_id, _M.c.name, _M.c.name_en, _M.c.mcc, 
 
 _TXN_FIELDS = [f.name for f in dc_fields(TxnRecord)]
 _TXN_COLS = [s.transactions.c[name] for name in _TXN_FIELDS]
+_TXN_INSERT = tuple(name for name in _TXN_FIELDS if name != "id")
 _SETTLEMENT_FIELDS = [f.name for f in dc_fields(SettlementRecord)]
 _SETTLEMENT_COLS = [s.settlements.c[name] for name in _SETTLEMENT_FIELDS]
 
@@ -398,8 +402,19 @@ class SqlHostStore:
         r = self._one("terminal", build, {"t": terminal_id})
         if r is None:
             return None
+        # Records are immutable: the same row always gives the same record, so it is kept by the
+        # row's content (no staleness possible) and the keys are not decrypted again. PostgreSQL
+        # rows carry parsed JSON (not hashable): built every time.
+        try:
+            hit = _TERMINAL_RECORDS.get(r)
+        except TypeError:
+            hit, r_hashable = None, False
+        else:
+            r_hashable = True
+        if hit is not None:
+            return hit
         dec = self.keyring.decrypt
-        return TerminalRecord(
+        rec = TerminalRecord(
             id=r[0], terminal_id=r[1], merchant_id=r[2], tmk=dec(r[3], b"tmk"), device_serial=r[4],
             pending_serial=r[5], approved_serial=r[6], status=r[7], batch_no=r[8], signed_on_day=r[9],
             signed_off=bool(r[10]), operator=r[11], key_scheme=r[12],
@@ -410,6 +425,11 @@ class SqlHostStore:
             params=self._f.json_out(r[20]) or {}, params_pending=bool(r[21]),
             last_status_upload=self._f.json_out(r[22]),
         )  # fmt: skip
+        if r_hashable:
+            if len(_TERMINAL_RECORDS) >= 4096:
+                _TERMINAL_RECORDS.clear()
+            _TERMINAL_RECORDS[r] = rec
+        return rec
 
     def update_terminal(self, terminal_id: str, **changes: Any) -> None:
         values: dict[str, Any] = {}
@@ -497,8 +517,7 @@ class SqlHostStore:
         )
 
     def insert_transaction(self, txn: TxnRecord) -> int:
-        values = {name: getattr(txn, name) for name in _TXN_FIELDS if name != "id"}
-        return self._insert(s.transactions, values)
+        return self._insert(s.transactions, {name: getattr(txn, name) for name in _TXN_INSERT})
 
     def update_transaction(self, txn_id: int, **changes: Any) -> None:
         self._update(s.transactions, "id", txn_id, changes)
