@@ -1,7 +1,6 @@
 """Faults the chaos runner found, replayed deterministically on the terminal core ↔ host
-pipeline in memory (no sockets). Each test states the behaviour the audit needs; the ones that
-fail today are marked ``xfail`` with the owner of the fix, and turn into plain passes once it
-lands (then drop the marker).
+pipeline in memory (no sockets). Each test states the behaviour the audit needs; a test that
+fails is marked ``xfail`` with the owner of the fix until it lands (none is, today).
 
 Found with ``tests/fleet/test_fleet.py``-style runs at a high ``corrupt_reply`` rate
 (single-bit flips): approved sales and offline advices ended up approved on the host and
@@ -12,8 +11,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
-
-import pytest
 
 from posgate.dialect.cup import CODEC
 from posgate.fleet import audit as au
@@ -90,10 +87,9 @@ def test_a_clean_sale_and_advice_agree() -> None:
     assert pair.audit().ok
 
 
-@pytest.mark.xfail(strict=False, reason="terminal core (operations/base.check_reply): the MAC of a reply that "
-                   "carries field 64 is only verified when 39 = 00, so a corrupted approval that now reads as a "
-                   "decline is believed and its reversal record dropped; verify the MAC whenever 64 is present")
 def test_corrupted_approval_read_as_decline_is_reversed() -> None:
+    # Was: the terminal verified the reply MAC only when 39 = 00. Now a reply carrying field 64
+    # must verify whatever 39 says (docs/decisions.md R3).
     pair = Pair()
     pair.run(Input("sign_on"))
     result = pair.run(Input("sale", amount=1000, card=CARD), mutate=once("sale", set_39("01")))
@@ -120,8 +116,6 @@ def test_advice_resent_after_a_make_up_sign_on_is_not_lost() -> None:
     assert pair.audit().ok
 
 
-@pytest.mark.xfail(strict=False, reason="same check_reply gap as above, on an offline advice: a one-bit flip of "
-                   "its reply's 39 ('00' → '20') is taken as a decline and the advice is dropped from the batch")
 def test_corrupted_advice_approval_is_not_taken_as_a_decline() -> None:
     pair = Pair()
     pair.run(Input("sign_on"))

@@ -174,3 +174,24 @@ def test_header_requirement_3_and_a0_resign_against_the_host() -> None:
     r = t.run(Input("sale", amount=1_00, card=t.card(OK, amount=1_00)))
     assert r.approved, r.message
     assert "sign_on" in t.purposes(n)
+
+
+def test_unmacd_a0_keeps_the_reversal_and_the_host_agrees() -> None:
+    """The host answers a wrong request MAC with an un-MAC'd A0 (R1); the terminal keeps its
+    reversal (R3), signs on, reverses (the host: "never approved", 00) and retries the sale."""
+    world = make_world()
+    t = Driver(world)
+    assert t.run(Input("sign_on")).approved
+    keys = t.state.keys
+    assert keys is not None
+    t.state = replace(t.state, keys=replace(keys, mak=bytes.fromhex("0123456789ABCDEF")))
+    n = len(t.sent)
+    r = t.run(Input("sale", amount=3_00, card=t.card(OK, amount=3_00)))
+    assert r.approved, r.message
+    assert t.purposes(n) == ["sale", "sign_on", "reversal", "sale"]
+    assert t.state.reversal is None
+    rows = sorted(world.store.txns.values(), key=lambda x: x.id or 0)
+    first, rev, retry = rows[-3:]
+    assert (first.mti, first.status, first.response_code) == ("0200", "rejected", "A0")
+    assert (rev.mti, rev.stan, rev.response_code) == ("0400", first.stan, "00")
+    assert (retry.mti, retry.status, retry.amount) == ("0200", "approved", 3_00)

@@ -69,7 +69,8 @@ class Host:
     def reply(
         self, req: Message, code: str = "00", *, mac: bool | None = None, bad_mac: bool = False, **over: Any
     ) -> bytes:
-        """A generic reply: echoes, 12/13/37/38/39, 63 card org, MAC when approved and asked."""
+        """A generic reply: echoes, 12/13/37/38/39, 63 card org; MAC'd (declines too, like the
+        real host: docs/decisions.md R1) when the request carries one, or as ``mac`` says."""
         self.sent.append(req)
         if req.mti == "0800" and req.text(60)[8:11] in ("001", "003", "004") and not over:
             return self.sign_on_reply(req, code=code)
@@ -95,8 +96,9 @@ class Host:
                 f[n] = v
         msg = Message(mti, f)
         o = identify(req)
-        want_mac = (o is not None and o.mac and req.mti != "0320") if mac is None else mac
-        if want_mac and code == "00":
+        advice_resend = req.mti == "0320" and req.text(60)[8:11] == "000"  # D11: MAC'd like its 0220
+        want_mac = (o is not None and (o.mac or advice_resend)) if mac is None else mac
+        if want_mac:
             assert self.keys is not None
             mak = self.keys.mak
             if bad_mac:

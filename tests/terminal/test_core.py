@@ -290,6 +290,101 @@ def test_comm_error_before_send_needs_no_reversal() -> None:
 # ------------------------------------------------------------------ make-up sign-on
 
 
+# ------------------------------------------------------------------ reply authentication (R3)
+
+
+def _with_39(body: bytes, code: str) -> bytes:
+    """The reply with 39 replaced and its MAC left as the host computed it: what a bit flip
+    on the wire does."""
+    return CODEC.encode(CODEC.decode(body).with_fields({39: code}))
+
+
+@pytest.mark.parametrize("code", ["02", "01", "20", "51"])
+def test_corrupted_approval_read_as_a_decline_keeps_the_reversal(code: str) -> None:
+    state, host = signed_on()
+    state, result, _ = run(state, Input("sale", amount=500, card=swipe()), host,
+                           script=lambda s, h: _with_39(h.reply(s.message), code))  # fmt: skip
+    assert not result.approved and result.error == "mac"
+    assert state.reversal is not None and state.reversal.reason == "A0" and not state.txns
+    assert state.sign_on_owed == "reply MAC failure"
+    state, result, sends = run(state, Input("balance", card=swipe()), host)
+    assert [s.purpose for s in sends] == ["sign_on", "reversal", "balance"] and state.reversal is None
+
+
+def test_decline_without_a_mac_is_shown_and_the_reversal_kept() -> None:
+    state, host = signed_on()
+    state, result, _ = run(state, Input("sale", amount=500, card=swipe()), host,
+                           script=lambda s, h: h.reply(s.message, "51", mac=False))  # fmt: skip
+    assert result.response_code == "51" and not result.approved and result.error == "" and result.exit_code == 1
+    assert any("carries no MAC" in n for n in result.notices)
+    assert state.reversal is not None and state.reversal.reason == "06" and state.reversal.stan == result.stan
+    assert not state.txns and state.sign_on_owed == ""
+    state, result, sends = run(state, Input("sale", amount=700, card=swipe()), host)
+    assert [s.purpose for s in sends] == ["reversal", "sale"] and result.approved and state.reversal is None
+    assert sends[0].message.text(39) == "06" and sends[0].message.text(11) == "000002"
+
+
+def test_a_macd_decline_of_a_balance_inquiry_and_an_unmacd_one_are_both_shown() -> None:
+    state, host = signed_on()
+    for mac in (True, False):
+        state, result, _ = run(state, Input("balance", card=swipe()), host,
+                               script=lambda s, h, m=mac: h.reply(s.message, "55", mac=m))  # fmt: skip
+        assert result.response_code == "55" and result.error == "" and state.reversal is None
+
+
+@pytest.mark.parametrize("code", ["0 ", "0p", "o0", "0"])
+def test_a_39_outside_the_response_code_alphabet_is_a_damaged_reply(code: str) -> None:
+    state, host = signed_on()
+    state, result, _ = run(state, Input("sale", amount=500, card=swipe()), host,
+                           script=lambda s, h: h.reply(s.message, code, mac=False))  # fmt: skip
+    assert result.error == "mismatch" and "field 39" in result.message_en
+    assert state.reversal is not None and state.reversal.reason == "06"
+
+
+def test_an_approval_without_a_mac_is_a_mac_failure() -> None:
+    state, host = signed_on()
+    state, result, _ = run(state, Input("sale", amount=500, card=swipe()), host,
+                           script=lambda s, h: h.reply(s.message, "00", mac=False))  # fmt: skip
+    assert result.error == "mac" and state.reversal is not None and state.reversal.reason == "A0"
+
+
+def test_resign_code_without_a_mac_signs_on_sends_the_reversal_then_retries() -> None:
+    state, host = signed_on()
+    answers = iter(["A0"])
+
+    def script(send: Send, h: Host) -> bytes:
+        if send.purpose == "sale":
+            code = next(answers, "00")
+            return h.reply(send.message, code, mac=code == "00")
+        return h.reply(send.message)
+
+    state, result, sends = run(state, Input("sale", amount=100, card=swipe()), host, script=script)
+    assert [s.purpose for s in sends] == ["sale", "sign_on", "reversal", "sale"]
+    assert sends[2].message.text(11) == sends[0].message.text(11) and sends[2].message.text(39) == "06"
+    assert sends[3].message.text(11) != sends[0].message.text(11)
+    assert result.approved and state.reversal is None
+
+
+def test_offline_advice_acknowledged_only_by_an_authenticated_reply() -> None:
+    state, host = signed_on()
+    state, _ = machine.start(state, Input("offline", amount=2000, card=swipe(pin=""), auth_code="654321"), NOW)
+    stan = state.txns[-1].stan
+    replies = iter([
+        lambda s, h: _with_39(h.reply(s.message), "20"),  # damaged approval: MAC fails
+        lambda s, h: h.reply(s.message, "05", mac=False),  # an un-MAC'd decline
+        lambda s, h: h.reply(s.message, "A0", mac=False),  # a gate refusal: owes a sign-on
+        lambda s, h: h.reply(s.message, "05"),  # the host's authenticated decline
+    ])  # fmt: skip
+    statuses = []
+    for _ in range(4):
+        answer = next(replies)
+        state, result, sends = run(state, Input("balance", card=swipe()), host,
+                                   script=lambda s, h, a=answer: a(s, h) if s.purpose == "offline" else None)  # fmt: skip
+        assert "offline" in [s.purpose for s in sends]
+        statuses.append(state.txn(stan).status)  # type: ignore[union-attr]
+    assert statuses == ["offline_pending", "offline_pending", "offline_pending", "offline_declined"]
+
+
 @pytest.mark.parametrize("code", ["A0", "99", "77", "22"])
 def test_resign_codes_sign_on_and_retry_once(code: str) -> None:
     state, host = signed_on()

@@ -303,9 +303,26 @@ def response_mti(mti: str) -> str:
     return f"{int(mti) + 10:04d}"
 
 
+# Field 39 is two characters of the response-code table's alphabet (section 7: digits and
+# upper-case letters, acquirer extensions such as 1N or BA included). Anything else is a reply
+# damaged on the way, not a decline.
+RESPONSE_CODE_ALPHABET = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def valid_response_code(code: str) -> bool:
+    return len(code) == 2 and all(c in RESPONSE_CODE_ALPHABET for c in code)
+
+
 def check_reply(state: TerminalState, request: Message, reply: Message, *, mac: bool) -> str:
-    """Section 10 reply validation. Returns "" when the reply answers ``request``, else the
-    reason it does not: ``mti``, ``field N`` or ``mac``."""
+    """Section 10 reply validation, plus docs/decisions.md R3. Returns "" when the reply
+    answers ``request``, else the reason it does not: ``mti``, ``field N`` (``field 39``: not
+    two characters of the response-code alphabet) or ``mac``.
+
+    With ``mac`` (the request carried one): a reply that carries field 64 must verify
+    whatever 39 says (a one-bit flip turns an approval into a decline, and only the MAC tells);
+    an approval (39 in the accepted set) must carry one. A decline without field 64 passes
+    here but is *unauthenticated* (:func:`authenticated`): the caller must not take it as the
+    host's final word (a reversible request keeps its reversal, an advice stays queued)."""
     if reply.mti != response_mti(request.mti):
         return "mti"
     code = reply.text(39)
@@ -316,9 +333,21 @@ def check_reply(state: TerminalState, request: Message, reply: Message, *, mac: 
         return "field 4"
     if code == "00" and 42 in request and reply.text(42) != request.text(42):
         return "field 42"
-    if mac and code == "00" and not reply_mac_ok(state, reply):
-        return "mac"
+    if not valid_response_code(code):
+        return "field 39"
+    if mac:
+        if 64 in reply:
+            if not reply_mac_ok(state, reply):
+                return "mac"
+        elif code in APPROVED:
+            return "mac"
     return ""
+
+
+def authenticated(reply: Message, *, mac: bool) -> bool:
+    """After :func:`check_reply` passed: whether the reply is the host's authenticated word
+    (it carries a verified MAC, or the exchange carries none)."""
+    return not mac or 64 in reply
 
 
 def decode_reply(reply: bytes | Message) -> Message | None:

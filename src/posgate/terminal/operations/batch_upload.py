@@ -5,7 +5,8 @@ advice re-sent here keeps the MAC it carries as an advice.
   n2 + per transaction card-org flag n2 (00 CUP / 01 foreign), STAN n6, PAN n20, amount n12
   (≤ 8 per message), a new STAN in 11.
 * ``batch_upload`` with ``data="offline"``: the offline advice of ``ref`` re-sent as a 0320
-  with its own 60.1 and 60.3 ``000`` and its own STAN (D11).
+  with its own 60.1 and 60.3 ``000`` and its own STAN (D11); acknowledged only by a reply
+  with a verified MAC (docs/decisions.md R3), which also settles the advice's status.
 * ``batch_end``: 0320, 60.3 ``207`` (both sides balanced) or ``202``, 48 = number of
   transactions uploaded, n4.
 
@@ -20,8 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from posgate.dialect.fields import BatchUploadEntries, BatchUploadEntry, Field60
+from posgate.domain.response_codes import APPROVED
 from posgate.iso8583 import Message
-from posgate.terminal.operations.base import Flow, Step, base_fields
+from posgate.terminal.operations.base import Flow, Step, authenticated, base_fields, check_reply
 from posgate.terminal.operations.offline import advice_message
 from posgate.terminal.state import TerminalState, next_stan
 
@@ -71,6 +73,15 @@ def on_reply(
             )
         return state, flow
     n = 1 if step.data == "offline" else int(flow.data.get("pending_count", 0))
+    if step.data == "offline":
+        # The advice re-sent as a 0320 is acknowledged by the same MAC rule as its 0220 (R3).
+        problem = check_reply(state, request, reply, mac=True)
+        ok = not problem and authenticated(reply, mac=True)
+        t = state.txn(step.ref, flow.data.get("settle_batch", state.batch))
+        if ok and t is not None and t.status == "offline_pending":
+            code = reply.text(39)
+            status = "offline_sent" if code in APPROVED else "offline_declined"
+            state = state.with_txn(replace(t, status=status, response_code=code))
     if not ok:
         return state, flow.with_data(upload_ok=False).note(
             f"批上送失败 / a batch-upload message was not accepted ({reply.text(39) or 'mismatch'})"

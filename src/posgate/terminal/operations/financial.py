@@ -3,14 +3,22 @@ pre-auth family): build the request from the row of ``posgate.dialect.operations
 reversal record *before* the request leaves (section 8), validate the reply (section 10) and
 turn it into a :class:`Result`.
 
-Reply handling, in order:
+Reply handling, in order (section 10 and docs/decisions.md R3):
 
-1. the reply does not answer the request (MTI+10, 3, 4 unless 10, 11, 41, 42 when 00) or its
-   MAC fails (when 00): the reversal stays pending (reason ``06``, or ``A0`` for the MAC, which
-   also owes a make-up sign-on) and the operation ends with an error;
-2. otherwise the reversal record is cleared, whatever 39 says (a decline is not reversed);
-3. 39 ∈ {A0, 99, 77, 22} (re-sign-on codes) the first time: sign on, then retry once with a
-   new STAN; the second time, the decline stands and a sign-on is owed;
+1. the reply does not answer the request (MTI+10, 3, 4 unless 10, 11, 41, 42 when 00), its
+   39 is not two characters of the response-code alphabet, it carries a MAC that fails
+   (whatever 39 says), or it approves without a MAC: the reversal stays pending (reason
+   ``06``, or ``A0`` for the MAC, which also owes a make-up sign-on) and the operation ends
+   with an error;
+2. an authenticated reply (a verified MAC) clears the reversal record, whatever 39 says (a
+   decline is not reversed); a decline *without* a MAC is shown to the cashier but the
+   reversal record is kept with reason ``06`` and goes before the next online message — the
+   host MACs every reply to a good request MAC (R1), so an un-MAC'd decline either comes from
+   a gate that executed nothing (reversing it is harmless: the host answers ``00``, D9) or
+   is damage the terminal cannot tell from an approval;
+3. 39 ∈ {A0, 99, 77, 22} (re-sign-on codes) the first time: sign on, (send the kept
+   reversal,) then retry once with a new STAN; the second time, the decline stands and a
+   sign-on is owed;
 4. approved: the module's ``record`` writes the transaction log; the trickle follows.
 
 No reply (``on_timeout``): the reversal stays pending with reason ``98`` (``06`` when the
@@ -32,6 +40,7 @@ from posgate.terminal.operations.base import (
     Card,
     Flow,
     Step,
+    authenticated,
     base_fields,
     card_fields,
     category,
@@ -144,15 +153,26 @@ def handle_reply(
             pan_masked=masked(card),
         )
         return state, replace(flow, queue=(), result=result)
-    if o.reversible:
-        state = replace(state, reversal=None)
     code = reply.text(39)
+    kept = False
+    pending = state.reversal
+    if o.reversible and pending is not None:
+        if authenticated(reply, mac=o.mac):
+            state = replace(state, reversal=None)
+        else:
+            kept = True
+            state = replace(state, reversal=pending.with_reason("06"))
+            flow = flow.note(
+                f"应答码 {code} 未经MAC认证，交易将被冲正 / response {code} carries no MAC: "
+                "the transaction will be reversed before the next one"
+            )
     if code in RESIGN:
         if not flow.retried:
             flow = replace(flow, retried=True).note(
                 f"应答码 {code}：重新签到后重试 / response {code}: signing on again, then retrying once"
             )
-            return state, flow.push_front(Step("sign_on", cause=f"response {code}"), replace(step))
+            first = (Step("sign_on", cause=f"response {code}"), *((Step("reversal"),) if kept else ()))
+            return state, flow.push_front(*first, replace(step))
         state = replace(state, sign_on_owed=f"response {code}")
     det = reply_details(reply)
     amount = int(reply.text(4) or request.text(4) or 0)

@@ -6,8 +6,10 @@ keys in), so :func:`capture` only records it in the batch log with status
 (0220, MAC'd, not reversible) is then *trickled*: sent after the next successful online
 transaction and before settlement (section 10), with the transaction's own STAN, until the
 host accepts it (``offline_sent``) or declines it (``offline_declined``, left out of the
-totals). A timeout stops the trickle; the advice waits for the next chance. Each attempt
-counts in ``send_count``.
+totals). Acknowledged means a reply with a verified MAC (docs/decisions.md R3): a reply whose
+MAC fails, a decline without a MAC or a damaged reply leaves it ``offline_pending``. A timeout
+stops the trickle; the advice waits for the next chance. Each attempt counts in
+``send_count``.
 
 * 30 offline settlement: 38 = auth code, 61 = zeros + date + auth method ``00``, 63 = card org.
 * 32 settlement adjust: a new amount for an earlier transaction (37 = its RRN, 61 = its batch,
@@ -24,7 +26,7 @@ from typing import Any
 
 from posgate.dialect.fields import Field61, Field63
 from posgate.domain.masking import mask_pan
-from posgate.domain.response_codes import APPROVED
+from posgate.domain.response_codes import APPROVED, RESIGN
 from posgate.iso8583 import Message
 from posgate.terminal.operations.base import (
     Flow,
@@ -32,6 +34,7 @@ from posgate.terminal.operations.base import (
     Result,
     Step,
     TerminalError,
+    authenticated,
     check_reply,
     event,
     field60,
@@ -178,8 +181,17 @@ def on_reply(
     problem = check_reply(state, flow.request, reply, mac=True)
     code = reply.text(39)
     if problem:
+        if problem == "mac":
+            state = replace(state, sign_on_owed="reply MAC failure")
         return state, flow.note(
             f"离线交易 {t.stan} 上送失败 / offline advice {t.stan} not accepted ({problem})"
+        )
+    if not authenticated(reply, mac=True):
+        # Not the host's authenticated word (R3): a gate refusal or damage; it stays queued.
+        if code in RESIGN:
+            state = replace(state, sign_on_owed=f"response {code}")
+        return state, flow.note(
+            f"离线交易 {t.stan} 未被确认 / offline advice {t.stan} not acknowledged ({code} without a MAC)"
         )
     if code in APPROVED:
         state = state.with_txn(
