@@ -1,11 +1,14 @@
 """A small real TCP host for client and CLI tests: the host's ``process()`` pipeline with the
 demo memory store and built-in issuer behind an asyncio server on 127.0.0.1 (port 0), in a
-thread of its own. ``mute`` makes it swallow requests (for timeouts)."""
+thread of its own. ``mute`` makes it swallow requests (for timeouts); ``reset_after_reply``
+makes it reset the connection (RST) right after each reply."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import socket
+import struct
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +29,7 @@ class HostThread:
             self.store, random.Random(6).randbytes, self.env.timezone
         )
         self.mute = False
+        self.reset_after_reply = False  # answer, then reset the connection (RST)
         self.requests = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -59,6 +63,11 @@ class HostThread:
                             encode_frame(Tpdu.parse(f.tpdu).swapped().encode(), reply.header, reply.body)
                         )
                         await writer.drain()
+                    if self.reset_after_reply:
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        writer.transport.abort()
+                        return
         except (ConnectionError, OSError):
             pass
         finally:

@@ -3,6 +3,7 @@ TCP server in a thread)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from posgate.terminal.cards import read_card
 from posgate.terminal.client import Endpoint, TerminalSession, run_operation, run_sync
 from posgate.terminal.journal import Journal
-from posgate.terminal.machine import Input, new_state
+from posgate.terminal.machine import Done, Input, Send, new_state
 
 from .hostd import HostThread
 
@@ -84,3 +85,73 @@ def test_many_sessions_share_one_loop(host: HostThread) -> None:
         return out
 
     assert run_sync(main()) == [True, True, True]
+
+
+class _Broken(TerminalSession):
+    """A session whose transport refuses writes as uvloop does on a connection the peer has
+    just reset: ``RuntimeError`` from ``write`` (nothing left). ``break_after`` exchanges go
+    through first; ``refuse`` writes are refused after that."""
+
+    def __init__(self, *a: object, break_after: int, refuse: int, **kw: object) -> None:
+        super().__init__(*a, **kw)  # type: ignore[arg-type]
+        self.break_after, self.refuse, self.exchanges = break_after, refuse, 0
+
+    def _write(self, frame: bytes) -> bool:
+        if self.exchanges >= self.break_after and self.refuse > 0:
+            self.refuse -= 1
+            w = self._writer
+            assert w is not None
+            orig = w.write
+
+            def boom(data: bytes) -> None:
+                raise RuntimeError("unable to perform operation on <TCPTransport closed=True>; the handler is closed")
+
+            w.write = boom  # type: ignore[method-assign]
+            try:
+                return super()._write(frame)
+            finally:
+                w.write = orig  # type: ignore[method-assign]
+        return super()._write(frame)
+
+    async def _exchange(self, send: Send) -> Send | Done:
+        try:
+            return await super()._exchange(send)
+        finally:
+            self.exchanges += 1
+
+
+def test_write_refused_on_a_kept_connection_goes_again_on_a_new_one(host: HostThread) -> None:
+    # A new terminal's first sale is one flow of two messages on one connection: sign-on, sale.
+    s = _Broken(new_state(), Endpoint(port=host.port, timeout=5), break_after=1, refuse=1)
+    r = run_operation(s, Input("sale", amount=300, card=card(300)))  # type: ignore[arg-type]
+    assert r.approved, r.message
+    assert [x.purpose for x in s.last_sends] == ["sign_on", "sale"] and host.requests == 2
+    assert s.state.reversal is None
+
+
+def test_write_refused_on_a_fresh_connection_was_not_sent(host: HostThread) -> None:
+    s = _Broken(new_state(), Endpoint(port=host.port, timeout=5), break_after=1, refuse=2)
+    r = run_operation(s, Input("sale", amount=300, card=card(300)))  # type: ignore[arg-type]
+    assert r.error == "comm" and host.requests == 1  # only the sign-on reached the host
+    assert s.state.reversal is None and s.state.flow is None  # nothing left, nothing to reverse
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_host_resets_the_connection_between_two_messages_of_a_flow(host: HostThread, loop: str) -> None:
+    factory = None
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        factory = uvloop.new_event_loop
+
+    class Slow(TerminalSession):
+        async def _exchange(self, send: Send) -> Send | Done:
+            if self.last_sends:
+                await asyncio.sleep(0.1)  # the reset reaches the terminal before its next message
+            return await super()._exchange(send)
+
+    host.reset_after_reply = True
+    s = Slow(new_state(), Endpoint(port=host.port, timeout=5))
+    with asyncio.Runner(loop_factory=factory) as runner:
+        r = runner.run(s.run(Input("sale", amount=300, card=card(300))))  # type: ignore[arg-type]
+    assert r.approved, r.message
+    assert [x.purpose for x in s.last_sends] == ["sign_on", "sale"] and host.requests == 2

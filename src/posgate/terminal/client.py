@@ -7,7 +7,11 @@ its :class:`~posgate.terminal.journal.Journal`). :meth:`TerminalSession.run` fee
 reversal record is on disk before the request leaves). Each message waits at most the comm
 timeout (parameter tag 12, default 60 s, or the ``timeout`` override); a timeout or a broken
 connection closes the connection (a late reply must never be taken for the next one's) and
-the next message of the flow opens a new one. The pending reversal goes first, the trickle
+the next message of the flow opens a new one. Sent or not, for the reversal: a refused connect
+or a write the transport refuses (uvloop's RuntimeError on a connection the host has just
+reset) sent nothing — on a connection kept from the flow's previous message the request goes
+once more on a fresh one, otherwise ``on_comm_error(sent=False)``; a failure after the write
+(drain, read) may have let the request out: ``sent=True``. The pending reversal goes first, the trickle
 after, header requirements are obeyed — all decided by the core.
 
 Cheap to multiply: a session holds a state, an endpoint and no thread; any number of them
@@ -125,22 +129,50 @@ class TerminalSession:
         assert isinstance(out, Done)
         return out.result
 
+    def _dead(self) -> bool:
+        """The connection kept from an earlier message of the flow is known to be gone: the
+        transport is closing, or the host's end of it has already been read to EOF."""
+        w, r = self._writer, self._reader
+        return w is not None and (w.is_closing() or (r is not None and r.at_eof()))
+
+    def _write(self, frame: bytes) -> bool:
+        """Hand ``frame`` to the transport; False when it refused it, in which case nothing of
+        it left (uvloop raises RuntimeError "the handler is closed" on a transport the peer has
+        just reset, before ``is_closing()`` says so)."""
+        assert self._writer is not None
+        try:
+            self._writer.write(frame)
+        except (RuntimeError, OSError):
+            return False
+        return True
+
     async def _exchange(self, send: Send) -> Send | Done:
         ep = self.endpoint
         self.last_sends.append(send)
-        if self._writer is None:
-            try:
-                await self._connect()
-            except (TimeoutError, OSError):
-                state, out = machine.on_comm_error(self.state, self.clock(), sent=False)
-                self._commit(state)
-                return out
-        assert self._writer is not None
         header = replace(ep.header, category=send.category, requirement="0")
         frame = encode_frame(ep.tpdu.encode(), header.encode(), send.body)
         timeout = ep.timeout if ep.timeout is not None else send.timeout
+        if self._dead():
+            await self.close()
+        # A connection kept from the flow's previous message may have been reset by the host
+        # since; a refused write there sent nothing, so the request goes once more on a fresh
+        # connection. A refused connect, or a refused write on a fresh connection, means the
+        # request never left: no reversal (on_comm_error sent=False).
+        reused = self._writer is not None
+        while True:
+            if self._writer is None:
+                try:
+                    await self._connect()
+                except (TimeoutError, OSError):
+                    return self._not_sent()
+            if self._write(frame):
+                break
+            await self.close()
+            if not reused:
+                return self._not_sent()
+            reused = False
+        assert self._writer is not None
         try:
-            self._writer.write(frame)
             await self._writer.drain()
             raw = await asyncio.wait_for(self._read_frame(), timeout)
         except TimeoutError:
@@ -152,6 +184,11 @@ class TerminalSession:
         else:
             requirement = f"{raw[2] & 0x0F}"
             state, out = machine.on_reply(self.state, raw[6:], self.clock(), requirement=requirement)
+        self._commit(state)
+        return out
+
+    def _not_sent(self) -> Send | Done:
+        state, out = machine.on_comm_error(self.state, self.clock(), sent=False)
         self._commit(state)
         return out
 
