@@ -195,3 +195,33 @@ def test_unmacd_a0_keeps_the_reversal_and_the_host_agrees() -> None:
     assert (first.mti, first.status, first.response_code) == ("0200", "rejected", "A0")
     assert (rev.mti, rev.stan, rev.response_code) == ("0400", first.stan, "00")
     assert (retry.mti, retry.status, retry.amount) == ("0200", "approved", 3_00)
+
+
+def test_offline_visa_sale_settles_balanced_against_the_host() -> None:
+    """The terminal counts an offline Visa sale foreign, as the host does: by the card before
+    the advice is acknowledged, by the host's 63.1 after. Three cases: acknowledged by the
+    trickle; its first reply lost (the host has it; the re-send before settlement is answered
+    from the record); every 0220 of it lost (the batch upload brings it: reconciled)."""
+    for lose_first in (None, "reply", "request"):
+        world = make_world()
+        t = Driver(world)
+        assert t.run(Input("sign_on")).approved
+        r = t.run(Input("offline", kind="settlement", amount=4_56, card=t.card(VISA), auth_code="123456"))
+        assert r.approved and t.state.txns[-1].card_org == "VIS"
+        lost: list[str] = []
+
+        def lose(send: Send, what: str | None = lose_first, lost: list[str] = lost) -> str | None:
+            if send.purpose == "offline" and what and (what == "request" or not lost):
+                lost.append(what)
+                return what
+            return None
+
+        assert t.run(Input("sale", amount=1_00, card=t.card(OK, amount=1_00)), lose=lose).approved
+        s = t.run(Input("settlement"), lose=lose)
+        assert s.approved and s.settlement is not None, s.message
+        assert s.settlement["totals"]["foreign"]["debit_amount"] == 4_56, lose_first
+        settled = world.store.settlements[max(world.store.settlements)]
+        want = "balanced" if lose_first in (None, "reply") else "reconciled"
+        flags = (s.settlement["domestic_result"], s.settlement["foreign_result"])
+        assert flags == (("1", "1") if want == "balanced" else ("1", "2")), (lose_first, flags)
+        assert settled.status == want, (lose_first, settled.status)

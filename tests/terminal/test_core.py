@@ -752,6 +752,45 @@ def test_issuer_script_queues_a_script_result_advice() -> None:
     assert state.txn(result.stan).script == "sent"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("pan,org", [("4761730000000011", "VIS"), ("5555555555554444", "MCC"),
+                                     ("3530111333300000", "JCB"), ("378282246310005", "AMX"),
+                                     ("6212142000000000012", "CUP")])  # fmt: skip
+def test_card_organisation_by_bin(pan: str, org: str) -> None:
+    from posgate.terminal.cards import read_card
+    from posgate.terminal.operations.base import organisation_of
+
+    assert organisation_of(pan) == org
+    assert read_card(pan).organisation == org and swipe(pan=pan).org == org
+
+
+def test_offline_visa_sale_counts_foreign_before_and_after_its_advice() -> None:
+    visa = "4761730000000011"
+    state, host = signed_on()
+    state, _ = machine.start(state, Input("offline", amount=2000, card=swipe(pin="", pan=visa), auth_code="1"), NOW)
+    off = state.txns[-1]
+    assert off.card_org == "VIS" and not off.domestic  # by the card itself, before any reply
+    from posgate.terminal.operations.settlement import totals
+
+    t = totals(state)
+    assert (t.domestic.debit_count, t.foreign.debit_count, t.foreign.debit_amount) == (0, 1, 2000)
+    # The host's 63.1 decides once the advice is acknowledged (here it says CUP: it wins).
+    state, _, sends = run(state, Input("balance", card=swipe()), host)
+    assert "offline" in [s.purpose for s in sends]
+    assert sends[-1].message.text(63).startswith("VIS")  # the advice says what the terminal knows
+    assert state.txn(off.stan).status == "offline_sent" and state.txn(off.stan).card_org == "CUP"  # type: ignore[union-attr]
+    # A reader that knows better than the BIN is believed.
+    state, _ = machine.start(state, Input("offline", amount=10, card=replace(swipe(pin=""), organisation="JCB"),
+                                          auth_code="1"), NOW)  # fmt: skip
+    assert state.txns[-1].card_org == "JCB"
+
+
+def test_online_sale_without_63_takes_the_card_organisation() -> None:
+    state, host = signed_on()
+    state, result, _ = run(state, Input("sale", amount=100, card=swipe(pan="4761730000000011")), host,
+                           script=lambda s, h: h.reply(s.message, f63=None))  # fmt: skip
+    assert result.approved and result.card_org == "VIS" and state.txns[-1].card_org == "VIS"
+
+
 def test_offline_adjust_and_tip() -> None:
     state, host = signed_on()
     state, sale, _ = run(state, Input("sale", amount=1000, card=swipe()), host)

@@ -1,6 +1,7 @@
 """Simulated card reader for the CLI, the load generator and tests: a PAN becomes what a
-real reader would hand over — track 2 (demo-data.md: ``PAN=YYMM2010000000000``) and, for a
-chip (insert) or contactless (tap) read, a plausible field 55 (the ARQC's tags, 3.6).
+real reader would hand over — track 2 (demo-data.md: ``PAN=YYMM2010000000000``), the card
+organisation from the BIN (62… CUP, 4… VIS...) and, for a chip (insert) or contactless (tap)
+read, a plausible field 55 (the ARQC's tags, 3.6).
 
 Randomness (the unpredictable number 9F37, the cryptogram 9F26) is passed in as
 ``randbytes`` so callers decide (``os.urandom`` in the CLI, a seeded source in tests).
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from posgate.iso8583 import TLV
-from posgate.terminal.operations.base import Card
+from posgate.terminal.operations.base import Card, organisation_of
 
 # demo-data.md: PAN → expiry (YYMM)
 DEMO_CARDS: dict[str, str] = {
@@ -80,12 +81,13 @@ def read_card(
     if not pan.isdigit() or not 12 <= len(pan) <= 19:
         raise ValueError("the card number must be 12 to 19 digits")
     exp = expiry or DEMO_CARDS.get(pan, DEFAULT_EXPIRY)
+    org = organisation_of(pan)  # the reader's card table: 62… CUP, 4… VIS...
     if entry == "manual":
-        return Card(pan=pan, entry="manual", expiry=exp, pin=pin)
+        return Card(pan=pan, entry="manual", expiry=exp, pin=pin, organisation=org)
     t2 = track2(pan, exp)
     if entry in ("swipe", "fallback"):
-        return Card(pan=pan, entry=entry, track2=t2, pin=pin)
+        return Card(pan=pan, entry=entry, track2=t2, pin=pin, organisation=org)
     if randbytes is None or when is None:
         raise ValueError("an IC read needs randbytes and the time")
     icc = icc_data(amount, when, randbytes, pin=bool(pin), tap=entry == "tap")
-    return Card(pan=pan, entry=entry, track2=t2, expiry=exp, seq="001", icc=icc, pin=pin)
+    return Card(pan=pan, entry=entry, track2=t2, expiry=exp, seq="001", icc=icc, pin=pin, organisation=org)

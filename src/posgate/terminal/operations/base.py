@@ -41,10 +41,37 @@ class Card:
     seq: str = ""  # card sequence number (IC, 5F34)
     icc: TLV | None = field(default=None, repr=False)
     pin: str = field(default="", repr=False)
+    organisation: str = ""  # card organisation as the reader knows it (CUP, VIS...); "" = by BIN
 
     @property
     def ic(self) -> bool:
         return self.entry in ("insert", "tap")
+
+    @property
+    def org(self) -> str:
+        """The card organisation: the reader's, else from the PAN's BIN (:func:`organisation_of`)."""
+        return self.organisation or organisation_of(self.pan)
+
+
+def organisation_of(pan: str) -> str:
+    """The card organisation of a PAN by its BIN, in the 3-letter codes of 63.1 (CUP, VIS, MCC,
+    JCB, AMX, DCC): what the terminal goes by when no host reply has told it (an offline sale
+    before its advice is acknowledged), the same way the host's issuer classifies the card —
+    ``CUP`` is domestic in the settlement totals (9.1), anything else foreign. Unknown BINs
+    are taken as CUP (a domestic acquirer's default)."""
+    p2 = int(pan[:2]) if pan[:2].isdigit() else 0
+    p4 = int(pan[:4]) if pan[:4].isdigit() and len(pan) >= 4 else 0
+    if pan.startswith("4"):
+        return "VIS"
+    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:
+        return "MCC"
+    if 3528 <= p4 <= 3589:
+        return "JCB"
+    if p2 in (34, 37):
+        return "AMX"
+    if p2 in (36, 38, 39) or 3000 <= p4 <= 3059:
+        return "DCC"
+    return "CUP"
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,13 +397,14 @@ def error_result(name: str, error: str, zh: str, en: str, **kw: Any) -> Result:
     return Result(name, approved=False, error=error, message_zh=zh, message_en=en, **kw)
 
 
-def reply_details(reply: Message) -> dict[str, Any]:
-    """The parts of a financial reply a result and a slip show."""
-    f63 = Field63.parse(reply.text(63)) if reply.text(63) else Field63("CUP")
+def reply_details(reply: Message, card_org: str = "CUP") -> dict[str, Any]:
+    """The parts of a financial reply a result and a slip show. The card organisation is the
+    host's (63.1) when the reply carries one, else ``card_org`` (the card's own, by BIN)."""
+    f63 = Field63.parse(reply.text(63)) if reply.text(63) else Field63(card_org)
     return {
         "rrn": reply.text(37).strip(),
         "auth_code": reply.text(38).strip(),
-        "card_org": f63.code.strip() or "CUP",
+        "card_org": f63.code.strip() or card_org,
         "date": reply.text(13),
         "time": reply.text(12),
     }
@@ -396,9 +424,10 @@ def entry_from(
 ) -> TxnEntry:
     """A transaction-log entry for an approved (or offline) transaction. No track, no PIN."""
     lt = local(state, now)
-    det = reply_details(reply) if reply is not None else {}
-    f44 = reply.text(44) if reply is not None else ""
     pan = card.pan if card is not None else kw.pop("pan", "")
+    org = card.org if card is not None else organisation_of(pan)
+    det = reply_details(reply, org) if reply is not None else {}
+    f44 = reply.text(44) if reply is not None else ""
     sig = "unsigned" if op(name).settlement == "debit" or name == "preauth" else ""
     values: dict[str, Any] = {
         "stan": stan,
@@ -408,7 +437,7 @@ def entry_from(
         "pan": pan,
         "expiry": (card.expiry if card is not None else "") or "",
         "entry_mode": request.text(22),
-        "card_org": det.get("card_org", "CUP"),
+        "card_org": det.get("card_org", org),
         "rrn": det.get("rrn", ""),
         "auth_code": det.get("auth_code", ""),
         "response_code": reply.text(39) if reply is not None else "",

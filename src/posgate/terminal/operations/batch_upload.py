@@ -23,7 +23,14 @@ from typing import Any
 from posgate.dialect.fields import BatchUploadEntries, BatchUploadEntry, Field60
 from posgate.domain.response_codes import APPROVED
 from posgate.iso8583 import Message
-from posgate.terminal.operations.base import Flow, Step, authenticated, base_fields, check_reply
+from posgate.terminal.operations.base import (
+    Flow,
+    Step,
+    authenticated,
+    base_fields,
+    check_reply,
+    reply_details,
+)
 from posgate.terminal.operations.offline import advice_message
 from posgate.terminal.state import TerminalState, next_stan
 
@@ -81,7 +88,8 @@ def on_reply(
         if ok and t is not None and t.status == "offline_pending":
             code = reply.text(39)
             status = "offline_sent" if code in APPROVED else "offline_declined"
-            state = state.with_txn(replace(t, status=status, response_code=code))
+            org = reply_details(reply, t.card_org)["card_org"] if code in APPROVED else t.card_org
+            state = state.with_txn(replace(t, status=status, response_code=code, card_org=org))
     if not ok:
         return state, flow.with_data(upload_ok=False).note(
             f"批上送失败 / a batch-upload message was not accepted ({reply.text(39) or 'mismatch'})"

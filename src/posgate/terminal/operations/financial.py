@@ -174,7 +174,7 @@ def handle_reply(
             first = (Step("sign_on", cause=f"response {code}"), *((Step("reversal"),) if kept else ()))
             return state, flow.push_front(*first, replace(step))
         state = replace(state, sign_on_owed=f"response {code}")
-    det = reply_details(reply)
+    det = reply_details(reply, card.org if card is not None else "CUP")
     amount = int(reply.text(4) or request.text(4) or 0)
     balance = None
     if reply.text(54):

@@ -11,7 +11,9 @@ MAC fails, a decline without a MAC or a damaged reply leaves it ``offline_pendin
 stops the trickle; the advice waits for the next chance. Each attempt counts in
 ``send_count``.
 
-* 30 offline settlement: 38 = auth code, 61 = zeros + date + auth method ``00``, 63 = card org.
+* 30 offline settlement: 38 = auth code, 61 = zeros + date + auth method ``00``, 63 = card org
+  — the card's own (the reader's, by BIN: 62… CUP, 4… VIS...) until the host's reply says
+  otherwise in 63.1; it decides domestic or foreign in the settlement totals, as on the host.
 * 32 settlement adjust: a new amount for an earlier transaction (37 = its RRN, 61 = its batch,
   STAN, date); the earlier one is marked ``adjusted`` and leaves the totals. An offline
   settlement not uploaded yet is simply corrected in place (the host never saw it).
@@ -40,6 +42,7 @@ from posgate.terminal.operations.base import (
     field60,
     local,
     op,
+    reply_details,
 )
 from posgate.terminal.state import TerminalState, TxnEntry, next_stan
 
@@ -96,7 +99,7 @@ def capture(state: TerminalState, inp: Input, now: datetime) -> tuple[TerminalSt
         entry_mode=({"manual": "01", "insert": "05", "tap": "07"}.get(card.entry, "02") + "2")
         if card
         else (orig.entry_mode if orig else "012"),
-        card_org=orig.card_org if orig else "CUP",
+        card_org=orig.card_org if orig else (card.org if card else "CUP"),
         rrn=orig.rrn if orig else "",
         auth_code=inp.auth_code or (orig.auth_code if orig else ""),
         response_code="",
@@ -194,9 +197,9 @@ def on_reply(
             f"离线交易 {t.stan} 未被确认 / offline advice {t.stan} not acknowledged ({code} without a MAC)"
         )
     if code in APPROVED:
-        state = state.with_txn(
-            replace(t, status="offline_sent", rrn=reply.text(37).strip() or t.rrn, response_code=code)
-        )
+        org = reply_details(reply, t.card_org)["card_org"]  # the host's 63.1 when it sent one
+        state = state.with_txn(replace(t, status="offline_sent", rrn=reply.text(37).strip() or t.rrn,
+                                       response_code=code, card_org=org))  # fmt: skip
         return state, flow
     state = state.with_txn(replace(t, status="offline_declined", response_code=code))
     state = event(state, now, "notice", "offline advice", f"declined {code}", f"STAN {t.stan}")
