@@ -83,6 +83,7 @@ class ServerConfig:
     idle_timeout: float = 300.0  # a connection with no bytes for this long is closed
     max_queued_per_connection: int = 32  # frames waiting behind the one in process; then reading pauses
     log_transactions: bool = True  # one INFO line per answered request
+    lock_timeout: float = 0.2  # PostgreSQL: a row lock waited for longer is a conflict between batches
 
 
 # -- the stand-in processor (tests, the echo bench) --------------------------------------------
@@ -310,6 +311,12 @@ class CommitWorker(threading.Thread):
                 time.sleep(1)
                 continue
             try:
+                if not host.db.is_sqlite:
+                    # A lock wait longer than this is a conflict between batches (see _run_batch),
+                    # not a batch that is about to commit: give up early instead of waiting for
+                    # the deadlock detector (1 s by default).
+                    conn.exec_driver_sql(f"SET lock_timeout = '{int(host.config.lock_timeout * 1000)}ms'")
+                    conn.commit()
                 store = host.db.store(conn, driver=True)
                 issuer = host.issuer_factory(store) if host.issuer_factory else _NoIssuer()
             except Exception:  # noqa: BLE001 - a worker must never die silently: requests would hang
@@ -361,22 +368,33 @@ class CommitWorker(threading.Thread):
     def _run_batch(self, conn: Any, store: SqlHostStore, issuer: Issuer, batch: list[Any]) -> bool:
         """One unit of work for ``batch``; replies go back to the loop after the commit.
 
-        Optimistic first: no SAVEPOINT per request (two statements, two round trips on
-        PostgreSQL). If any request fails, the whole transaction is rolled back and the batch
-        is run again with a SAVEPOINT around each request, so that only the failing ones lose
-        their writes. Nothing has been answered yet, so running a request twice is invisible.
+        Optimistic first: the whole batch in one transaction, no SAVEPOINT per request (two
+        statements, two round trips on PostgreSQL). If a request fails, the transaction is
+        rolled back (nothing has been answered, so running a request again is invisible) and:
+
+        * a lock conflict (PostgreSQL, several workers or processes: batches that lock the same
+          rows in different orders wait on each other until ``lock_timeout``): the batch is run
+          again one request per transaction, which holds one request's locks at a time and so
+          cannot form a cycle;
+        * any other failure: the batch is run again with a SAVEPOINT around each request, so the
+          failing request alone loses its writes.
         """
         host = self.host
         t0 = time.perf_counter()
         driver = store.driver
         try:
             host.db.ids.top_up(2 * len(batch))  # before BEGIN: see IdAllocator
-            results = self._attempt(driver, store, issuer, batch, careful=False)
+            results, failure = self._attempt(driver, store, issuer, batch, careful=False)
             if results is None:
                 driver.rollback()
-                m.ERRORS.labels("batch_retry").inc()
-                results = self._attempt(driver, store, issuer, batch, careful=True)
-                assert results is not None
+                m.ERRORS.labels(f"batch_retry_{failure}").inc()
+                log.info("batch of %d rolled back (%s) and run again %s", len(batch), failure,
+                         "one request per transaction" if failure == "lock" else "with savepoints")  # fmt: skip
+                if failure == "lock":
+                    results = self._solo(driver, store, issuer, batch)
+                else:
+                    results, _ = self._attempt(driver, store, issuer, batch, careful=True)
+                    assert results is not None
             driver.commit()
         except Exception:  # noqa: BLE001 - the database failed: nobody gets a reply for this batch
             with contextlib.suppress(Exception):
@@ -395,54 +413,75 @@ class CommitWorker(threading.Thread):
         host.loop.call_soon_threadsafe(host.deliver_batch, results)
         return True
 
+    def _begin(self, cur: Any) -> None:
+        if self.host.db.is_sqlite:
+            cur.execute("BEGIN IMMEDIATE")  # psycopg begins by itself on the first statement
+
     def _attempt(self, driver: Any, store: SqlHostStore, issuer: Issuer, batch: list[Any],
-                 careful: bool) -> list[tuple[TerminalProtocol, Frame, float, Reply | None]] | None:  # fmt: skip
-        """Run ``process()`` for each request in one open transaction. Not ``careful``: None at
-        the first failure (the caller rolls back). ``careful``: each request in a SAVEPOINT; a
-        failing one is rolled back alone (retried first if the failure is a lock conflict)."""
+                 careful: bool) -> tuple[list[tuple[TerminalProtocol, Frame, float, Reply | None]] | None, str]:  # fmt: skip
+        """Run ``process()`` for each request in one open transaction. Not ``careful``: (None,
+        "lock" | "error") at the first failure; the caller rolls back. ``careful``: each request
+        in a SAVEPOINT; a failing one is rolled back alone."""
         host = self.host
         process, env = host.processor, host.env
         results: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = []
         cur = driver.cursor()
-        if host.db.is_sqlite:
-            cur.execute("BEGIN IMMEDIATE")  # psycopg begins by itself on the first statement
+        self._begin(cur)
         for proto, frame, tr in batch:
-            reply: Reply | None = None
-            for attempt in range(3):
-                if careful:
-                    cur.execute("SAVEPOINT r")
-                try:
-                    reply = process(frame.header, frame.body, store, issuer, env)
-                    error = getattr(reply, "error", None)
-                except Exception as e:  # noqa: BLE001 - a bug in one request must not take the batch down
-                    if not careful:
-                        cur.close()
-                        return None
-                    cur.execute("ROLLBACK TO SAVEPOINT r")
-                    cur.execute("RELEASE SAVEPOINT r")
-                    if type(e).__name__ in TRANSIENT and attempt < 2:
-                        continue
-                    log.exception("process() raised; request rolled back", extra=fields(peer=proto.peer))
-                    m.ERRORS.labels("process").inc()
-                    reply = None
-                    break
-                if not error:
-                    if careful:
-                        cur.execute("RELEASE SAVEPOINT r")
-                    break
+            if careful:
+                cur.execute("SAVEPOINT r")
+            try:
+                reply: Reply | None = process(frame.header, frame.body, store, issuer, env)
+                error = getattr(reply, "error", None)
+            except Exception as e:  # noqa: BLE001 - a bug in one request must not take the batch down
                 if not careful:
                     cur.close()
-                    return None
+                    return None, "lock" if type(e).__name__ in TRANSIENT else "error"
                 cur.execute("ROLLBACK TO SAVEPOINT r")
                 cur.execute("RELEASE SAVEPOINT r")
-                if error in TRANSIENT and attempt < 2:
-                    continue
-                m.ERRORS.labels("pipeline").inc()
-                log.error("request failed in the pipeline (%s); its writes were rolled back", error,
-                          extra=fields(peer=proto.peer))  # fmt: skip
-                break
+                log.exception("process() raised; request rolled back", extra=fields(peer=proto.peer))
+                m.ERRORS.labels("process").inc()
+                reply = None
+            else:
+                if error and not careful:
+                    cur.close()
+                    return None, "lock" if error in TRANSIENT else "error"
+                if error:
+                    cur.execute("ROLLBACK TO SAVEPOINT r")  # the 96 reply goes out; the writes do not stay
+                    m.ERRORS.labels("pipeline").inc()
+                    log.error("request failed in the pipeline (%s); its writes were rolled back", error,
+                              extra=fields(peer=proto.peer))  # fmt: skip
+                if careful:
+                    cur.execute("RELEASE SAVEPOINT r")
             results.append((proto, frame, tr, reply))
         cur.close()
+        return results, ""
+
+    def _solo(self, driver: Any, store: SqlHostStore, issuer: Issuer,
+              batch: list[Any]) -> list[tuple[TerminalProtocol, Frame, float, Reply | None]]:  # fmt: skip
+        """Each request in its own transaction (after a lock conflict); a request that keeps
+        conflicting is retried a few times with a short random pause, then gets no reply."""
+        results: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = []
+        for item in batch:
+            reply: Reply | None = None
+            for attempt in range(5):
+                done, failure = self._attempt(driver, store, issuer, [item], careful=False)
+                if done is not None:
+                    driver.commit()
+                    reply = done[0][3]
+                    break
+                driver.rollback()
+                if failure != "lock":
+                    done, _ = self._attempt(driver, store, issuer, [item], careful=True)
+                    assert done is not None
+                    driver.commit()
+                    reply = done[0][3]
+                    break
+                time.sleep(0.002 * (attempt + 1) * (1 + secrets.randbelow(4)))
+            else:
+                m.ERRORS.labels("lock").inc()
+                log.error("request gave up after repeated lock conflicts", extra=fields(peer=item[0].peer))
+            results.append((*item, reply))
         return results
 
 
