@@ -123,3 +123,32 @@ def test_corrupted_advice_approval_is_not_taken_as_a_decline() -> None:
     pair.run(Input("sale", amount=1000, card=CARD), mutate=once("offline", set_39("20")))
     advice = next(t for t in pair.state.txns if t.operation == "offline_settlement")
     assert advice.status != "offline_declined"
+
+
+def drop_reply(purpose: str) -> Mutate:
+    """The reply to the first ``purpose`` message is lost on the way (the host did it)."""
+    done = []
+
+    def mutate(send: Send, body: bytes) -> bytes:
+        if send.purpose == purpose and not done:
+            done.append(1)
+            return b""  # not a message: the terminal treats it as no usable reply
+        return body
+
+    return mutate
+
+
+def test_refund_whose_reply_is_lost_is_not_lost() -> None:
+    # Was: a refund is an advice (no reversal, section 8), so a lost reply left its outcome
+    # unknown for good and the host's approved refund was missing from the terminal. Now it is
+    # queued and re-sent with the same STAN and content until acknowledged (decisions R5).
+    pair = Pair()
+    pair.run(Input("sign_on"))
+    sale = pair.run(Input("sale", amount=1000, card=CARD))
+    result = pair.run(Input("refund", amount=400, card=CARD, rrn=sale.rrn, orig_date=sale.date),
+                      mutate=drop_reply("refund"))  # fmt: skip
+    assert not result.approved
+    pair.run(Input("balance", card=CARD))  # the refund goes again first: answered from the record
+    refund = next(t for t in pair.state.txns if t.operation == "refund")
+    assert refund.status == "approved"
+    assert pair.audit().ok

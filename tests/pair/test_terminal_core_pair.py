@@ -225,3 +225,34 @@ def test_offline_visa_sale_settles_balanced_against_the_host() -> None:
         flags = (s.settlement["domestic_result"], s.settlement["foreign_result"])
         assert flags == (("1", "1") if want == "balanced" else ("1", "2")), (lose_first, flags)
         assert settled.status == want, (lose_first, settled.status)
+
+
+def test_refund_whose_reply_is_lost_is_resent_and_answered_from_the_record() -> None:
+    """R5 against the real host: the refund's reply is lost; before the next sale (after a
+    make-up sign-on: a new MAK) it goes again with the same STAN and content, the host answers
+    from its record (D8, R2) without crediting the card twice, and settlement balances."""
+    world = make_world()
+    t = Driver(world)
+    assert t.run(Input("sign_on")).approved
+    sale = t.run(Input("sale", amount=10_00, card=t.card(OK, amount=10_00)))
+    assert sale.approved
+    card = world.store.card_by_pan(OK)
+    assert card is not None
+    before = card.balance
+    refund = Input("refund", amount=4_00, card=t.card(OK), rrn=sale.rrn, orig_date=sale.date)
+    r = t.run(refund, lose=lambda s: "reply" if s.purpose == "refund" else None)
+    assert r.error == "timeout" and t.state.txns[-1].status == "refund_pending"
+    assert world.store.card_by_pan(OK).balance == before + 4_00  # type: ignore[union-attr]  # the host did it
+    t.state = replace(t.state, sign_on_owed="test: new keys")
+    n = len(t.sent)
+    nxt = t.run(Input("sale", amount=1_00, card=t.card(OK, amount=1_00)))
+    assert nxt.approved and t.purposes(n) == ["sign_on", "refund", "sale"]
+    assert t.sent[n + 1].body[:-8] == next(s for s in t.sent if s.purpose == "refund").body[:-8]
+    entry = t.state.txn(r.stan)
+    assert entry is not None and entry.status == "approved" and entry.rrn
+    assert world.store.card_by_pan(OK).balance == before + 4_00 - 1_00  # type: ignore[union-attr]  # once
+    refunds = [x for x in world.store.txns.values() if x.operation == "refund"]
+    assert len(refunds) == 1 and refunds[0].status == "approved"
+    s = t.run(Input("settlement"))
+    assert s.approved and s.settlement is not None
+    assert (s.settlement["domestic_result"], s.settlement["foreign_result"]) == ("1", "1")

@@ -505,6 +505,185 @@ def test_refund_is_not_reversible() -> None:
     assert state.reversal is None and isinstance(done, Done) and done.result.error == "timeout"
 
 
+# ------------------------------------------------------------------ store-and-forward advices (R5)
+
+REFUND = Input("refund", amount=300, card=swipe(), rrn="000000000009", orig_date="0301")
+
+
+def _pending_refund(state: TerminalState) -> tuple[TerminalState, Send]:
+    state, out = machine.start(state, REFUND, NOW)
+    assert isinstance(out, Send)
+    state, done = machine.on_timeout(state, NOW)
+    assert isinstance(done, Done) and done.result.error == "timeout" and "again" in done.result.message_en
+    return state, out
+
+
+def test_refund_is_queued_before_it_leaves_and_resent_identically_until_acknowledged() -> None:
+    state, host = signed_on()
+    state, out = machine.start(state, REFUND, NOW)
+    assert isinstance(out, Send)
+    # Queued *before* it leaves (the state the journal writes), as sent: an advice's card
+    # fields, no track, no PIN block.
+    t = state.txns[-1]
+    assert (t.operation, t.status, t.send_count, t.stan) == ("refund", "refund_pending", 1, out.message.text(11))
+    req = out.message
+    assert req.text(2) == PAN and req.text(14) == "3012" and req.text(22) == "022"
+    for n in (26, 35, 36, 52, 53):
+        assert n not in req
+    assert t.request == CODEC.encode(req)  # kept without its MAC
+    state, _ = machine.on_timeout(state, NOW)
+    assert state.txn(t.stan).status == "refund_pending"  # type: ignore[union-attr]
+    # Before the next online message: the same STAN and content (the MAC block), then the sale.
+    state, result, sends = run(state, Input("sale", amount=100, card=swipe()), host)
+    assert [s.purpose for s in sends] == ["refund", "sale"] and result.approved
+    assert sends[0].body[:-8] == out.body[:-8]
+    r = state.txn(t.stan)
+    assert r is not None and r.status == "approved" and r.rrn and r.send_count == 2 and r.request == b""
+    assert any("acknowledged" in n for n in result.notices)
+    # An acknowledged refund is not sent again.
+    state, result, sends = run(state, Input("sale", amount=100, card=swipe()), host)
+    assert [s.purpose for s in sends] == ["sale"]
+
+
+def test_refund_resent_after_a_make_up_sign_on_keeps_its_content_under_a_new_mac() -> None:
+    state, host = signed_on()
+    state, out = _pending_refund(state)
+    state = replace(state, sign_on_owed="reply MAC failure")
+    state, result, sends = run(state, Input("balance", card=swipe()), host)
+    assert [s.purpose for s in sends] == ["sign_on", "refund", "balance"]
+    assert sends[1].body[:-8] == out.body[:-8] and sends[1].body[-8:] != out.body[-8:]
+
+
+def test_refund_unauthenticated_or_damaged_answers_leave_it_queued() -> None:
+    state, host = signed_on()
+    answers = iter([
+        lambda s, h: h.reply(s.message, "25", mac=False),  # a decline without a MAC
+        lambda s, h: _with_39(h.reply(s.message), "05"),  # an approval damaged into a decline
+        lambda s, h: h.reply(s.message, "25"),  # the host's authenticated decline
+    ])  # fmt: skip
+    state, out = machine.start(state, REFUND, NOW)
+    assert isinstance(out, Send)
+    stan = out.message.text(11)
+    first = next(answers)
+    state, done = machine.on_reply(state, first(out, host), NOW)
+    assert isinstance(done, Done)
+    assert done.result.error == "unconfirmed" and done.result.response_code == "25" and not done.result.approved
+    assert state.txn(stan).status == "refund_pending"  # type: ignore[union-attr]
+    for expect in ("refund_pending", "declined"):
+        answer = next(answers)
+        state, result, sends = run(state, Input("balance", card=swipe()), host,
+                                   script=lambda s, h, a=answer: a(s, h) if s.purpose == "refund" else None)  # fmt: skip
+        assert "refund" in [x.purpose for x in sends]
+        assert state.txn(stan).status == expect  # type: ignore[union-attr]
+    from posgate.terminal.operations.settlement import totals
+
+    assert totals(state).domestic.credit_count == 0
+
+
+def test_refund_resign_code_without_a_mac_signs_on_and_sends_the_same_refund() -> None:
+    state, host = signed_on()
+    answers = iter(["A0"])
+
+    def script(send: Send, h: Host) -> bytes:
+        if send.purpose == "refund":
+            code = next(answers, "00")
+            return h.reply(send.message, code, mac=code == "00")
+        return h.reply(send.message)
+
+    state, result, sends = run(state, REFUND, host, script=script)
+    assert [s.purpose for s in sends] == ["refund", "sign_on", "refund"]
+    assert sends[2].message.text(11) == sends[0].message.text(11) and sends[2].body[:-8] == sends[0].body[:-8]
+    assert result.approved and state.txns[-1].status == "approved"
+
+
+def test_refund_not_sent_at_all_is_not_queued() -> None:
+    state, host = signed_on()
+    state, out = machine.start(state, REFUND, NOW)
+    state, done = machine.on_comm_error(state, NOW, sent=False)
+    assert isinstance(done, Done) and done.result.error == "comm" and not state.txns
+
+
+def test_refund_flagged_after_the_advice_attempts() -> None:
+    state, host = signed_on()
+    state, out = _pending_refund(state)
+    stan = out.message.text(11)
+    for _ in range(state.advice_attempts - 1):
+        state, result, sends = run(state, Input("balance", card=swipe()), host,
+                                   script=lambda s, h: "timeout" if s.purpose == "refund" else None)  # fmt: skip
+        assert [x.purpose for x in sends] == ["refund", "balance"] and result.approved
+    t = state.txn(stan)
+    assert t is not None and t.status == "refund_unconfirmed" and t.send_count == state.advice_attempts
+    assert any(e.kind == "notice" and e.result == "unconfirmed" for e in state.events)
+    state, result, sends = run(state, Input("balance", card=swipe()), host)
+    assert [x.purpose for x in sends] == ["balance"]  # no longer re-sent by itself
+    state, result, sends = run(state, Input("settlement"), host)
+    assert result.approved and result.settlement is not None  # flagged: settlement goes on without it
+    assert result.settlement["totals"]["domestic"]["credit_count"] == 0
+
+
+def test_settlement_waits_for_a_refund_in_doubt() -> None:
+    state, host = signed_on()
+    state = _day(state, host, 1)
+    state, out = _pending_refund(state)
+    state, result, sends = run(state, Input("settlement"), host,
+                               script=lambda s, h: "timeout" if s.purpose == "refund" else None)  # fmt: skip
+    assert [x.purpose for x in sends] == ["refund"] and result.error == "pending" and not result.approved
+    assert state.batch == "000001" and state.txns
+    state, result, sends = run(state, Input("settlement"), host)
+    assert [x.purpose for x in sends][:2] == ["refund", "settlement"] and result.approved
+    assert result.settlement is not None and result.settlement["totals"]["domestic"]["credit_count"] == 1
+
+
+def test_refund_in_doubt_survives_a_power_loss(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from posgate.terminal.journal import Journal
+
+    state, host = signed_on()
+    j = Journal.open(tmp_path, config=state.config)
+    j.save(state)
+    state, out = machine.start(state, REFUND, NOW)
+    j.save(state)  # written before the request leaves
+    j.close()  # power lost while waiting for the reply
+    j2 = Journal.open(tmp_path)
+    restored = j2.load()
+    t = restored.txn(out.message.text(11))  # type: ignore[union-attr]
+    assert t is not None and t.status == "refund_pending" and t.request
+    raw = b"".join(f.read_bytes() for f in tmp_path.iterdir() if f.is_file())
+    assert b"6212142000000000012=" not in raw and raw  # no track on disk (database and WAL)
+    state, result, sends = run(restored, Input("sale", amount=100, card=swipe()), host)
+    assert [x.purpose for x in sends] == ["refund", "sale"] and sends[0].body[:-8] == out.body[:-8]  # type: ignore[union-attr]
+    j2.save(state)
+    j2.close()
+
+
+def test_offline_advice_in_doubt_is_flagged_after_the_attempts_but_still_uploaded() -> None:
+    state, host = signed_on()
+    state, _ = machine.start(state, Input("offline", amount=2000, card=swipe(pin=""), auth_code="654321"), NOW)
+    stan = state.txns[-1].stan
+    for _ in range(state.advice_attempts):
+        state, result, sends = run(state, Input("balance", card=swipe()), host,
+                                   script=lambda s, h: "timeout" if s.purpose == "offline" else None)  # fmt: skip
+        assert "offline" in [x.purpose for x in sends]
+    t = state.txn(stan)
+    assert t is not None and t.status == "offline_pending" and t.send_count == state.advice_attempts
+    assert any(e.kind == "notice" and e.result == "unconfirmed" for e in state.events)
+    state, result, sends = run(state, Input("balance", card=swipe()), host)
+    assert [x.purpose for x in sends] == ["balance"]
+    state, result, sends = run(state, Input("settlement"), host)
+    assert result.approved and [x.purpose for x in sends][:2] == ["settlement", "batch_upload"]  # D11 still
+
+
+def test_adjusting_an_offline_sale_already_sent_does_not_change_what_was_sent() -> None:
+    state, host = signed_on()
+    state, _ = machine.start(state, Input("offline", amount=2000, card=swipe(pin=""), auth_code="654321"), NOW)
+    stan = state.txns[-1].stan
+    state, _, _ = run(state, Input("balance", card=swipe()), host,
+                      script=lambda s, h: "timeout" if s.purpose == "offline" else None)  # fmt: skip
+    state, out = machine.start(state, Input("offline", kind="adjust", voucher=stan, amount=2500), NOW)
+    assert isinstance(out, Done)
+    assert state.txn(stan).amount == 2000 and state.txn(stan).status == "adjusted"  # type: ignore[union-attr]
+    assert state.txns[-1].operation == "settlement_adjust" and state.txns[-1].amount == 2500
+
+
 def test_balance_reads_field_54() -> None:
     state, host = signed_on()
     state, result, sends = run(
@@ -573,7 +752,9 @@ def test_offline_trickle_stops_on_timeout_and_is_retried() -> None:
     assert result.approved and state.txn("000002").status == "offline_pending"  # type: ignore[union-attr]
     assert state.txn("000002").send_count == 1  # type: ignore[union-attr]
     state, result, sends = run(state, Input("sale", amount=100, card=swipe()), host)
-    assert [s.purpose for s in sends] == ["sale", "offline"]
+    # Sent once and unanswered, it is in doubt: it goes *before* the next online message (R5),
+    # with the same STAN and content.
+    assert [s.purpose for s in sends] == ["offline", "sale"]
     assert state.txn("000002").status == "offline_sent"  # type: ignore[union-attr]
 
 

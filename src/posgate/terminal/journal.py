@@ -12,7 +12,8 @@ What is kept: the configuration (TID, MID, device serial, key scheme, the TMK â€
 material, stored but never printed), the working keys (wrapped under the TMK, as the 0810
 carried them), batch, STAN, sign-on date, owed make-up sign-on, clock offset, parameters
 (3.12), the pending reversal (the 0400 without MAC: no track, no PIN block â€” section 8 removes
-them), the transaction log of every batch (settled ones are kept for reprint and the
+them), the transaction log of every batch (a queued advice with its request as first sent:
+fields 2/14, never a track or a PIN block) (settled ones are kept for reprint and the
 journal listing), e-signatures waiting for upload, the event register (every sign-on attempt
 and its cause, reversal outcomes, settlements) and the operators (argon2 hashes, lockout).
 Track data, PINs and PIN blocks are never written: they exist only in the in-flight flow.
@@ -98,12 +99,14 @@ def _config_from(text: str) -> TerminalConfig:
 def _entry_json(t: TxnEntry) -> str:
     d = asdict(t)
     d["icc"] = t.icc.hex()
+    d["request"] = t.request.hex()
     return json.dumps(d, ensure_ascii=False, sort_keys=True)
 
 
 def _entry_from(text: str) -> TxnEntry:
     d = json.loads(text)
     d["icc"] = bytes.fromhex(d.get("icc", ""))
+    d["request"] = bytes.fromhex(d.get("request", ""))
     known = {f.name for f in fields(TxnEntry)}
     return TxnEntry(**{k: v for k, v in d.items() if k in known})
 

@@ -6,8 +6,9 @@ A cashier's request (:class:`Input`: a sale, a void, a settlement...) becomes a 
 an ordered queue of :class:`Step` s, each one message exchange handled by a module of
 :mod:`posgate.terminal.operations`. The flow is planned by :func:`start`::
 
-    [make-up sign-on, if owed]  [pending reversal, if any]  [the operation]  → then, added on
-    the way: [sign-on + retry once on 39 ∈ A0/99/77/22]  [header requirement 3/1/2]
+    [make-up sign-on, if owed]  [pending reversal, if any]  [advices sent and not yet
+    acknowledged: refunds, offline advices — same STAN and content]  [the operation]  → then,
+    added on the way: [sign-on + retry once on 39 ∈ A0/99/77/22]  [header requirement 3/1/2]
     [trickle: offline advices, script advices, e-signatures]  (settlement: batch upload…)
 
 and driven by the shell, one message at a time::
@@ -45,6 +46,7 @@ from posgate.dialect.cup import CODEC
 from posgate.framing import Frame
 from posgate.iso8583 import CodecError, Message
 from posgate.terminal.operations import (
+    advice,
     balance,
     batch_upload,
     echo,
@@ -161,10 +163,12 @@ def needs_sign_on(state: TerminalState, now: datetime) -> str:
 
 
 def trickle_steps(state: TerminalState) -> tuple[Step, ...]:
-    """Offline advices, script advices and e-signatures waiting to go up (section 10)."""
+    """Offline advices never sent yet, script advices and e-signatures waiting to go up
+    (section 10). Advices already sent and not acknowledged go *before* the next online
+    message instead (:func:`advice.resend_steps`)."""
     steps: list[Step] = []
     for t in state.txns:
-        if t.status == "offline_pending":
+        if t.status == "offline_pending" and t.send_count == 0:
             steps.append(Step("offline", ref=t.stan, secondary=True))
     for t in state.txns:
         if t.script.startswith("pending"):
@@ -189,6 +193,7 @@ def _plan(state: TerminalState, inp: Input, now: datetime) -> tuple[TerminalStat
             steps.append(Step("sign_on", cause=cause))
     if state.reversal is not None:
         steps.append(Step("reversal"))
+    steps.extend(advice.resend_steps(state))  # advices in doubt: same STAN and content (R5)
     if name in FINANCIAL:
         HANDLERS[name].validate(state, inp)
         steps.append(Step(name, primary=True))
@@ -228,7 +233,7 @@ def _advance(
         step, rest = flow.queue[0], flow.queue[1:]
         flow = replace(flow, queue=rest, current=step, request=None)
         handler = HANDLERS[step.kind]
-        before = state.reversal
+        before, txns_before = state.reversal, state.txns
         try:
             state, flow, built = handler.build(state, flow, step, now)
             if built is None:
@@ -244,7 +249,7 @@ def _advance(
                 result=flow.result or error_result(flow.input.operation, "refused", str(e), ""),
             )
             break
-        flow = replace(flow, request=message, data={**flow.data, "reversal_before": before})
+        flow = replace(flow, request=message, data={**flow.data, "reversal_before": before, "txns_before": txns_before})
         state = replace(state, flow=flow)
         return state, Send(body, message, cat, step.kind, state.timeout)
     return _finish(state, flow)
@@ -326,6 +331,8 @@ def on_comm_error(state: TerminalState, now: datetime, *, sent: bool) -> tuple[T
         state = replace(state, reversal=before)
     elif step.kind != "reversal":
         state = replace(state, reversal=before)
+    # What building the request did to the log (a refund queued, a send counted) is undone too.
+    state = replace(state, txns=flow.data.get("txns_before", state.txns))
     result = flow.result
     if result is None or step.primary:
         result = error_result(

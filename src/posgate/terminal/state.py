@@ -4,8 +4,8 @@ What it owns: everything a CUP POS terminal must remember between two messages a
 power loss — configuration (TID, MID, TMK, device serial, key scheme), the working keys of the
 last sign-on, the batch and STAN counters, the sign-on date and any make-up sign-on that is
 owed, downloaded parameters (spec 3.12), the pending reversal (section 8), the batch's
-transaction log (with offline advices waiting to be trickled and e-signatures waiting to go
-up), and a short list of events (sign-on attempts, reversal outcomes) that the journal drains.
+transaction log (with offline advices waiting to be trickled, advices — refunds, offline —
+sent but not yet acknowledged, and e-signatures waiting to go up), and a short list of events (sign-on attempts, reversal outcomes) that the journal drains.
 
 Invariants:
 
@@ -37,6 +37,9 @@ BATCH_MAX = 999_999
 
 DEFAULT_TIMEOUT = 60  # seconds (parameter tag 12; PS21/PS22 default)
 DEFAULT_REVERSAL_ATTEMPTS = 3  # parameter tag 23 (BW default 3)
+# Sends of one advice (refund, offline) without an acknowledgement before it is flagged for the
+# cashier and the console and no longer re-sent by itself (docs/decisions.md R5).
+DEFAULT_ADVICE_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,11 @@ class TxnEntry:
     settlement totals, batch upload, reprint and the e-signature.
 
     ``status``: ``approved`` | ``voided`` (a sale/completion later voided) | ``offline_pending``
-    (offline advice not yet accepted by the host) | ``offline_sent`` | ``offline_declined``.
+    (offline advice not yet accepted by the host) | ``offline_sent`` | ``offline_declined`` |
+    ``refund_pending`` (a refund sent and not yet acknowledged: queued, re-sent as stored) |
+    ``refund_unconfirmed`` (still unacknowledged after the advice attempts: flagged) |
+    ``declined`` (a refund the host declined). ``request``: an advice as first sent (MTI..63
+    without the MAC, no track or PIN data) while it waits for its acknowledgement.
     ``signature``: ``unsigned`` (no signature uploaded; needs a make-up signature) |
     ``pending`` (captured, waiting for upload) | ``uploaded`` | ``""`` (not applicable).
     """
@@ -95,6 +102,7 @@ class TxnEntry:
     acquirer_bank: str = ""
     settlement_date: str = ""
     script: str = ""  # "pending:<script id hex>" when the issuer sent scripts (71/72), then "sent"
+    request: bytes = field(default=b"", repr=False)  # a queued advice as first sent, without MAC
 
     @property
     def pan_masked(self) -> str:
@@ -179,6 +187,10 @@ class TerminalState:
     def reversal_attempts(self) -> int:
         v = self.param("23")
         return int(v) if v.isdigit() and int(v) > 0 else DEFAULT_REVERSAL_ATTEMPTS
+
+    @property
+    def advice_attempts(self) -> int:
+        return DEFAULT_ADVICE_ATTEMPTS
 
     @property
     def auto_sign_off(self) -> bool:

@@ -118,7 +118,7 @@ class Result:
     response_code: str = ""
     message_zh: str = ""
     message_en: str = ""
-    error: str = ""  # "" | timeout | comm | mismatch | mac | key_check | refused | reversal
+    error: str = ""  # "" | timeout | comm | mismatch | mac | key_check | refused | reversal | unconfirmed | pending
     stan: str = ""
     batch: str = ""
     amount: int = 0
@@ -304,6 +304,28 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
     if pin or encrypted:
         double = keys is not None and len(keys.pik) >= 16
         f[53] = "2" + ("6" if double else "0") + ("1" if encrypted else "0") + "0" * 13
+    return f
+
+
+def advice_card_fields(card: Card) -> dict[int, Any]:
+    """The card as an advice carries it (refund, like an offline advice: 3.1b marks the track
+    and PIN fields conditional): 2 (PAN), 14 (expiry, from the track when not read apart), 22
+    (the entry mode as read, no PIN), and 23/55 for a chip read. No track, no PIN block: the
+    advice is kept as sent until acknowledged and re-sent with the same content, which a
+    track or PIN block encrypted under this sign-on's keys could not be (and must not be kept)."""
+    if card.entry not in _ENTRY:
+        raise TerminalError(f"unknown entry mode {card.entry!r} (swipe, insert, tap, manual)")
+    expiry = card.expiry
+    if not expiry and "=" in card.track2:
+        expiry = card.track2.partition("=")[2][:4]
+    f: dict[int, Any] = {2: card.pan, 22: _ENTRY[card.entry] + "2"}
+    if expiry:
+        f[14] = expiry
+    if card.ic:
+        if card.seq:
+            f[23] = card.seq.zfill(3)
+        if card.icc is not None:
+            f[55] = card.icc
     return f
 
 

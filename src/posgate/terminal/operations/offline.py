@@ -6,7 +6,9 @@ keys in), so :func:`capture` only records it in the batch log with status
 (0220, MAC'd, not reversible) is then *trickled*: sent after the next successful online
 transaction and before settlement (section 10), with the transaction's own STAN, until the
 host accepts it (``offline_sent``) or declines it (``offline_declined``, left out of the
-totals). Acknowledged means a reply with a verified MAC (docs/decisions.md R3): a reply whose
+totals). Once sent without an acknowledgement it is in doubt: it goes again, same STAN and
+content, *before* the next online message (:mod:`advice`, docs/decisions.md R5), until
+acknowledged or its attempts are used up (flagged; the batch upload still carries it, D11). Acknowledged means a reply with a verified MAC (docs/decisions.md R3): a reply whose
 MAC fails, a decline without a MAC or a damaged reply leaves it ``offline_pending``. A timeout
 stops the trickle; the advice waits for the next chance. Each attempt counts in
 ``send_count``.
@@ -30,6 +32,7 @@ from posgate.dialect.fields import Field61, Field63
 from posgate.domain.masking import mask_pan
 from posgate.domain.response_codes import APPROVED, RESIGN
 from posgate.iso8583 import Message
+from posgate.terminal.operations import advice
 from posgate.terminal.operations.base import (
     Flow,
     Input,
@@ -78,8 +81,9 @@ def capture(state: TerminalState, inp: Input, now: datetime) -> tuple[TerminalSt
             raise TerminalError("请输入小费金额 / the tip must be above 0.00")
         if name == "settlement_adjust" and inp.amount <= 0:
             raise TerminalError("请输入金额 / the new amount must be above 0.00")
-    if orig is not None and name == "settlement_adjust" and orig.status == "offline_pending":
-        # Not uploaded yet: the host has never seen it, so the stored advice is corrected in place (LY).
+    if orig is not None and name == "settlement_adjust" and orig.status == "offline_pending" and not orig.send_count:
+        # Never sent: the host has never seen it, so the stored advice is corrected in place (LY).
+        # (Once sent, it may be on the host: its content must not change — R5.)
         entry = replace(orig, amount=inp.amount)
         state = state.with_txn(entry)
         o = op(orig.operation)
@@ -186,6 +190,7 @@ def on_reply(
     if problem:
         if problem == "mac":
             state = replace(state, sign_on_owed="reply MAC failure")
+        state, flow, _ = advice.unacknowledged(state, flow, t, now, problem)
         return state, flow.note(
             f"离线交易 {t.stan} 上送失败 / offline advice {t.stan} not accepted ({problem})"
         )
@@ -193,6 +198,7 @@ def on_reply(
         # Not the host's authenticated word (R3): a gate refusal or damage; it stays queued.
         if code in RESIGN:
             state = replace(state, sign_on_owed=f"response {code}")
+        state, flow, _ = advice.unacknowledged(state, flow, t, now, f"{code} without a MAC")
         return state, flow.note(
             f"离线交易 {t.stan} 未被确认 / offline advice {t.stan} not acknowledged ({code} without a MAC)"
         )
@@ -210,6 +216,9 @@ def on_timeout(
     state: TerminalState, flow: Flow, step: Step, now: datetime, reason: str
 ) -> tuple[TerminalState, Flow]:
     queue = tuple(s for s in flow.queue if not s.secondary)
+    t = state.txn(step.ref)
+    if t is not None:
+        state, flow, _ = advice.unacknowledged(state, flow, t, now, "no reply")
     return state, replace(flow, queue=queue).note(
         f"离线交易 {step.ref} 上送超时 / offline advice {step.ref}: no reply; will retry later"
     )

@@ -1,7 +1,9 @@
 """Settlement (结算, 0500/0510, 60.3 201; spec 9.1, 9.2, D10) and closing the batch.
 
-Theory of operation: before the 0500, every pending offline advice, script advice and
-e-signature is trickled (9.3 step 1). The 0500 carries the terminal's totals in 48 — per side
+Theory of operation: before the 0500, every advice sent and not yet acknowledged is re-sent
+(same STAN and content, R5) and every pending offline advice, script advice and e-signature is
+trickled (9.3 step 1); a refund still unacknowledged then stops the settlement (its outcome is
+unknown and no batch upload carries it: settle again). The 0500 carries the terminal's totals in 48 — per side
 (domestic = card organisation ``CUP`` from 63.1 of the replies, else foreign): debit = sale,
 completion, offline settlement/adjust/tip; credit = void, refund, completion void; a voided
 sale stays in the debits; declined advices and adjusted originals are left out. The 0510's
@@ -24,6 +26,7 @@ from typing import Any
 from posgate.dialect.fields import Field60, Field63, SettlementTotals, SideTotals
 from posgate.domain.response_codes import RESIGN
 from posgate.iso8583 import CodecError, Message
+from posgate.terminal.operations.advice import refunds_pending
 from posgate.terminal.operations.base import (
     Flow,
     Input,
@@ -37,7 +40,7 @@ from posgate.terminal.operations.base import (
 )
 from posgate.terminal.state import TerminalState, TxnEntry, next_batch, next_stan
 
-EXCLUDED = ("offline_declined", "adjusted")
+EXCLUDED = ("offline_declined", "adjusted", "refund_pending", "refund_unconfirmed", "declined")
 RESULT_TEXT = {
     "1": ("对账平", "balanced"),
     "0": ("对账平", "balanced"),
@@ -112,6 +115,14 @@ def upload_steps(state: TerminalState, domestic_flag: str, foreign_flag: str) ->
 def build(state: TerminalState, flow: Flow, step: Step, now: datetime) -> tuple[TerminalState, Flow, Any]:
     if step.kind == "settlement_close":
         return close(state, flow, now)
+    waiting = refunds_pending(state)
+    if waiting:
+        # A refund whose outcome is unknown has no batch-upload path: settle once it is known
+        # (the re-sends before this step did not get its acknowledgement), or flagged (R5).
+        stans = ", ".join(t.stan for t in waiting)
+        result = error_result("settlement", "pending", f"退货 {stans} 待确认，请稍后重新结算",
+                              f"refund {stans} not acknowledged yet: settle again later", batch=state.batch)  # fmt: skip
+        return state, replace(flow, queue=(), result=result), None
     state, stan = next_stan(state)
     t = totals(state)
     f = base_fields(state, stan)
