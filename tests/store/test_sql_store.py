@@ -152,3 +152,33 @@ def test_ids_unique_across_processes(db_url, tmp_path):
         p.join(timeout=30)
     taken = [x for r in results for x in r]
     assert len(taken) == 180 and len(set(taken)) == 180
+
+
+def test_concurrent_debits_are_not_lost(db):
+    """Several workers (or host processes) read-modify-write one card: none of the debits is lost
+    (PostgreSQL: the card is read FOR UPDATE; SQLite: one writer at a time)."""
+    import threading
+
+    provision_demo(db.engine, db.keyring)
+    h = db.keyring.pan_hash(PAN)
+    with db.unit_of_work() as store:
+        start = store.card(h).balance
+    errors: list[BaseException] = []
+
+    def debit_many() -> None:
+        try:
+            for _ in range(25):
+                with db.unit_of_work() as store:
+                    card = store.card(h)
+                    store.update_card(h, balance=card.balance - 1)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=debit_many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    with db.unit_of_work() as store:
+        assert store.card(h).balance == start - 100

@@ -16,6 +16,12 @@ lookup), so the few type conversions the schema needs (UTC datetimes, JSON, bool
 here, in the formats SQLAlchemy itself reads and writes, so the console's Core queries see the
 same values.
 
+Rows the pipeline reads in order to change them (terminal, card, transactions, settlement) are
+read ``FOR UPDATE`` on PostgreSQL, where several workers and host processes write at once: the
+issuer's read-modify-write of a balance must not lose a concurrent debit. (SQLite has one writer
+at a time; SQLAlchemy leaves the clause out there.) Merchants are read without a lock: every
+request of a merchant reads its row, and a suspension is a plain overwrite.
+
 Keys and PANs are encrypted with the local master key (``posgate.store.keyring``) on the way in
 and decrypted on the way out; records carry clear keys in memory only.
 
@@ -117,11 +123,7 @@ def _identity(v: Any) -> Any:
     return v
 
 
-def _bool_out(v: Any) -> bool:
-    return bool(v)
-
-
-def _bool_in(v: Any) -> bool:
+def _as_bool(v: Any) -> bool:
     return bool(v)
 
 
@@ -179,7 +181,7 @@ class _Flavour:
         if isinstance(t, SA_JSON):
             return self.json_in
         if isinstance(t, Boolean):
-            return _bool_in
+            return _as_bool
         return None
 
     def writers(self, table: Table, cols: tuple[str, ...]) -> tuple[Callable[[Any], Any] | None, ...]:
@@ -206,7 +208,7 @@ class _Flavour:
         if isinstance(t, SA_JSON):
             return self.json_out
         if isinstance(t, Boolean):
-            return _bool_out
+            return _as_bool
         return _identity
 
 
@@ -397,7 +399,12 @@ class SqlHostStore:
     # -- terminals and merchants
     def terminal(self, terminal_id: str) -> TerminalRecord | None:
         def build() -> ClauseElement:
-            return select(*_TERMINAL_COLS).join_from(_T, _M, _T.c.merchant_pk == _M.c.id).where(_T.c.terminal_id == bindparam("t"))
+            return (
+                select(*_TERMINAL_COLS)
+                .join_from(_T, _M, _T.c.merchant_pk == _M.c.id)
+                .where(_T.c.terminal_id == bindparam("t"))
+                .with_for_update(of=_T)
+            )
 
         r = self._one("terminal", build, {"t": terminal_id})
         if r is None:
@@ -479,15 +486,18 @@ class SqlHostStore:
 
     def transaction(self, txn_id: int) -> TxnRecord | None:
         t = s.transactions.c
-        r = self._one("transaction", lambda: select(*_TXN_COLS).where(t.id == bindparam("i")), {"i": txn_id})
+        r = self._one("transaction", lambda: select(*_TXN_COLS).where(t.id == bindparam("i")).with_for_update(), {"i": txn_id})
         return None if r is None else self._txn(r)
 
     def find_message(self, terminal_id: str, batch_no: str, stan: str, mti: str) -> TxnRecord | None:
         t = s.transactions.c
 
         def build() -> ClauseElement:
-            return select(*_TXN_COLS).where(
-                t.terminal_id == bindparam("t"), t.batch_no == bindparam("b"), t.stan == bindparam("s"), t.mti == bindparam("m")
+            return (
+                select(*_TXN_COLS)
+                .where(t.terminal_id == bindparam("t"), t.batch_no == bindparam("b"), t.stan == bindparam("s"),
+                       t.mti == bindparam("m"))  # fmt: skip
+                .with_for_update()
             )
 
         r = self._one("find_message", build, {"t": terminal_id, "b": batch_no, "s": stan, "m": mti})
@@ -500,7 +510,11 @@ class SqlHostStore:
             # No ORDER BY: with one, SQLite prefers the (terminal_id, batch_no) index, which is
             # already in id order, and scans the whole batch; without it, the unique message key
             # (terminal_id, batch_no, stan, mti) finds the few rows directly. Sorted here instead.
-            return select(*_TXN_COLS).where(t.terminal_id == bindparam("t"), t.batch_no == bindparam("b"), t.stan == bindparam("s"))
+            return (
+                select(*_TXN_COLS)
+                .where(t.terminal_id == bindparam("t"), t.batch_no == bindparam("b"), t.stan == bindparam("s"))
+                .with_for_update()
+            )
 
         rows = self._txns("find_by_stan", build, {"t": terminal_id, "b": batch_no, "s": stan})
         rows.sort(key=_by_id)
@@ -508,12 +522,16 @@ class SqlHostStore:
 
     def find_by_rrn(self, rrn: str) -> Sequence[TxnRecord]:
         t = s.transactions.c
-        return self._txns("find_by_rrn", lambda: select(*_TXN_COLS).where(t.rrn == bindparam("r")).order_by(t.id), {"r": rrn})
+        return self._txns(
+            "find_by_rrn", lambda: select(*_TXN_COLS).where(t.rrn == bindparam("r")).order_by(t.id).with_for_update(), {"r": rrn}
+        )
 
     def children(self, original_id: int) -> Sequence[TxnRecord]:
         t = s.transactions.c
         return self._txns(
-            "children", lambda: select(*_TXN_COLS).where(t.original_id == bindparam("o")).order_by(t.id), {"o": original_id}
+            "children",
+            lambda: select(*_TXN_COLS).where(t.original_id == bindparam("o")).order_by(t.id).with_for_update(),
+            {"o": original_id},
         )
 
     def insert_transaction(self, txn: TxnRecord) -> int:
@@ -526,7 +544,12 @@ class SqlHostStore:
         t = s.transactions.c
 
         def build() -> ClauseElement:
-            return select(*_TXN_COLS).where(t.terminal_id == bindparam("t"), t.batch_no == bindparam("b")).order_by(t.id)
+            return (
+                select(*_TXN_COLS)
+                .where(t.terminal_id == bindparam("t"), t.batch_no == bindparam("b"))
+                .order_by(t.id)
+                .with_for_update()
+            )
 
         return self._txns("batch_transactions", build, {"t": terminal_id, "b": batch_no})
 
@@ -575,6 +598,7 @@ class SqlHostStore:
                 .where(c.terminal_id == bindparam("t"), c.batch_no == bindparam("b"))
                 .order_by(c.id.desc())
                 .limit(1)
+                .with_for_update()
             )
 
         r = self._one("latest_settlement", build, {"t": terminal_id, "b": batch_no})
@@ -652,7 +676,7 @@ class SqlHostStore:
     # -- the built-in issuer's cards (IssuerStore)
     def card(self, pan_hash: str) -> CardRecord | None:
         c = s.cards.c
-        r = self._one("card", lambda: select(*_CARD_COLS).where(c.pan_hash == bindparam("h")), {"h": pan_hash})
+        r = self._one("card", lambda: select(*_CARD_COLS).where(c.pan_hash == bindparam("h")).with_for_update(), {"h": pan_hash})
         if r is None:
             return None
         out = self._card_out
