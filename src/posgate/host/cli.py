@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -56,7 +57,8 @@ def serve(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     except OSError as e:
-        typer.echo(f"error: {e} (is another posgate already listening on that port? try --port 0)", err=True)
+        typer.echo(f"error: {e} (is another program listening on that port? --port 0 and --console-port 0 pick free ones)",
+                   err=True)  # fmt: skip
         raise typer.Exit(1) from None
     raise typer.Exit(code)
 
@@ -106,6 +108,10 @@ async def _main(database: Any, config: Any, notes: list[str], console_port: int 
     from posgate.host.logging import fields
     from posgate.host.server import Host
 
+    # The HTTP port is bound first: a taken port is a clear error before anything is served
+    # (and --console-port 0 gets its real port shown).
+    app = _console_app(database) if console and console_port is not None else None
+    sock = socket.create_server((config.host, console_port), backlog=1024) if app is not None else None
     host = Host(database, config)
     addr = await host.start()
     startup.info(f"posgate host listening on {addr[0]}:{addr[1]}", extra=fields(host=addr[0], port=addr[1], db=_safe_url(database.url)))
@@ -117,15 +123,14 @@ async def _main(database: Any, config: Any, notes: list[str], console_port: int 
     http_server: Any = None
     uvicorn_server: Any = None
     where = "metrics"
-    if console_port is not None:
-        app = _console_app(database) if console else None
-        if app is not None:
-            uvicorn_server = _uvicorn(app, config.host, console_port)
-            http_task = asyncio.create_task(uvicorn_server.serve())
-            where = "console"
-        else:
-            http_server = await metrics.start_http(config.host, console_port)
-            http_port = http_server.sockets[0].getsockname()[1]
+    if sock is not None:
+        http_port = sock.getsockname()[1]
+        uvicorn_server = _uvicorn(app, config.host, http_port)
+        http_task = asyncio.create_task(uvicorn_server.serve(sockets=[sock]))
+        where = "console"
+    elif console_port is not None:
+        http_server = await metrics.start_http(config.host, console_port)
+        http_port = http_server.sockets[0].getsockname()[1]
     shown = f"http://{config.host}:{http_port}/"
     startup.info(
         f"terminals connect to {addr[0]}:{addr[1]} (TPDU 6000030000); "
@@ -139,15 +144,20 @@ async def _main(database: Any, config: Any, notes: list[str], console_port: int 
         if http_task is not None:
             waiters.append(http_task)
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    log.info("stopping (%s)", stop.signal or "console exited")
+    code = 0
+    if stop.signal is None:  # the console stopped by itself: it could not start (port taken?)
+        log.error("the console stopped (is port %s free? --console-port picks another); stopping the host", console_port)
+        code = 1
+    else:
+        log.info("stopping (%s)", stop.signal)
     if uvicorn_server is not None and http_task is not None:
         uvicorn_server.should_exit = True
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(BaseException):
             await http_task
     if http_server is not None:
         http_server.close()
     await host.shutdown()
-    return 0
+    return code
 
 
 def _safe_url(url: str) -> str:
