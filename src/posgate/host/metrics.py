@@ -1,8 +1,7 @@
 """Prometheus metrics and the health check of the host.
 
-The console mounts them on its HTTP port (``/metrics``: :func:`metrics_app` is a tiny ASGI app
-over :data:`registry`; ``/health``: :func:`health`); without the console the host serves them
-itself on the console port (:func:`start_http`).
+The console serves them on its HTTP port (``/metrics`` from :data:`registry`, ``/health`` from
+:func:`health`); without the console the host serves them itself on that port (:func:`start_http`).
 
 What is measured and why:
 
@@ -25,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -90,27 +88,6 @@ def health() -> dict[str, Any]:
 
 def metrics_text() -> bytes:
     return generate_latest(registry)
-
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """ASGI app answering ``/metrics`` (Prometheus text) and ``/health`` (JSON) wherever mounted."""
-    import json
-
-    if scope["type"] != "http":
-        return
-    path = scope.get("path", "/").rstrip("/").rsplit("/", 1)[-1]
-    if path == "health":
-        h = health()
-        status, body, ctype = (200 if h["status"] == "ok" else 503), json.dumps(h).encode(), "application/json"
-    else:
-        status, body, ctype = 200, metrics_text(), CONTENT_TYPE_LATEST
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype.encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 class _HttpProtocol(asyncio.Protocol):
