@@ -25,9 +25,12 @@ $(STAMP): pyproject.toml
 run: venv
 	$(BIN)/posgate serve --demo
 
-# Headless Chromium for the console's browser tests (Debian package; no browser downloads).
+# Debian packages the tests drive for real: headless Chromium for the console's browser tests
+# (no browser downloads) and HAProxy for the scale-out soak. Installed only when missing.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 lint: venv
 	$(BIN)/ruff check src tests

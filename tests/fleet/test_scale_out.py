@@ -17,9 +17,6 @@ from posgate.store.testing import pg_available, temp_pg_database
 
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=False, reason="two writers on PostgreSQL deadlock today (host log: DeadlockDetected; "
-                   "`python -m posgate.bench.bench`: ~11 sales/s, p99 ~12 s with 2 commit workers vs ~420/s with 1), "
-                   "so requests time out and reversals run out of attempts. Owners: store/server (group-commit locking)")
 def test_two_hosts_behind_haproxy_lose_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not haproxy_available():
         pytest.skip("haproxy is not installed (apt-get install -y haproxy)")
