@@ -25,7 +25,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -191,7 +190,6 @@ transactions = Table(
     Column("operator", String(3)),
     UniqueConstraint("terminal_id", "batch_no", "stan", "mti", name="uq_transactions_message"),
 )
-Index("ix_transactions_terminal_batch", transactions.c.terminal_id, transactions.c.batch_no)
 
 settlements = Table(
     "settlements",
