@@ -34,10 +34,12 @@ may also hold.
 from __future__ import annotations
 
 import json
+import json.encoder
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import fields as dc_fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import JSON as SA_JSON
@@ -111,8 +113,28 @@ def _dt_out_pg(v: Any) -> datetime | None:
     return None if v is None else v.astimezone(UTC)
 
 
+def _no_default(o: Any) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+# json.dumps() builds its C encoder again on every call (a few µs per transaction for the
+# trace): build it once, with json.dumps' own defaults (same text, byte for byte).
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None, _no_default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+)
+
+
 def _json_in_sqlite(v: Any) -> str | None:
-    return None if v is None else json.dumps(v)
+    if v is None:
+        return None
+    if _ENCODE is None or isinstance(v, str):
+        return json.dumps(v)
+    return "".join(_ENCODE(v, 0))
 
 
 def _json_out_sqlite(v: Any) -> Any:
@@ -158,6 +180,7 @@ class _Flavour:
             self.json_out = _identity
         self._compiled: dict[Any, _Compiled] = {}
         self._writers: dict[Any, tuple[Callable[[Any], Any] | None, ...]] = {}
+        self._row_args: dict[Any, Callable[[Sequence[Any]], Any]] = {}
         self._lock = threading.Lock()
 
     def compiled(self, key: Any, build: Callable[[], ClauseElement]) -> _Compiled:
@@ -196,6 +219,38 @@ class _Flavour:
             with self._lock:
                 self._writers[key] = hit
         return hit
+
+    def row_args(self, table: Table, cols: tuple[str, ...], sql: _Compiled) -> Callable[[Sequence[Any]], Any]:
+        """A function from a row's values in ``cols`` order to the driver's arguments of ``sql``
+        (the compiled insert of ``cols``): the conversions applied, in the statement's order."""
+        key = (table.name, cols, sql.sql)
+        hit = self._row_args.get(key)
+        if hit is not None:
+            return hit
+        convs = [(i, conv) for i, conv in enumerate(self.writers(table, cols)) if conv is not None]
+        order, constants = sql.order, sql.constants
+
+        def convert(values: Sequence[Any]) -> list[Any]:
+            out = list(values)
+            for i, conv in convs:
+                v = out[i]
+                if v is not None:
+                    out[i] = conv(v)
+            return out
+
+        if order is not None and order == cols and not constants:
+
+            def args(values: Sequence[Any]) -> Any:
+                return convert(values)
+
+        else:
+
+            def args(values: Sequence[Any]) -> Any:
+                return sql.args(dict(zip(cols, convert(values), strict=True)))
+
+        with self._lock:
+            self._row_args[key] = args
+        return args
 
     def params(self, table: Table, values: dict[str, Any]) -> dict[str, Any]:
         cols = tuple(values)
@@ -300,6 +355,7 @@ _MERCHANT_COLS = [_M.c.id, _M.c.merchant_id, _M.c.name, _M.c.name_en, _M.c.mcc, 
 _TXN_FIELDS = [f.name for f in dc_fields(TxnRecord)]
 _TXN_COLS = [s.transactions.c[name] for name in _TXN_FIELDS]
 _TXN_INSERT = tuple(name for name in _TXN_FIELDS if name != "id")
+_TXN_VALUES = attrgetter(*_TXN_INSERT)  # a record's values in _TXN_INSERT order, in one call
 _SETTLEMENT_FIELDS = [f.name for f in dc_fields(SettlementRecord)]
 _SETTLEMENT_COLS = [s.settlements.c[name] for name in _SETTLEMENT_FIELDS]
 
@@ -357,20 +413,24 @@ class SqlHostStore:
         cur.close()
         return rows
 
+    def _insert_sql(self, table: Table, cols: tuple[str, ...]) -> _Compiled:
+        if self._f.sqlite:
+            return self._f.compiled(("ins", table.name, cols), lambda: insert(table).values({k: bindparam(k) for k in cols}))
+        return self._f.compiled(
+            ("ins", table.name, cols),
+            lambda: insert(table).values({k: bindparam(k) for k in cols}).returning(table.c.id),
+        )
+
     def _insert(self, table: Table, values: dict[str, Any]) -> int:
         cols = tuple(values)
-        f = self._f
-        params = f.params(table, values)
-        if f.sqlite:
-            cur = self._exec(("ins", table.name, cols), lambda: insert(table).values({k: bindparam(k) for k in cols}), params)
-            new_id = cur.lastrowid
-        else:
-            cur = self._exec(
-                ("ins", table.name, cols),
-                lambda: insert(table).values({k: bindparam(k) for k in cols}).returning(table.c.id),
-                params,
-            )
-            new_id = cur.fetchone()[0]
+        return self._insert_row(table, cols, tuple(values.values()))
+
+    def _insert_row(self, table: Table, cols: tuple[str, ...], values: Sequence[Any]) -> int:
+        """Insert one row given as ``values`` in ``cols`` order; returns its id."""
+        c = self._insert_sql(table, cols)
+        cur = self._cursor()
+        cur.execute(c.sql, self._f.row_args(table, cols, c)(values))
+        new_id = cur.lastrowid if self._f.sqlite else cur.fetchone()[0]
         cur.close()
         return int(new_id)
 
@@ -535,7 +595,7 @@ class SqlHostStore:
         )
 
     def insert_transaction(self, txn: TxnRecord) -> int:
-        return self._insert(s.transactions, {name: getattr(txn, name) for name in _TXN_INSERT})
+        return self._insert_row(s.transactions, _TXN_INSERT, _TXN_VALUES(txn))
 
     def update_transaction(self, txn_id: int, **changes: Any) -> None:
         self._update(s.transactions, "id", txn_id, changes)
