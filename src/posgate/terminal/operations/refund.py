@@ -102,7 +102,7 @@ def _resend(state: TerminalState, flow: Flow, step: Step) -> tuple[TerminalState
     return state, flow.with_data(stan=t.stan), (msg, True, "61" if t.entry_mode[:2] in ("05", "07") else "60")
 
 
-def _entry(state: TerminalState, flow: Flow, request: Message) -> TxnEntry:
+def _entry(state: TerminalState, request: Message) -> TxnEntry:
     t = state.txn(request.text(11))
     assert t is not None and t.operation == NAME
     return t
@@ -113,7 +113,7 @@ def on_reply(
 ) -> tuple[TerminalState, Flow]:
     request = flow.request
     assert request is not None
-    t = _entry(state, flow, request)
+    t = _entry(state, request)
     problem = check_reply(state, request, reply, mac=True)
     code = reply.text(39)
     if problem:
@@ -141,9 +141,8 @@ def on_reply(
         t = replace(t, status="declined", response_code=code, request=b"")
     state = state.with_txn(t)
     if not step.primary:
-        outcome = "已批准 / approved" if code in APPROVED else f"被拒绝 / declined ({code})"
-        return state, flow.note(f"退货 {t.stan} 已确认{outcome.split(' / ')[0]} / refund {t.stan} acknowledged: "
-                                f"{outcome.split(' / ')[1]}")  # fmt: skip
+        zh, en = ("已批准", "approved") if code in APPROVED else (f"被拒绝 {code}", f"declined {code}")
+        return state, flow.note(f"退货 {t.stan} 已确认：{zh} / refund {t.stan} acknowledged: {en}")
     if code in RESIGN and not flow.retried:
         # The host refused it before executing anything: sign on, then a new refund (new STAN).
         flow = replace(flow, retried=True).note(
@@ -192,5 +191,5 @@ def on_timeout(
 ) -> tuple[TerminalState, Flow]:
     request = flow.request
     assert request is not None
-    t = _entry(state, flow, request)
+    t = _entry(state, request)
     return _unacknowledged(state, flow, step, t, now, "no reply" if reason == "98" else "connection lost", "timeout")
