@@ -182,3 +182,37 @@ def test_concurrent_debits_are_not_lost(db):
     assert not errors
     with db.unit_of_work() as store:
         assert store.card(h).balance == start - 100
+
+
+def test_unit_caches_only_within_a_unit_of_work(db):
+    """begin_unit() (the commit worker's): the merchant row read with the terminal serves the
+    request's merchant() once, an update_merchant() drops it, and the risk rules read once per
+    unit are read again in the next one. Without begin_unit() nothing is kept."""
+    from sqlalchemy import insert
+
+    provision_demo(db.engine, db.keyring)
+    mid = "898100012340001"
+    with db.engine.connect() as conn:
+        store = db.store(conn, driver=True)
+        driver = store.driver
+        for unit in (False, True):
+            if unit:
+                store.begin_unit()
+            t = store.terminal("10000001")
+            assert t is not None and t.merchant_id == mid
+            m = store.merchant(mid)
+            assert m is not None and m.status == "active" and m.merchant_id == mid
+            assert store.merchant(mid) == m  # a second call reads the row again, same content
+            store.terminal("10000001")
+            store.update_merchant(mid, status="suspended")
+            assert store.merchant(mid).status == "suspended"  # the write is seen, not the hint
+            store.update_merchant(mid, status="active")
+            assert store.risk_rules() == []
+            conn.execute(insert(s.risk_rules), {"kind": "merchant_amount", "params": {"max_amount": 1}, "response_code": "61"})
+            assert len(store.risk_rules()) == (0 if unit else 1)  # kept for the unit
+            if unit:
+                driver.commit()
+                store.begin_unit()
+                assert len(store.risk_rules()) == 1
+            conn.execute(s.risk_rules.delete())
+            driver.commit()

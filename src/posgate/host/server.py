@@ -413,9 +413,10 @@ class CommitWorker(threading.Thread):
         host.loop.call_soon_threadsafe(host.deliver_batch, results)
         return True
 
-    def _begin(self, cur: Any) -> None:
+    def _begin(self, cur: Any, store: SqlHostStore) -> None:
         if self.host.db.is_sqlite:
             cur.execute("BEGIN IMMEDIATE")  # psycopg begins by itself on the first statement
+        store.begin_unit()
 
     def _attempt(self, driver: Any, store: SqlHostStore, issuer: Issuer, batch: list[Any],
                  careful: bool) -> tuple[list[tuple[TerminalProtocol, Frame, float, Reply | None]] | None, str]:  # fmt: skip
@@ -426,7 +427,7 @@ class CommitWorker(threading.Thread):
         process, env = host.processor, host.env
         results: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = []
         cur = driver.cursor()
-        self._begin(cur)
+        self._begin(cur, store)
         for proto, frame, tr in batch:
             if careful:
                 cur.execute("SAVEPOINT r")

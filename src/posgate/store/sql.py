@@ -347,6 +347,7 @@ _TERMINAL_COLS = [
     _T.c.key_scheme, _T.c.pik_enc, _T.c.mak_enc, _T.c.tdk_enc, _T.c.mac_algorithm, _T.c.mac_failures,
     _T.c.resign_requested, _T.c.resign_reason, _T.c.params, _T.c.params_pending, _T.c.last_status_upload,
 ]  # fmt: skip
+_MERCHANT_COLS_AT = len(_TERMINAL_COLS)  # the terminal lookup also reads its merchant's row (see terminal())
 _CARD_FIELDS = [f.name for f in dc_fields(CardRecord)]
 _CARD_COLS = [s.cards.c[name] for name in _CARD_FIELDS]
 _MERCHANT_COLS = [_M.c.id, _M.c.merchant_id, _M.c.name, _M.c.name_en, _M.c.mcc, _M.c.fee_rate_bp, _M.c.status,
@@ -379,6 +380,23 @@ class SqlHostStore:
         self._txn_out = [f.from_db(col) for col in _TXN_COLS]
         self._settlement_out = [f.from_db(col) for col in _SETTLEMENT_COLS]
         self._card_out = [f.from_db(col) for col in _CARD_COLS]
+        # Per unit of work, only once the commit worker calls begin_unit() (see there).
+        self._unit = False
+        self._risk_rules: Sequence[RiskRule] | None = None
+        self._merchant_hint: MerchantRecord | None = None
+
+    def begin_unit(self) -> None:
+        """A new unit of work (transaction) starts on this store: forget what the last one read.
+
+        From the first call on, the store keeps what cannot change inside one unit of work
+        except through itself: the enabled risk rules (the host never writes them; on SQLite no
+        other connection can commit while the unit holds the write lock), and the merchant row
+        read together with a terminal's (valid until the next ``merchant()`` or
+        ``update_merchant()``, i.e. for the request that read it). Without this call (units of
+        work made by ``Database.unit_of_work``, tests) nothing is kept."""
+        self._unit = True
+        self._risk_rules = None
+        self._merchant_hint = None
 
     @property
     def driver(self) -> Any:
@@ -458,9 +476,11 @@ class SqlHostStore:
 
     # -- terminals and merchants
     def terminal(self, terminal_id: str) -> TerminalRecord | None:
+        self._merchant_hint = None
+
         def build() -> ClauseElement:
             return (
-                select(*_TERMINAL_COLS)
+                select(*_TERMINAL_COLS, *_MERCHANT_COLS)
                 .join_from(_T, _M, _T.c.merchant_pk == _M.c.id)
                 .where(_T.c.terminal_id == bindparam("t"))
                 .with_for_update(of=_T)
@@ -478,6 +498,10 @@ class SqlHostStore:
             hit, r_hashable = None, False
         else:
             r_hashable = True
+        if self._unit:
+            # The merchant's row came with the terminal's (same statement): CheckMerchantActive
+            # then needs no query of its own.
+            self._merchant_hint = MerchantRecord(*r[_MERCHANT_COLS_AT:])
         if hit is not None:
             return hit
         dec = self.keyring.decrypt
@@ -516,10 +540,16 @@ class SqlHostStore:
         self._update(_T, "terminal_id", terminal_id, values)
 
     def merchant(self, merchant_id: str) -> MerchantRecord | None:
+        hint = self._merchant_hint
+        if hint is not None:
+            self._merchant_hint = None
+            if hint.merchant_id == merchant_id:
+                return hint
         r = self._one("merchant", lambda: select(*_MERCHANT_COLS).where(_M.c.merchant_id == bindparam("m")), {"m": merchant_id})
         return None if r is None else MerchantRecord(*r)
 
     def update_merchant(self, merchant_id: str, **changes: Any) -> None:
+        self._merchant_hint = None
         self._update(_M, "merchant_id", merchant_id, changes)
 
     def merchant_last_sign_on_day(self, merchant_id: str) -> str | None:
@@ -682,13 +712,18 @@ class SqlHostStore:
 
     # -- risk
     def risk_rules(self) -> Sequence[RiskRule]:
+        if self._risk_rules is not None:
+            return self._risk_rules
         r = s.risk_rules.c
 
         def build() -> ClauseElement:
             return select(r.id, r.kind, r.params, r.response_code).where(r.enabled == bindparam("e")).order_by(r.id)
 
         jo = self._f.json_out
-        return [RiskRule(row[0], row[1], jo(row[2]), row[3]) for row in self._all("risk_rules", build, {"e": True})]
+        rules = [RiskRule(row[0], row[1], jo(row[2]), row[3]) for row in self._all("risk_rules", build, {"e": True})]
+        if self._unit:
+            self._risk_rules = tuple(rules)
+        return rules
 
     def card_activity(self, pan_hash: str, since: datetime) -> tuple[int, int]:
         t = s.transactions.c
