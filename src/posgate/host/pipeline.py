@@ -41,6 +41,7 @@ from posgate.host.context import ABORTED, DONE, PREPARED, Context
 
 if TYPE_CHECKING:
     from posgate.host.ports import Env, HostStore, Issuer
+    from posgate.iso8583 import Message
 
 __all__ = ["ABORTED", "DONE", "PREPARED", "HostReply", "Participant", "Switch", "process", "run"]
 
@@ -61,6 +62,8 @@ class HostReply:
     response_code: str | None = None
     trace: list[list[str]] = field(default_factory=list)
     error: str | None = None
+    # The decoded request, for the shell's masked log line (no second decode); never in a repr.
+    request: Message | None = field(default=None, repr=False, compare=False)
 
 
 class Participant:
@@ -152,11 +155,12 @@ def process(frame_header: bytes, body: bytes, store: HostStore, issuer: Issuer, 
 def _reply(ctx: Context) -> HostReply:
     op = ctx.op.name if ctx.op else None
     if ctx.replay is not None:
-        return HostReply(ctx.replay[:6], ctx.replay[6:], False, op, ctx.response_code, ctx.trace)
+        return HostReply(ctx.replay[:6], ctx.replay[6:], False, op, ctx.response_code, ctx.trace, None, ctx.msg)
     if ctx.reply_body is None:
-        return HostReply(reply_header(ctx.header, ctx.requirement), None, True, op, ctx.response_code, ctx.trace)
+        return HostReply(reply_header(ctx.header, ctx.requirement), None, True, op, ctx.response_code, ctx.trace,
+                         None, ctx.msg)  # fmt: skip
     return HostReply(reply_header(ctx.header, ctx.requirement), ctx.reply_body, ctx.close, op, ctx.response_code,
-                     ctx.trace)  # fmt: skip
+                     ctx.trace, None, ctx.msg)  # fmt: skip
 
 
 def _failure(ctx: Context, exc: Exception) -> HostReply:
@@ -172,7 +176,7 @@ def _failure(ctx: Context, exc: Exception) -> HostReply:
         body = None
     op = ctx.op.name if ctx.op else None
     return HostReply(reply_header(ctx.header, ctx.requirement), body, body is None, op, "96", ctx.trace,
-                     type(exc).__name__)  # fmt: skip
+                     type(exc).__name__, ctx.msg)  # fmt: skip
 
 
 _DEFAULT_HEADER = bytes.fromhex("603100000000")

@@ -46,6 +46,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from posgate.crypto import generate_working_keys
+from posgate.dialect.cup import decode
+from posgate.dialect.describe import describe_short
 from posgate.framing import DEFAULT_MAX_FRAME, HEADER_LEN, TPDU_LEN, Frame, FrameReader, FramingError
 from posgate.host import metrics as m
 from posgate.host.logging import fields
@@ -503,6 +505,7 @@ class Host:
         )
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.connections: set[TerminalProtocol] = set()
+        self._counters: dict[tuple[str, str], Any] = {}  # TRANSACTIONS children by (operation, code)
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.server: asyncio.AbstractServer | None = None
@@ -542,26 +545,28 @@ class Host:
 
     def deliver_batch(self, results: list[tuple[TerminalProtocol, Frame, float, Reply | None]]) -> None:
         logging_on = self.config.log_transactions and log.isEnabledFor(logging.INFO)
+        counters = self._counters
         for proto, frame, t0, reply in results:
             self._in_flight -= 1
+            proto.deliver(frame, t0, reply)  # the reply leaves first; counting and logging after
             if reply is not None:
                 op = getattr(reply, "operation", None) or "unknown"
                 rc = getattr(reply, "response_code", None) or ""
-                m.TRANSACTIONS.labels(op, rc).inc()
+                counter = counters.get((op, rc))
+                if counter is None:  # labels() validates and locks: once per (operation, code)
+                    counter = counters[(op, rc)] = m.TRANSACTIONS.labels(op, rc)
+                counter.inc()
                 if op == "reversal":
                     m.REVERSALS.labels(rc).inc()
                 if logging_on:
                     self._log_transaction(proto, frame, t0, reply, op, rc)
-            proto.deliver(frame, t0, reply)
         if self._in_flight == 0:
             self._idle.set()
 
     def _log_transaction(self, proto: TerminalProtocol, frame: Frame, t0: float, reply: Reply, op: str, rc: str) -> None:
-        from posgate.dialect.cup import decode
-        from posgate.dialect.describe import describe_short
-
+        request = getattr(reply, "request", None)  # the pipeline's decoded request: no second decode
         try:
-            text = describe_short(decode(frame.body))
+            text = describe_short(request if request is not None else decode(frame.body))
         except Exception:  # noqa: BLE001 - an undecodable request is described by its size only
             text = f"undecodable request, {len(frame.body)} bytes"
         log.info(text, extra=fields(operation=op, rc=rc, ms=round((self.loop.time() - t0) * 1000, 2), peer=proto.peer))
