@@ -291,25 +291,9 @@ class PowerLoss(Exception):
 
 
 class _FleetSession(TerminalSession):
-    """The terminal client with two hooks: the power loss of :meth:`SimTerminal.arm_power_loss`,
-    and a connection the peer has closed since the last message of the flow is reopened rather
-    than written to (the client writes to it, which uvloop refuses with a RuntimeError the
-    client does not expect — reported to the terminal's owner; nothing was sent then, so the
-    message goes again on a new connection)."""
+    """The terminal client with the power-loss hook of :meth:`SimTerminal.arm_power_loss`."""
 
     power_loss_armed = False
-
-    async def _exchange(self, send: Send) -> Send | machine.Done:
-        w = self._writer
-        if w is not None and w.is_closing():
-            await self.close()
-        try:
-            return await super()._exchange(send)
-        except RuntimeError:
-            # uvloop refuses the write on a transport the peer has just reset (before
-            # is_closing() says so): nothing left, so a fresh connection may carry it.
-            await self.close()
-            return await super()._exchange(send)
 
     async def _read_frame(self) -> bytes:
         if self.power_loss_armed:
