@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 from posgate.console import backup as backups_mod
 from posgate.console import dashboard, makeup, settlement, terminals, txns
 from posgate.console.app import ConsoleState
-from posgate.console.audit import audit
 from posgate.console.audit_view import audit_entries
 from posgate.console.auth import (
     ACQUIRER,
@@ -460,13 +459,9 @@ async def start_backup(request: Request, p: AdminOnly) -> dict[str, Any]:
 
 @router.get("/backups/{backup_id}/download", tags=["backups"], response_class=Response)
 def download_backup(request: Request, backup_id: int, p: AdminOnly) -> Response:
-    state = st(request)
-    with state.db.read() as conn:
-        path = backups_mod.backup_file(conn, backup_id)
+    path = backups_mod.file_for_download(st(request).db, backup_id, p.username)
     if path is None:
         raise NotFound()
-    with state.db.write() as conn:
-        audit(conn, actor=p.username, action="backup.downloaded", object_type="backup", object_id=str(backup_id))
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from posgate.console.audit import audit
+from posgate.console.db import Database
 from posgate.console.fmt import aware, utcnow
 from posgate.store.console_schema import backups
 
@@ -260,3 +261,13 @@ def backup_file(conn: Connection, backup_id: int) -> Path | None:
     if row is None or row.status != "ok" or not row.path or not os.path.exists(row.path):
         return None
     return Path(row.path)
+
+
+def file_for_download(db: Database, backup_id: int, actor: str) -> Path | None:
+    """The backup's file, with the download written to the audit log (API and pages alike)."""
+    with db.read() as conn:
+        path = backup_file(conn, backup_id)
+    if path is not None:
+        with db.write() as conn:
+            audit(conn, actor=actor, action="backup.downloaded", object_type="backup", object_id=str(backup_id))
+    return path

@@ -668,15 +668,9 @@ async def backups_start(request: Request, p: AdminOnly) -> Response:
 def backup_download(request: Request, backup_id: int, p: AdminOnly) -> Response:
     from fastapi.responses import FileResponse
 
-    from posgate.console.audit import audit
-
-    state = st(request)
-    with state.db.read() as conn:
-        path = backups_mod.backup_file(conn, backup_id)
+    path = backups_mod.file_for_download(st(request).db, backup_id, p.username)
     if path is None:
         raise NotFound()
-    with state.db.write() as conn:
-        audit(conn, actor=p.username, action="backup.downloaded", object_type="backup", object_id=str(backup_id))
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
 
