@@ -9,7 +9,7 @@ import threading
 from serverkit import BODY, HEADER, TPDU, closed_by_peer, connect, read_frame, roundtrip
 
 from posgate.framing import encode_frame
-from posgate.host.server import EchoReply
+from posgate.host.server import EchoReply, WalSyncer, echo_process
 
 
 async def test_reply_swaps_tpdu_and_keeps_header(make_host):
@@ -141,14 +141,24 @@ async def test_processor_failure_closes_only_that_request(make_host):
         await host.shutdown()
 
 
-async def test_graceful_shutdown_answers_in_flight_requests(make_host):
+async def test_graceful_shutdown_answers_in_flight_requests(make_host, db_url, monkeypatch):
     gate = threading.Event()
 
     def slow(header, body, store, issuer, env):
         gate.wait(5)
         return EchoReply(header, body)
 
-    host = await make_host(processor=slow)
+    # In flight = received and not yet answered. PostgreSQL: still in the commit worker's
+    # process(). SQLite processes on the loop thread (a slow processor there would stall the
+    # test's own loop): its requests are committed and wait for the WAL fsync.
+    real_sync = WalSyncer.sync
+
+    def slow_sync(self):
+        gate.wait(5)
+        real_sync(self)
+
+    monkeypatch.setattr(WalSyncer, "sync", slow_sync)
+    host = await make_host(processor=echo_process if db_url.startswith("sqlite") else slow)
     conns = [await connect(host) for _ in range(5)]
     for _, w in conns:
         w.write(encode_frame(TPDU, HEADER, BODY))

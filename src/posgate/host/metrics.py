@@ -52,6 +52,12 @@ COMMIT_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
     registry=registry,
 )
+FSYNC_SECONDS = Histogram(
+    "posgate_wal_fsync_seconds",
+    "SQLite: one fsync of the write-ahead log, after which the replies of the batches it covers leave",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0),
+    registry=registry,
+)
 REVERSALS = Counter("posgate_reversals", "Reversals (0400) answered", ["response_code"], registry=registry)
 ERRORS = Counter("posgate_errors", "Requests that failed unexpectedly (rolled back)", ["kind"], registry=registry)
 

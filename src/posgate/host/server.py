@@ -9,13 +9,20 @@ connection has at most one request being processed; further frames wait in its o
 reading pauses when that queue is long), so one terminal's flood cannot starve the others and
 replies leave in request order.
 
-A :class:`CommitWorker` is a thread with its own database connection. It takes every request
-queued (up to ``batch_max``), opens one transaction, runs ``process()`` for each, commits (one
-fsync for the whole batch: group commit), and only then hands the replies back to the loop with
-``call_soon_threadsafe``. Nothing is ever answered before its commit. SQLite has one writer,
-so one worker; PostgreSQL may have several (``workers``), each with its own connection. When a
-request fails, the batch is rolled back and run again with a SAVEPOINT around each request, so
-the failing request alone loses its writes and the others go on (see ``_run_batch``).
+Group commit, two shapes (nothing is ever answered before its commit is durable):
+
+* SQLite (:class:`InlineCommitter`): SQLite has one writer, so the pipeline runs on the loop
+  thread itself; the frames read in one loop iteration form a batch, committed without fsync,
+  and :class:`WalSyncer` (a thread) fsyncs the write-ahead log and only then hands the replies
+  back to the loop. The next batch is processed while the previous one's fsync is under way.
+* PostgreSQL (:class:`WorkerPool`): ``workers`` threads, each with its own connection, take
+  every request queued (up to ``batch_max``), run them in one transaction, commit (one fsync
+  on the server for the whole batch), and only then hand the replies back to the loop with
+  ``call_soon_threadsafe``; PostgreSQL round trips release the GIL, so workers overlap.
+
+Both run a batch with :class:`BatchRunner`: when a request fails, the batch is rolled back
+and run again with a SAVEPOINT around each request, so the failing request alone loses its
+writes and the others go on (see :meth:`BatchRunner.run`).
 
 Failure handling: a framing error (bad or oversized length) closes the connection: the stream
 has lost sync. A partial frame pending longer than ``frame_timeout`` (slow drip) and a
@@ -26,7 +33,7 @@ reverses, which is the protocol's own recovery.
 
 Shutdown (SIGTERM/SIGINT, or :meth:`Host.shutdown`): stop accepting, wait until every request
 already received is committed and its reply written, close the connections (their buffers are
-flushed first), stop the workers, close the database.
+flushed first), stop the committer, close the database.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import queue
 import secrets
 import threading
@@ -77,7 +85,7 @@ IssuerFactory = Callable[[SqlHostStore], Issuer]
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8583
-    workers: int = 1  # commit workers; always 1 on SQLite
+    workers: int = 1  # commit workers (PostgreSQL); SQLite commits on the loop thread (InlineCommitter)
     batch_max: int = 256  # requests per group commit at most
     max_connections: int = 2000
     max_frame: int = DEFAULT_MAX_FRAME
@@ -286,89 +294,43 @@ class TerminalProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
-# -- the commit workers ---------------------------------------------------------------------------
+# -- group commit -------------------------------------------------------------------------------
 
 _STOP = object()
 # Errors after which the same request is simply run again (PostgreSQL lock conflicts between workers).
 TRANSIENT = frozenset({"DeadlockDetected", "SerializationFailure", "LockNotAvailable"})
+Result = tuple["TerminalProtocol", Frame, float, Reply | None]
 
 
-class CommitWorker(threading.Thread):
-    def __init__(self, host: Host, index: int) -> None:
-        super().__init__(name=f"posgate-commit-{index}", daemon=True)
+class BatchRunner:
+    """Runs a batch of requests as one unit of work on one database connection and commits it.
+
+    Shared by both commit shapes (:class:`InlineCommitter` on SQLite, :class:`CommitWorker` on
+    PostgreSQL). :meth:`run` returns one result per request (reply ``None``: that request could
+    not be processed) or raises after rolling back when the database itself failed.
+    """
+
+    def __init__(self, host: Host, conn: Any) -> None:
         self.host = host
+        self.conn = conn
+        if not host.db.is_sqlite:
+            # A lock wait longer than this is a conflict between batches (see run()), not a
+            # batch that is about to commit: give up early instead of waiting for the deadlock
+            # detector (1 s by default).
+            conn.exec_driver_sql(f"SET lock_timeout = '{int(host.config.lock_timeout * 1000)}ms'")
+            conn.commit()
+        self.store = host.db.store(conn, driver=True)
+        self.issuer: Issuer = host.issuer_factory(self.store) if host.issuer_factory else _NoIssuer()
+        self.driver = self.store.driver
 
-    def run(self) -> None:
-        host = self.host
-        q = host.queue
-        batch_max = host.config.batch_max
-        stop = False
-        while not stop:
-            try:
-                conn = host.db.engine.connect()
-            except Exception:  # noqa: BLE001 - the database is down: keep trying, answer nothing
-                log.exception("commit worker cannot connect to the database; retrying")
-                m.HEALTH.database = "error"
-                self._fail_queued(q)
-                time.sleep(1)
-                continue
-            try:
-                if not host.db.is_sqlite:
-                    # A lock wait longer than this is a conflict between batches (see _run_batch),
-                    # not a batch that is about to commit: give up early instead of waiting for
-                    # the deadlock detector (1 s by default).
-                    conn.exec_driver_sql(f"SET lock_timeout = '{int(host.config.lock_timeout * 1000)}ms'")
-                    conn.commit()
-                store = host.db.store(conn, driver=True)
-                issuer = host.issuer_factory(store) if host.issuer_factory else _NoIssuer()
-            except Exception:  # noqa: BLE001 - a worker must never die silently: requests would hang
-                log.exception("commit worker cannot start; retrying")
-                conn.close()
-                self._fail_queued(q)
-                time.sleep(1)
-                continue
-            try:
-                while True:
-                    item = q.get()
-                    if item is _STOP:
-                        stop = True
-                        break
-                    batch = [item]
-                    while len(batch) < batch_max:
-                        try:
-                            nxt = q.get_nowait()
-                        except queue.Empty:
-                            break
-                        if nxt is _STOP:
-                            stop = True
-                            break
-                        batch.append(nxt)
-                    if not self._run_batch(conn, store, issuer, batch):
-                        break  # reconnect
-                    if stop:
-                        break
-            finally:
-                try:
-                    conn.close()
-                except Exception:  # noqa: BLE001
-                    conn.invalidate()
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # noqa: BLE001 - a broken connection is dropped, not closed
+            self.conn.invalidate()
 
-    def _fail_queued(self, q: queue.SimpleQueue[Any]) -> None:
-        failed = []
-        while True:
-            try:
-                item = q.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                q.put(_STOP)
-                break
-            failed.append((*item, None))
-        if failed:
-            self.host.loop.call_soon_threadsafe(self.host.deliver_batch, failed)
-
-    def _run_batch(self, conn: Any, store: SqlHostStore, issuer: Issuer, batch: list[Any]) -> bool:
-        """One unit of work for ``batch``; replies go back to the loop after the commit.
+    def run(self, batch: list[Any]) -> list[Result]:
+        """One unit of work for ``batch``, committed.
 
         Optimistic first: the whole batch in one transaction, no SAVEPOINT per request (two
         statements, two round trips on PostgreSQL). If a request fails, the transaction is
@@ -381,55 +343,41 @@ class CommitWorker(threading.Thread):
         * any other failure: the batch is run again with a SAVEPOINT around each request, so the
           failing request alone loses its writes.
         """
-        host = self.host
-        t0 = time.perf_counter()
-        driver = store.driver
+        driver = self.driver
         try:
-            host.db.ids.top_up(2 * len(batch))  # before BEGIN: see IdAllocator
-            results, failure = self._attempt(driver, store, issuer, batch, careful=False)
+            self.host.db.ids.top_up(2 * len(batch))  # before BEGIN: see IdAllocator
+            results, failure = self._attempt(batch, careful=False)
             if results is None:
                 driver.rollback()
                 m.ERRORS.labels(f"batch_retry_{failure}").inc()
                 log.info("batch of %d rolled back (%s) and run again %s", len(batch), failure,
                          "one request per transaction" if failure == "lock" else "with savepoints")  # fmt: skip
                 if failure == "lock":
-                    results = self._solo(driver, store, issuer, batch)
+                    results = self._solo(batch)
                 else:
-                    results, _ = self._attempt(driver, store, issuer, batch, careful=True)
+                    results, _ = self._attempt(batch, careful=True)
                     assert results is not None
             driver.commit()
-        except Exception:  # noqa: BLE001 - the database failed: nobody gets a reply for this batch
+        except BaseException:
             with contextlib.suppress(Exception):
                 driver.rollback()
-            log.exception("group commit failed; %d requests unanswered", len(batch))
-            m.ERRORS.labels("commit").inc(len(batch))
-            m.HEALTH.database = "error"
-            failed: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = [(p, f, tr, None) for p, f, tr in batch]
-            host.loop.call_soon_threadsafe(host.deliver_batch, failed)
-            time.sleep(0.1)  # do not spin against a database that is down
-            return False
-        m.COMMIT_SECONDS.observe(time.perf_counter() - t0)
-        m.BATCH_SIZE.observe(len(batch))
-        m.HEALTH.database = "ok"
-        m.HEALTH.last_commit = time.time()
-        host.loop.call_soon_threadsafe(host.deliver_batch, results)
-        return True
+            raise
+        return results
 
-    def _begin(self, cur: Any, store: SqlHostStore) -> None:
+    def _begin(self, cur: Any) -> None:
         if self.host.db.is_sqlite:
             cur.execute("BEGIN IMMEDIATE")  # psycopg begins by itself on the first statement
-        store.begin_unit()
+        self.store.begin_unit()
 
-    def _attempt(self, driver: Any, store: SqlHostStore, issuer: Issuer, batch: list[Any],
-                 careful: bool) -> tuple[list[tuple[TerminalProtocol, Frame, float, Reply | None]] | None, str]:  # fmt: skip
+    def _attempt(self, batch: list[Any], careful: bool) -> tuple[list[Result] | None, str]:
         """Run ``process()`` for each request in one open transaction. Not ``careful``: (None,
         "lock" | "error") at the first failure; the caller rolls back. ``careful``: each request
         in a SAVEPOINT; a failing one is rolled back alone."""
-        host = self.host
+        host, store, issuer = self.host, self.store, self.issuer
         process, env = host.processor, host.env
-        results: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = []
-        cur = driver.cursor()
-        self._begin(cur, store)
+        results: list[Result] = []
+        cur = self.driver.cursor()
+        self._begin(cur)
         for proto, frame, tr in batch:
             if careful:
                 cur.execute("SAVEPOINT r")
@@ -460,22 +408,22 @@ class CommitWorker(threading.Thread):
         cur.close()
         return results, ""
 
-    def _solo(self, driver: Any, store: SqlHostStore, issuer: Issuer,
-              batch: list[Any]) -> list[tuple[TerminalProtocol, Frame, float, Reply | None]]:  # fmt: skip
+    def _solo(self, batch: list[Any]) -> list[Result]:
         """Each request in its own transaction (after a lock conflict); a request that keeps
         conflicting is retried a few times with a short random pause, then gets no reply."""
-        results: list[tuple[TerminalProtocol, Frame, float, Reply | None]] = []
+        driver = self.driver
+        results: list[Result] = []
         for item in batch:
             reply: Reply | None = None
             for attempt in range(5):
-                done, failure = self._attempt(driver, store, issuer, [item], careful=False)
+                done, failure = self._attempt([item], careful=False)
                 if done is not None:
                     driver.commit()
                     reply = done[0][3]
                     break
                 driver.rollback()
                 if failure != "lock":
-                    done, _ = self._attempt(driver, store, issuer, [item], careful=True)
+                    done, _ = self._attempt([item], careful=True)
                     assert done is not None
                     driver.commit()
                     reply = done[0][3]
@@ -486,6 +434,270 @@ class CommitWorker(threading.Thread):
                 log.error("request gave up after repeated lock conflicts", extra=fields(peer=item[0].peer))
             results.append((*item, reply))
         return results
+
+
+def _observe_commit(t0: float, size: int) -> None:
+    m.COMMIT_SECONDS.observe(time.perf_counter() - t0)
+    m.BATCH_SIZE.observe(size)
+    m.HEALTH.database = "ok"
+    m.HEALTH.last_commit = time.time()
+
+
+def _commit_failed(batch: list[Any]) -> list[Result]:
+    log.exception("group commit failed; %d requests unanswered", len(batch))
+    m.ERRORS.labels("commit").inc(len(batch))
+    m.HEALTH.database = "error"
+    return [(p, f, tr, None) for p, f, tr in batch]
+
+
+class InlineCommitter:
+    """SQLite: the pipeline runs on the event-loop thread; only the fsync runs in a thread.
+
+    Why: SQLite has one writer, so a commit thread buys no parallelism for the pipeline, and
+    handing every request to a thread and its reply back costs more than the pipeline's own
+    work (the two threads pass the GIL back and forth). Here the frames that arrived in one
+    loop iteration form a batch (``call_soon``: it runs after that iteration's reads); the
+    batch is processed and committed on the loop thread with ``synchronous=NORMAL`` (the WAL
+    is written, not yet synced), and the replies go to :class:`WalSyncer`, which fsyncs the
+    WAL file and only then hands them back to the loop to be written. While one batch's fsync
+    is under way the loop already processes the next (pipelined group commit, "early lock
+    release"): one fsync per loop iteration at most, never on the loop thread.
+
+    Durability is the same as ``synchronous=FULL``: a reply leaves only after an fsync of the
+    WAL that began after its commit, and a WAL commit is durable once its frames are on disk
+    (SQLite recovers a WAL up to the last valid commit frame; the WAL is synced again before
+    every checkpoint). What differs: another connection (the console) may read a commit a
+    millisecond before it is durable; a power cut then loses it together with its reply, which
+    never left, so the terminal reverses it as for any unanswered request.
+    """
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.pending: list[Any] = []
+        self.scheduled = False
+        self.runner: BatchRunner | None = None
+        self.syncer: WalSyncer | None = None
+
+    def start(self) -> None:
+        self.runner = self._connect()
+        self.syncer = WalSyncer(self.host, self.host.db.url)
+        self.syncer.start()
+
+    def _connect(self) -> BatchRunner:
+        conn = self.host.db.engine.connect()
+        try:
+            runner = BatchRunner(self.host, conn)
+            # Commits write the WAL without fsync; WalSyncer makes them durable before the replies.
+            runner.driver.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return runner
+
+    def submit(self, item: Any) -> None:
+        self.pending.append(item)
+        if not self.scheduled:
+            self.scheduled = True
+            self.host.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        batch_max = self.host.config.batch_max
+        batch = self.pending[:batch_max]
+        del self.pending[:batch_max]
+        if self.pending:  # the rest in the next loop iteration, after the sockets are read again
+            self.scheduled = True
+            self.host.loop.call_soon(self._flush)
+        if not batch:
+            return
+        t0 = time.perf_counter()
+        try:
+            if self.runner is None:
+                self.runner = self._connect()
+            results = self.runner.run(batch)
+        except Exception:  # noqa: BLE001 - the database failed: nobody gets a reply for this batch
+            if self.runner is not None:
+                self.runner.close()
+                self.runner = None  # a fresh connection for the next batch
+            self.host.deliver_batch(_commit_failed(batch))
+            return
+        _observe_commit(t0, len(batch))
+        assert self.syncer is not None
+        self.syncer.put(results)
+
+    async def stop(self) -> None:
+        if self.syncer is not None:
+            self.syncer.put(None)
+            await self.host.loop.run_in_executor(None, self.syncer.join)
+        if self.runner is not None:
+            with contextlib.suppress(Exception):
+                self.runner.driver.execute("PRAGMA synchronous=FULL")  # the pool may hand it out again
+            self.runner.close()
+            self.runner = None
+
+
+class WalSyncer(threading.Thread):
+    """fsyncs the SQLite WAL for the batches committed since its last fsync, then hands their
+    replies to the loop (see :class:`InlineCommitter`). One fsync serves every batch committed
+    before it began."""
+
+    def __init__(self, host: Host, url: str) -> None:
+        super().__init__(name="posgate-wal-sync", daemon=True)
+        from posgate.store.engine import sqlite_path
+
+        self.host = host
+        path = sqlite_path(url)
+        self.db_path = str(path) if path is not None else None
+        self.wal_path = f"{self.db_path}-wal" if self.db_path else None
+        self.cond = threading.Condition()
+        self.items: list[Result] = []
+        self.stopping = False
+        if self.db_path is not None:
+            # The WAL file exists from the first write (migrations); make its directory entry
+            # durable too, once, since our fsyncs below only cover the file's contents.
+            _fsync_path(os.path.dirname(os.path.abspath(self.db_path)) or ".", directory=True)
+
+    def put(self, results: list[Result] | None) -> None:
+        with self.cond:
+            if results is None:
+                self.stopping = True
+            else:
+                self.items.extend(results)
+            self.cond.notify()
+
+    def run(self) -> None:
+        host = self.host
+        while True:
+            with self.cond:
+                while not self.items and not self.stopping:
+                    self.cond.wait()
+                if not self.items:
+                    return
+                items, self.items = self.items, []
+            t0 = time.perf_counter()
+            try:
+                self.sync()
+            except OSError:
+                # Not known to be durable: no reply; the terminals reverse (protocol recovery).
+                log.exception("fsync of the write-ahead log failed; %d requests unanswered", len(items))
+                m.ERRORS.labels("fsync").inc(len(items))
+                m.HEALTH.database = "error"
+                items = [(p, f, tr, None) for p, f, tr, _ in items]
+            else:
+                m.FSYNC_SECONDS.observe(time.perf_counter() - t0)
+            host.loop.call_soon_threadsafe(host.deliver_batch, items)
+
+    def sync(self) -> None:
+        if self.wal_path is None:  # an in-memory database: nothing to make durable
+            return
+        try:
+            _fsync_path(self.wal_path)
+        except FileNotFoundError:
+            # No WAL: SQLite checkpointed it into the database file and removed it (last
+            # connection closed); the database file then holds everything.
+            assert self.db_path is not None
+            _fsync_path(self.db_path)
+
+
+def _fsync_path(path: str, directory: bool = False) -> None:
+    # Opened afresh each time: SQLite may recreate the WAL file (a new inode) behind our back.
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CommitWorker(threading.Thread):
+    """PostgreSQL: a thread with its own connection takes every request queued (up to
+    ``batch_max``), runs them as one unit of work (:class:`BatchRunner`), commits, and only then
+    hands the replies back to the loop. Several workers (``--workers``) commit in parallel:
+    PostgreSQL round trips release the GIL."""
+
+    def __init__(self, host: Host, index: int, q: queue.SimpleQueue[Any]) -> None:
+        super().__init__(name=f"posgate-commit-{index}", daemon=True)
+        self.host = host
+        self.q = q
+
+    def run(self) -> None:
+        host = self.host
+        q = self.q
+        batch_max = host.config.batch_max
+        stop = False
+        while not stop:
+            try:
+                runner = BatchRunner(host, host.db.engine.connect())
+            except Exception:  # noqa: BLE001 - the database is down: keep trying, answer nothing
+                log.exception("commit worker cannot connect to the database; retrying")
+                m.HEALTH.database = "error"
+                self._fail_queued(q)
+                time.sleep(1)
+                continue
+            try:
+                while True:
+                    item = q.get()
+                    if item is _STOP:
+                        stop = True
+                        break
+                    batch = [item]
+                    while len(batch) < batch_max:
+                        try:
+                            nxt = q.get_nowait()
+                        except queue.Empty:
+                            break
+                        if nxt is _STOP:
+                            stop = True
+                            break
+                        batch.append(nxt)
+                    t0 = time.perf_counter()
+                    try:
+                        results = runner.run(batch)
+                    except Exception:  # noqa: BLE001 - the database failed: nobody gets a reply for this batch
+                        host.loop.call_soon_threadsafe(host.deliver_batch, _commit_failed(batch))
+                        time.sleep(0.1)  # do not spin against a database that is down
+                        break  # reconnect
+                    _observe_commit(t0, len(batch))
+                    host.loop.call_soon_threadsafe(host.deliver_batch, results)
+                    if stop:
+                        break
+            finally:
+                runner.close()
+
+    def _fail_queued(self, q: queue.SimpleQueue[Any]) -> None:
+        failed = []
+        while True:
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                q.put(_STOP)
+                break
+            failed.append((*item, None))
+        if failed:
+            self.host.loop.call_soon_threadsafe(self.host.deliver_batch, failed)
+
+
+class WorkerPool:
+    """The commit workers and their shared queue (PostgreSQL)."""
+
+    def __init__(self, host: Host, n: int) -> None:
+        self.host = host
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.workers = [CommitWorker(host, i, self.queue) for i in range(n)]
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def submit(self, item: Any) -> None:
+        self.queue.put(item)
+
+    async def stop(self) -> None:
+        for _ in self.workers:
+            self.queue.put(_STOP)
+        for w in self.workers:
+            await self.host.loop.run_in_executor(None, w.join)
 
 
 # -- the host ------------------------------------------------------------------------------------
@@ -503,13 +715,12 @@ class Host:
         self.issuer_factory: IssuerFactory | None = (
             builtin_issuer_factory(self.env) if issuer_factory is DEFAULT else issuer_factory
         )
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.committer: InlineCommitter | WorkerPool | None = None
         self.connections: set[TerminalProtocol] = set()
         self._counters: dict[tuple[str, str], Any] = {}  # TRANSACTIONS children by (operation, code)
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.server: asyncio.AbstractServer | None = None
-        self.workers: list[CommitWorker] = []
         self.address: tuple[str, int] = (config.host, config.port)
         self._sweeper: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -522,10 +733,8 @@ class Host:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopped = asyncio.Event()
-        n = 1 if self.db.is_sqlite else max(1, self.config.workers)
-        self.workers = [CommitWorker(self, i) for i in range(n)]
-        for w in self.workers:
-            w.start()
+        self.committer = InlineCommitter(self) if self.db.is_sqlite else WorkerPool(self, max(1, self.config.workers))
+        self.committer.start()
         self.server = await self.loop.create_server(
             lambda: TerminalProtocol(self), self.config.host, self.config.port, backlog=1024, reuse_address=True
         )
@@ -541,7 +750,8 @@ class Host:
     def submit(self, proto: TerminalProtocol, frame: Frame, t0: float) -> None:
         self._in_flight += 1
         self._idle.clear()
-        self.queue.put((proto, frame, t0))
+        assert self.committer is not None
+        self.committer.submit((proto, frame, t0))
 
     def deliver_batch(self, results: list[tuple[TerminalProtocol, Frame, float, Reply | None]]) -> None:
         logging_on = self.config.log_transactions and log.isEnabledFor(logging.INFO)
@@ -615,10 +825,8 @@ class Host:
                 proto.transport.close()  # flushes what is buffered, then closes
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for _ in self.workers:
-            self.queue.put(_STOP)
-        for w in self.workers:
-            await self.loop.run_in_executor(None, w.join)
+        if self.committer is not None:
+            await self.committer.stop()
         # Give the transports a moment to drain their write buffers.
         deadline = self.loop.time() + 5
         while self.connections and self.loop.time() < deadline:
