@@ -247,3 +247,42 @@ async def test_failure_inside_a_batch_rolls_back_that_request_only(make_host, db
         rows = conn.execute(text("SELECT detail FROM audit_log WHERE actor = 'test' ORDER BY detail")).scalars().all()
     engine.dispose()
     assert rows == ["gate", "ok01", "ok02", "ok03", "ok04"]
+
+
+async def test_sqlite_replies_wait_for_the_wal_fsync(sqlite_url, monkeypatch):
+    """SQLite commits without fsync on the loop thread; the reply leaves only after WalSyncer
+    has fsynced the write-ahead log (the file SQLite wrote the commit to)."""
+    from posgate.host import server
+    from posgate.store.database import Database
+
+    gate = threading.Event()
+    synced: list[str] = []
+    real_fsync = server._fsync_path
+
+    def gated_fsync(path, directory=False):
+        if not directory:
+            gate.wait(5)
+            synced.append(path)
+        real_fsync(path, directory)
+
+    monkeypatch.setattr(server, "_fsync_path", gated_fsync)
+    db = Database.open(sqlite_url)
+    host = server.Host(db, server.ServerConfig(port=0), processor=echo_process, issuer_factory=None)
+    await host.start()
+    try:
+        r, w = await connect(host)
+        w.write(encode_frame(TPDU, HEADER, BODY))
+        await w.drain()
+        try:
+            await asyncio.wait_for(read_frame(r), 0.5)
+            early = True
+        except TimeoutError:
+            early = False
+        assert not early  # committed, not yet durable: no reply
+        gate.set()
+        assert (await asyncio.wait_for(read_frame(r), 5))[2] == BODY
+        assert synced and all(p.endswith("posgate.db-wal") for p in synced)
+    finally:
+        gate.set()
+        await host.shutdown()
+        db.close()
