@@ -59,6 +59,8 @@ class BuiltinIssuer:
         return "BuiltinIssuer()"
 
     def authorize(self, request: IssuerRequest, now: datetime) -> IssuerResult:
+        # One decision, then at most one card write and one auth code (written out flat, not
+        # with per-call helper closures: this runs for every authorisation).
         store = self._store
         pan_hash = store.pan_hash(request.pan)
         card = store.card(pan_hash)
@@ -66,60 +68,60 @@ class BuiltinIssuer:
             return IssuerResult("14", organisation="")
         kind, amount = request.kind, request.amount
         org = card.organisation
-        bank = f"{org}{request.pan[:6]}"
-
-        def ok(changes: dict[str, object] | None = None, balance: int | None = None) -> IssuerResult:
-            if changes:
-                store.update_card(pan_hash, **changes)
-            code = store.next_auth_code()
-            return IssuerResult("00", code, balance, org, bank)
-
-        def no(code: str) -> IssuerResult:
-            return IssuerResult(code, None, None, org, bank)
-
+        bank = org + request.pan[:6]
+        changes: dict[str, object] | None = None
+        balance: int | None = None
         if kind in _UNDO:
             if kind == "reverse_debit":
-                return ok({"balance": card.balance + amount})
-            if kind == "reverse_credit":
-                return ok({"balance": card.balance - amount})
-            if kind == "reverse_capture":
-                return ok({"balance": card.balance + amount, "held": card.held + request.hold_amount})
-            return ok({"held": card.held + amount})  # reverse_release
-        if card.state != "active":
-            return no(_STATE_CODES.get(card.state, "05"))
-        local = now.astimezone(self._tz)
-        if card.expiry < f"{local.year % 100:02d}{local.month:02d}":
-            return no("54")
-        if kind == "force_debit":
-            return ok({"balance": card.balance - amount})
-        if request.pin_block is not None:
-            refused = self._check_pin(card, request, local.date().isoformat())
-            if refused:
-                return no(refused)
-        available = card.balance - card.held
-        if kind == "balance":
-            return ok(balance=available)
-        if kind in ("credit", "release_hold"):
-            if kind == "credit":
-                return ok({"balance": card.balance + amount}, available + amount)
-            return ok({"held": max(card.held - amount, 0)}, available + min(amount, card.held))
-        if card.per_txn_limit is not None and amount > card.per_txn_limit:
-            return no("61")
-        if kind == "debit":
-            if amount > available:
-                return no("51")
-            return ok({"balance": card.balance - amount}, available - amount)
-        if kind == "hold":
-            if amount > available:
-                return no("51")
-            return ok({"held": card.held + amount}, available - amount)
-        if kind == "capture_hold":
-            released = min(request.hold_amount, card.held)
-            if amount > available + released:
-                return no("51")
-            held = card.held - released
-            return ok({"balance": card.balance - amount, "held": held}, card.balance - amount - held)
-        return no("40")
+                changes = {"balance": card.balance + amount}
+            elif kind == "reverse_credit":
+                changes = {"balance": card.balance - amount}
+            elif kind == "reverse_capture":
+                changes = {"balance": card.balance + amount, "held": card.held + request.hold_amount}
+            else:  # reverse_release
+                changes = {"held": card.held + amount}
+        else:
+            if card.state != "active":
+                return IssuerResult(_STATE_CODES.get(card.state, "05"), None, None, org, bank)
+            local = now.astimezone(self._tz)
+            if card.expiry < f"{local.year % 100:02d}{local.month:02d}":
+                return IssuerResult("54", None, None, org, bank)
+            if kind == "force_debit":
+                changes = {"balance": card.balance - amount}
+            else:
+                if request.pin_block is not None:
+                    refused = self._check_pin(card, request, local.date().isoformat())
+                    if refused:
+                        return IssuerResult(refused, None, None, org, bank)
+                available = card.balance - card.held
+                if kind == "balance":
+                    balance = available
+                elif kind == "credit":
+                    changes, balance = {"balance": card.balance + amount}, available + amount
+                elif kind == "release_hold":
+                    changes = {"held": max(card.held - amount, 0)}
+                    balance = available + min(amount, card.held)
+                elif card.per_txn_limit is not None and amount > card.per_txn_limit:
+                    return IssuerResult("61", None, None, org, bank)
+                elif kind == "debit":
+                    if amount > available:
+                        return IssuerResult("51", None, None, org, bank)
+                    changes, balance = {"balance": card.balance - amount}, available - amount
+                elif kind == "hold":
+                    if amount > available:
+                        return IssuerResult("51", None, None, org, bank)
+                    changes, balance = {"held": card.held + amount}, available - amount
+                elif kind == "capture_hold":
+                    released = min(request.hold_amount, card.held)
+                    if amount > available + released:
+                        return IssuerResult("51", None, None, org, bank)
+                    held = card.held - released
+                    changes, balance = {"balance": card.balance - amount, "held": held}, card.balance - amount - held
+                else:
+                    return IssuerResult("40", None, None, org, bank)
+        if changes:
+            store.update_card(pan_hash, **changes)
+        return IssuerResult("00", store.next_auth_code(), balance, org, bank)
 
     def _check_pin(self, card: CardRecord, request: IssuerRequest, today: str) -> str | None:
         store = self._store

@@ -384,6 +384,7 @@ class SqlHostStore:
         self._unit = False
         self._risk_rules: Sequence[RiskRule] | None = None
         self._merchant_hint: MerchantRecord | None = None
+        self._pan_memo: tuple[str, str] | None = None  # see pan_hash()
 
     def begin_unit(self) -> None:
         """A new unit of work (transaction) starts on this store: forget what the last one read.
@@ -397,6 +398,7 @@ class SqlHostStore:
         self._unit = True
         self._risk_rules = None
         self._merchant_hint = None
+        self._pan_memo = None
 
     @property
     def driver(self) -> Any:
@@ -477,6 +479,7 @@ class SqlHostStore:
     # -- terminals and merchants
     def terminal(self, terminal_id: str) -> TerminalRecord | None:
         self._merchant_hint = None
+        self._pan_memo = None  # a new request: nothing of the last one's card stays here
 
         def build() -> ClauseElement:
             return (
@@ -785,9 +788,22 @@ class SqlHostStore:
 
     # -- card data protection
     def pan_hash(self, pan: str) -> str:
-        return self.keyring.pan_hash(pan)
+        # A request hashes its PAN twice: ReadCard for the record and risk, then the built-in
+        # issuer (its port gets the PAN, as an upstream issuer would) for the card lookup. The
+        # HMAC is kept for that second call only: consumed by it, and dropped at the next
+        # request's terminal(), at encrypt_pan() (Record, the request's last use of the PAN) and
+        # at begin_unit(), so no clear PAN stays here beyond its request.
+        memo = self._pan_memo
+        if memo is not None:
+            self._pan_memo = None
+            if memo[0] == pan:
+                return memo[1]
+        h = self.keyring.pan_hash(pan)
+        self._pan_memo = (pan, h)
+        return h
 
     def encrypt_pan(self, pan: str) -> bytes:
+        self._pan_memo = None
         return self.keyring.encrypt_pan(pan)
 
     def decrypt_pan(self, blob: bytes) -> str:
