@@ -145,6 +145,22 @@ def _identity(v: Any) -> Any:
     return v
 
 
+def _row_maker(cls: Callable[..., Any], out: Sequence[Callable[[Any], Any]]) -> Callable[[Sequence[Any]], Any]:
+    """``cls`` from a row, ``out[i]`` applied to column ``i``: only the conversions that do
+    something are called (most columns come from the driver as they are)."""
+    convs = [(i, f) for i, f in enumerate(out) if f is not _identity]
+    if not convs:
+        return lambda r: cls(*r)
+
+    def make(r: Sequence[Any]) -> Any:
+        v = list(r)
+        for i, f in convs:
+            v[i] = f(v[i])
+        return cls(*v)
+
+    return make
+
+
 def _as_bool(v: Any) -> bool:
     return bool(v)
 
@@ -159,6 +175,13 @@ class _Compiled:
         if self.constants:
             params = {**self.constants, **params}
         return params if self.order is None else tuple([params[k] for k in self.order])
+
+    def args_for(self, names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
+        """The driver's arguments for ``values`` of the parameters ``names`` (in that order): the
+        tuple itself when the statement binds exactly those, in that order (SQLite's ``?``)."""
+        if names == self.order and not self.constants:
+            return values
+        return self.args(dict(zip(names, values, strict=True)))
 
 
 class _Flavour:
@@ -181,6 +204,7 @@ class _Flavour:
         self._compiled: dict[Any, _Compiled] = {}
         self._writers: dict[Any, tuple[Callable[[Any], Any] | None, ...]] = {}
         self._row_args: dict[Any, Callable[[Sequence[Any]], Any]] = {}
+        self._statements: dict[Any, tuple[_Compiled, Callable[[Sequence[Any]], Any]]] = {}
         self._lock = threading.Lock()
 
     def compiled(self, key: Any, build: Callable[[], ClauseElement]) -> _Compiled:
@@ -252,9 +276,48 @@ class _Flavour:
             self._row_args[key] = args
         return args
 
-    def params(self, table: Table, values: dict[str, Any]) -> dict[str, Any]:
-        cols = tuple(values)
-        return {k: (v if conv is None or v is None else conv(v)) for (k, v), conv in zip(values.items(), self.writers(table, cols), strict=True)}
+    def inserter(self, table: Table, cols: tuple[str, ...]) -> tuple[_Compiled, Callable[[Sequence[Any]], Any]]:
+        """The insert of ``cols`` into ``table`` (``RETURNING id`` on PostgreSQL) and its
+        ``row_args``, found with one lookup."""
+        key = ("ins", table.name, cols)
+        hit = self._statements.get(key)
+        if hit is None:
+            if self.sqlite:
+                c = self.compiled(key, lambda: insert(table).values({k: bindparam(k) for k in cols}))
+            else:
+                c = self.compiled(key, lambda: insert(table).values({k: bindparam(k) for k in cols}).returning(table.c.id))
+            hit = (c, self.row_args(table, cols, c))
+            with self._lock:
+                self._statements[key] = hit
+        return hit
+
+    def updater(self, table: Table, key_col: str, cols: tuple[str, ...]) -> tuple[_Compiled, Callable[[Sequence[Any]], Any]]:
+        """``UPDATE table SET cols WHERE key_col = ?`` and a function from the values of ``cols``
+        then the key, in that order, to the driver's arguments (conversions applied)."""
+        key = ("upd", table.name, key_col, cols)
+        hit = self._statements.get(key)
+        if hit is None:
+            writers = self.writers(table, cols)  # also refuses unknown columns
+            c = self.compiled(
+                key, lambda: update(table).where(table.c[key_col] == bindparam("_key")).values({k: bindparam(k) for k in cols})
+            )
+            names = (*cols, "_key")
+            convs = [(i, conv) for i, conv in enumerate(writers) if conv is not None]
+
+            def args(values: Sequence[Any]) -> Any:
+                if convs:
+                    out = list(values)
+                    for i, conv in convs:
+                        v = out[i]
+                        if v is not None:
+                            out[i] = conv(v)
+                    values = out
+                return c.args_for(names, tuple(values))
+
+            hit = (c, args)
+            with self._lock:
+                self._statements[key] = hit
+        return hit
 
     def from_db(self, col: Column[Any]) -> Callable[[Any], Any]:
         t = col.type
@@ -330,7 +393,8 @@ class IdAllocator:
                 self._next[name], self._end[name] = top - count + 1, top + 1
 
 
-_TERMINAL_RECORDS: dict[Any, TerminalRecord] = {}  # row content → record (see SqlHostStore.terminal)
+# row content → (terminal record, merchant record) (see SqlHostStore.terminal)
+_TERMINAL_RECORDS: dict[Any, tuple[TerminalRecord, MerchantRecord]] = {}
 
 
 def _by_id(t: TxnRecord) -> int:
@@ -365,6 +429,43 @@ _TERMINAL_KEYS = {"tmk": ("tmk_enc", b"tmk"), "pik": ("pik_enc", b"pik"), "mak":
                   "tdk": ("tdk_enc", b"tdk")}  # fmt: skip
 
 
+# The statements every financial request runs, built once (see SqlHostStore._run).
+_TX = s.transactions.c
+
+
+def _terminal_stmt() -> ClauseElement:
+    return (
+        select(*_TERMINAL_COLS, *_MERCHANT_COLS)
+        .join_from(_T, _M, _T.c.merchant_pk == _M.c.id)
+        .where(_T.c.terminal_id == bindparam("t"))
+        .with_for_update(of=_T)
+    )
+
+
+_TERMINAL_ARGS = ("t",)
+
+
+def _find_by_stan_stmt() -> ClauseElement:
+    # No ORDER BY: with one, SQLite prefers the (terminal_id, batch_no) index, which is already
+    # in id order, and scans the whole batch; without it, the unique message key (terminal_id,
+    # batch_no, stan, mti) finds the few rows directly. Sorted by the caller instead.
+    return (
+        select(*_TXN_COLS)
+        .where(_TX.terminal_id == bindparam("t"), _TX.batch_no == bindparam("b"), _TX.stan == bindparam("s"))
+        .with_for_update()
+    )
+
+
+_FIND_BY_STAN_ARGS = ("t", "b", "s")
+
+
+def _card_stmt() -> ClauseElement:
+    return select(*_CARD_COLS).where(s.cards.c.pan_hash == bindparam("h")).with_for_update()
+
+
+_CARD_ARGS = ("h",)
+
+
 class SqlHostStore:
     """HostStore over one SQLAlchemy connection inside a unit of work (see the module docstring)."""
 
@@ -377,9 +478,13 @@ class SqlHostStore:
         self._f = _flavour(conn.dialect)
         self._raw: Any = driver
         f = self._f
-        self._txn_out = [f.from_db(col) for col in _TXN_COLS]
-        self._settlement_out = [f.from_db(col) for col in _SETTLEMENT_COLS]
-        self._card_out = [f.from_db(col) for col in _CARD_COLS]
+        # Records from rows, with the few conversions the columns need (see _row_maker).
+        self._txn: Callable[[Sequence[Any]], TxnRecord] = _row_maker(TxnRecord, [f.from_db(c) for c in _TXN_COLS])
+        self._settlement: Callable[[Sequence[Any]], SettlementRecord] = _row_maker(
+            SettlementRecord, [f.from_db(c) for c in _SETTLEMENT_COLS]
+        )
+        self._card: Callable[[Sequence[Any]], CardRecord] = _row_maker(CardRecord, [f.from_db(c) for c in _CARD_COLS])
+        self._txn_insert: tuple[_Compiled, Callable[[Sequence[Any]], Any]] | None = None
         # Per unit of work, only once the commit worker calls begin_unit() (see there).
         self._unit = False
         self._risk_rules: Sequence[RiskRule] | None = None
@@ -421,6 +526,14 @@ class SqlHostStore:
         cur.execute(c.sql, c.args(params))
         return cur
 
+    def _run(self, key: str, build: Callable[[], ClauseElement], names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
+        """``_exec`` for the per-request statements: ``build`` is a module-level function (no
+        closure made per call) and the values come as a tuple in ``names`` order."""
+        c = self._f.compiled(key, build)
+        cur = self._cursor()
+        cur.execute(c.sql, c.args_for(names, values))
+        return cur
+
     def _one(self, key: Any, build: Callable[[], ClauseElement], params: dict[str, Any]) -> Any:
         cur = self._exec(key, build, params)
         row = cur.fetchone()
@@ -433,23 +546,15 @@ class SqlHostStore:
         cur.close()
         return rows
 
-    def _insert_sql(self, table: Table, cols: tuple[str, ...]) -> _Compiled:
-        if self._f.sqlite:
-            return self._f.compiled(("ins", table.name, cols), lambda: insert(table).values({k: bindparam(k) for k in cols}))
-        return self._f.compiled(
-            ("ins", table.name, cols),
-            lambda: insert(table).values({k: bindparam(k) for k in cols}).returning(table.c.id),
-        )
-
     def _insert(self, table: Table, values: dict[str, Any]) -> int:
         cols = tuple(values)
         return self._insert_row(table, cols, tuple(values.values()))
 
     def _insert_row(self, table: Table, cols: tuple[str, ...], values: Sequence[Any]) -> int:
         """Insert one row given as ``values`` in ``cols`` order; returns its id."""
-        c = self._insert_sql(table, cols)
+        c, args = self._f.inserter(table, cols)
         cur = self._cursor()
-        cur.execute(c.sql, self._f.row_args(table, cols, c)(values))
+        cur.execute(c.sql, args(values))
         new_id = cur.lastrowid if self._f.sqlite else cur.fetchone()[0]
         cur.close()
         return int(new_id)
@@ -460,13 +565,9 @@ class SqlHostStore:
         cols = tuple(sorted(values))
         if key_col in values or "id" in values:
             raise ValueError(f"{table.name}: cannot update {key_col!r} or 'id'")
-        params = self._f.params(table, {k: values[k] for k in cols})
-        params["_key"] = key
-
-        def build() -> ClauseElement:
-            return update(table).where(table.c[key_col] == bindparam("_key")).values({k: bindparam(k) for k in cols})
-
-        cur = self._exec(("upd", table.name, key_col, cols), build, params)
+        c, args = self._f.updater(table, key_col, cols)
+        cur = self._cursor()
+        cur.execute(c.sql, args([*[values[k] for k in cols], key]))
         n = cur.rowcount
         cur.close()
         return int(n)
@@ -480,33 +581,29 @@ class SqlHostStore:
     def terminal(self, terminal_id: str) -> TerminalRecord | None:
         self._merchant_hint = None
         self._pan_memo = None  # a new request: nothing of the last one's card stays here
-
-        def build() -> ClauseElement:
-            return (
-                select(*_TERMINAL_COLS, *_MERCHANT_COLS)
-                .join_from(_T, _M, _T.c.merchant_pk == _M.c.id)
-                .where(_T.c.terminal_id == bindparam("t"))
-                .with_for_update(of=_T)
-            )
-
-        r = self._one("terminal", build, {"t": terminal_id})
+        cur = self._run("terminal", _terminal_stmt, _TERMINAL_ARGS, (terminal_id,))
+        r = cur.fetchone()
+        cur.close()
         if r is None:
             return None
-        # Records are immutable: the same row always gives the same record, so it is kept by the
-        # row's content (no staleness possible) and the keys are not decrypted again. PostgreSQL
-        # rows carry parsed JSON (not hashable): built every time.
+        # Records are immutable: the same row always gives the same records, so they are kept by
+        # the row's content (no staleness possible) and the keys are not decrypted again.
+        # PostgreSQL rows carry parsed JSON (not hashable): built every time.
         try:
             hit = _TERMINAL_RECORDS.get(r)
         except TypeError:
             hit, r_hashable = None, False
         else:
             r_hashable = True
-        if self._unit:
-            # The merchant's row came with the terminal's (same statement): CheckMerchantActive
-            # then needs no query of its own.
-            self._merchant_hint = MerchantRecord(*r[_MERCHANT_COLS_AT:])
         if hit is not None:
-            return hit
+            if self._unit:
+                # The merchant's row came with the terminal's (same statement): CheckMerchantActive
+                # then needs no query of its own.
+                self._merchant_hint = hit[1]
+            return hit[0]
+        merchant = MerchantRecord(*r[_MERCHANT_COLS_AT:])
+        if self._unit:
+            self._merchant_hint = merchant
         dec = self.keyring.decrypt
         rec = TerminalRecord(
             id=r[0], terminal_id=r[1], merchant_id=r[2], tmk=dec(r[3], b"tmk"), device_serial=r[4],
@@ -522,7 +619,7 @@ class SqlHostStore:
         if r_hashable:
             if len(_TERMINAL_RECORDS) >= 4096:
                 _TERMINAL_RECORDS.clear()
-            _TERMINAL_RECORDS[r] = rec
+            _TERMINAL_RECORDS[r] = (rec, merchant)
         return rec
 
     def update_terminal(self, terminal_id: str, **changes: Any) -> None:
@@ -570,10 +667,6 @@ class SqlHostStore:
         self._insert(s.sign_ons, {f.name: getattr(entry, f.name) for f in dc_fields(SignOnEntry)})
 
     # -- transactions
-    def _txn(self, r: Sequence[Any]) -> TxnRecord:
-        out = self._txn_out
-        return TxnRecord(*[out[i](v) for i, v in enumerate(r)])
-
     def _txns(self, key: str, build: Callable[[], ClauseElement], params: dict[str, Any]) -> list[TxnRecord]:
         return [self._txn(r) for r in self._all(key, build, params)]
 
@@ -597,19 +690,13 @@ class SqlHostStore:
         return None if r is None else self._txn(r)
 
     def find_by_stan(self, terminal_id: str, batch_no: str, stan: str) -> Sequence[TxnRecord]:
-        t = s.transactions.c
-
-        def build() -> ClauseElement:
-            # No ORDER BY: with one, SQLite prefers the (terminal_id, batch_no) index, which is
-            # already in id order, and scans the whole batch; without it, the unique message key
-            # (terminal_id, batch_no, stan, mti) finds the few rows directly. Sorted here instead.
-            return (
-                select(*_TXN_COLS)
-                .where(t.terminal_id == bindparam("t"), t.batch_no == bindparam("b"), t.stan == bindparam("s"))
-                .with_for_update()
-            )
-
-        rows = self._txns("find_by_stan", build, {"t": terminal_id, "b": batch_no, "s": stan})
+        cur = self._run("find_by_stan", _find_by_stan_stmt, _FIND_BY_STAN_ARGS, (terminal_id, batch_no, stan))
+        found = cur.fetchall()
+        cur.close()
+        if not found:  # the usual case: a STAN not seen before
+            return []
+        make = self._txn
+        rows = [make(r) for r in found]
         rows.sort(key=_by_id)
         return rows
 
@@ -628,7 +715,15 @@ class SqlHostStore:
         )
 
     def insert_transaction(self, txn: TxnRecord) -> int:
-        return self._insert_row(s.transactions, _TXN_INSERT, _TXN_VALUES(txn))
+        ins = self._txn_insert
+        if ins is None:  # once per store: the column tuple is long to hash on every insert
+            ins = self._txn_insert = self._f.inserter(s.transactions, _TXN_INSERT)
+        c, args = ins
+        cur = self._cursor()
+        cur.execute(c.sql, args(_TXN_VALUES(txn)))
+        new_id = cur.lastrowid if self._f.sqlite else cur.fetchone()[0]
+        cur.close()
+        return int(new_id)
 
     def update_transaction(self, txn_id: int, **changes: Any) -> None:
         self._update(s.transactions, "id", txn_id, changes)
@@ -695,10 +790,7 @@ class SqlHostStore:
             )
 
         r = self._one("latest_settlement", build, {"t": terminal_id, "b": batch_no})
-        if r is None:
-            return None
-        out = self._settlement_out
-        return SettlementRecord(*[out[i](v) for i, v in enumerate(r)])
+        return None if r is None else self._settlement(r)
 
     def insert_difference(self, record: DifferenceRecord) -> int:
         return self._insert(s.differences, {f.name: getattr(record, f.name) for f in dc_fields(DifferenceRecord)})
@@ -773,12 +865,10 @@ class SqlHostStore:
 
     # -- the built-in issuer's cards (IssuerStore)
     def card(self, pan_hash: str) -> CardRecord | None:
-        c = s.cards.c
-        r = self._one("card", lambda: select(*_CARD_COLS).where(c.pan_hash == bindparam("h")).with_for_update(), {"h": pan_hash})
-        if r is None:
-            return None
-        out = self._card_out
-        return CardRecord(*[out[i](v) for i, v in enumerate(r)])
+        cur = self._run("card", _card_stmt, _CARD_ARGS, (pan_hash,))
+        r = cur.fetchone()
+        cur.close()
+        return None if r is None else self._card(r)
 
     def update_card(self, pan_hash: str, **changes: Any) -> None:
         self._update(s.cards, "pan_hash", pan_hash, changes)
