@@ -92,6 +92,8 @@ def _constant_in(col: Column[Any], values: Sequence[str]) -> ColumnElement[bool]
 def _dt_in_sqlite(v: datetime | None) -> str | None:
     if v is None:
         return None
+    if v.tzinfo is UTC:  # the usual case (env.now()): the same text without two new datetimes
+        return v.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
     if v.tzinfo is not None:
         v = v.astimezone(UTC).replace(tzinfo=None)
     return v.isoformat(" ", "microseconds")  # SQLAlchemy's SQLite DATETIME storage format
@@ -251,26 +253,34 @@ class _Flavour:
         hit = self._row_args.get(key)
         if hit is not None:
             return hit
-        convs = [(i, conv) for i, conv in enumerate(self.writers(table, cols)) if conv is not None]
+        writers = self.writers(table, cols)
         order, constants = sql.order, sql.constants
-
-        def convert(values: Sequence[Any]) -> list[Any]:
-            out = list(values)
-            for i, conv in convs:
-                v = out[i]
-                if v is not None:
-                    out[i] = conv(v)
-            return out
-
-        if order is not None and order == cols and not constants:
+        if order is not None and not constants and sorted(order) == sorted(cols):
+            # Positional parameters (SQLite): the statement binds the table's column order, which
+            # need not be ``cols`` order (a record's field order): values are picked in the
+            # statement's order and converted there, no dict in between.
+            pick = tuple(cols.index(k) for k in order)
+            same = pick == tuple(range(len(cols)))
+            convs = [(j, conv) for j, conv in enumerate(writers[i] for i in pick) if conv is not None]
 
             def args(values: Sequence[Any]) -> Any:
-                return convert(values)
+                out = list(values) if same else [values[i] for i in pick]
+                for j, conv in convs:
+                    v = out[j]
+                    if v is not None:
+                        out[j] = conv(v)
+                return out
 
         else:
+            named = [(i, conv) for i, conv in enumerate(writers) if conv is not None]
 
             def args(values: Sequence[Any]) -> Any:
-                return sql.args(dict(zip(cols, convert(values), strict=True)))
+                out = list(values)
+                for i, conv in named:
+                    v = out[i]
+                    if v is not None:
+                        out[i] = conv(v)
+                return sql.args(dict(zip(cols, out, strict=True)))
 
         with self._lock:
             self._row_args[key] = args
