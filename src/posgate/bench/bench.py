@@ -31,8 +31,10 @@ def _fleet_process(specs: list[Any], cards: list[tuple[str, str]], port: int, se
                    barrier: Any, out: Any) -> None:  # fmt: skip
     from posgate.fleet.fleet import Fleet, FleetConfig, _run_loop
 
+    # own_card: each terminal its own cardholder (cards[i] goes with specs[i]); cards drawn at
+    # random would make a few issuer rows hot across host processes, which real traffic is not.
     cfg = FleetConfig(port=port, terminals=len(specs), duration=seconds, mix={"sale": 1}, timeout=30, seed=seed,
-                      settle=False, specs=specs, cards=cards, ramp=0.5)  # fmt: skip
+                      settle=False, specs=specs, cards=cards, ramp=0.5, own_card=True)  # fmt: skip
     fleet = Fleet(cfg)
     barrier.wait()
     t0 = time.monotonic()
@@ -46,8 +48,9 @@ def drive(name: str, specs: list[Any], cards: list[tuple[str, str]], port: int, 
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(fleets)
     out = ctx.Queue()
-    parts = [specs[i::fleets] for i in range(fleets)]
-    procs = [ctx.Process(target=_fleet_process, args=(p, cards, port, seconds, i + 1, barrier, out)) for i, p in enumerate(parts)]
+    parts = [(specs[i::fleets], cards[i::fleets]) for i in range(fleets)]  # provision() pairs specs[j] with cards[j]
+    procs = [ctx.Process(target=_fleet_process, args=(s, c, port, seconds, i + 1, barrier, out))
+             for i, (s, c) in enumerate(parts)]  # fmt: skip
     for p in procs:
         p.start()
     try:

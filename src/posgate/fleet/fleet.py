@@ -460,6 +460,9 @@ class FleetConfig:
     pause_after_error: float = 0.0  # a terminal whose operation got no answer waits this long (s)
     specs: list[TerminalSpec] | None = None  # default: the demo terminals
     cards: list[tuple[str, str]] | None = None  # default: the demo cards
+    # Terminal i pays only with cards[i] (as provision() pairs them): no issuer row shared
+    # between terminals, as with real cardholders (benchmarks). Default: any card, any terminal.
+    own_card: bool = False
 
 
 class Fleet:
@@ -500,7 +503,8 @@ class Fleet:
     async def _terminal_loop(self, t: SimTerminal, index: int) -> None:
         cfg = self.config
         rng = random.Random(cfg.seed * 1_000_003 + index)
-        work = Workload(cfg.mix, self.cards, rng)
+        cards = [self.cards[index % len(self.cards)]] if cfg.own_card else self.cards
+        work = Workload(cfg.mix, cards, rng)
         if cfg.ramp > 0:
             await asyncio.sleep(cfg.ramp * index / max(1, len(self.terminals)))
         await self.timed(t, Input("sign_on"))
