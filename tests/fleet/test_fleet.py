@@ -87,6 +87,29 @@ def test_fleet_runs_the_mix_and_settles(tmp_path: Path) -> None:
     assert result.settlements == 3 and result.terminal_entries > 0
 
 
+def test_own_card_gives_each_terminal_its_own_cardholder() -> None:
+    """--own-card: terminal i pays only with cards[i] (benchmarks: no issuer row shared by
+    terminals); by default every terminal draws from all the cards."""
+    cards = list(DEMO_CARDS)  # two cardholders for two terminals
+
+    def used(own: bool) -> dict[str, set[str]]:
+        with HostThread() as host:
+            cfg = FleetConfig(port=host.port, terminals=2, duration=None, transactions=60, timeout=5,
+                              mix=parse_mix("sale=1"), cards=cards, ramp=0, settle=False, own_card=own, seed=3)
+            _run_loop(Fleet(cfg).run())
+            by_terminal: dict[str, set[str]] = {}
+            for r in host.store.txns.values():
+                if r.operation == "sale":
+                    by_terminal.setdefault(r.terminal_id, set()).add(r.pan_hash)
+        return by_terminal
+
+    own = used(True)
+    assert len(own) == 2 and all(len(h) == 1 for h in own.values())
+    assert len(set().union(*own.values())) == 2  # two terminals, two different cardholders
+    shared = used(False)
+    assert any(len(h) > 1 for h in shared.values())
+
+
 def test_audit_survives_faults_power_losses_and_finds_planted_errors(tmp_path: Path) -> None:
     """The chaos loop in miniature (no subprocess): the real pipeline, the fault proxy, power
     losses; after settling, the three ledgers agree. Then the audit must catch what we plant."""

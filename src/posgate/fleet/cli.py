@@ -39,6 +39,7 @@ def fleet(
     settle_every: int = typer.Option(400, "--settle-every", min=10, max=900, help="Settle a terminal whose batch holds this many."),
     think: float = typer.Option(0.0, "--think", help="Seconds each terminal pauses between operations."),
     seed: int = typer.Option(1, "--seed"),
+    own_card: bool = typer.Option(False, "--own-card", help="Terminal i pays only with card i (no issuer row shared by terminals)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (no progress bar)."),
 ) -> None:
     """Simulate N POS terminals against a CUP host: sign-on, a mix of transactions, settlement."""
@@ -63,7 +64,7 @@ def fleet(
         duration = 10.0
     cfg = FleetConfig(host=host, port=port, terminals=terminals, duration=duration, transactions=transactions, mix=weights,
                       state_dir=state, timeout=timeout, seed=seed, settle=settle, settle_every=settle_every, think=think,
-                      specs=specs, cards=cards, ramp=min(2.0, terminals / 500))  # fmt: skip
+                      specs=specs, cards=cards, ramp=min(2.0, terminals / 500), own_card=own_card)  # fmt: skip
     report = run_with_progress(Fleet(cfg), show=not as_json and sys.stderr.isatty())
     if as_json:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
