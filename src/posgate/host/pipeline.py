@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from posgate.host.context import ABORTED, DONE, PREPARED, Context
@@ -142,14 +143,26 @@ def process(frame_header: bytes, body: bytes, store: HostStore, issuer: Issuer, 
     one commit); send the reply only after that commit. If ``reply.error`` is set, roll back
     this request's writes (savepoint) and still send the ``96`` reply, or close.
     """
-    from posgate.host.routes import PIPELINE  # routes imports the participants, which import us
-
+    routes = _ROUTES or _load_routes()
     ctx = Context(frame_header, body, store, issuer, env)
     try:
-        run(ctx, PIPELINE)
+        run(ctx, routes.PIPELINE)
     except Exception as exc:  # noqa: BLE001 - the boundary: a bug must not kill the connection
         return _failure(ctx, exc)
     return _reply(ctx)
+
+
+_ROUTES: ModuleType | None = None
+
+
+def _load_routes() -> ModuleType:
+    # Imported on first use, not at the top: routes imports the participants, which import us.
+    # Kept after that (an import statement per request costs more than the request's bookkeeping).
+    global _ROUTES
+    import posgate.host.routes
+
+    _ROUTES = posgate.host.routes
+    return _ROUTES
 
 
 def _reply(ctx: Context) -> HostReply:
@@ -180,9 +193,19 @@ def _failure(ctx: Context, exc: Exception) -> HostReply:
 
 
 _DEFAULT_HEADER = bytes.fromhex("603100000000")
+# (request header, requirement) → reply header: a terminal fleet sends a handful of headers, and
+# each request needs its reply's twice (the reply, the stored reply). Bounded.
+_REPLY_HEADERS: dict[tuple[bytes, str], bytes] = {}
 
 
 def reply_header(request_header: bytes, requirement: str) -> bytes:
     """The request's header with the processing-requirement digit set (1.3, D2)."""
-    h = request_header if len(request_header) == 6 else _DEFAULT_HEADER
-    return h[:2] + bytes(((h[2] & 0xF0) | int(requirement),)) + h[3:]
+    key = (request_header, requirement)
+    h = _REPLY_HEADERS.get(key)
+    if h is None:
+        r = request_header if len(request_header) == 6 else _DEFAULT_HEADER
+        h = r[:2] + bytes(((r[2] & 0xF0) | int(requirement),)) + r[3:]
+        if len(_REPLY_HEADERS) >= 256:
+            _REPLY_HEADERS.clear()
+        _REPLY_HEADERS[key] = h
+    return h
