@@ -10,11 +10,17 @@ store-encrypted ``pan_enc`` only.
 
 from __future__ import annotations
 
-from typing import Any
-
 from posgate.host.context import PREPARED, Context
 from posgate.host.pipeline import Participant, reply_header
 from posgate.host.ports import TxnRecord
+
+# What a retry overwrites in a rejected attempt's row: everything but the message key
+# (TID + batch + STAN + MTI), the id and what only later messages change.
+_REPLACED = (
+    "created_at", "day", "operation", "processing_code", "amount", "currency", "pan_hash", "pan_masked",
+    "card_organisation", "entry_mode", "response_code", "auth_code", "rrn", "status", "original_id",
+    "request_digest", "reply", "trace", "operator", "source", "pan_enc", "settlement_id",
+)  # fmt: skip
 
 
 class Record(Participant):
@@ -33,26 +39,26 @@ class Record(Participant):
             status = "approved" if code == "00" else "declined"
         reply = ctx.reply_body
         original = ctx.original
-        fields: dict[str, Any] = {
-            "created_at": ctx.now, "day": ctx.day, "operation": op.name, "processing_code": msg.text(3) or None,
-            "amount": ctx.amount, "currency": msg.text(49) or ctx.env.currency, "pan_hash": ctx.pan_hash,
-            "pan_masked": ctx.pan_masked, "card_organisation": ctx.card_organisation,
-            "entry_mode": msg.text(22) or None, "response_code": code, "auth_code": ctx.auth_code if code == "00" else None,
-            "rrn": ctx.rrn, "status": status, "original_id": original.id if original is not None else None,
-            "request_digest": ctx.digest, "reply": None if reply is None else reply_header(ctx.header, ctx.requirement) + reply,
-            "trace": ctx.trace, "operator": t.operator, "source": ctx.source,
-            "pan_enc": ctx.store.encrypt_pan(ctx.pan) if ctx.pan is not None and not ctx.rejected else None,
-            "settlement_id": ctx.extra.get("settlement_id"),
-        }  # fmt: skip
+        # One record, built once (no dict of fields in between: this runs for every attempt).
+        txn = TxnRecord(
+            id=None, created_at=ctx.now, day=ctx.day, terminal_id=t.terminal_id, merchant_id=t.merchant_id,
+            batch_no=ctx.batch_no, stan=ctx.stan, mti=msg.mti, operation=op.name,
+            processing_code=msg.text(3) or None, amount=ctx.amount, currency=msg.text(49) or ctx.env.currency,
+            pan_hash=ctx.pan_hash, pan_masked=ctx.pan_masked,
+            pan_enc=ctx.store.encrypt_pan(ctx.pan) if ctx.pan is not None and not ctx.rejected else None,
+            card_organisation=ctx.card_organisation, entry_mode=msg.text(22) or None, response_code=code,
+            auth_code=ctx.auth_code if code == "00" else None, rrn=ctx.rrn, status=status,
+            original_id=original.id if original is not None else None, refunded_amount=0,
+            request_digest=ctx.digest,
+            reply=None if reply is None else reply_header(ctx.header, ctx.requirement) + reply,
+            trace=ctx.trace, operator=t.operator, source=ctx.source, settlement_id=ctx.extra.get("settlement_id"),
+        )  # fmt: skip
         prev = ctx.previous
         if prev is not None and prev.status == "rejected" and prev.id is not None:
-            ctx.prepared(self.name, f"replaces rejected attempt #{prev.id}")
-            ctx.store.update_transaction(prev.id, **fields)
+            ctx.prepared(self.name, f"replaces rejected attempt #{prev.id}")  # the trace is txn.trace
+            ctx.store.update_transaction(prev.id, **{name: getattr(txn, name) for name in _REPLACED})
             ctx.txn_id = prev.id
             return PREPARED
         ctx.prepared(self.name, status)  # before the write, so that the stored trace has it
-        ctx.txn_id = ctx.store.insert_transaction(TxnRecord(
-            id=None, terminal_id=t.terminal_id, merchant_id=t.merchant_id, batch_no=ctx.batch_no, stan=ctx.stan,
-            mti=msg.mti, refunded_amount=0, **fields,
-        ))  # fmt: skip
+        ctx.txn_id = ctx.store.insert_transaction(txn)
         return PREPARED
