@@ -28,7 +28,7 @@ passed in) or a random source (the zone key is passed in, or drawn from ``randby
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from posgate.crypto import CryptoError, decrypt_pin, generate_working_keys
 from posgate.host.context import zone
@@ -44,6 +44,9 @@ class BuiltinIssuer:
         self._store = store
         self._zone_key = zone_key
         self._tz = zone(timezone)  # the issuer's business day (PIN tries, expiry month)
+        # (from, until, YYMM, YYYY-MM-DD): the local day that the last ``now`` fell in, as a UTC
+        # range, so that the next requests of that day skip the time zone conversion.
+        self._day: tuple[datetime, datetime, str, str] | None = None
 
     @classmethod
     def with_random_zone_key(cls, store: IssuerStore, randbytes: Callable[[int], bytes],
@@ -83,14 +86,14 @@ class BuiltinIssuer:
         else:
             if card.state != "active":
                 return IssuerResult(_STATE_CODES.get(card.state, "05"), None, None, org, bank)
-            local = now.astimezone(self._tz)
-            if card.expiry < f"{local.year % 100:02d}{local.month:02d}":
+            month, today = self._local_day(now)
+            if card.expiry < month:
                 return IssuerResult("54", None, None, org, bank)
             if kind == "force_debit":
                 changes = {"balance": card.balance - amount}
             else:
                 if request.pin_block is not None:
-                    refused = self._check_pin(card, request, local.date().isoformat())
+                    refused = self._check_pin(card, request, today)
                     if refused:
                         return IssuerResult(refused, None, None, org, bank)
                 available = card.balance - card.held
@@ -122,6 +125,20 @@ class BuiltinIssuer:
         if changes:
             store.update_card(pan_hash, **changes)
         return IssuerResult("00", store.next_auth_code(), balance, org, bank)
+
+    def _local_day(self, now: datetime) -> tuple[str, str]:
+        """``now``'s month (YYMM) and day (YYYY-MM-DD) in the issuer's time zone."""
+        day = self._day
+        if day is not None and now.tzinfo is UTC and day[0] <= now < day[1]:
+            return day[2], day[3]
+        local = now.astimezone(self._tz)
+        month, today = f"{local.year % 100:02d}{local.month:02d}", local.date().isoformat()
+        # The day's first instant (fold=0: the first of two midnights when clocks go back at one).
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
+        start, end = midnight.astimezone(UTC), (midnight + timedelta(days=1)).astimezone(UTC)
+        if now.tzinfo is UTC and start <= now < end:  # kept only for aware UTC (env.now()), compared as such
+            self._day = (start, end, month, today)
+        return month, today
 
     def _check_pin(self, card: CardRecord, request: IssuerRequest, today: str) -> str | None:
         store = self._store
