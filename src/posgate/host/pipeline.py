@@ -201,11 +201,12 @@ _REPLY_HEADERS: dict[tuple[bytes, str], bytes] = {}
 def reply_header(request_header: bytes, requirement: str) -> bytes:
     """The request's header with the processing-requirement digit set (1.3, D2)."""
     key = (request_header, requirement)
-    h = _REPLY_HEADERS.get(key)
+    h = _REPLY_HEADERS.get(key) if type(request_header) is bytes else None  # (a bytearray: not kept)
     if h is None:
         r = request_header if len(request_header) == 6 else _DEFAULT_HEADER
         h = r[:2] + bytes(((r[2] & 0xF0) | int(requirement),)) + r[3:]
-        if len(_REPLY_HEADERS) >= 256:
-            _REPLY_HEADERS.clear()
-        _REPLY_HEADERS[key] = h
+        if type(request_header) is bytes:
+            if len(_REPLY_HEADERS) >= 256:
+                _REPLY_HEADERS.clear()
+            _REPLY_HEADERS[key] = h
     return h
