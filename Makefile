@@ -26,10 +26,12 @@ run: venv
 	$(BIN)/posgate serve --demo
 
 # Debian packages the tests drive for real: headless Chromium for the console's browser tests
-# (no browser downloads) and HAProxy for the scale-out soak. Installed only when missing.
+# (no browser downloads), HAProxy for the scale-out soak and poppler-utils to read the PDF
+# receipts back. Installed only when missing.
 chromium:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
+	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 lint: venv
