@@ -286,3 +286,38 @@ async def test_sqlite_replies_wait_for_the_wal_fsync(sqlite_url, monkeypatch):
         gate.set()
         await host.shutdown()
         db.close()
+
+
+async def test_sqlite_rows_kept_between_batches_never_outlive_a_rollback(sqlite_url):
+    """The SQLite writer keeps card rows between batches (SqlHostStore.keep_rows): a request whose
+    writes are rolled back (a pipeline error) must not leave its balance in what is kept."""
+    from posgate.host import server
+    from posgate.store.database import Database
+    from posgate.store.demo import provision_demo
+
+    pan = "6212142000000000012"
+
+    def debit(header, body, store, issuer, env):
+        h = store.pan_hash(pan)
+        card = store.card(h)
+        store.update_card(h, balance=card.balance - 100)
+        if body.endswith(b"err"):
+            return EchoReply(header, body, error="ValueError")  # the batch runs again, this one rolled back
+        return EchoReply(header, str(store.card(h).balance).encode())
+
+    db = Database.open(sqlite_url)
+    provision_demo(db.engine, db.keyring)
+    with db.unit_of_work() as st:
+        start = st.card(st.pan_hash(pan)).balance
+    host = server.Host(db, server.ServerConfig(port=0), processor=debit, issuer_factory=None)
+    await host.start()
+    try:
+        r, w = await connect(host)
+        assert (await roundtrip(r, w, BODY))[2] == str(start - 100).encode()
+        await roundtrip(r, w, BODY + b"err")
+        assert (await roundtrip(r, w, BODY))[2] == str(start - 200).encode()  # not start - 300
+    finally:
+        await host.shutdown()
+    with db.unit_of_work() as st:
+        assert st.card(st.pan_hash(pan)).balance == start - 200
+    db.close()

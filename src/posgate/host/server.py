@@ -350,6 +350,7 @@ class BatchRunner:
             results, failure = self._attempt(batch, careful=False)
             if results is None:
                 driver.rollback()
+                self.store.forget()
                 m.ERRORS.labels(f"batch_retry_{failure}").inc()
                 log.info("batch of %d rolled back (%s) and run again %s", len(batch), failure,
                          "one request per transaction" if failure == "lock" else "with savepoints")  # fmt: skip
@@ -360,6 +361,7 @@ class BatchRunner:
                     assert results is not None
             driver.commit()
         except BaseException:
+            self.store.forget()
             with contextlib.suppress(Exception):
                 driver.rollback()
             raise
@@ -391,6 +393,7 @@ class BatchRunner:
                     return None, "lock" if type(e).__name__ in TRANSIENT else "error"
                 cur.execute("ROLLBACK TO SAVEPOINT r")
                 cur.execute("RELEASE SAVEPOINT r")
+                store.forget()  # rows kept from this request may hold what was just undone
                 log.exception("process() raised; request rolled back", extra=fields(peer=proto.peer))
                 m.ERRORS.labels("process").inc()
                 reply = None
@@ -400,6 +403,7 @@ class BatchRunner:
                     return None, "lock" if error in TRANSIENT else "error"
                 if error:
                     cur.execute("ROLLBACK TO SAVEPOINT r")  # the 96 reply goes out; the writes do not stay
+                    store.forget()
                     m.ERRORS.labels("pipeline").inc()
                     log.error("request failed in the pipeline (%s); its writes were rolled back", error,
                               extra=fields(peer=proto.peer))  # fmt: skip
@@ -423,6 +427,7 @@ class BatchRunner:
                     reply = done[0][3]
                     break
                 driver.rollback()
+                self.store.forget()
                 if failure != "lock":
                     done, _ = self._attempt([item], careful=True)
                     assert done is not None
@@ -490,6 +495,7 @@ class InlineCommitter:
             runner = BatchRunner(self.host, conn)
             # Commits write the WAL without fsync; WalSyncer makes them durable before the replies.
             runner.driver.execute("PRAGMA synchronous=NORMAL")
+            runner.store.keep_rows()  # the only writer: terminal and card rows kept between batches
         except BaseException:
             conn.close()
             raise

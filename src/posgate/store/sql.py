@@ -38,6 +38,7 @@ import json.encoder
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import fields as dc_fields
+from dataclasses import replace as dc_replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
@@ -424,6 +425,8 @@ _TERMINAL_COLS = [
 _MERCHANT_COLS_AT = len(_TERMINAL_COLS)  # the terminal lookup also reads its merchant's row (see terminal())
 _CARD_FIELDS = [f.name for f in dc_fields(CardRecord)]
 _CARD_COLS = [s.cards.c[name] for name in _CARD_FIELDS]
+# Card columns written by the issuer whose Python value is exactly what reading them back gives.
+_PLAIN_CARD_CHANGES = frozenset({"balance", "held", "pin_tries", "pin_tries_day"})
 _MERCHANT_COLS = [_M.c.id, _M.c.merchant_id, _M.c.name, _M.c.name_en, _M.c.mcc, _M.c.fee_rate_bp, _M.c.status,
                   _M.c.suspended_reason]  # fmt: skip
 
@@ -500,6 +503,11 @@ class SqlHostStore:
         self._risk_rules: Sequence[RiskRule] | None = None
         self._merchant_hint: MerchantRecord | None = None
         self._pan_memo: tuple[str, str] | None = None  # see pan_hash()
+        # Rows kept from one unit of work to the next (SQLite only, see keep_rows()).
+        self._keep = False
+        self._data_version: int | None = None
+        self._kept_terminals: dict[str, tuple[TerminalRecord, MerchantRecord | None]] = {}
+        self._kept_cards: dict[str, CardRecord] = {}
 
     def begin_unit(self) -> None:
         """A new unit of work (transaction) starts on this store: forget what the last one read.
@@ -514,6 +522,38 @@ class SqlHostStore:
         self._risk_rules = None
         self._merchant_hint = None
         self._pan_memo = None
+        if self._keep:
+            # Called inside the transaction, after BEGIN IMMEDIATE: no other connection can
+            # commit from here to our commit, so one look at data_version covers the whole unit.
+            cur = self._raw.cursor()
+            version = cur.execute("PRAGMA data_version").fetchone()[0]
+            cur.close()
+            if version != self._data_version:
+                self.forget()
+                self._data_version = version
+
+    def keep_rows(self) -> None:
+        """Keep terminal and card rows from one unit of work to the next (SQLite's single writer).
+
+        Why: the terminal's and the card's SELECT are a sixth of a sale's work, and on SQLite
+        this connection is the host's only writer: a row it read or wrote stays as it is
+        unless another connection (the console, ``posgate admin``, the RRN allocator) commits,
+        which ``PRAGMA data_version`` tells at the start of every unit (:meth:`begin_unit`: then
+        everything kept is dropped). Our own writes keep the kept rows exact (``update_card``
+        applies the same change, ``update_terminal``/``update_merchant`` drop them); a rollback
+        must call :meth:`forget`, since the kept rows may hold what it undid. Never on
+        PostgreSQL: other processes commit there without telling, and its rows are read
+        ``FOR UPDATE``.
+        """
+        if not self._f.sqlite or self._raw is None:
+            raise RuntimeError("rows are kept between units of work only on SQLite, with driver=")
+        self._keep = True
+
+    def forget(self) -> None:
+        """Drop every row kept between units of work (after a rollback, or another writer's commit)."""
+        self._kept_terminals.clear()
+        self._kept_cards.clear()
+        self._data_version = None
 
     @property
     def driver(self) -> Any:
@@ -591,6 +631,12 @@ class SqlHostStore:
     def terminal(self, terminal_id: str) -> TerminalRecord | None:
         self._merchant_hint = None
         self._pan_memo = None  # a new request: nothing of the last one's card stays here
+        if self._keep:
+            kept = self._kept_terminals.get(terminal_id)
+            if kept is not None:
+                if self._unit:
+                    self._merchant_hint = kept[1]
+                return kept[0]
         cur = self._run("terminal", _terminal_stmt, _TERMINAL_ARGS, (terminal_id,))
         r = cur.fetchone()
         cur.close()
@@ -610,6 +656,8 @@ class SqlHostStore:
                 # The merchant's row came with the terminal's (same statement): CheckMerchantActive
                 # then needs no query of its own.
                 self._merchant_hint = hit[1]
+            if self._keep:
+                self._kept_terminals[terminal_id] = hit
             return hit[0]
         merchant = MerchantRecord(*r[_MERCHANT_COLS_AT:])
         if self._unit:
@@ -630,6 +678,8 @@ class SqlHostStore:
             if len(_TERMINAL_RECORDS) >= 4096:
                 _TERMINAL_RECORDS.clear()
             _TERMINAL_RECORDS[r] = (rec, merchant)
+        if self._keep:
+            self._kept_terminals[terminal_id] = (rec, merchant)
         return rec
 
     def update_terminal(self, terminal_id: str, **changes: Any) -> None:
@@ -647,6 +697,7 @@ class SqlHostStore:
                 values["merchant_pk"] = m.id
             else:
                 values[k] = v
+        self._kept_terminals.pop(terminal_id, None)
         self._update(_T, "terminal_id", terminal_id, values)
 
     def merchant(self, merchant_id: str) -> MerchantRecord | None:
@@ -660,6 +711,7 @@ class SqlHostStore:
 
     def update_merchant(self, merchant_id: str, **changes: Any) -> None:
         self._merchant_hint = None
+        self._kept_terminals.clear()  # they hold their merchant's row
         self._update(_M, "merchant_id", merchant_id, changes)
 
     def merchant_last_sign_on_day(self, merchant_id: str) -> str | None:
@@ -875,13 +927,29 @@ class SqlHostStore:
 
     # -- the built-in issuer's cards (IssuerStore)
     def card(self, pan_hash: str) -> CardRecord | None:
+        if self._keep:
+            kept = self._kept_cards.get(pan_hash)
+            if kept is not None:
+                return kept
         cur = self._run("card", _card_stmt, _CARD_ARGS, (pan_hash,))
         r = cur.fetchone()
         cur.close()
-        return None if r is None else self._card(r)
+        if r is None:
+            return None
+        card = self._card(r)
+        if self._keep:
+            if len(self._kept_cards) >= 100_000:  # bounded: a fleet of cardholders, not every card ever seen
+                self._kept_cards.clear()
+            self._kept_cards[pan_hash] = card
+        return card
 
     def update_card(self, pan_hash: str, **changes: Any) -> None:
         self._update(s.cards, "pan_hash", pan_hash, changes)
+        if self._keep:
+            kept = self._kept_cards.pop(pan_hash, None)
+            # The kept row gets the very values the UPDATE wrote, when they need no conversion.
+            if kept is not None and changes.keys() <= _PLAIN_CARD_CHANGES:
+                self._kept_cards[pan_hash] = dc_replace(kept, **changes)
 
     def pin_verifier(self, pan: str, pin: str) -> str:
         return self.keyring.pin_verifier(pan, pin)
