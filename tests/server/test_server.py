@@ -321,3 +321,48 @@ async def test_sqlite_rows_kept_between_batches_never_outlive_a_rollback(sqlite_
     with db.unit_of_work() as st:
         assert st.card(st.pan_hash(pan)).balance == start - 200
     db.close()
+
+
+async def test_sqlite_wal_is_checkpointed_off_the_loop_and_restarted(sqlite_url, monkeypatch):
+    """The writer commits with wal_autocheckpoint=0; WalCheckpointer copies the WAL back in its
+    own thread and, past restart_frames, restarts it, so the WAL stays bounded under load."""
+    import os
+
+    from posgate.host import metrics, server
+    from posgate.store.database import Database
+    from posgate.store.demo import provision_demo
+
+    monkeypatch.setattr(server.WalCheckpointer.__init__, "__defaults__", (0.0, 64))  # interval, restart_frames
+    pan = "6212142000000000012"
+
+    def debit(header, body, store, issuer, env):  # dirties a few pages per request
+        h = store.pan_hash(pan)
+        store.update_card(h, balance=store.card(h).balance - 1)
+        store.audit(env.now(), "test", "debit", "card", None, None, detail="x" * 500)
+        return EchoReply(header, body)
+
+    db = Database.open(sqlite_url)
+    provision_demo(db.engine, db.keyring)
+    restarts = metrics.CHECKPOINTS.labels("restart")._value.get()
+    host = server.Host(db, server.ServerConfig(port=0), processor=debit, issuer_factory=None)
+    await host.start()
+    wal = sqlite_url.removeprefix("sqlite:///") + "-wal"
+    try:
+        assert host.committer.runner.driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        r, w = await connect(host)
+        for _ in range(400):
+            await roundtrip(r, w, BODY)
+            await asyncio.sleep(0)
+        for _ in range(100):  # the checkpointer runs in its own thread: give it a moment
+            if metrics.CHECKPOINTS.labels("restart")._value.get() > restarts:
+                break
+            await asyncio.sleep(0.02)
+        assert metrics.CHECKPOINTS.labels("restart")._value.get() > restarts
+        # 400 commits of several pages each, without restarts, would be far past 64 frames.
+        frames = os.path.getsize(wal) // (4096 + 24)
+        assert frames < 400
+    finally:
+        await host.shutdown()
+    with db.unit_of_work() as st:
+        assert st.card(st.pan_hash(pan)).balance > 0
+    db.close()

@@ -58,6 +58,8 @@ FSYNC_SECONDS = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0),
     registry=registry,
 )
+CHECKPOINTS = Counter("posgate_wal_checkpoints", "SQLite: checkpoints of the write-ahead log, by mode", ["mode"],
+                      registry=registry)  # fmt: skip
 REVERSALS = Counter("posgate_reversals", "Reversals (0400) answered", ["response_code"], registry=registry)
 ERRORS = Counter("posgate_errors", "Requests that failed unexpectedly (rolled back)", ["kind"], registry=registry)
 

@@ -487,6 +487,9 @@ class InlineCommitter:
     def start(self) -> None:
         self.runner = self._connect()
         self.syncer = WalSyncer(self.host, self.host.db.url)
+        if self.syncer.db_path is not None:
+            self.syncer.checkpointer = WalCheckpointer(self.host)
+            self.syncer.checkpointer.start()
         self.syncer.start()
 
     def _connect(self) -> BatchRunner:
@@ -495,6 +498,8 @@ class InlineCommitter:
             runner = BatchRunner(self.host, conn)
             # Commits write the WAL without fsync; WalSyncer makes them durable before the replies.
             runner.driver.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run in WalCheckpointer's thread, not inside this thread's commits.
+            runner.driver.execute("PRAGMA wal_autocheckpoint=0")
             runner.store.keep_rows()  # the only writer: terminal and card rows kept between batches
         except BaseException:
             conn.close()
@@ -536,6 +541,9 @@ class InlineCommitter:
         if self.syncer is not None:
             self.syncer.put(None)
             await self.host.loop.run_in_executor(None, self.syncer.join)
+            if self.syncer.checkpointer is not None:
+                self.syncer.checkpointer.stop()
+                await self.host.loop.run_in_executor(None, self.syncer.checkpointer.join)
         if self.runner is not None:
             with contextlib.suppress(Exception):
                 self.runner.driver.execute("PRAGMA synchronous=FULL")  # the pool may hand it out again
@@ -559,6 +567,7 @@ class WalSyncer(threading.Thread):
         self.cond = threading.Condition()
         self.items: list[Result] = []
         self.stopping = False
+        self.checkpointer: WalCheckpointer | None = None
         if self.db_path is not None:
             # The WAL file exists from the first write (migrations); make its directory entry
             # durable too, once, since our fsyncs below only cover the file's contents.
@@ -593,6 +602,8 @@ class WalSyncer(threading.Thread):
             else:
                 m.FSYNC_SECONDS.observe(time.perf_counter() - t0)
             host.loop.call_soon_threadsafe(host.deliver_batch, items)
+            if self.checkpointer is not None:
+                self.checkpointer.poke()
 
     def sync(self) -> None:
         if self.wal_path is None:  # an in-memory database: nothing to make durable
@@ -604,6 +615,64 @@ class WalSyncer(threading.Thread):
             # connection closed); the database file then holds everything.
             assert self.db_path is not None
             _fsync_path(self.db_path)
+
+
+class WalCheckpointer(threading.Thread):
+    """Copies the SQLite WAL back into the database file, off the loop thread.
+
+    Why: SQLite's automatic checkpoint runs inside the commit that crosses its threshold, on
+    the committing thread: copying a thousand pages and two fsyncs stalled the loop (measured:
+    +15 % sales/s without it). The writer runs with ``wal_autocheckpoint=0``; this thread,
+    woken after each WAL fsync (at most every ``interval`` s), runs a PASSIVE checkpoint on its
+    own connection, which copies what is committed while the writer goes on. A PASSIVE
+    checkpoint never catches up with a writer that keeps writing, so once the WAL holds more
+    than ``restart_frames`` frames a RESTART checkpoint takes the write lock for the few frames
+    left and lets the next transaction start the WAL from its beginning again (a short wait of
+    the loop's next BEGIN instead of an unbounded WAL). Its connection keeps
+    ``synchronous=FULL``: the WAL is synced before pages are copied, the database after.
+    """
+
+    def __init__(self, host: Host, interval: float = 0.05, restart_frames: int = 8192) -> None:
+        super().__init__(name="posgate-wal-checkpoint", daemon=True)
+        self.host = host
+        self.interval = interval
+        self.restart_frames = restart_frames
+        self.wake = threading.Event()
+        self.stopping = False
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+
+    def run(self) -> None:
+        try:
+            conn = self.host.db.engine.connect()
+        except Exception:  # noqa: BLE001 - without it the WAL only grows; the host still answers
+            log.exception("the WAL checkpointer cannot connect; the WAL will grow until restart")
+            return
+        try:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            while not self.stopping:
+                self.wake.wait()
+                self.wake.clear()
+                if self.stopping:
+                    break
+                try:
+                    _busy, frames, done = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames >= self.restart_frames and done >= frames - self.restart_frames // 8:
+                        driver.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                        m.CHECKPOINTS.labels("restart").inc()
+                    else:
+                        m.CHECKPOINTS.labels("passive").inc()
+                except Exception:  # noqa: BLE001 - a checkpoint that fails is tried again later
+                    log.exception("WAL checkpoint failed")
+                time.sleep(self.interval)
+        finally:
+            conn.close()
 
 
 def _fsync_path(path: str, directory: bool = False) -> None:
