@@ -109,3 +109,58 @@ def test_only_on_sqlite_with_the_driver_connection(sqlite_db):
     with sqlite_db.engine.connect() as conn:
         with pytest.raises(RuntimeError):
             sqlite_db.store(conn).keep_rows()  # not on the driver: units are SQLAlchemy's
+
+
+def _sale(store, stan: str):
+    from datetime import UTC, datetime
+
+    from posgate.host.ports import TxnRecord
+
+    now = datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC)
+    return TxnRecord(
+        id=None, created_at=now, day="2026-11-22", terminal_id=TID, merchant_id="898100012340001",
+        batch_no="000001", stan=stan, mti="0200", operation="sale", processing_code="000000", amount=100,
+        currency="156", pan_hash=store.pan_hash(PAN), pan_masked="621214*********0012", pan_enc=None,
+        card_organisation="CUP", entry_mode="021", response_code="00", auth_code="000001", rrn="000000000001",
+        status="approved", original_id=None, refunded_amount=0, request_digest="d" * 64, reply=b"r", trace=[],
+    )  # fmt: skip
+
+
+def test_stans_on_file_are_kept_exact(sqlite_db, writer):
+    store, unit = writer
+    with unit() as st:
+        assert st.find_by_stan(TID, "000001", "000007") == []
+        st.insert_transaction(_sale(st, "000007"))
+        assert [r.stan for r in st.find_by_stan(TID, "000001", "000007")] == ["000007"]  # our own insert
+    with unit() as st:
+        assert [r.stan for r in st.find_by_stan(TID, "000001", "000007")] == ["000007"]
+        assert st.find_by_stan(TID, "000001", "000008") == []
+    # Another connection records a message with a STAN this writer has never seen.
+    with sqlite_db.unit_of_work() as other:
+        other.insert_transaction(_sale(other, "000008"))
+    with unit() as st:
+        assert [r.stan for r in st.find_by_stan(TID, "000001", "000008")] == ["000008"]
+    with unit(rollback=True) as st:
+        st.insert_transaction(_sale(st, "000009"))
+    with unit() as st:
+        assert st.find_by_stan(TID, "000001", "000009") == []  # rolled back: not on file
+
+
+def test_numbers_reserved_on_the_writer_keep_the_kept_rows(sqlite_db, writer):
+    store, unit = writer
+    with unit() as st:
+        h = st.pan_hash(PAN)
+        card = st.card(h)
+    ids = sqlite_db.ids
+    before = ids.available("rrn")
+    ids.top_up(before + 10, sqlite_writer=store.driver)  # short: a block is reserved on the writer
+    assert ids.available("rrn") >= before + 10
+    mine = {ids.take("rrn") for _ in range(20)}
+    with unit() as st:
+        assert st.card(h) is card  # our own commit: nothing dropped
+    # Another process's reservation (its own connection) never overlaps the writer's.
+    from posgate.store.sql import IdAllocator
+
+    other = IdAllocator(sqlite_db.engine, block=50)
+    theirs = {other.take("rrn") for _ in range(20)}
+    assert not mine & theirs

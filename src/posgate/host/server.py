@@ -323,6 +323,7 @@ class BatchRunner:
         self.store = host.db.store(conn, driver=True)
         self.issuer: Issuer = host.issuer_factory(self.store) if host.issuer_factory else _NoIssuer()
         self.driver = self.store.driver
+        self.counters_on_writer = False  # SQLite: RRN/auth-code blocks reserved on this connection
 
     def close(self) -> None:
         try:
@@ -346,7 +347,8 @@ class BatchRunner:
         """
         driver = self.driver
         try:
-            self.host.db.ids.top_up(2 * len(batch))  # before BEGIN: see IdAllocator
+            # Before BEGIN: see IdAllocator.top_up.
+            self.host.db.ids.top_up(2 * len(batch), self.driver if self.counters_on_writer else None)
             results, failure = self._attempt(batch, careful=False)
             if results is None:
                 driver.rollback()
@@ -501,6 +503,7 @@ class InlineCommitter:
             # Checkpoints run in WalCheckpointer's thread, not inside this thread's commits.
             runner.driver.execute("PRAGMA wal_autocheckpoint=0")
             runner.store.keep_rows()  # the only writer: terminal and card rows kept between batches
+            runner.counters_on_writer = True  # so that reserving RRNs does not drop what is kept
         except BaseException:
             conn.close()
             raise

@@ -377,12 +377,43 @@ class IdAllocator:
     def available(self, name: str) -> int:
         return self._end[name] - self._next[name]
 
-    def top_up(self, need: int) -> None:
-        """Make sure at least ``need`` numbers of each kind are held (one short transaction if not)."""
+    def top_up(self, need: int, sqlite_writer: Any = None) -> None:
+        """Make sure at least ``need`` numbers of each kind are held (one short transaction if not).
+
+        ``sqlite_writer``: the DB-API connection of the SQLite host's writer, between two units
+        of work: the reservation is committed on it rather than on a connection of its own, so
+        that it does not count as another writer's commit (``SqlHostStore.keep_rows``). It may
+        commit without fsync (``synchronous=NORMAL``): any number handed out goes into a later
+        commit of the same WAL, and that one's fsync, before its reply, covers the reservation.
+        """
         with self._lock:
             short = [n for n in self.NAMES if self._end[n] - self._next[n] < need]
             if short:
-                self._reserve(short, max(self.block, need * 2))
+                if sqlite_writer is None:
+                    self._reserve(short, max(self.block, need * 2))
+                else:
+                    self._reserve_on(sqlite_writer, short, max(self.block, need * 2))
+
+    def _reserve_on(self, driver: Any, names: list[str], count: int) -> None:
+        got: dict[str, int] = {}
+        cur = driver.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            for name in names:
+                row = cur.execute("UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
+                                  (count, name)).fetchone()  # fmt: skip
+                if row is None:  # a database older than the seeded counters
+                    cur.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (name, count))
+                    row = (count,)
+                got[name] = int(row[0])
+            driver.commit()
+        except BaseException:
+            driver.rollback()
+            raise
+        finally:
+            cur.close()
+        for name, top in got.items():  # only once committed
+            self._next[name], self._end[name] = top - count + 1, top + 1
 
     def take(self, name: str) -> int:
         with self._lock:
@@ -508,6 +539,7 @@ class SqlHostStore:
         self._data_version: int | None = None
         self._kept_terminals: dict[str, tuple[TerminalRecord, MerchantRecord | None]] = {}
         self._kept_cards: dict[str, CardRecord] = {}
+        self._kept_stans: dict[tuple[str, str], set[str]] = {}  # (terminal, batch) → every STAN on file
 
     def begin_unit(self) -> None:
         """A new unit of work (transaction) starts on this store: forget what the last one read.
@@ -533,7 +565,8 @@ class SqlHostStore:
                 self._data_version = version
 
     def keep_rows(self) -> None:
-        """Keep terminal and card rows from one unit of work to the next (SQLite's single writer).
+        """Keep terminal and card rows, and the STANs on file per batch, from one unit of work to
+        the next (SQLite's single writer).
 
         Why: the terminal's and the card's SELECT are a sixth of a sale's work, and on SQLite
         this connection is the host's only writer: a row it read or wrote stays as it is
@@ -553,6 +586,7 @@ class SqlHostStore:
         """Drop every row kept between units of work (after a rollback, or another writer's commit)."""
         self._kept_terminals.clear()
         self._kept_cards.clear()
+        self._kept_stans.clear()
         self._data_version = None
 
     @property
@@ -752,6 +786,8 @@ class SqlHostStore:
         return None if r is None else self._txn(r)
 
     def find_by_stan(self, terminal_id: str, batch_no: str, stan: str) -> Sequence[TxnRecord]:
+        if self._keep and stan not in self._stans_on_file(terminal_id, batch_no):
+            return []  # the usual case, known without a query (see keep_rows)
         cur = self._run("find_by_stan", _find_by_stan_stmt, _FIND_BY_STAN_ARGS, (terminal_id, batch_no, stan))
         found = cur.fetchall()
         cur.close()
@@ -776,7 +812,25 @@ class SqlHostStore:
             {"o": original_id},
         )
 
+    def _stans_on_file(self, terminal_id: str, batch_no: str) -> set[str]:
+        """Every STAN with a record in this terminal's batch: read once per batch, then kept
+        exact by insert_transaction (records are never deleted, their keys never change)."""
+        key = (terminal_id, batch_no)
+        stans = self._kept_stans.get(key)
+        if stans is None:
+            if len(self._kept_stans) >= 50_000:
+                self._kept_stans.clear()
+            t = s.transactions.c
+            rows = self._all("stans_on_file", lambda: select(t.stan).where(t.terminal_id == bindparam("t"),
+                             t.batch_no == bindparam("b")), {"t": terminal_id, "b": batch_no})  # fmt: skip
+            stans = self._kept_stans[key] = {r[0] for r in rows}
+        return stans
+
     def insert_transaction(self, txn: TxnRecord) -> int:
+        if self._keep:
+            stans = self._kept_stans.get((txn.terminal_id, txn.batch_no))
+            if stans is not None:
+                stans.add(txn.stan)
         ins = self._txn_insert
         if ins is None:  # once per store: the column tuple is long to hash on every insert
             ins = self._txn_insert = self._f.inserter(s.transactions, _TXN_INSERT)
@@ -788,6 +842,8 @@ class SqlHostStore:
         return int(new_id)
 
     def update_transaction(self, txn_id: int, **changes: Any) -> None:
+        if self._keep and not changes.keys().isdisjoint(("terminal_id", "batch_no", "stan")):
+            self._kept_stans.clear()  # a record's key moved (the host never does this)
         self._update(s.transactions, "id", txn_id, changes)
 
     def batch_transactions(self, terminal_id: str, batch_no: str) -> Sequence[TxnRecord]:
