@@ -518,8 +518,14 @@ def _commit_figures(log_text: str) -> str:
     buckets = [(float(le), float(v)) for le, v in re.findall(r'^posgate_transaction_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+-]+)$', text, re.M)]
     total = value("posgate_transaction_seconds_count")
     p99 = next((le for le, v in buckets if total and v >= 0.99 * total), float("inf"))
+    text_fsync = ""
+    fsyncs = value("posgate_wal_fsync_seconds_count")
+    if fsyncs:  # SQLite: the WAL fsync after which replies leave
+        fb = [(float(le), float(v)) for le, v in re.findall(r'^posgate_wal_fsync_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+-]+)$', text, re.M)]
+        f99 = next((le for le, v in fb if v >= 0.99 * fsyncs), float("inf"))
+        text_fsync = f", WAL fsync {value('posgate_wal_fsync_seconds_sum') / fsyncs * 1000:.2f} ms mean (p99 <= {f99 * 1000:g} ms)"
     return (f"batch {value('posgate_commit_batch_size_sum') / commits:.1f} req/commit, "
-            f"commit {value('posgate_commit_seconds_sum') / commits * 1000:.1f} ms mean, "
+            f"commit {value('posgate_commit_seconds_sum') / commits * 1000:.1f} ms mean{text_fsync}, "
             f"host-side p99 <= {p99 * 1000:g} ms")  # fmt: skip
 
 
