@@ -36,7 +36,7 @@ def serve(
     port: int = typer.Option(8583, "--port", help="Terminal (ISO 8583) port; 0 picks a free one."),
     console_port: int = typer.Option(8000, "--console-port", help="HTTP port of the console (and /metrics, /health)."),
     no_console: bool = typer.Option(False, "--no-console", help="Do not start the web console (metrics are still served)."),
-    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Commit workers (PostgreSQL only; SQLite uses one)."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Commit workers (PostgreSQL only; SQLite commits on the event loop, fsyncs in a thread)."),
     batch_max: int = typer.Option(256, "--batch-max", min=1, help="Requests per group commit at most."),
     max_connections: int = typer.Option(2000, "--max-connections", min=1, help="Terminal connections at most."),
     idle_timeout: float = typer.Option(300.0, "--idle-timeout", help="Close a terminal connection silent this long (s)."),
