@@ -303,17 +303,24 @@ def _client_process(client: str, specs: list[Any], pans: list[str], port: int, s
             for i, (s, p) in enumerate(zip(specs, pans, strict=True))
         ]  # fmt: skip
         await signed.wait()
-        await asyncio.get_running_loop().run_in_executor(None, barrier.wait)  # all processes signed on
-        cpu0 = time.process_time()
-        report.start = time.perf_counter()
-        started.set()
-        await asyncio.gather(*tasks)
-        report.end = time.perf_counter()
-        report.cpu = time.process_time() - cpu0
-        return report
+        return await _measured_phase(report, started, tasks, barrier)  # once all processes signed on
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         out.put(runner.run(main()))
+
+
+async def _measured_phase(report: ClientReport, started: asyncio.Event, tasks: list[asyncio.Task[None]],
+                          barrier: Any) -> ClientReport:  # fmt: skip
+    """Every client process past ``barrier``, then the measured phase: its wall time and this
+    process's CPU (the load generator's own cost, reported beside the server's)."""
+    await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
+    cpu0 = time.process_time()
+    report.start = time.perf_counter()
+    started.set()
+    await asyncio.gather(*tasks)
+    report.end = time.perf_counter()
+    report.cpu = time.process_time() - cpu0
+    return report
 
 
 def _echo_process(n: int, port: int, count: int, body: bytes, barrier: Any, out: Any) -> None:
@@ -337,14 +344,7 @@ def _echo_process(n: int, port: int, count: int, body: bytes, barrier: Any, out:
         started = asyncio.Event()
         tasks = [asyncio.create_task(one(report, started)) for _ in range(n)]
         await asyncio.sleep(0.2)
-        await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
-        cpu0 = time.process_time()
-        report.start = time.perf_counter()
-        started.set()
-        await asyncio.gather(*tasks)
-        report.end = time.perf_counter()
-        report.cpu = time.process_time() - cpu0
-        return report
+        return await _measured_phase(report, started, tasks, barrier)
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         out.put(runner.run(main()))
