@@ -532,7 +532,7 @@ class InlineCommitter:
             results = self.runner.run(batch)
         except Exception:  # noqa: BLE001 - the database failed: nobody gets a reply for this batch
             if self.runner is not None:
-                self.runner.close()
+                self._release(self.runner, broken=True)
                 self.runner = None  # a fresh connection for the next batch
             self.host.deliver_batch(_commit_failed(batch))
             return
@@ -548,10 +548,21 @@ class InlineCommitter:
                 self.syncer.checkpointer.stop()
                 await self.host.loop.run_in_executor(None, self.syncer.checkpointer.join)
         if self.runner is not None:
-            with contextlib.suppress(Exception):
-                self.runner.driver.execute("PRAGMA synchronous=FULL")  # the pool may hand it out again
-            self.runner.close()
+            self._release(self.runner)
             self.runner = None
+
+    @staticmethod
+    def _release(runner: BatchRunner, broken: bool = False) -> None:
+        """The writer's connection never goes back to the pool with the writer's settings: the
+        pool may hand it to the console, whose commits must fsync and checkpoint by themselves."""
+        if broken:
+            with contextlib.suppress(Exception):
+                runner.conn.invalidate()
+            return
+        with contextlib.suppress(Exception):
+            runner.driver.execute("PRAGMA synchronous=FULL")
+            runner.driver.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default
+        runner.close()
 
 
 class WalSyncer(threading.Thread):
