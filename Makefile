@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 export MALLOC_MMAP_THRESHOLD_ := 1048576
 export MALLOC_TRIM_THRESHOLD_ := 8388608
 
-.PHONY: venv run test lint typecheck contracts unit bench bench-codec bench-host clean chromium
+.PHONY: venv run test lint typecheck contracts unit bench bench-codec bench-host bench-pipeline clean chromium
 
 venv: $(STAMP)
 
@@ -54,6 +54,9 @@ bench-codec: venv
 
 bench-host: venv
 	$(BIN)/python -m posgate.bench.host
+
+bench-pipeline: venv
+	$(BIN)/python -m posgate.bench.pipeline
 
 bench: bench-codec
 	$(BIN)/python -m posgate.bench.bench
