@@ -16,6 +16,7 @@ noisy: compare runs made one after the other, or count instructions with
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -30,11 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="The host pipeline's time per sale, in process, on SQLite.")
     p.add_argument("--terminals", type=int, default=32, help="Terminals, one sale each per batch (the batch size).")
     p.add_argument("--rounds", type=int, default=40, help="Timed batches.")
+    p.add_argument("--settle-heap", action="store_true",
+                   help="Freeze the start-up heap out of the garbage collector first, as posgate serve does.")
     args = p.parse_args(argv)
 
     from posgate.fleet.fleet import TERMINALS_PER_CARD, card_for, provision
     from posgate.host.pipeline import process
-    from posgate.host.server import builtin_issuer_factory, make_env
+    from posgate.host.server import builtin_issuer_factory, make_env, settle_heap
     from posgate.store.database import Database
     from posgate.terminal import machine
     from posgate.terminal.machine import Done, Input, Send
@@ -57,8 +60,24 @@ def main(argv: list[str] | None = None) -> int:
         driver = store.driver
         header = bytes.fromhex("603100000000")
         rounds: list[float] = []
+        # Time spent in garbage collection during the timed batches (what --settle-heap is about).
+        gc_time = [0.0, 0.0, 0]  # started at, total seconds, collections
+        timing = False
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            if not timing:
+                return
+            if phase == "start":
+                gc_time[0] = time.perf_counter()
+            else:
+                gc_time[1] += time.perf_counter() - gc_time[0]
+                gc_time[2] += 1
+
+        gc.callbacks.append(on_gc)
 
         def batch(bodies: list[bytes]) -> list[Any]:
+            nonlocal timing
+            timing = True
             t0 = time.perf_counter()
             db.ids.top_up(2 * len(bodies))
             cur = driver.cursor()
@@ -68,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             cur.close()
             driver.commit()
             rounds.append((time.perf_counter() - t0) / len(bodies))
+            timing = False
             return replies
 
         states = [machine.new_state(s.config()) for s in specs]
@@ -88,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         if not all(r.approved for r in step([Input("sign_on") for _ in specs])):
             print("sign-on refused", file=sys.stderr)
             return 1
+        if args.settle_heap:
+            settle_heap()
         for _ in range(3):  # warm: statements prepared, caches filled
             step([Input("sale", amount=100, card=card_for(p)) for p in pans])
         rounds.clear()
+        gc_time[1:] = [0.0, 0]
         for _ in range(args.rounds):
             results = step([Input("sale", amount=100, card=card_for(p)) for p in pans])
             if not all(r.approved for r in results):
@@ -98,9 +121,13 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         conn.close()
         db.close()
+    gc.callbacks.remove(on_gc)
     us = sorted(r * 1e6 for r in rounds)
     print(f"pipeline in process, SQLite, batches of {args.terminals}: best {us[0]:.1f} us/sale, "
           f"median {statistics.median(us):.1f} us/sale over {len(us)} batches")  # fmt: skip
+    sales = len(us) * args.terminals
+    print(f"garbage collection in those batches: {gc_time[1] / sales * 1e6:.1f} us/sale ({gc_time[2]} collections, "
+          f"{gc_time[1] * 1000:.1f} ms){', heap settled' if args.settle_heap else ''}")  # fmt: skip
     return 0
 
 

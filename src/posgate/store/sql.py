@@ -568,9 +568,9 @@ class SqlHostStore:
         """Keep terminal and card rows, and the STANs on file per batch, from one unit of work to
         the next (SQLite's single writer).
 
-        Why: the terminal's and the card's SELECT are a sixth of a sale's work, and on SQLite
-        this connection is the host's only writer: a row it read or wrote stays as it is
-        unless another connection (the console, ``posgate admin``, the RRN allocator) commits,
+        Why: the terminal's, the card's and the STAN's SELECT are three of a sale's five
+        statements, and on SQLite this connection is the host's only writer: a row it read or
+        wrote stays as it is unless another connection (the console, ``posgate admin``) commits,
         which ``PRAGMA data_version`` tells at the start of every unit (:meth:`begin_unit`: then
         everything kept is dropped). Our own writes keep the kept rows exact (``update_card``
         applies the same change, ``update_terminal``/``update_merchant`` drop them); a rollback
