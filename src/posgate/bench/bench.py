@@ -1,6 +1,6 @@
 """``make bench``: the host's throughput in every deployment shape, against the echo ceiling, in one run.
 
-    python -m posgate.bench.bench [--terminals 100] [--seconds 10] [--fleets 1]
+    python -m posgate.bench.bench [--terminals 100] [--seconds 10] [--fleets 1] [--configs echo,sqlite,pg1,pg2]
 
 Prints one line each for: the echo ceiling (``posgate.bench.echo``: the host's framing on
 uvloop + asyncio.Protocol, no work; driven by ``posgate.bench.host``'s raw client), the host
@@ -106,31 +106,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="Seconds of load per configuration.")
     ap.add_argument("--fleets", type=int, default=1, help="Load-generating processes.")
     ap.add_argument("--pg-workers", type=int, default=1, help="Commit workers per host process on PostgreSQL.")
+    ap.add_argument("--configs", default="echo,sqlite,pg1,pg2",
+                    help="Which configurations, in this order: echo, sqlite, pg1, pg2 (comma-separated).")
     args = ap.parse_args(argv)
+    configs = {c.strip() for c in args.configs.split(",") if c.strip()}
+    unknown = configs - {"echo", "sqlite", "pg1", "pg2"}
+    if unknown:
+        ap.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
     print(f"posgate bench: {args.terminals} terminals, {args.seconds:g} s per configuration, {args.fleets} fleet "
           f"process(es), {os.cpu_count()} CPUs", flush=True)  # fmt: skip
     results: dict[str, Figures] = {}
     with tempfile.TemporaryDirectory(prefix="posgate-bench-") as tmp:
         work = Path(tmp)
         os.environ.setdefault("POSGATE_MASTER_KEY_FILE", str(work / "master.key"))
-        echo = bench_echo(args.terminals, max(50, int(args.seconds * 200)), args.fleets)
-        print(echo.line(), flush=True)
-        results["sqlite"] = bench_config("host sqlite", f"sqlite:///{work / 'bench.db'}", work, 1, args)
-        print(results["sqlite"].line(), flush=True)
+        echo = None
+        if "echo" in configs:
+            echo = bench_echo(args.terminals, max(50, int(args.seconds * 200)), args.fleets)
+            print(echo.line(), flush=True)
+        if "sqlite" in configs:
+            results["sqlite"] = bench_config("host sqlite", f"sqlite:///{work / 'bench.db'}", work, 1, args)
+            print(results["sqlite"].line(), flush=True)
         pg_extra = ("--workers", str(args.pg_workers))
-        if not pg_available():
+        wants_pg = bool(configs & {"pg1", "pg2"})
+        if wants_pg and not pg_available():
             print("host postgres: PostgreSQL not reachable at 127.0.0.1:5432, skipped", flush=True)
-        else:
-            with temp_pg_database(f"posgate_bench_{os.getpid()}") as url:
-                results["pg1"] = bench_config("host postgres x1", url, work, 1, args, pg_extra)
-                print(results["pg1"].line(), flush=True)
-            if haproxy_available():
+        elif wants_pg:
+            if "pg1" in configs:
+                with temp_pg_database(f"posgate_bench_{os.getpid()}") as url:
+                    results["pg1"] = bench_config("host postgres x1", url, work, 1, args, pg_extra)
+                    print(results["pg1"].line(), flush=True)
+            if "pg2" in configs and haproxy_available():
                 with temp_pg_database(f"posgate_bench_{os.getpid()}") as url:
                     results["pg2"] = bench_config("host postgres x2 haproxy", url, work, 2, args, pg_extra)
                     print(results["pg2"].line(), flush=True)
-            else:
+            elif "pg2" in configs:
                 print("host postgres x2: haproxy not installed (apt-get install -y haproxy), skipped", flush=True)
-    if echo.tps:
+    if echo is not None and echo.tps:
         for r in results.values():
             print(f"ratio {r.name} / echo: {r.tps / echo.tps:.3f}")
     if "pg1" in results and "pg2" in results and results["pg1"].tps:
