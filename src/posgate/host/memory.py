@@ -10,8 +10,8 @@ schema has but the record types do not (``suspended_at``, ``last_sign_on_at``...
 per-row ``extra`` dicts, so both stores accept the same ``update_*`` calls.
 
 Must behave exactly like the SQL store (tests/host/store_contract.py holds both to it). Must
-never keep a clear PAN (``encrypt_pan`` is a keyed XOR stream — a stand-in for the SQL store's
-AES, good enough for memory that dies with the process) or a PIN (``pin_verifier`` is an HMAC).
+never keep a clear PAN (``encrypt_pan`` and ``seal_message`` are keyed XOR streams — stand-ins
+for the SQL store's AES, good enough for memory that dies with the process) or a PIN (``pin_verifier`` is an HMAC).
 No transactions: there is nothing to roll back in memory, which is why participants write
 only once their decision is taken.
 """
@@ -247,8 +247,8 @@ class MemoryStore:
     def pan_hash(self, pan: str) -> str:
         return hmac.new(self._secret, pan.encode("ascii"), sha256).hexdigest()
 
-    def _stream(self, n: int) -> bytes:
-        return (sha256(self._secret + b"pan").digest() * (n // 32 + 1))[:n]
+    def _stream(self, n: int, purpose: bytes = b"pan") -> bytes:
+        return (sha256(self._secret + purpose).digest() * (n // 32 + 1))[:n]
 
     def encrypt_pan(self, pan: str) -> bytes:
         raw = pan.encode("ascii")
@@ -256,6 +256,12 @@ class MemoryStore:
 
     def decrypt_pan(self, blob: bytes) -> str:
         return bytes(a ^ b for a, b in zip(blob, self._stream(len(blob)), strict=True)).decode("ascii")
+
+    def seal_message(self, raw: bytes) -> bytes:
+        return bytes(a ^ b for a, b in zip(raw, self._stream(len(raw), b"message"), strict=True))
+
+    def open_message(self, blob: bytes) -> bytes:
+        return self.seal_message(blob)  # XOR: its own inverse
 
     # -- IssuerStore
     def card(self, pan_hash: str) -> CardRecord | None:

@@ -94,7 +94,9 @@ class TxnRecord:
     original_id: int | None
     refunded_amount: int
     request_digest: str
-    reply: bytes | None = field(repr=False)  # header (6) + body of the reply as sent
+    # header (6) + body of the reply as sent, sealed by the store (HostStore.seal_message): it
+    # echoes fields 2 and 14, so it is card data at rest (docs/decisions.md S1)
+    reply: bytes | None = field(repr=False)
     trace: list[list[str]]
     signed: bool = False
     operator: str | None = None
@@ -239,6 +241,8 @@ class HostStore(Protocol):
     def pan_hash(self, pan: str) -> str: ...
     def encrypt_pan(self, pan: str) -> bytes: ...
     def decrypt_pan(self, blob: bytes) -> str: ...
+    def seal_message(self, raw: bytes) -> bytes: ...  # a message kept at rest (TxnRecord.reply)
+    def open_message(self, blob: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)

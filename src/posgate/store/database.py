@@ -48,9 +48,9 @@ class Database:
         full = normalise_url(url)
         engine = make_engine(full)
         try:
+            keyring = load_keyring(key_file, db_url=full)  # first: a data migration may encrypt with it
             if migrate:
-                upgrade(engine)
-            keyring = load_keyring(key_file, db_url=full)
+                upgrade(engine, keyring=keyring)
             with engine.begin() as conn:
                 bind_keyring(conn, keyring)
         except BaseException:

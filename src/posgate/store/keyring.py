@@ -7,9 +7,10 @@ usual case for PostgreSQL; every host process on one database must share the sam
 created with mode 0600 on first use. Three subkeys are derived from it with HKDF-SHA256, one per
 purpose, so that no value computed for one purpose can be replayed as another:
 
-* ``encrypt``: AES-256-GCM for TMKs, working keys and PANs. A blob is ``version (1) || nonce (12)
-  || ciphertext || tag (16)``; the purpose (``b"tmk"``, ``b"pan"``...) is the associated data, so a
-  PAN blob can never be decrypted as a key;
+* ``encrypt``: AES-256-GCM for TMKs, working keys, PANs and stored messages (a reply kept to
+  answer a retransmission echoes fields 2 and 14: docs/decisions.md S1). A blob is ``version (1)
+  || nonce (12) || ciphertext || tag (16)``; the purpose (``b"tmk"``, ``b"pan"``, ``b"message"``...)
+  is the associated data, so a PAN blob can never be decrypted as a key;
 * ``pan``: HMAC-SHA256 of the PAN, hex (``pan_hash``: lookups and joins without the number);
 * ``pin``: HMAC-SHA256 of PAN || PIN, hex (the built-in issuer's PIN verifier; never the PIN).
 
@@ -38,6 +39,8 @@ ENV_VAR = "POSGATE_MASTER_KEY_FILE"
 KEY_LEN = 32
 _VERSION = b"\x01"
 _NONCE_LEN = 12
+# Purposes whose clear value holds card data: never kept in the decryption cache.
+_CARD_DATA = frozenset({b"pan", b"message"})
 
 
 class KeyringError(RuntimeError):
@@ -80,7 +83,7 @@ class Keyring:
 
     def decrypt(self, blob: bytes, purpose: bytes) -> bytes:
         """Decrypt ``blob``. Keys are cached (they are read on every transaction); card numbers
-        are not (no clear PAN outlives its request in this process)."""
+        and messages are not (no clear PAN outlives its request in this process)."""
         blob = bytes(blob)
         cache_key = (blob, purpose)
         hit = self._cache.get(cache_key)
@@ -95,7 +98,7 @@ class Keyring:
                 "a value in the database cannot be decrypted with this master key "
                 "(wrong key file, or the data was altered)"
             ) from None
-        if purpose != b"pan":
+        if purpose not in _CARD_DATA:
             if len(self._cache) >= self._CACHE_MAX:
                 self._cache.clear()
             self._cache[cache_key] = clear
@@ -117,6 +120,13 @@ class Keyring:
 
     def decrypt_pan(self, blob: bytes) -> str:
         return self.decrypt(blob, b"pan").decode("ascii")
+
+    def seal_message(self, raw: bytes) -> bytes:
+        """A stored ISO 8583 message (header + body): it may carry fields 2, 14, 35, 36, 55."""
+        return self.encrypt(raw, b"message")
+
+    def open_message(self, blob: bytes) -> bytes:
+        return self.decrypt(blob, b"message")
 
     def encrypt_key(self, key: bytes, purpose: bytes = b"key") -> bytes:
         return self.encrypt(key, purpose)

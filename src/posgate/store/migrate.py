@@ -8,6 +8,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from posgate.store.keyring import Keyring
+
 SCRIPT_LOCATION = "posgate.store:migrations"
 
 
@@ -19,11 +21,14 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "heads") -> None:
-    """Bring the database of ``engine`` to ``revision`` (all the way by default)."""
+def upgrade(engine: Engine, revision: str = "heads", *, keyring: Keyring | None = None) -> None:
+    """Bring the database of ``engine`` to ``revision`` (all the way by default). ``keyring``:
+    the master key, for data migrations that encrypt (else they load the default key file)."""
     cfg = alembic_config()
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
+        if keyring is not None:
+            cfg.attributes["keyring"] = keyring
         command.upgrade(cfg, revision)
         conn.commit()
 

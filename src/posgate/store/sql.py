@@ -1032,3 +1032,9 @@ class SqlHostStore:
 
     def decrypt_pan(self, blob: bytes) -> str:
         return self.keyring.decrypt_pan(blob)
+
+    def seal_message(self, raw: bytes) -> bytes:
+        return self.keyring.seal_message(raw)
+
+    def open_message(self, blob: bytes) -> bytes:
+        return self.keyring.open_message(blob)

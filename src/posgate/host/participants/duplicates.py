@@ -52,9 +52,10 @@ class CheckDuplicate(Participant):
         prev = ctx.previous
         if prev is not None and prev.status != "rejected":
             if prev.request_digest == ctx.digest and prev.reply:
-                ctx.replay = prev.reply
-                if len(prev.reply) > 16 and request_mac_verifies(ctx):
-                    ctx.replay = prev.reply[:6] + remac(prev.reply[6:], mac_function(t))
+                stored = ctx.store.open_message(prev.reply)  # sealed at rest (decisions.md S1)
+                ctx.replay = stored
+                if len(stored) > 16 and request_mac_verifies(ctx):
+                    ctx.replay = stored[:6] + remac(stored[6:], mac_function(t))
                 ctx.response_code = prev.response_code
                 ctx.record = False
                 return ctx.done(self.name, f"retransmission of #{prev.id}, stored reply sent")

@@ -5,7 +5,8 @@ decline (``always``).
 A gate decline (nothing executed) is stored with status ``rejected``; a later message with the
 same TID + batch + STAN + MTI overwrites that row instead of inserting (the key is unique).
 Never stores a track, a PIN block or a clear PAN: ``pan_hash``, ``pan_masked`` and the
-store-encrypted ``pan_enc`` only.
+store-encrypted ``pan_enc`` only. The reply echoes fields 2 and 14, so it is stored sealed by the
+store (``seal_message``, docs/decisions.md S1), like ``pan_enc``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Record(Participant):
             auth_code=ctx.auth_code if code == "00" else None, rrn=ctx.rrn, status=status,
             original_id=original.id if original is not None else None, refunded_amount=0,
             request_digest=ctx.digest,
-            reply=None if reply is None else reply_header(ctx.header, ctx.requirement) + reply,
+            reply=None if reply is None else ctx.store.seal_message(reply_header(ctx.header, ctx.requirement) + reply),
             trace=ctx.trace, operator=t.operator, source=ctx.source, settlement_id=ctx.extra.get("settlement_id"),
         )  # fmt: skip
         prev = ctx.previous
