@@ -17,12 +17,28 @@ fields 2/14, never a track or a PIN block) (settled ones are kept for reprint an
 journal listing), e-signatures waiting for upload, the event register (every sign-on attempt
 and its cause, reversal outcomes, settlements) and the operators (argon2 hashes, lockout).
 Track data, PINs and PIN blocks are never written: they exist only in the in-flight flow.
+
+Card data at rest (PCI DSS 3.4, docs/decisions.md S1): what the terminal must keep of a card —
+the PAN and expiry (void, refund, batch upload, offline advices, reprint), field 55 as sent
+(its tags 5A/57/5F24 may carry them) and a queued advice's request (fields 2 and 14) — is
+sealed with AES-256-GCM under the journal key, 32 random bytes in ``terminal-<TID>.key`` beside
+the journal (created mode 0600). A row keeps in clear only the masked PAN and what is not card
+data; the pending reversal's 0400 is sealed whole. The associated data names the row
+(``txn/<batch>/<STAN>``, ``reversal``), so a sealed value cannot be moved to another row. A copy
+of the journal without its key file reveals no card number. ``secure_delete`` is on, so the
+space a rewritten row frees is zeroed rather than left readable.
+
+A journal of schema 1 (card data in clear) is migrated when it is opened: its rows are sealed
+in one transaction, then the WAL is truncated and the file vacuumed, so no clear copy stays in
+the file's free pages or in the WAL. A sealed journal whose key file is missing or wrong is
+refused (:class:`JournalKeyError`) with a message saying so; nothing is changed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,11 +47,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from posgate.crypto import WorkingKeys, des_decrypt, des_encrypt
 from posgate.dialect.cup import CODEC
 from posgate.terminal.state import Event, PendingReversal, TerminalConfig, TerminalState, TxnEntry
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: card data sealed under the journal key; 1: in clear (migrated on open)
+KEY_LEN = 32
+_BLOB_VERSION = b"\x01"
+_NONCE_LEN = 12
 DEFAULT_LOCKOUT_MINUTES = 10
 MAX_FAILED_SIGNINS = 3
 
@@ -62,6 +84,74 @@ CREATE TABLE IF NOT EXISTS operators (code TEXT PRIMARY KEY, role TEXT NOT NULL,
 """
 
 _SCALARS = ("batch", "stan", "signed_on_date", "sign_on_owed", "clock_offset", "key_scheme")
+
+
+class JournalKeyError(RuntimeError):
+    """The journal key file is missing, unreadable, malformed or not this journal's."""
+
+
+class _Sealer:
+    """AES-256-GCM under the journal key. A blob is ``version (1) || nonce (12) || ciphertext
+    || tag (16)``; ``label`` (the row it belongs to) is the associated data. No key in a repr."""
+
+    __slots__ = ("_aead", "path")
+
+    def __init__(self, key: bytes, path: Path) -> None:
+        self._aead = AESGCM(key)
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"_Sealer(path={str(self.path)!r})"
+
+    def seal(self, data: bytes, label: str) -> bytes:
+        nonce = secrets.token_bytes(_NONCE_LEN)
+        return _BLOB_VERSION + nonce + self._aead.encrypt(nonce, data, label.encode())
+
+    def open(self, blob: bytes, label: str) -> bytes:
+        blob = bytes(blob)
+        if len(blob) < 1 + _NONCE_LEN + 16 or blob[:1] != _BLOB_VERSION:
+            raise JournalKeyError(f"a sealed journal value ({label}) is damaged")
+        try:
+            return self._aead.decrypt(blob[1 : 1 + _NONCE_LEN], blob[1 + _NONCE_LEN :], label.encode())
+        except InvalidTag:
+            raise JournalKeyError(
+                f"the journal's card data cannot be decrypted with {self.path} "
+                "(the key file of another terminal or state directory, or the journal was altered)"
+            ) from None
+
+
+def key_path(directory: Path, terminal_id: str) -> Path:
+    return Path(directory) / f"terminal-{terminal_id}.key"
+
+
+def _load_key(path: Path, *, create: bool) -> _Sealer:
+    """Read the journal key (creating it, mode 0600, when absent and ``create``)."""
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        if not create:
+            raise JournalKeyError(
+                f"the journal key file {path} is missing: the card data in this terminal's journal cannot be "
+                "read without it (restore it from where the state directory was backed up)"
+            ) from None
+        key = secrets.token_bytes(KEY_LEN)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # atomic: never a half-written key, never two different keys
+        except FileExistsError:
+            return _load_key(path, create=False)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except PermissionError:
+        raise JournalKeyError(f"the journal key file {path} is not readable by this user") from None
+    if len(key) != KEY_LEN:
+        raise JournalKeyError(f"the journal key file {path} must hold exactly {KEY_LEN} bytes (it holds {len(key)})")
+    return _Sealer(key, path)
 
 
 class OperatorError(ValueError):
@@ -96,16 +186,32 @@ def _config_from(text: str) -> TerminalConfig:
     return TerminalConfig(**{k: v for k, v in d.items() if k in known})
 
 
-def _entry_json(t: TxnEntry) -> str:
+# The fields of a TxnEntry that are card data: sealed, never written in clear.
+_CARD_FIELDS = ("pan", "expiry", "icc", "request")
+
+
+def _txn_label(batch: str, stan: str) -> str:
+    return f"txn/{batch}/{stan}"
+
+
+def _entry_json(t: TxnEntry, sealer: _Sealer) -> str:
     d = asdict(t)
-    d["icc"] = t.icc.hex()
-    d["request"] = t.request.hex()
+    for k in _CARD_FIELDS:
+        del d[k]
+    card = {"pan": t.pan, "expiry": t.expiry, "icc": t.icc.hex(), "request": t.request.hex()}
+    d["pan_masked"] = t.pan_masked if t.pan else ""
+    d["sealed"] = sealer.seal(json.dumps(card, sort_keys=True).encode(), _txn_label(t.batch, t.stan)).hex()
     return json.dumps(d, ensure_ascii=False, sort_keys=True)
 
 
-def _entry_from(text: str) -> TxnEntry:
+def _entry_from(text: str, sealer: _Sealer | None) -> TxnEntry:
     d = json.loads(text)
-    d["icc"] = bytes.fromhex(d.get("icc", ""))
+    sealed = d.pop("sealed", None)
+    if sealed is not None:
+        if sealer is None:  # pragma: no cover - a schema-2 journal is always opened with its key
+            raise JournalKeyError("the journal's card data is sealed and no key was loaded")
+        d.update(json.loads(sealer.open(bytes.fromhex(sealed), _txn_label(d["batch"], d["stan"]))))
+    d["icc"] = bytes.fromhex(d.get("icc", ""))  # schema 1 (in clear): read as it is, to migrate
     d["request"] = bytes.fromhex(d.get("request", ""))
     known = {f.name for f in fields(TxnEntry)}
     return TxnEntry(**{k: v for k, v in d.items() if k in known})
@@ -119,10 +225,11 @@ class Journal:
     """One terminal's journal. Not thread-safe: use it from one thread at a time (which thread
     may change); one process writes it at a time."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, created: bool) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, created: bool, sealer: _Sealer | None = None) -> None:
         self.path = path
         self.conn = conn
         self.created = created  # True when this open made the file (first use of the state dir)
+        self._sealer = sealer  # set by open(); card data is never written without it
         self._last: TerminalState | None = None
         self._events_written: tuple[Event, ...] = ()
 
@@ -151,17 +258,54 @@ class Journal:
         created = not path.exists()
         # One user at a time, but not always the same thread (run_sync may hop to a worker).
         conn = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
-        if created:
-            os.chmod(path, 0o600)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(_SCHEMA)
-        j = cls(path, conn, created)
-        if created or j._meta("config") is None:
-            with j._tx():
-                j._set_meta("schema", SCHEMA_VERSION)
-                j._set_meta("config", _config_json(config or TerminalConfig(terminal_id=tid)))
+        try:
+            if created:
+                os.chmod(path, 0o600)
+            conn.execute("PRAGMA secure_delete=ON")  # freed space is zeroed, not left readable
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            j = cls(path, conn, created)
+            fresh = created or j._meta("config") is None
+            schema = SCHEMA_VERSION if fresh else (j._meta("schema") or "1")
+            if schema not in ("1", SCHEMA_VERSION):
+                raise JournalKeyError(f"{path} has journal schema {schema}, newer than this posgate ({SCHEMA_VERSION})")
+            # A new or clear (schema 1) journal gets a key; a sealed one must find its own.
+            j._sealer = _load_key(key_path(d, tid), create=schema == "1" or fresh)
+            if fresh:
+                with j._tx():
+                    j._set_meta("schema", SCHEMA_VERSION)
+                    j._set_meta("config", _config_json(config or TerminalConfig(terminal_id=tid)))
+            elif schema == "1":
+                j._seal_clear_rows()
+        except BaseException:
+            conn.close()
+            raise
         return j
+
+    def _seal_clear_rows(self) -> None:
+        """Schema 1 → 2: seal the card data of every transaction and the pending reversal, then
+        truncate the WAL and vacuum so that no clear copy is left in the WAL or in free pages."""
+        sealer = self._sealer
+        assert sealer is not None
+        with self._tx() as c:
+            rows = c.execute("SELECT rowid, data FROM txns").fetchall()
+            for rowid, data in rows:
+                c.execute("UPDATE txns SET data = ? WHERE rowid = ?", (_entry_json(_entry_from(data, None), sealer), rowid))
+            row = c.execute("SELECT body FROM reversal WHERE id = 1").fetchone()
+            if row is not None:
+                c.execute("UPDATE reversal SET body = ? WHERE id = 1", (sealer.seal(bytes(row[0]), "reversal"),))
+            self._set_meta("schema", SCHEMA_VERSION)
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.execute("VACUUM")
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @property
+    def _seal(self) -> _Sealer:
+        s = self._sealer
+        if s is None:
+            raise JournalKeyError("this journal was not opened with Journal.open (no key loaded)")
+        return s
 
     def close(self) -> None:
         self.conn.close()
@@ -241,10 +385,11 @@ class Journal:
         ).fetchone()
         if row is not None:
             kw["reversal"] = PendingReversal(
-                CODEC.decode(bytes(row[0])), row[1], row[2], row[3], row[4], row[5], row[6]
+                CODEC.decode(self._seal.open(row[0], "reversal")), row[1], row[2], row[3], row[4], row[5], row[6]
             )
+        sealer = self._seal
         kw["txns"] = tuple(
-            _entry_from(r[0]) for r in c.execute("SELECT data FROM txns WHERE settled = 0 ORDER BY rowid")
+            _entry_from(r[0], sealer) for r in c.execute("SELECT data FROM txns WHERE settled = 0 ORDER BY rowid")
         )
         kw["signatures"] = {
             r[0]: bytes(r[1]) for r in c.execute("SELECT stan, jbig FROM signatures ORDER BY rowid")
@@ -290,7 +435,7 @@ class Journal:
                     c.execute(
                         "INSERT INTO reversal(id, body, operation, stan, amount, category, attempts, created_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
                         (
-                            CODEC.encode(r.message),
+                            self._seal.seal(CODEC.encode(r.message), "reversal"),
                             r.operation,
                             r.stan,
                             r.amount,
@@ -310,7 +455,7 @@ class Journal:
                             "INSERT INTO txns(batch, stan, settled, operation, status, at, data) VALUES (?, ?, 0, ?, ?, ?, ?) "
                             "ON CONFLICT(batch, stan) DO UPDATE SET settled = 0, operation = excluded.operation, "
                             "status = excluded.status, at = excluded.at, data = excluded.data",
-                            (t.batch, t.stan, t.operation, t.status, t.at, _entry_json(t)),
+                            (t.batch, t.stan, t.operation, t.status, t.at, _entry_json(t, self._seal)),
                         )
                 for key in old.keys() - new_keys:
                     # Settled. A signature that never went up stays "unsigned" for good (D13).
@@ -319,7 +464,7 @@ class Journal:
                         t = replace(t, signature="unsigned")
                     c.execute(
                         "UPDATE txns SET settled = 1, data = ? WHERE batch = ? AND stan = ?",
-                        (_entry_json(t), *key),
+                        (_entry_json(t, self._seal), *key),
                     )
             if last is None or last.signatures is not state.signatures:
                 before = dict(last.signatures) if last else {}
@@ -364,13 +509,14 @@ class Journal:
             args.append(batch)
         if cond:
             q += " WHERE " + " AND ".join(cond)
-        return [(_entry_from(r[0]), bool(r[1])) for r in self.conn.execute(q + " ORDER BY rowid", args)]
+        sealer = self._seal
+        return [(_entry_from(r[0], sealer), bool(r[1])) for r in self.conn.execute(q + " ORDER BY rowid", args)]
 
     def find(self, stan: str) -> TxnEntry | None:
         row = self.conn.execute(
             "SELECT data FROM txns WHERE stan = ? ORDER BY rowid DESC LIMIT 1", (stan.zfill(6),)
         ).fetchone()
-        return _entry_from(row[0]) if row else None
+        return _entry_from(row[0], self._seal) if row else None
 
     # ------------------------------------------------------------------ operators
     def seed_demo_operators(self) -> None:
