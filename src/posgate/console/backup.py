@@ -77,13 +77,14 @@ def pg_tool(name: str) -> str:
 def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None) -> dict[str, Any]:
     """Write a backup and its manifest; returns the manifest (with ``path``)."""
     now = now or utcnow()
-    backup_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = now.strftime("%Y%m%d-%H%M%S")
     if engine.dialect.name == "sqlite":
         src = engine.url.database
         if not src or src == ":memory:":
             raise BackupError("an in-memory database cannot be backed up")
         dest = _unique(backup_dir / f"posgate-{stamp}.sqlite")
+        _create_private(dest)
         source = sqlite3.connect(src)
         target = sqlite3.connect(dest)
         try:
@@ -101,6 +102,7 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
         fmt = "sqlite"
     elif engine.dialect.name == "postgresql":
         dest = _unique(backup_dir / f"posgate-{stamp}.dump")
+        _create_private(dest)  # pg_dump -f truncates it and keeps the mode
         with engine.connect() as conn:
             conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
@@ -116,9 +118,17 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
         raise BackupError(f"backups of {engine.dialect.name} databases are not supported")
     manifest = {"format": fmt, "created_at": now.isoformat(), "file": dest.name, "sha256": _sha256_file(dest),
                 "size": dest.stat().st_size, "row_counts": counts, "txn_checksum": checksum}  # fmt: skip
+    _create_private(_manifest_path(dest))
     _manifest_path(dest).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     manifest["path"] = str(dest)
     return manifest
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty, mode 0600, before anything is written to it: a backup is the whole
+    database (encrypted keys and card numbers, hashes, the audit log), for its owner only.
+    ``os.open``'s mode, not a umask, which is process-wide and the console has threads."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _unique(path: Path) -> Path:
