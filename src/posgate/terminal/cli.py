@@ -120,7 +120,7 @@ def _now() -> datetime:
 
 
 def _open(s: Settings) -> Any:
-    from posgate.terminal.journal import Journal
+    from posgate.terminal.journal import Journal, JournalKeyError
     from posgate.terminal.state import TerminalConfig
 
     tid = s.tid
@@ -131,7 +131,10 @@ def _open(s: Settings) -> Any:
     base = TerminalConfig(terminal_id=tid)
     if demo:
         base = replace(base, merchant_id=demo[0], tmk=bytes.fromhex(demo[1]), serial=demo[2])
-    j = Journal.open(s.state_dir, tid, base)
+    try:
+        j = Journal.open(s.state_dir, tid, base)
+    except JournalKeyError as e:  # a sealed journal without its key (docs/decisions.md S1)
+        raise Fail(f"无法读取终端日志 / the terminal journal cannot be opened: {e}") from None
     config = j.config
     changes: dict[str, Any] = {}
     if s.mid:
