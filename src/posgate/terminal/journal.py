@@ -278,6 +278,8 @@ class Journal:
                     j._set_meta("config", _config_json(config or TerminalConfig(terminal_id=tid)))
             elif schema == "1":
                 j._seal_clear_rows()
+            if j._meta("scrub_owed"):
+                j._scrub()
         except BaseException:
             conn.close()
             raise
@@ -296,9 +298,17 @@ class Journal:
             if row is not None:
                 c.execute("UPDATE reversal SET body = ? WHERE id = 1", (sealer.seal(bytes(row[0]), "reversal"),))
             self._set_meta("schema", SCHEMA_VERSION)
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.conn.execute("VACUUM")
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._set_meta("scrub_owed", "1")  # until _scrub succeeds, at this open or a later one
+
+    def _scrub(self) -> None:
+        """Rewrite the file without the clear copies that the seal left in free pages and in the
+        WAL (VACUUM runs outside a transaction, so it is owed by a flag until it has run)."""
+        c = self.conn
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        c.execute("VACUUM")
+        with self._tx():
+            c.execute("DELETE FROM meta WHERE key = 'scrub_owed'")
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @property
     def _seal(self) -> _Sealer:
