@@ -38,6 +38,7 @@ from posgate.console.receipt import render_pdf, render_text
 from posgate.console.terminals import PARAMS
 from posgate.console.txns import ConsoleError, NotFound, TxnQuery
 from posgate.dialect.operations import OPERATIONS
+from posgate.store.admin import lapse_warnings
 
 router = APIRouter(include_in_schema=False)
 
@@ -167,8 +168,10 @@ def dashboard_page(request: Request, p: Any_) -> Response:
     _ = translator(request)
     with state.db.read() as conn:
         fig = dashboard.figures(conn, p, state.tz)
+        # D6: merchants that lapse tomorrow unless a terminal signs on today (the sweep's rule).
+        lapsing = lapse_warnings(conn, None if p.is_acquirer else [p.merchant_id] if p.merchant_id else [])
     svg = dashboard.chart_svg(fig["chart"], label=_("Approved sales, last 14 days"))
-    return render(request, "dashboard.html", {"f": fig, "chart": svg})
+    return render(request, "dashboard.html", {"f": fig, "chart": svg, "lapsing": lapsing})
 
 
 # ------------------------------------------------------------------ transactions

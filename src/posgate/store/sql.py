@@ -41,7 +41,7 @@ from dataclasses import fields as dc_fields
 from dataclasses import replace as dc_replace
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON as SA_JSON
 from sqlalchemy import (
@@ -510,8 +510,26 @@ def _card_stmt() -> ClauseElement:
 _CARD_ARGS = ("h",)
 
 
+class _Unavailable:
+    """Stands for the master key or the id allocator in a store made without them: any use fails."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"this store was opened without the {self._what} (SqlHostStore.for_admin)")
+
+
 class SqlHostStore:
     """HostStore over one SQLAlchemy connection inside a unit of work (see the module docstring)."""
+
+    @classmethod
+    def for_admin(cls, conn: Connection) -> SqlHostStore:
+        """A store on ``conn`` for the merchant, sign-on register and audit ports only: what the
+        console and ``posgate admin`` change under the host's rules (reinstatement, the D6
+        sweep). Made without the master key or the id allocator, so reading keys or card numbers
+        or allocating an RRN fails loudly instead of half-working."""
+        return cls(conn, cast(Keyring, _Unavailable("master key")), cast(IdAllocator, _Unavailable("id allocator")))
 
     def __init__(self, conn: Connection, keyring: Keyring, ids: IdAllocator, *, driver: Any = None) -> None:
         """``driver``: the DB-API connection behind ``conn`` when the caller runs the transactions
