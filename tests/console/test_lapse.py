@@ -184,3 +184,37 @@ def test_admin_sweep_cli(env: Env) -> None:
     assert r.returncode == 0, r.stderr
     assert f'"{BISTRO}"' in r.stdout
     assert _merchant(env, BISTRO)["status"] == "suspended"
+
+
+def test_next_sweep_is_at_local_midnight() -> None:
+    from posgate.host.participants.lapse import seconds_to_next_day
+
+    # 15:30 UTC = 23:30 in Shanghai: the next local day begins in 30 minutes
+    assert seconds_to_next_day(datetime(2026, 3, 4, 15, 30, tzinfo=UTC), TZ) == 1800
+    assert seconds_to_next_day(datetime(2026, 3, 4, 16, 0, tzinfo=UTC), TZ) == 86400
+
+
+@pytest.mark.slow
+def test_serve_sweeps_at_start(env: Env, tmp_path: Path) -> None:
+    """``posgate serve`` suspends a lapsed merchant at start, before any terminal calls in."""
+    import time
+
+    from .helpers import free_port
+
+    _last_sign_on(env, BISTRO, _days_ago(4))
+    exe = str(Path(sys.executable).with_name("posgate"))
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([exe, "serve", "--db", f"sqlite:///{env.path}", "--port", "0", "--console-port",
+                             str(free_port()), "--no-console"], stdout=log, stderr=subprocess.STDOUT, env=_cli_env(env))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while _merchant(env, BISTRO)["status"] != "suspended":
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "no sweep at start: " + (tmp_path / "serve.log").read_text()
+            time.sleep(0.2)
+        assert _merchant(env, MART)["status"] == "active"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        log.close()
+    assert "D6 sweep" in (tmp_path / "serve.log").read_text()

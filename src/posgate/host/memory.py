@@ -192,6 +192,9 @@ class MemoryStore:
         self.differences.append(record)
         return len(self.differences)
 
+    def settlement_differences(self, settlement_id: int) -> Sequence[DifferenceRecord]:
+        return [d for d in self.differences if d.settlement_id == settlement_id]
+
     def insert_signature(self, record: SignatureRecord) -> int:
         self.signatures.append(record)
         return len(self.signatures)

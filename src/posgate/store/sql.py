@@ -931,6 +931,15 @@ class SqlHostStore:
     def insert_difference(self, record: DifferenceRecord) -> int:
         return self._insert(s.differences, {f.name: getattr(record, f.name) for f in dc_fields(DifferenceRecord)})
 
+    def settlement_differences(self, settlement_id: int) -> Sequence[DifferenceRecord]:
+        d = s.differences.c
+        cols = [getattr(d, f.name) for f in dc_fields(DifferenceRecord)]
+
+        def build() -> ClauseElement:
+            return select(*cols).where(d.settlement_id == bindparam("s")).order_by(d.id)
+
+        return [DifferenceRecord(*r) for r in self._all("settlement_differences", build, {"s": settlement_id})]
+
     def insert_signature(self, record: SignatureRecord) -> int:
         return self._insert(s.signatures, {f.name: getattr(record, f.name) for f in dc_fields(SignatureRecord)})
 

@@ -65,6 +65,14 @@ def local_day(now: datetime, timezone: str) -> str:
     return now.astimezone(zone(timezone)).date().isoformat()
 
 
+def seconds_to_next_day(now: datetime, timezone: str) -> float:
+    """Seconds from ``now`` to the next local midnight in ``timezone`` (when the next sweep is due)."""
+    tz = zone(timezone)
+    local = now.astimezone(tz)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tz)
+    return max(0.0, (midnight - local).total_seconds())
+
+
 def suspend_for_lapse(store: HostStore, merchant: MerchantRecord, last_day: str | None, now: datetime,
                       lapse_days: int) -> None:  # fmt: skip
     reason = f"no terminal signed on for {lapse_days} consecutive days (last sign-on {last_day})"
