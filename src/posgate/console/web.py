@@ -34,6 +34,7 @@ from posgate.console.auth import (
 )
 from posgate.console.fmt import day_offset, fmt_time, parse_yuan, today
 from posgate.console.i18n import normalise
+from posgate.console.ledger import annulment_of
 from posgate.console.receipt import render_pdf, render_text
 from posgate.console.terminals import PARAMS
 from posgate.console.txns import ConsoleError, NotFound, TxnQuery
@@ -213,8 +214,9 @@ def transaction_page(request: Request, txn_id: int, p: Any_) -> Response:
         d = txns.detail(conn, p, txn_id)
         refundable = makeup.refundable(conn, d["txn"])
         refunds = [r for r in makeup.refund_list(conn, p) if r["original_id"] == txn_id]
+        annulled_by = annulment_of(conn, txn_id)
     return render(request, "transaction.html", {"d": d, "x": d["txn"], "refundable": refundable, "refunds": refunds,
-                                                "slip_text": _slip_text(request, d)})
+                                                "slip_text": _slip_text(request, d), "annulled_by": annulled_by})
 
 
 @router.get("/transactions/{txn_id}/receipt.pdf")
@@ -390,7 +392,12 @@ async def _decide_makeup(request: Request, entry_id: int, p: Principal, approve:
         raise
     except ConsoleError as e:
         return redirect(f"/makeup/{entry_id}", _(e.message, **e.fields), "error")
-    msg = _("Approved: the ledger has a new record.") if res["status"] == "approved" else _("Rejected.")
+    if res["status"] != "approved":
+        msg = _("Rejected.")
+    elif res["result_txn_id"] is None:  # closing a difference writes no ledger record
+        msg = _("Approved: the difference is closed; the ledger is unchanged.")
+    else:
+        msg = _("Approved: the ledger has a new record #{id}; the original is unchanged.", id=res["result_txn_id"])
     return redirect(f"/makeup/{entry_id}", msg)
 
 

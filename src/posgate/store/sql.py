@@ -931,6 +931,18 @@ class SqlHostStore:
     def insert_difference(self, record: DifferenceRecord) -> int:
         return self._insert(s.differences, {f.name: getattr(record, f.name) for f in dc_fields(DifferenceRecord)})
 
+    def is_annulled(self, txn_id: int) -> bool:
+        t = s.transactions.c
+
+        def build() -> ClauseElement:
+            return (
+                select(t.id)
+                .where(t.original_id == bindparam("o"), t.operation == "annulment", t.response_code == "00")
+                .limit(1)
+            )
+
+        return self._one("is_annulled", build, {"o": txn_id}) is not None
+
     def settlement_differences(self, settlement_id: int) -> Sequence[DifferenceRecord]:
         d = s.differences.c
         cols = [getattr(d, f.name) for f in dc_fields(DifferenceRecord)]
