@@ -1,17 +1,22 @@
-"""What the make-up pages say agrees with what the ledger does (real headless Chromium).
+"""What the pages say agrees with what the back end does (real headless Chromium).
 
-An annulment is a new ``annulment`` row; the original is untouched and shown as annulled by
-that row. Closing a difference writes no ledger row, and the page does not claim one.
+* An annulment is a new ``annulment`` row; the original is untouched and shown as annulled by
+  that row. Closing a difference writes no ledger row, and the page does not claim one.
+* A merchant that lapses tomorrow (D6) is announced on the dashboard of its users and support.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
-from .helpers import Live, api_token, browser_login, txn_row
+from posgate.console.fmt import today
+
+from .helpers import BISTRO, TZ, Live, api_token, browser_login, txn_row
+from .test_lapse import _days_ago, _last_sign_on
 
 pytestmark = pytest.mark.browser
 
@@ -66,3 +71,23 @@ def test_approval_message_in_english(live: Live, page: Any) -> None:
     page.goto(f"{live.url}/lang/en")
     flash = _approve(page, f"{live.url}/makeup/{close['id']}")
     assert flash == "Approved: the difference is closed; the ledger is unchanged."
+
+
+def test_lapse_warning_on_the_dashboard(live: Live, page: Any, browser: Any) -> None:
+    _last_sign_on(live.env, BISTRO, _days_ago(3))  # no sign-on for 2 whole days: lapses tomorrow
+    tomorrow = (date.fromisoformat(today(TZ)) + timedelta(days=1)).isoformat()
+    browser_login(page, live.url, "bistro-admin")
+    warning = page.locator("[data-testid=lapse-warning]")
+    assert warning.count() == 1
+    text = warning.inner_text()
+    assert BISTRO in text and tomorrow in text and "暂停" in text
+    ctx = browser.new_context(viewport={"width": 1360, "height": 900})
+    other = ctx.new_page()
+    browser_login(other, live.url, "mart-admin")  # another merchant's users do not see it
+    assert other.locator("[data-testid=lapse-warning]").count() == 0
+    browser_login(other, live.url, "support")
+    other.goto(f"{live.url}/lang/en")
+    other.goto(f"{live.url}/")
+    assert f"will be suspended on {tomorrow} unless a terminal signs on today" in other.locator(
+        "[data-testid=lapse-warning]").inner_text()  # fmt: skip
+    ctx.close()
