@@ -110,3 +110,21 @@ def test_cli_and_console_make_the_same_archive(live: Live, tmp_path: Path) -> No
         body = tar.extractfile("manifest.json").read()  # type: ignore[union-attr]
     assert json.loads(body)["format"] == "sqlite"
     assert io.BytesIO(body).read(1) == b"{"
+
+
+def test_host_on_a_restored_database_without_its_key_makes_no_new_key(live: Live, tmp_path: Path) -> None:
+    """Starting the host on a database written with a key, without that key file, is refused
+    with a clear message, and no new (wrong) key file is made beside it."""
+    import pytest
+
+    from posgate.store.keyring import KeyringError
+
+    tmp_path = tmp_path / "operator"
+    tmp_path.mkdir()
+    archive = _download(live, tmp_path)
+    target = tmp_path / "restored" / "posgate.db"
+    key = live.env.path.with_name("posgate.db.key")
+    assert _posgate("restore", str(archive), "--db", f"sqlite:///{target}", "--key-file", str(key)).returncode == 0
+    with pytest.raises(KeyringError, match="not found"):
+        Database.open(f"sqlite:///{target}")
+    assert not target.with_name("posgate.db.key").exists()
