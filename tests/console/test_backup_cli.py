@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import shutil
+import stat
 import subprocess
+import tarfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -22,6 +27,10 @@ from posgate.store.console_schema import backups, unsigned_alerts
 from .helpers import Env, api_token, csrf_of, login
 
 
+def _key(env: Env) -> Path:
+    return env.path.with_name("posgate.db.key")
+
+
 def test_backup_from_the_console_and_verified_restore(env: Env, tmp_path: Path) -> None:
     c = login(env.client(), "admin")
     r = c.post("/backups", data={"csrf_token": csrf_of(c, "/backups")}, follow_redirects=False)
@@ -30,36 +39,58 @@ def test_backup_from_the_console_and_verified_restore(env: Env, tmp_path: Path) 
     rows = env.client().get("/api/v1/backups", headers=h).json()
     assert rows and rows[0]["status"] == "ok" and rows[0]["kind"] == "manual"
     dl = env.client().get(f"/api/v1/backups/{rows[0]['id']}/download", headers=h)
-    assert dl.status_code == 200 and dl.content.startswith(b"SQLite format 3")
+    assert dl.status_code == 200 and tarfile.is_tarfile(io.BytesIO(dl.content))
     assert env.client().get(f"/api/v1/backups/{rows[0]['id']}/download", headers=api_token(env.client(), "support")).status_code == 403
     path = Path(rows[0]["path"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     target = tmp_path / "restored.db"
-    result = backup_mod.restore(path, f"sqlite:///{target}")
+    result = backup_mod.restore(path, f"sqlite:///{target}", _key(env))
     assert result["verified"] and result["row_counts"]["transactions"] == rows[0]["row_counts"]["transactions"]
-    # a damaged file is refused before anything is written
+    # a damaged archive is refused before anything is written
     bad = tmp_path / path.name
-    shutil.copy(path, bad)
-    shutil.copy(path.with_name(path.name + ".manifest.json"), tmp_path / (path.name + ".manifest.json"))
-    with bad.open("r+b") as f:
-        f.seek(200)
-        f.write(b"\x00\x01\x02")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the database member
+    bad.write_bytes(bytes(data))
     with pytest.raises(backup_mod.BackupError, match="does not match its manifest"):
-        backup_mod.restore(bad, f"sqlite:///{tmp_path / 'other.db'}")
+        backup_mod.restore(bad, f"sqlite:///{tmp_path / 'other.db'}", _key(env))
+    assert not (tmp_path / "other.db").exists()
+
+
+def _rewrite(archive: Path, change: Any) -> None:
+    """Rewrite the archive's members through ``change(name, bytes) -> bytes`` (a forger's tool)."""
+    with tarfile.open(archive) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
+    with tarfile.open(archive, "w") as tar:
+        for m, body in members:
+            body = change(m.name, body)
+            m.size = len(body)
+            tar.addfile(m, io.BytesIO(body))
 
 
 def test_restore_detects_a_changed_ledger(env: Env, tmp_path: Path) -> None:
     manifest = backup_mod.make_backup(env.db.engine, tmp_path / "b")
     path = Path(manifest["path"])
-    # forge: alter one transaction inside the backup and fix the file hash in the manifest
-    eng = create_engine(f"sqlite:///{path}")
+    # forge: alter one transaction inside the backup and fix the member's hash in the manifest
+    work = tmp_path / "forge"
+    work.mkdir()
+    _, db_file = backup_mod.read_archive(path, work)
+    assert db_file is not None
+    eng = create_engine(f"sqlite:///{db_file}")
     with eng.begin() as conn:
         conn.execute(text("UPDATE transactions SET amount = amount + 1 WHERE id = 1"))
     eng.dispose()
-    m = json.loads(path.with_name(path.name + ".manifest.json").read_text())
-    m["sha256"] = backup_mod._sha256_file(path)
-    path.with_name(path.name + ".manifest.json").write_text(json.dumps(m))
+    forged = db_file.read_bytes()
+
+    def change(name: str, body: bytes) -> bytes:
+        if name == "manifest.json":
+            m = json.loads(body)
+            m["database_sha256"] = hashlib.sha256(forged).hexdigest()
+            return json.dumps(m).encode()
+        return forged
+
+    _rewrite(path, change)
     with pytest.raises(backup_mod.BackupError, match="checksum differs"):
-        backup_mod.restore(path, f"sqlite:///{tmp_path / 'r.db'}")
+        backup_mod.restore(path, f"sqlite:///{tmp_path / 'r.db'}", _key(env))
 
 
 def test_cli_backup_restore_and_users(env: Env, tmp_path: Path) -> None:
@@ -69,7 +100,9 @@ def test_cli_backup_restore_and_users(env: Env, tmp_path: Path) -> None:
     r = runner.invoke(cli_app, ["backup", "--db", url, "--dir", str(tmp_path / "bk"), "--json"])
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
-    r = runner.invoke(cli_app, ["restore", info["path"], "--db", f"sqlite:///{tmp_path / 'restored.db'}"])
+    assert stat.S_IMODE(Path(info["path"]).stat().st_mode) == 0o600
+    r = runner.invoke(cli_app, ["restore", info["path"], "--db", f"sqlite:///{tmp_path / 'restored.db'}",
+                                "--key-file", str(env.path.with_name("posgate.db.key"))])
     assert r.exit_code == 0 and "verified" in r.output, r.output
     r = runner.invoke(cli_app, ["admin", "user", "add", "night-clerk", "--role", "merchant_clerk", "--merchant",
                                 "898100012340001", "--db", url])  # fmt: skip
@@ -133,7 +166,7 @@ def test_postgres_backup_and_restore(tmp_path: Path) -> None:
         manifest = backup_mod.make_backup(db.engine, tmp_path / "bk")
         db.close()
         assert manifest["format"] == "pg_dump" and manifest["row_counts"]["transactions"] > 5
-        result = backup_mod.restore(Path(manifest["path"]), f"{base}/{names[1]}")
+        result = backup_mod.restore(Path(manifest["path"]), f"{base}/{names[1]}", tmp_path / "k.key")
         assert result["verified"] and result["txn_checksum"] == manifest["txn_checksum"]
     finally:
         with admin.connect() as conn:

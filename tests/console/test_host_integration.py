@@ -190,3 +190,27 @@ def test_end_to_end_serve(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+def test_annulled_sale_cannot_be_voided_or_refunded_at_the_terminal(env: Env) -> None:
+    """An annulment (make-up entry) leaves the original row as it was; the host still refuses to
+    void or refund it (``12``), by looking for the annulment row."""
+    if not _sql_issuer_ready():
+        pytest.skip("the SQL store does not serve the built-in issuer yet (SqlHostStore.card)")
+    world = make_world(env.db)
+    pos = PairTerminal(world, "10000001")  # type: ignore[arg-type]
+    assert pos.sign_on().code == "00"
+    sale = pos.sale(amount=66_00)
+    assert sale.code == "00"
+    original = pos.journal[-1]
+    c = env.client()
+    rrn = sale.reply.text(37) if sale.reply else ""
+    txn_id = c.get("/api/v1/transactions", params={"rrn": rrn}, headers=api_token(c, "support")).json()[0]["id"]
+    e = c.post("/api/v1/makeup-entries", headers=api_token(c, "mart-admin"),
+               json={"kind": "annul", "original_id": txn_id, "reason": "test sale"}).json()  # fmt: skip
+    assert c.post(f"/api/v1/makeup-entries/{e['id']}/approve", headers=api_token(c, "support"), json={}).status_code == 200
+    with env.db.engine.connect() as conn:
+        assert conn.execute(select(s.transactions.c.status).where(s.transactions.c.id == txn_id)).scalar() == "approved"
+    v = pos.void(original)
+    assert v.code == "12", v.host.trace
+    assert pos.refund(original, 10_00).code == "12"

@@ -141,7 +141,10 @@ def check_batches_and_settlements(factory: Factory) -> None:
     a = s.insert_transaction(txn(s))
     s.update_transaction(a, settlement_id=sid)
     assert s.transaction(a).settlement_id == sid
-    s.insert_difference(DifferenceRecord(sid, TID, MID, "000001", "000003", "missing_on_host", 100, None, None, None))
+    diff = DifferenceRecord(sid, TID, MID, "000001", "000003", "missing_on_host", 100, None, None, None)
+    s.insert_difference(diff)
+    assert list(s.settlement_differences(sid)) == [diff]
+    assert list(s.settlement_differences(sid + 1000)) == []
     s.insert_signature(SignatureRecord(a, T0, "terminal", b"jbig", None, None, None, b"\xff\x00\x00"))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pair.harness import CARDS, PairTerminal, make_world
 from posgate.dialect.cup import CODEC
-from posgate.host.participants.lapse import reinstate_merchant, sweep_lapsed_merchants
+from posgate.host.participants.lapse import reinstate_merchant, sweep
 from posgate.host.ports import SignOnEntry
 
 
@@ -61,7 +61,7 @@ def test_d6_lapsed_merchant_is_suspended_and_refused() -> None:
     other = PairTerminal(w, "10000002")
     assert other.sign_on().code == "03"
     # Reinstated by the acquirer: works again.
-    reinstate_merchant(store, t.mid, "admin", "merchant called: closed for holidays", w.env)
+    reinstate_merchant(store, t.mid, "admin", "merchant called: closed for holidays", w.env.now(), w.env.timezone)
     assert t.sign_on().code == "00"
     assert t.sale().code == "00"
 
@@ -72,8 +72,9 @@ def test_d6_sweep_for_a_periodic_job() -> None:
                                        "01", "DEMO0003", "004", "000001", "000001", "00"))  # fmt: skip
     w.store.record_sign_on(SignOnEntry(w.clock(), "2024-05-05", "10000001", "898100012340001", "sign_on", "daily",
                                        "01", "DEMO0001", "004", "000001", "000001", "00"))  # fmt: skip
-    suspended = sweep_lapsed_merchants(w.store, w.env, ["898100012340001", "898100012340002"])
-    assert suspended == ["898100012340002"]  # 2, 3, 4, 5 May without a sign-on; today is the 6th
+    result = sweep(w.store, ["898100012340001", "898100012340002"], w.env.now(), w.env.timezone, w.env.lapse_days)
+    assert result.suspended == ["898100012340002"]  # 2, 3, 4, 5 May without a sign-on; today is the 6th
+    assert result.warned == []
 
 
 def test_d7_device_serial() -> None:

@@ -200,3 +200,24 @@ def test_settlement_totals_count_voids_as_credits_and_exclude_reversals() -> Non
     assert SettlementTotals.parse(s.reply.text(48)) == SettlementTotals(  # type: ignore[union-attr]
         SideTotals(1_000, 1, 1_000, 1, "1"), SideTotals(3_000, 1, 0, 0, "1")
     )
+
+
+def test_an_amount_mismatch_is_one_difference_even_when_the_upload_is_resent() -> None:
+    """The host has the sale with 2,000, the terminal's journal says 2,500: one amount_mismatch,
+    not also "missing on terminal" at the end; a re-sent upload and end add nothing."""
+    from dataclasses import replace
+
+    w = make_world()
+    store = w.store
+    t = PairTerminal(w, "20000001")
+    assert t.sign_on("003").code == "00"
+    assert t.sale("ok", 1_000).code == "00"
+    assert t.sale("ok", 2_000).code == "00"
+    t.journal[-1] = replace(t.journal[-1], amount=2_500)
+    assert t.settle().code == "00"
+    sales = [x for x in t.journal if x.kind == "sale"]
+    for _attempt in range(2):  # the second time: the terminal did not get the replies and retries
+        assert all(r.code == "00" for r in t.upload(sales))
+        assert t.upload_end(len(sales), balanced=False).code == "00"
+        diffs = [(d.kind, d.stan, d.terminal_amount, d.host_amount) for d in store.differences]
+        assert diffs == [("amount_mismatch", sales[1].stan, 2_500, 2_000)]

@@ -74,5 +74,10 @@ def test_database_refuses_another_master_key(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path}/p.db"
     Database.open(url).close()
     monkeypatch.setenv("POSGATE_MASTER_KEY_FILE", str(tmp_path / "other.key"))
+    # a missing key file is not made anew for a database that has a key: that key could read nothing
+    with pytest.raises(KeyringError, match="not found"):
+        Database.open(url)
+    assert not (tmp_path / "other.key").exists()
+    (tmp_path / "other.key").write_bytes(bytes(range(32)))
     with pytest.raises(KeyringError, match="not the one this database was written with"):
         Database.open(url)

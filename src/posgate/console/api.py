@@ -462,7 +462,7 @@ def download_backup(request: Request, backup_id: int, p: AdminOnly) -> Response:
     path = backups_mod.file_for_download(st(request).db, backup_id, p.username)
     if path is None:
         raise NotFound()
-    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+    return FileResponse(path, media_type="application/x-tar", filename=path.name)
 
 
 @router.get("/audit", tags=["audit"])

@@ -1,25 +1,38 @@
-"""Backups and verified restores.
+"""Backups and verified restores: one self-contained archive, made the same way by the console
+(button, daily schedule, download) and by ``posgate backup``, restored by ``posgate restore``.
 
-* SQLite: the online backup API (``sqlite3.Connection.backup``), a consistent copy while the
-  host keeps writing; the manifest's row counts are read from the copy itself.
-* PostgreSQL: ``pg_dump -Fc`` run on a snapshot exported from a REPEATABLE READ transaction
-  (``--snapshot``), in which the manifest's row counts are taken too, so the two agree exactly.
+The archive ``posgate-YYYYmmdd-HHMMSS.tar`` (mode 0600, like every file written here) holds:
 
-Each backup file ``posgate-YYYYmmdd-HHMMSS.{sqlite,dump}`` has a ``.manifest.json`` beside it: the
-row count of every table, a SHA-256 over the transactions (id, terminal, batch, STAN, MTI, operation,
-amount, response code, status, RRN, refunded amount, signed), and the file's own SHA-256. A restore
-checks the file's hash first, restores, then recomputes counts and checksum on the restored
-database and reports success only when all match.
+* ``manifest.json``: the format (``sqlite`` | ``pg_dump``), the database member's name, size and
+  SHA-256, the row count of every table, a SHA-256 over the transactions (id, terminal, batch,
+  STAN, MTI, operation, amount, response code, status, RRN, refunded amount, signed), and the
+  database's master-key check value (``settings.keyring_check``: identifies the key, reveals
+  nothing of it);
+* the database: ``posgate.sqlite`` (SQLite online backup API, a consistent copy while the host
+  keeps writing; counts read from the copy) or ``posgate.dump`` (``pg_dump -Fc`` on a snapshot
+  exported from a REPEATABLE READ transaction, counts taken in that snapshot).
+
+The master key is NOT in the archive: keys and card numbers in it stay encrypted under the key
+file of the database, which the operator keeps apart and supplies to the restore
+(``--key-file``). A restore checks, before it writes anything: the archive's members, the
+member's SHA-256, that the key file exists (a new key is never made) and is the archive's key
+(check value, and for SQLite one encrypted value decrypted). Then it restores and recomputes
+counts and checksum on the restored database, and reports success only when all match.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +47,10 @@ from posgate.store.console_schema import backups
 
 TXN_COLS = ("id", "terminal_id", "batch_no", "stan", "mti", "operation", "amount", "response_code", "status", "rrn",
             "refunded_amount", "signed")  # fmt: skip
+ARCHIVE_VERSION = 1
+MANIFEST = "manifest.json"
+MEMBERS = {"sqlite": "posgate.sqlite", "pg_dump": "posgate.dump"}
+PRIVATE = 0o600  # backups hold the whole ledger: owner only
 
 
 class BackupError(RuntimeError):
@@ -52,6 +69,13 @@ def counts_and_checksum(conn: Connection) -> tuple[dict[str, int], str]:
         for row in conn.execute(text(f"SELECT {cols} FROM transactions ORDER BY id")):  # noqa: S608
             h.update(("|".join("" if v is None else str(int(v) if isinstance(v, bool) else v) for v in row) + "\n").encode())
     return counts, h.hexdigest()
+
+
+def _keyring_check(conn: Connection) -> str | None:
+    if "settings" not in _tables(conn):
+        return None
+    value = conn.execute(text("SELECT value FROM settings WHERE key = 'keyring_check'")).scalar()
+    return None if value is None else str(value)
 
 
 def _sha256_file(path: Path) -> str:
@@ -74,61 +98,90 @@ def pg_tool(name: str) -> str:
     return path
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (whatever the umask) before anything writes into it."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE))
+    os.chmod(path, PRIVATE)
+
+
+@contextmanager
+def _workdir(near: Path) -> Iterator[Path]:
+    """A private (0700) scratch directory beside ``near``, removed afterwards."""
+    near.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new backup dir is its owner's only
+    d = Path(tempfile.mkdtemp(prefix=".posgate-backup-", dir=near))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None) -> dict[str, Any]:
-    """Write a backup and its manifest; returns the manifest (with ``path``)."""
+    """Write one archive (database copy + manifest); returns the manifest with the archive's
+    ``path``, ``size`` and ``sha256``."""
     now = now or utcnow()
-    backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = now.strftime("%Y%m%d-%H%M%S")
-    if engine.dialect.name == "sqlite":
-        src = engine.url.database
-        if not src or src == ":memory:":
-            raise BackupError("an in-memory database cannot be backed up")
-        dest = _unique(backup_dir / f"posgate-{stamp}.sqlite")
-        _create_private(dest)
-        source = sqlite3.connect(src)
-        target = sqlite3.connect(dest)
-        try:
-            with target:
-                source.backup(target)
-        finally:
-            source.close()
-            target.close()
-        check = _sqlite_engine(dest)
-        try:
-            with check.connect() as conn:
+    with _workdir(backup_dir) as work:
+        if engine.dialect.name == "sqlite":
+            src = engine.url.database
+            if not src or src == ":memory:":
+                raise BackupError("an in-memory database cannot be backed up")
+            fmt = "sqlite"
+            copy = work / MEMBERS[fmt]
+            _private_file(copy)
+            source = sqlite3.connect(src)
+            target = sqlite3.connect(copy)
+            try:
+                with target:
+                    source.backup(target)
+            finally:
+                source.close()
+                target.close()
+            check = _sqlite_engine(copy)
+            try:
+                with check.connect() as conn:
+                    counts, checksum = counts_and_checksum(conn)
+                    key_check = _keyring_check(conn)
+            finally:
+                check.dispose()
+        elif engine.dialect.name == "postgresql":
+            fmt = "pg_dump"
+            copy = work / MEMBERS[fmt]
+            _private_file(copy)
+            with engine.connect() as conn:
+                conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
                 counts, checksum = counts_and_checksum(conn)
-        finally:
-            check.dispose()
-        fmt = "sqlite"
-    elif engine.dialect.name == "postgresql":
-        dest = _unique(backup_dir / f"posgate-{stamp}.dump")
-        _create_private(dest)  # pg_dump -f truncates it and keeps the mode
-        with engine.connect() as conn:
-            conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
-            counts, checksum = counts_and_checksum(conn)
-            proc = subprocess.run([pg_tool("pg_dump"), "-Fc", f"--snapshot={snapshot}", "-f", str(dest), libpq_url(engine)],
-                                  capture_output=True, text=True, timeout=3600)  # fmt: skip
-            conn.exec_driver_sql("COMMIT")
-        if proc.returncode != 0:
+                key_check = _keyring_check(conn)
+                proc = subprocess.run([pg_tool("pg_dump"), "-Fc", f"--snapshot={snapshot}", "-f", str(copy),
+                                       libpq_url(engine)], capture_output=True, text=True, timeout=3600)  # fmt: skip
+                conn.exec_driver_sql("COMMIT")
+            if proc.returncode != 0:
+                raise BackupError(f"pg_dump failed: {proc.stderr.strip()[:500]}")
+        else:
+            raise BackupError(f"backups of {engine.dialect.name} databases are not supported")
+        manifest: dict[str, Any] = {
+            "archive_version": ARCHIVE_VERSION, "format": fmt, "created_at": now.isoformat(), "database": copy.name,
+            "database_sha256": _sha256_file(copy), "database_size": copy.stat().st_size, "row_counts": counts,
+            "txn_checksum": checksum, "keyring_check": key_check,
+        }  # fmt: skip
+        dest = _unique(backup_dir / f"posgate-{stamp}.tar")
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+        try:
+            with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+                info = tarfile.TarInfo(MANIFEST)
+                info.size, info.mode, info.mtime = len(body), PRIVATE, int(now.timestamp())
+                tar.addfile(info, io.BytesIO(body))
+                info = tar.gettarinfo(str(copy), arcname=copy.name)
+                info.mode, info.uid, info.gid, info.uname, info.gname = PRIVATE, 0, 0, "", ""
+                with copy.open("rb") as data:
+                    tar.addfile(info, data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
             dest.unlink(missing_ok=True)
-            raise BackupError(f"pg_dump failed: {proc.stderr.strip()[:500]}")
-        fmt = "pg_dump"
-    else:
-        raise BackupError(f"backups of {engine.dialect.name} databases are not supported")
-    manifest = {"format": fmt, "created_at": now.isoformat(), "file": dest.name, "sha256": _sha256_file(dest),
-                "size": dest.stat().st_size, "row_counts": counts, "txn_checksum": checksum}  # fmt: skip
-    _create_private(_manifest_path(dest))
-    _manifest_path(dest).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    manifest["path"] = str(dest)
-    return manifest
-
-
-def _create_private(path: Path) -> None:
-    """Create ``path`` empty, mode 0600, before anything is written to it: a backup is the whole
-    database (encrypted keys and card numbers, hashes, the audit log), for its owner only.
-    ``os.open``'s mode, not a umask, which is process-wide and the console has threads."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            raise
+    return {**manifest, "path": str(dest), "file": dest.name, "size": dest.stat().st_size, "sha256": _sha256_file(dest)}
 
 
 def _unique(path: Path) -> Path:
@@ -140,63 +193,130 @@ def _unique(path: Path) -> Path:
     return candidate
 
 
-def _manifest_path(path: Path) -> Path:
-    return path.with_name(path.name + ".manifest.json")
-
-
 def _sqlite_engine(path: Path | str) -> Engine:
     from sqlalchemy import create_engine
 
     return create_engine(f"sqlite:///{path}")
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    mp = _manifest_path(path)
-    if not mp.exists():
-        raise BackupError(f"{mp.name} is missing: a backup cannot be verified without its manifest")
-    return dict(json.loads(mp.read_text()))
+def read_archive(path: Path, into: Path | None = None) -> tuple[dict[str, Any], Path | None]:
+    """The archive's manifest and (``into`` given) its database member extracted there, its
+    SHA-256 checked. Only the two expected regular members are read; nothing is extracted by
+    the archive's own names (no path from the archive reaches the file system)."""
+    try:
+        tar = tarfile.open(path, mode="r:")
+    except (tarfile.TarError, OSError) as e:
+        raise BackupError(f"{path.name} is not a posgate backup archive (.tar from 'posgate backup' or the console): {e}") from None
+    with tar:
+        members = {m.name: m for m in tar.getmembers()}
+        m = members.get(MANIFEST)
+        if m is None or not m.isfile():
+            raise BackupError(f"{path.name} has no {MANIFEST}: not a posgate backup archive")
+        f = tar.extractfile(m)
+        assert f is not None
+        try:
+            manifest = dict(json.loads(f.read()))
+        except ValueError:
+            raise BackupError(f"the {MANIFEST} in {path.name} is damaged") from None
+        if manifest.get("archive_version") != ARCHIVE_VERSION or manifest.get("format") not in MEMBERS:
+            raise BackupError(f"{path.name}: unknown archive version or format; restore it with the posgate that made it")
+        name = MEMBERS[manifest["format"]]
+        if manifest.get("database") != name or name not in members or not members[name].isfile():
+            raise BackupError(f"{path.name} does not hold the database its manifest names")
+        if into is None:
+            return manifest, None
+        out = into / name
+        _private_file(out)
+        src = tar.extractfile(members[name])
+        assert src is not None
+        with out.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    if _sha256_file(out) != manifest["database_sha256"]:
+        raise BackupError("the database in the archive does not match its manifest (damaged or altered); not restored")
+    return manifest, out
 
 
-def restore(path: Path, target_url: str) -> dict[str, Any]:
-    """Restore ``path`` into ``target_url`` and verify it; raises :class:`BackupError` on any mismatch.
+def _load_key(key_file: Path | str | None) -> Any:
+    from posgate.store.keyring import KeyringError, load_keyring
 
-    Stop the host and console using the target database first."""
-    path = Path(path)
-    manifest = read_manifest(path)
-    if _sha256_file(path) != manifest["sha256"]:
-        raise BackupError("the backup file does not match its manifest (damaged or altered); not restored")
+    if key_file is None:
+        raise BackupError("the master key file of the backed-up database is required (--key-file): the archive does "
+                          "not contain it, and a new key could not read the card data and keys")  # fmt: skip
+    try:
+        return load_keyring(key_file, create=False)  # never a new key here
+    except KeyringError as e:
+        raise BackupError(str(e)) from None
+
+
+def _check_decrypts(conn: Connection, keyring: Any) -> None:
+    """Decrypt one encrypted value of the database (a terminal's TMK, else a card number)."""
+    for table, col, purpose in (("terminals", "tmk_enc", b"tmk"), ("cards", "pan_enc", b"pan")):
+        if table not in _tables(conn):
+            continue
+        blob = conn.execute(text(f"SELECT {col} FROM {table} WHERE {col} IS NOT NULL LIMIT 1")).scalar()  # noqa: S608
+        if blob is None:
+            continue
+        try:
+            keyring.decrypt(bytes(blob), purpose)
+        except Exception:  # noqa: BLE001 - any failure means: not this database's key
+            raise BackupError("the master key file does not decrypt this backup's data; not restored") from None
+        return
+
+
+def restore(path: Path, target_url: str, key_file: Path | str | None) -> dict[str, Any]:
+    """Restore the archive ``path`` into ``target_url`` and verify it; raises
+    :class:`BackupError` (before anything is written, when the archive or the key is wrong).
+
+    ``key_file``: the master key file of the database that was backed up (kept apart from the
+    backups). Stop the host and console using the target database first."""
     from posgate.console.db import make_engine
 
+    path = Path(path)
+    keyring = _load_key(key_file)
     url = make_url(_normalise(target_url))
-    if manifest["format"] == "sqlite":
-        if url.get_backend_name() != "sqlite" or not url.database:
-            raise BackupError("a SQLite backup restores into a SQLite file: --db sqlite:///path/to/posgate.db")
-        target_path = Path(url.database)
-        target_path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("-wal", "-shm"):
-            Path(str(target_path) + suffix).unlink(missing_ok=True)
-        source = sqlite3.connect(path)
-        target = sqlite3.connect(target_path)
-        try:
-            with target:
-                source.backup(target)
-        finally:
-            source.close()
-            target.close()
-    elif manifest["format"] == "pg_dump":
-        if url.get_backend_name() != "postgresql":
-            raise BackupError("a PostgreSQL backup restores into PostgreSQL: --db postgresql://user@host/db")
-        proc = subprocess.run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
-                               "-d", libpq_url(url.render_as_string(hide_password=False)), str(path)],
-                              capture_output=True, text=True, timeout=3600)  # fmt: skip
-        if proc.returncode != 0:
-            raise BackupError(f"pg_restore failed: {proc.stderr.strip()[:800]}")
-    else:
-        raise BackupError(f"unknown backup format {manifest['format']!r}")
+    manifest, _ = read_archive(path)
+    if manifest["format"] == "sqlite" and (url.get_backend_name() != "sqlite" or not url.database):
+        raise BackupError("a SQLite backup restores into a SQLite file: --db sqlite:///path/to/posgate.db")
+    if manifest["format"] == "pg_dump" and url.get_backend_name() != "postgresql":
+        raise BackupError("a PostgreSQL backup restores into PostgreSQL: --db postgresql://user@host/db")
+    if manifest.get("keyring_check") and manifest["keyring_check"] != keyring.check_value:
+        raise BackupError(f"the master key file {key_file} is not the key of this backup (its check value differs); "
+                          "supply the key file the backed-up database used; nothing was restored")  # fmt: skip
+    scratch = Path(url.database).resolve().parent if manifest["format"] == "sqlite" else Path(tempfile.gettempdir())  # type: ignore[arg-type]
+    with _workdir(scratch) as work:
+        _, copy = read_archive(path, work)
+        assert copy is not None
+        if manifest["format"] == "sqlite":
+            check = _sqlite_engine(copy)
+            try:
+                with check.connect() as conn:
+                    _check_decrypts(conn, keyring)
+            finally:
+                check.dispose()
+            target_path = Path(url.database)  # type: ignore[arg-type]
+            for suffix in ("-wal", "-shm"):
+                Path(str(target_path) + suffix).unlink(missing_ok=True)
+            if not target_path.exists():
+                _private_file(target_path)
+            source = sqlite3.connect(copy)
+            target = sqlite3.connect(target_path)
+            try:
+                with target:
+                    source.backup(target)
+            finally:
+                source.close()
+                target.close()
+        else:
+            proc = subprocess.run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
+                                   "-d", libpq_url(url.render_as_string(hide_password=False)), str(copy)],
+                                  capture_output=True, text=True, timeout=3600)  # fmt: skip
+            if proc.returncode != 0:
+                raise BackupError(f"pg_restore failed: {proc.stderr.strip()[:800]}")
     engine = make_engine(url.render_as_string(hide_password=False))
     try:
         with engine.connect() as conn:
             counts, checksum = counts_and_checksum(conn)
+            _check_decrypts(conn, keyring)
     finally:
         engine.dispose()
     expected = manifest["row_counts"]
@@ -205,7 +325,8 @@ def restore(path: Path, target_url: str) -> dict[str, Any]:
         raise BackupError(f"restore verification failed: row counts differ {wrong}")
     if checksum != manifest["txn_checksum"]:
         raise BackupError("restore verification failed: the transactions checksum differs")
-    return {"verified": True, "row_counts": counts, "txn_checksum": checksum, "format": manifest["format"]}
+    return {"verified": True, "row_counts": counts, "txn_checksum": checksum, "format": manifest["format"],
+            "key_file": str(key_file)}  # fmt: skip
 
 
 def _normalise(url: str) -> str:
@@ -254,7 +375,7 @@ def prune(engine: Engine, keep_days: int, now: datetime | None = None) -> int:
             if at and at < cutoff:
                 p = Path(r.path)
                 p.unlink(missing_ok=True)
-                _manifest_path(p).unlink(missing_ok=True)
+                p.with_name(p.name + ".manifest.json").unlink(missing_ok=True)  # beside backups made before the archive
                 conn.execute(backups.update().where(backups.c.id == r.id).values(status="pruned"))
                 audit(conn, actor="system:backup", action="backup.pruned", object_type="backup", object_id=str(r.id),
                       detail=f"older than {keep_days} days", at=now)  # fmt: skip

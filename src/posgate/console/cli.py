@@ -60,7 +60,8 @@ def backup_cmd(
     keep_days: int = typer.Option(0, "--keep-days", help="Also delete backups older than this many days (0: keep all)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Back up the database (SQLite online backup API; pg_dump for PostgreSQL) with a verification manifest."""
+    """Back up the database into one archive, mode 0600: the copy (SQLite online backup API; pg_dump for
+    PostgreSQL) and its verification manifest. The master key is not in it: keep the key file apart."""
     from posgate.console import backup
 
     with _engine(db) as engine:
@@ -75,29 +76,40 @@ def backup_cmd(
     if as_json:
         typer.echo(json.dumps({"id": bid, "pruned": pruned, **manifest}, indent=2))
     else:
-        typer.echo(f"backup #{bid}: {manifest['path']} ({manifest['size']:,} bytes, "
+        typer.echo(f"backup #{bid}: {manifest['path']} (archive, {manifest['size']:,} bytes, "
                    f"{manifest['row_counts'].get('transactions', 0)} transactions, sha256 {manifest['sha256'][:16]}…)")  # fmt: skip
         if pruned:
             typer.echo(f"deleted {pruned} backups older than {keep_days} days")
 
 
 def restore_cmd(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A backup file (its .manifest.json must be beside it)."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A backup archive (.tar from 'posgate backup' or the console)."),
     db: str = typer.Option(..., "--db", help="The database to restore INTO (stop the host and console first)."),
+    key_file: Path = typer.Option(None, "--key-file", envvar="POSGATE_MASTER_KEY_FILE",
+                                  help="The master key file of the backed-up database (not in the archive; required)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Restore a backup and verify it (row counts of every table and a checksum of the transactions)."""
+    """Restore a backup archive and verify it: the key file must be the archive's (checked before
+    anything is written; a new key is never made), then row counts and a checksum of the transactions."""
     from posgate.console.backup import BackupError, restore
+    from posgate.store.keyring import default_key_path
 
+    if key_file is None:
+        _fail("--key-file is required: the master key file of the database that was backed up (the archive does not "
+              "contain it; without it the restored card data and keys cannot be read)", 2)  # fmt: skip
     try:
-        result = restore(file, db)
+        result = restore(file, db, key_file)
     except BackupError as e:
         _fail(str(e))
     if as_json:
         typer.echo(json.dumps(result, indent=2))
-    else:
-        typer.echo(f"restored {file.name} into {db}: verified ({sum(result['row_counts'].values())} rows in "
-                   f"{len(result['row_counts'])} tables, transactions checksum {result['txn_checksum'][:16]}…)")  # fmt: skip
+        return
+    typer.echo(f"restored {file.name} into {db}: verified ({sum(result['row_counts'].values())} rows in "
+               f"{len(result['row_counts'])} tables, transactions checksum {result['txn_checksum'][:16]}…, "
+               f"master key {key_file} matches)")  # fmt: skip
+    default = default_key_path(db)
+    if not (default.exists() and default.resolve() == Path(key_file).resolve()):
+        typer.echo(f"start the host on it with POSGATE_MASTER_KEY_FILE={key_file} (or keep that file at {default})")
 
 
 # ------------------------------------------------------------------ admin user

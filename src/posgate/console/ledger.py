@@ -108,6 +108,20 @@ def insert_console_row(conn: Connection, *, now: datetime, tz: str, terminal_id:
     return int(txn_id), rrn
 
 
+def annulment_of(conn: Connection, txn_id: int) -> int | None:
+    """The id of the approved ``annulment`` row that annuls ``txn_id`` (None: not annulled).
+
+    An annulment never changes the original: whether a record is annulled is read from the
+    ledger here (the host asks the same question, ``HostStore.is_annulled``, before it voids,
+    refunds or completes an original). Rows marked ``annulled`` by an older version count too."""
+    row = conn.execute(select(T.id).where(T.original_id == txn_id, T.operation == "annulment", T.response_code == "00")
+                       .order_by(T.id).limit(1)).first()  # fmt: skip
+    if row is not None:
+        return int(row.id)
+    legacy = conn.execute(select(T.status).where(T.id == txn_id)).scalar()
+    return txn_id if legacy == "annulled" else None
+
+
 def get_txn(conn: Connection, p: Principal, txn_id: int) -> dict[str, Any] | None:
     row = conn.execute(select(transactions).where(T.id == txn_id, scope(T.merchant_id, p))).mappings().first()
     return dict(row) if row else None

@@ -1,10 +1,12 @@
 """Make-up entries (补登) and refund requests: maker-checker corrections of the ledger.
 
 One person proposes (with a reason and evidence); a second person decides. Nobody decides their
-own proposal. An approval never edits or deletes the original record: it writes a NEW
-``transactions`` row (``source`` = ``makeup`` or ``console``, ``original_id`` = the corrected
-row) and, for annulments and refunds, updates the original's summary ``status`` /
-``refunded_amount`` as the terminal path does for voids and refunds.
+own proposal. An approved make-up entry never edits or deletes the original record: it writes a
+NEW ``transactions`` row (``source`` = ``makeup``, ``original_id`` = the corrected row), or, to
+close a difference, none at all. That a record is annulled is read from the ledger
+(``ledger.annulment_of``; the host asks ``HostStore.is_annulled`` before acting on an original).
+Refunds (below) are not corrections: like the terminal's, they update the original's summary
+``status`` / ``refunded_amount``.
 
 Kinds of make-up entry:
 
@@ -12,8 +14,8 @@ Kinds of make-up entry:
   a new approved ``sale`` row;
 * ``wrong_amount``: a recorded amount is wrong → an ``adjustment`` row for the difference
   (debit when the right amount is higher, credit when lower);
-* ``annul``: a record that should not count → an ``annulment`` credit of its amount, original
-  marked ``annulled``;
+* ``annul``: a record that should not count → an ``annulment`` credit of its amount (the
+  original is unchanged; it can no longer be corrected, voided or refunded);
 * ``close_difference``: a reconciliation difference is explained without a ledger change.
 
 A reconciliation difference (``differences``) is resolved by the approval of the entry that
@@ -35,7 +37,14 @@ from sqlalchemy import Connection, func, select, update
 from posgate.console.audit import audit
 from posgate.console.auth import ACQUIRER_ADMIN, MERCHANT_ADMIN, SUPPORT, Principal
 from posgate.console.fmt import utcnow, yuan
-from posgate.console.ledger import REFUNDABLE, get_txn, insert_console_row, is_approved_row, scope
+from posgate.console.ledger import (
+    REFUNDABLE,
+    annulment_of,
+    get_txn,
+    insert_console_row,
+    is_approved_row,
+    scope,
+)
 from posgate.console.txns import ConsoleError, NotFound
 from posgate.store.console_schema import makeup_entries, refund_requests
 from posgate.store.schema import cards, differences, merchants, terminals, transactions
@@ -99,7 +108,7 @@ def propose(conn: Connection, p: Principal, *, kind: str, reason: str, terminal_
     elif kind in ("wrong_amount", "annul"):
         if original is None:
             raise ConsoleError("Choose the transaction to correct (its id).")
-        if not is_approved_row(original) or original["status"] == "annulled":
+        if not is_approved_row(original) or annulment_of(conn, original["id"]) is not None:
             raise ConsoleError("Only an approved record can be corrected.", 409)
         if kind == "wrong_amount":
             if not amount or amount <= 0:
@@ -183,7 +192,7 @@ def decide(conn: Connection, p: Principal, entry_id: int, approve: bool, note: s
                 digest=f"makeup:{entry_id}", pan_masked=f"************{e['card_last4']}" if e["card_last4"] else None,
             )  # fmt: skip
         elif e["kind"] in ("wrong_amount", "annul"):
-            if original is None or not is_approved_row(original) or original["status"] == "annulled":
+            if original is None or not is_approved_row(original) or annulment_of(conn, original["id"]) is not None:
                 raise ConsoleError("The original is no longer an approved record; reject this entry.", 409)
             if e["kind"] == "wrong_amount":
                 delta = int(e["amount"]) - int(original["amount"])
@@ -195,11 +204,10 @@ def decide(conn: Connection, p: Principal, entry_id: int, approve: bool, note: s
                 processing_code=code, amount=amount, source="makeup", original=original, trace=trace,
                 digest=f"makeup:{entry_id}",
             )  # fmt: skip
-            if e["kind"] == "annul":
-                conn.execute(update(transactions).where(T.id == original["id"]).values(status="annulled"))
+            if e["kind"] == "annul":  # the original row stays as it is: the annulment row is the record
                 audit(conn, actor=p.username, action="transaction.annulled", object_type="transaction",
-                      object_id=str(original["id"]), merchant_id=e["merchant_id"], before={"status": original["status"]},
-                      after={"status": "annulled", "annulment_id": result_txn_id}, detail=f"make-up entry #{entry_id}", at=now)  # fmt: skip
+                      object_id=str(original["id"]), merchant_id=e["merchant_id"],
+                      after={"annulment_id": result_txn_id}, detail=f"make-up entry #{entry_id}", at=now)  # fmt: skip
     if e["difference_id"] and approve:
         conn.execute(update(differences).where(D.id == e["difference_id"])
                      .values(status="resolved", resolved_by=p.username,
@@ -222,6 +230,8 @@ def decide(conn: Connection, p: Principal, entry_id: int, approve: bool, note: s
 
 def refundable(conn: Connection, txn: dict[str, Any]) -> int:
     if txn["operation"] not in REFUNDABLE or not is_approved_row(txn) or txn["status"] in ("voided", "annulled", "refunded"):
+        return 0
+    if annulment_of(conn, txn["id"]) is not None:
         return 0
     pending = conn.execute(select(func.coalesce(func.sum(R.amount), 0))
                            .where(R.original_id == txn["id"], R.status == "pending")).scalar_one()  # fmt: skip
@@ -288,7 +298,8 @@ def decide_refund(conn: Connection, p: Principal, rid: int, approve: bool, note:
     assert original is not None
     left = int(original["amount"]) - int(original["refunded_amount"] or 0)
     code, detail, txn_id = "00", "refund recorded and the issuer credited", None
-    if original["operation"] not in REFUNDABLE or not is_approved_row(original) or original["status"] in ("voided", "annulled"):
+    if (original["operation"] not in REFUNDABLE or not is_approved_row(original) or original["status"] in ("voided", "annulled")
+            or annulment_of(conn, original["id"]) is not None):  # fmt: skip
         code, detail = "12", "the original is no longer an approved sale"
     elif req["amount"] > left:
         code, detail = "64", "the refund exceeds what is left of the original"

@@ -21,6 +21,7 @@ from posgate.console.auth import Principal
 from posgate.console.fmt import fmt_time, today, utcnow
 from posgate.console.ledger import scope, unsigned_clause
 from posgate.console.txns import ConsoleError, NotFound
+from posgate.store.admin import reinstate_merchant
 from posgate.store.schema import differences, merchants, sign_ons, terminals, transactions
 
 TC, MC, S = terminals.c, merchants.c, sign_ons.c
@@ -211,12 +212,14 @@ def set_merchant_status(conn: Connection, p: Principal, merchant_id: str, suspen
     new = "suspended" if suspend else "active"
     if row["status"] == new:
         raise ConsoleError("The merchant is {state} already.", 409, state=new)
-    values: dict[str, Any] = (
-        {"status": new, "suspended_reason": reason, "suspended_at": now, "suspended_by": p.username}
-        if suspend else {"status": new, "suspended_reason": None, "suspended_at": None, "suspended_by": None}
-    )  # fmt: skip
+    if not suspend:
+        # The one reinstatement (also ``posgate admin merchant reinstate``): it writes the
+        # register entry that restarts the D6 count; without it the next sign-on suspends again.
+        reinstate_merchant(conn, merchant_id, reason, actor=p.username, now=now)
+        return
+    values = {"status": new, "suspended_reason": reason, "suspended_at": now, "suspended_by": p.username}
     conn.execute(update(merchants).where(MC.merchant_id == merchant_id).values(**values))
-    audit(conn, actor=p.username, action="merchant.suspend" if suspend else "merchant.reinstate", object_type="merchant",
+    audit(conn, actor=p.username, action="merchant.suspend", object_type="merchant",
           object_id=merchant_id, merchant_id=merchant_id,
           before={"status": row["status"], "suspended_reason": row["suspended_reason"], "suspended_by": row["suspended_by"]},
           after={k: v for k, v in values.items() if k != "suspended_at"}, detail=reason, at=now)  # fmt: skip

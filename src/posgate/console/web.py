@@ -34,10 +34,12 @@ from posgate.console.auth import (
 )
 from posgate.console.fmt import day_offset, fmt_time, parse_yuan, today
 from posgate.console.i18n import normalise
+from posgate.console.ledger import annulment_of
 from posgate.console.receipt import render_pdf, render_text
 from posgate.console.terminals import PARAMS
 from posgate.console.txns import ConsoleError, NotFound, TxnQuery
 from posgate.dialect.operations import OPERATIONS
+from posgate.store.admin import lapse_warnings
 
 router = APIRouter(include_in_schema=False)
 
@@ -167,8 +169,10 @@ def dashboard_page(request: Request, p: Any_) -> Response:
     _ = translator(request)
     with state.db.read() as conn:
         fig = dashboard.figures(conn, p, state.tz)
+        # D6: merchants that lapse tomorrow unless a terminal signs on today (the sweep's rule).
+        lapsing = lapse_warnings(conn, None if p.is_acquirer else [p.merchant_id] if p.merchant_id else [])
     svg = dashboard.chart_svg(fig["chart"], label=_("Approved sales, last 14 days"))
-    return render(request, "dashboard.html", {"f": fig, "chart": svg})
+    return render(request, "dashboard.html", {"f": fig, "chart": svg, "lapsing": lapsing})
 
 
 # ------------------------------------------------------------------ transactions
@@ -210,8 +214,9 @@ def transaction_page(request: Request, txn_id: int, p: Any_) -> Response:
         d = txns.detail(conn, p, txn_id)
         refundable = makeup.refundable(conn, d["txn"])
         refunds = [r for r in makeup.refund_list(conn, p) if r["original_id"] == txn_id]
+        annulled_by = annulment_of(conn, txn_id)
     return render(request, "transaction.html", {"d": d, "x": d["txn"], "refundable": refundable, "refunds": refunds,
-                                                "slip_text": _slip_text(request, d)})
+                                                "slip_text": _slip_text(request, d), "annulled_by": annulled_by})
 
 
 @router.get("/transactions/{txn_id}/receipt.pdf")
@@ -387,7 +392,12 @@ async def _decide_makeup(request: Request, entry_id: int, p: Principal, approve:
         raise
     except ConsoleError as e:
         return redirect(f"/makeup/{entry_id}", _(e.message, **e.fields), "error")
-    msg = _("Approved: the ledger has a new record.") if res["status"] == "approved" else _("Rejected.")
+    if res["status"] != "approved":
+        msg = _("Rejected.")
+    elif res["result_txn_id"] is None:  # closing a difference writes no ledger record
+        msg = _("Approved: the difference is closed; the ledger is unchanged.")
+    else:
+        msg = _("Approved: the ledger has a new record #{id}; the original is unchanged.", id=res["result_txn_id"])
     return redirect(f"/makeup/{entry_id}", msg)
 
 
@@ -671,7 +681,7 @@ def backup_download(request: Request, backup_id: int, p: AdminOnly) -> Response:
     path = backups_mod.file_for_download(st(request).db, backup_id, p.username)
     if path is None:
         raise NotFound()
-    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+    return FileResponse(path, media_type="application/x-tar", filename=path.name)
 
 
 # ------------------------------------------------------------------ users, audit

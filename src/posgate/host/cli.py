@@ -137,6 +137,7 @@ async def _main(database: Any, config: Any, notes: list[str], console_port: int 
         + (f"browsers to {shown}" if where == "console" else f"metrics at {shown}metrics, health at {shown}health"),
         extra=fields(terminal_port=addr[1], http_port=http_port),
     )
+    sweeper = asyncio.create_task(_lapse_sweeps(database))
     stop = _StopSignal()
     loop = asyncio.get_running_loop()
     settle_heap()  # everything of the start-up is in place: out of the garbage collector's sight
@@ -157,8 +158,39 @@ async def _main(database: Any, config: Any, notes: list[str], console_port: int 
             await http_task
     if http_server is not None:
         http_server.close()
+    sweeper.cancel()
+    with contextlib.suppress(BaseException):
+        await sweeper
     await host.shutdown()
     return code
+
+
+async def _lapse_sweeps(database: Any) -> None:
+    """The daily D6 sweep (``posgate.store.admin.sweep_lapses``): at start, then on every new local
+    day of the acquirer's time zone. Wakes at least hourly, so a clock change or a suspended
+    machine delays a sweep by an hour at most; a sweep that fails is logged and retried then."""
+    from datetime import UTC, datetime
+
+    from posgate.host.participants.lapse import local_day, seconds_to_next_day
+    from posgate.store.admin import lapse_rules, sweep_lapses
+
+    def sweep() -> str:
+        with database.engine.begin() as conn:
+            result = sweep_lapses(conn)
+            tz = lapse_rules(conn)[0]
+        log.info("D6 sweep %s: %d suspended, %d warned", result.day, len(result.suspended), len(result.warned))
+        return tz
+
+    swept_day, tz = None, "Asia/Shanghai"
+    while True:
+        now = datetime.now(UTC)
+        if local_day(now, tz) != swept_day:
+            try:
+                tz = await asyncio.to_thread(sweep)
+                swept_day = local_day(now, tz)
+            except Exception:  # noqa: BLE001 - logged, retried within the hour
+                log.exception("the D6 sweep failed; retrying within the hour")
+        await asyncio.sleep(min(3600.0, seconds_to_next_day(datetime.now(UTC), tz) + 1.0))
 
 
 def _safe_url(url: str) -> str:

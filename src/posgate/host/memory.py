@@ -192,6 +192,13 @@ class MemoryStore:
         self.differences.append(record)
         return len(self.differences)
 
+    def is_annulled(self, txn_id: int) -> bool:
+        return any(r.original_id == txn_id and r.operation == "annulment" and r.response_code == "00"
+                   for r in self.txns.values())  # fmt: skip
+
+    def settlement_differences(self, settlement_id: int) -> Sequence[DifferenceRecord]:
+        return [d for d in self.differences if d.settlement_id == settlement_id]
+
     def insert_signature(self, record: SignatureRecord) -> int:
         self.signatures.append(record)
         return len(self.signatures)

@@ -7,19 +7,25 @@ Core. Every change is written to the audit log with its actor. Functions raise
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from posgate.crypto.keys import set_odd_parity
 from posgate.crypto.luhn import luhn_valid
 from posgate.crypto.tdes import kcv
 from posgate.domain.masking import mask_pan
+from posgate.host.participants import lapse
+from posgate.host.ports import Env
 from posgate.store import schema as s
 from posgate.store.keyring import Keyring
+from posgate.store.sql import SqlHostStore
+
+log = logging.getLogger("posgate.admin")
 
 
 class AdminError(ValueError):
@@ -91,8 +97,7 @@ def list_merchants(conn: Connection) -> list[dict[str, Any]]:
 
 
 def check_reinstatable(conn: Connection, merchant_id: str, reason: str) -> None:
-    """Refuse a reinstatement that makes no sense (the reinstatement itself is the host core's
-    ``posgate.host.participants.lapse.reinstate_merchant``: it also restarts the D6 count)."""
+    """Refuse a reinstatement that makes no sense (see :func:`reinstate_merchant`)."""
     if not reason.strip():
         raise AdminError("a reason is required (--reason '...'): it is kept in the audit log")
     status = conn.execute(select(s.merchants.c.status).where(s.merchants.c.merchant_id == merchant_id)).scalar()
@@ -100,6 +105,57 @@ def check_reinstatable(conn: Connection, merchant_id: str, reason: str) -> None:
         raise AdminError(f"no merchant {merchant_id} ('posgate admin merchant list' shows the merchants)")
     if status == "active":
         raise AdminError(f"merchant {merchant_id} is active already; nothing to reinstate")
+
+
+def lapse_rules(conn: Connection) -> tuple[str, int]:
+    """(acquirer time zone, D6 lapse days) from the settings, as ``posgate serve`` reads them."""
+    st = get_settings(conn)
+    tz = st.get("timezone") or Env.timezone
+    days = st.get("lapse_days", "")
+    return tz, int(days) if days.isdigit() else Env.lapse_days
+
+
+def reinstate_merchant(conn: Connection, merchant_id: str, reason: str, *, actor: str = "cli",
+                       now: datetime | None = None) -> None:  # fmt: skip
+    """THE reinstatement of a suspended merchant: the console's pages and API and
+    ``posgate admin merchant reinstate`` all call this. Checks it makes sense, then the host
+    core's rule (status, audit entry, and the ``reinstated`` register entry that restarts the D6
+    count: without it the merchant's next sign-on would find it lapsed and suspend it again)."""
+    check_reinstatable(conn, merchant_id, reason)
+    tz, _days = lapse_rules(conn)
+    lapse.reinstate_merchant(SqlHostStore.for_admin(conn), merchant_id, actor, reason.strip(), now or _now(), tz)
+
+
+def sweep_lapses(conn: Connection, now: datetime | None = None) -> lapse.SweepResult:
+    """The daily D6 sweep over every merchant (``posgate serve`` and ``posgate admin sweep``):
+    suspends those that lapse today, logs one line per suspension and per warning (the merchants
+    that lapse tomorrow unless a terminal signs on today). Same rule as the host's sign-on gate."""
+    tz, days = lapse_rules(conn)
+    ids = list(conn.execute(select(s.merchants.c.merchant_id).order_by(s.merchants.c.merchant_id)).scalars())
+    result = lapse.sweep(SqlHostStore.for_admin(conn), ids, now or _now(), tz, days)
+    for mid in result.suspended:
+        log.warning("D6 sweep %s: merchant %s suspended: no terminal signed on for %d days", result.day, mid, days)
+    for w in result.warned:
+        log.warning("D6 sweep %s: merchant %s lapses on %s unless a terminal signs on today (last sign-on %s)",
+                    result.day, w.merchant_id, w.lapse_day, w.last_day)  # fmt: skip
+    return result
+
+
+def lapse_warnings(conn: Connection, merchant_ids: list[str] | None = None,
+                   now: datetime | None = None) -> list[lapse.LapseWarning]:  # fmt: skip
+    """Active merchants (of ``merchant_ids``, or all) that lapse tomorrow unless a terminal signs
+    on today: the console's notice, by the same rule as the sweep (read only, suspends nothing)."""
+    tz, days = lapse_rules(conn)
+    today = lapse.local_day(now or _now(), tz)
+    m, so = s.merchants.c, s.sign_ons.c
+    last = (select(so.merchant_id, func.max(so.day).label("last_day"))
+            .where(so.kind.in_(("sign_on", "reinstated"))).group_by(so.merchant_id).subquery())  # fmt: skip
+    q = (select(m.merchant_id, last.c.last_day).join_from(s.merchants, last, last.c.merchant_id == m.merchant_id)
+         .where(m.status == "active").order_by(m.merchant_id))  # fmt: skip
+    if merchant_ids is not None:
+        q = q.where(m.merchant_id.in_(merchant_ids))
+    return [lapse.LapseWarning(mid, ld, lapse.lapse_day(ld, days)) for mid, ld in conn.execute(q)
+            if lapse.lapse_state(ld, today, days) == "warn"]  # fmt: skip
 
 
 # -- terminals ---------------------------------------------------------------------------------

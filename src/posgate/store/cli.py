@@ -136,19 +136,34 @@ def merchant_reinstate(
     db: str = DB_OPTION,
 ) -> None:
     """Reinstate a suspended merchant (D6); the days without a sign-on count from today."""
-    from posgate.host.participants.lapse import reinstate_merchant
-    from posgate.host.server import make_env
-    from posgate.store.admin import AdminError, check_reinstatable
+    from posgate.store.admin import reinstate_merchant
 
-    with _database(db) as database:
-        env = make_env(database)
-        try:
-            with database.unit_of_work() as store:
-                check_reinstatable(store.conn, merchant_id, reason)
-                reinstate_merchant(store, merchant_id, "cli", reason, env)
-        except AdminError as e:
-            _fail(str(e))
+    with _admin(db) as (conn, _):
+        reinstate_merchant(conn, merchant_id, reason, actor="cli")
     typer.echo(f"merchant {merchant_id} reinstated")
+
+
+@admin_app.command("sweep")
+def admin_sweep(db: str = DB_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The daily D6 sweep (for cron; ``posgate serve`` runs it itself at start and every local midnight):
+    suspend the merchants that lapse today, warn about those that lapse tomorrow."""
+    from dataclasses import asdict
+
+    from posgate.store.admin import sweep_lapses
+
+    with _admin(db) as (conn, _):
+        result = sweep_lapses(conn)
+    if as_json:
+        typer.echo(json.dumps({"day": result.day, "suspended": result.suspended,
+                               "warned": [asdict(w) for w in result.warned]}, indent=2))  # fmt: skip
+        return
+    for mid in result.suspended:
+        typer.echo(f"{result.day}: merchant {mid} suspended (no terminal signed on for the lapse period, D6)")
+    for w in result.warned:
+        typer.echo(f"{result.day}: merchant {w.merchant_id} lapses on {w.lapse_day} unless a terminal signs on today "
+                   f"(last sign-on {w.last_day})")  # fmt: skip
+    if not result.suspended and not result.warned:
+        typer.echo(f"{result.day}: no merchant lapses today or tomorrow")
 
 
 # -- terminals -------------------------------------------------------------------------------------

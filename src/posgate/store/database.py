@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from posgate.store import schema as s
 from posgate.store.engine import make_engine, normalise_url
@@ -36,6 +37,15 @@ def bind_keyring(conn: Connection, keyring: Keyring) -> None:
         )
 
 
+def _keyring_check(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            value = conn.execute(select(s.settings.c.value).where(s.settings.c.key == KEYRING_CHECK)).scalar()
+    except SQLAlchemyError:  # no settings table yet (not migrated): a new database
+        return None
+    return None if value is None else str(value)
+
+
 @dataclass
 class Database:
     url: str
@@ -48,7 +58,10 @@ class Database:
         full = normalise_url(url)
         engine = make_engine(full)
         try:
-            keyring = load_keyring(key_file, db_url=full)  # first: a data migration may encrypt with it
+            # First, since a data migration may encrypt with it. A database already written with
+            # a master key (a restored backup, a moved file) never gets a new one made for it:
+            # that key could read none of its data.
+            keyring = load_keyring(key_file, db_url=full, create=_keyring_check(engine) is None)
             if migrate:
                 upgrade(engine, keyring=keyring)
             with engine.begin() as conn:

@@ -152,7 +152,8 @@ def load_keyring(path: Path | str | None = None, *, db_url: str | None = None, c
         master = p.read_bytes()
     except FileNotFoundError:
         if not create:
-            raise KeyringError(f"master key file {p} not found; set ${ENV_VAR} to the key file of this database") from None
+            raise KeyringError(f"master key file {p} not found, and this database was written with a key: set "
+                               f"${ENV_VAR} to the key file of this database (a new key could read none of its data)") from None
         master = secrets.token_bytes(KEY_LEN)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")

@@ -41,7 +41,7 @@ from dataclasses import fields as dc_fields
 from dataclasses import replace as dc_replace
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON as SA_JSON
 from sqlalchemy import (
@@ -510,8 +510,26 @@ def _card_stmt() -> ClauseElement:
 _CARD_ARGS = ("h",)
 
 
+class _Unavailable:
+    """Stands for the master key or the id allocator in a store made without them: any use fails."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"this store was opened without the {self._what} (SqlHostStore.for_admin)")
+
+
 class SqlHostStore:
     """HostStore over one SQLAlchemy connection inside a unit of work (see the module docstring)."""
+
+    @classmethod
+    def for_admin(cls, conn: Connection) -> SqlHostStore:
+        """A store on ``conn`` for the merchant, sign-on register and audit ports only: what the
+        console and ``posgate admin`` change under the host's rules (reinstatement, the D6
+        sweep). Made without the master key or the id allocator, so reading keys or card numbers
+        or allocating an RRN fails loudly instead of half-working."""
+        return cls(conn, cast(Keyring, _Unavailable("master key")), cast(IdAllocator, _Unavailable("id allocator")))
 
     def __init__(self, conn: Connection, keyring: Keyring, ids: IdAllocator, *, driver: Any = None) -> None:
         """``driver``: the DB-API connection behind ``conn`` when the caller runs the transactions
@@ -912,6 +930,27 @@ class SqlHostStore:
 
     def insert_difference(self, record: DifferenceRecord) -> int:
         return self._insert(s.differences, {f.name: getattr(record, f.name) for f in dc_fields(DifferenceRecord)})
+
+    def is_annulled(self, txn_id: int) -> bool:
+        t = s.transactions.c
+
+        def build() -> ClauseElement:
+            return (
+                select(t.id)
+                .where(t.original_id == bindparam("o"), t.operation == "annulment", t.response_code == "00")
+                .limit(1)
+            )
+
+        return self._one("is_annulled", build, {"o": txn_id}) is not None
+
+    def settlement_differences(self, settlement_id: int) -> Sequence[DifferenceRecord]:
+        d = s.differences.c
+        cols = [getattr(d, f.name) for f in dc_fields(DifferenceRecord)]
+
+        def build() -> ClauseElement:
+            return select(*cols).where(d.settlement_id == bindparam("s")).order_by(d.id)
+
+        return [DifferenceRecord(*r) for r in self._all("settlement_differences", build, {"s": settlement_id})]
 
     def insert_signature(self, record: SignatureRecord) -> int:
         return self._insert(s.signatures, {f.name: getattr(record, f.name) for f in dc_fields(SignatureRecord)})

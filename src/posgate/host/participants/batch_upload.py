@@ -15,6 +15,11 @@ settlement of the batch in 60.2 (``12`` when that batch was never settled).
   ``missing_on_terminal``; the host totals are computed again (advices recorded during the
   upload now count) and a settlement whose totals now agree becomes ``reconciled``. The end
   code is recorded as sent (207 balanced / 202 not); the 0330 carries 48 = the count.
+
+One difference per transaction and settlement: a host record the upload named with another
+amount is an ``amount_mismatch`` and nothing else (not also ``missing_on_terminal`` at the end),
+and a re-sent upload or end message (the terminal retries when a reply is lost) finds the
+differences already on file and records none twice.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class ReconcileUpload(Participant):
         t, msg = ctx.terminal, ctx.msg
         assert t is not None and msg is not None and s.id is not None
         entries = BatchUploadEntries.parse(msg.text(48)).entries
+        known = {d.stan for d in ctx.store.settlement_differences(s.id) if d.kind != "missing_on_terminal"}
         bad = 0
         for e in entries:
             host = None
@@ -77,6 +83,9 @@ class ReconcileUpload(Participant):
                 ctx.store.update_transaction(host.id, settlement_id=s.id)
                 continue
             bad += 1
+            if e.stan in known:
+                continue  # the same entry again (a re-sent upload): its difference is on file
+            known.add(e.stan)
             ctx.store.insert_difference(DifferenceRecord(
                 settlement_id=s.id, terminal_id=t.terminal_id, merchant_id=t.merchant_id, batch_no=ctx.batch_no,
                 stan=e.stan, kind="missing_on_host" if host is None else "amount_mismatch",
@@ -115,9 +124,12 @@ class ReconcileUpload(Participant):
         count = batch_end_count(msg.text(48))
         rows = ctx.store.batch_transactions(t.terminal_id, ctx.batch_no)
         unbalanced = {True: s.domestic_result != "1", False: s.foreign_result != "1"}
+        # Host records with a difference on file already (an amount mismatch named by the upload,
+        # or missing on the terminal from an earlier end message) are not missing once more.
+        accounted = {d.transaction_id for d in ctx.store.settlement_differences(s.id) if d.transaction_id is not None}
         missing = 0
         for r in rows:
-            if counts(r) and unbalanced[is_domestic(r)] and r.settlement_id != s.id:
+            if counts(r) and unbalanced[is_domestic(r)] and r.settlement_id != s.id and r.id not in accounted:
                 missing += 1
                 ctx.store.insert_difference(DifferenceRecord(
                     settlement_id=s.id, terminal_id=t.terminal_id, merchant_id=t.merchant_id, batch_no=ctx.batch_no,

@@ -1,6 +1,6 @@
 """Finding the original of a void, refund, completion, adjustment...: ``25`` when there is no
 approved original to act on, ``12`` when it exists but can no longer be acted on (already
-voided, reversed, completed...), ``64`` when the amount does not fit it.
+voided, reversed, completed, or annulled by a make-up entry), ``64`` when the amount does not fit it.
 
 Also :class:`MarkOriginal`, which writes the original's new status once the request is
 approved (same unit of work as the request's own record).
@@ -45,6 +45,10 @@ def adopt_card(ctx: Context, original: TxnRecord) -> bool:
 
 
 def found(ctx: Context, who: str, original: TxnRecord) -> str:
+    if original.id is not None and ctx.store.is_annulled(original.id):
+        # Annulled by an approved make-up entry (补登, a new ``annulment`` row in the console's
+        # ledger; the original itself is never changed): nothing left to void, refund, complete.
+        return ctx.decline(who, "12", f"original #{original.id} was annulled (make-up entry)")
     if not adopt_card(ctx, original):
         return ctx.decline(who, "25", f"card is not the original's (#{original.id})")
     ctx.original = original
