@@ -53,6 +53,7 @@ from posgate.crypto.pinblock import (
     pin_block_format4_encipher,
     pin_from_format0,
     translate_pin_block,
+    translate_pin_block_to_format0,
 )
 from posgate.crypto.tdes import des_decrypt, des_encrypt, kcv
 from posgate.crypto.track import decrypt_track, encrypt_track
@@ -93,6 +94,7 @@ __all__ = [
     "pin_from_format0",
     "set_odd_parity",
     "translate_pin_block",
+    "translate_pin_block_to_format0",
     "unwrap_working_keys",
     "wrap_working_keys",
     "x9_19_mac",

@@ -56,6 +56,7 @@ __all__ = [
     "pin_from_format3",
     "random_fill_af",
     "translate_pin_block",
+    "translate_pin_block_to_format0",
 ]
 
 _HEX = "0123456789ABCDEF"
@@ -232,6 +233,24 @@ def translate_pin_block(src_key: bytes, dst_key: bytes, enc_block: bytes, *, pan
     if pan is not None:
         pin_from_format0(clear, pan)
     return encrypt_pin_block(dst_key, clear)
+
+
+def translate_pin_block_to_format0(src_key: bytes, dst_key: bytes, enc_block: bytes, *, pan: str, src_format: int) -> bytes:
+    """Re-encrypt a format 0, 1 or 3 block under ``src_key`` as a format 0 block for ``pan``
+    under ``dst_key`` (an HSM's "translate PIN block" with a change of format); the PIN is
+    never returned. The source block is checked in its format first (control nibble, length,
+    fill; for 0 and 3 the PAN), so a wrong key or PAN raises :class:`PinBlockError`."""
+    clear = decrypt_pin_block(src_key, enc_block)
+    if src_format == 0:
+        pin_from_format0(clear, pan)
+        return encrypt_pin_block(dst_key, clear)
+    if src_format == 1:
+        pin = pin_from_format1(clear)
+    elif src_format == 3:
+        pin = pin_from_format3(clear, pan)
+    else:
+        raise PinBlockError("PIN block format must be 0, 1 or 3")
+    return encrypt_pin_block(dst_key, pin_block_format0(pin, pan))
 
 
 # --- format 4 (AES) -------------------------------------------------------------------------

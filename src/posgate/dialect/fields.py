@@ -28,7 +28,11 @@ def _digits(path: str, s: str, length: int) -> str:
 class Field60:
     """60.1 type code n2, 60.2 batch n6, 60.3 network management code n3, then optional
     60.4 read capability n1, 60.5 chip condition n1, 60.6 partial-approval flag n1,
-    60.7 account type n3. Absent optional parts are empty strings."""
+    60.7 account type n3. Absent optional parts are empty strings.
+
+    ``private``: a dialect profile's tail after 60.3 whose length is none of the baseline's
+    (``private_lengths`` of :meth:`parse`, e.g. 5 digits): kept whole and echoed, its digits'
+    meaning is the variant's own, so it is not split into 60.4-60.7."""
 
     type_code: str
     batch_no: str
@@ -37,21 +41,24 @@ class Field60:
     chip_condition: str = ""
     partial_approval: str = ""
     account_type: str = ""
+    private: str = ""
 
     @classmethod
-    def parse(cls, s: str) -> Field60:
+    def parse(cls, s: str, private_lengths: frozenset[int] = frozenset()) -> Field60:
         if len(s) < 11:
             raise CodecError("60", "at least 11 digits (60.1 + 60.2 + 60.3)")
         if not _isdigits(s):
             raise CodecError("60", "digits")
         rest = s[11:]
+        if len(rest) in private_lengths and len(rest) not in (0, 1, 2, 3, 6):
+            return cls(s[0:2], s[2:8], s[8:11], private=rest)
         if len(rest) not in (0, 1, 2, 3, 6):
             raise CodecError("60.4", "0, 1, 2, 3 or 6 digits after 60.3")
         return cls(s[0:2], s[2:8], s[8:11], rest[0:1], rest[1:2], rest[2:3], rest[3:6])
 
     def format(self) -> str:
         out = _digits("60.1", self.type_code, 2) + _digits("60.2", self.batch_no, 6) + _digits("60.3", self.nmic, 3)
-        tail = self.read_capability + self.chip_condition + self.partial_approval + self.account_type
+        tail = self.read_capability + self.chip_condition + self.partial_approval + self.account_type + self.private
         if tail and not _isdigits(tail):
             raise CodecError("60.4", "digits")
         return out + tail

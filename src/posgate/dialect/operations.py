@@ -7,6 +7,7 @@ vocabulary (``sign_on``, ``sale``, ``void``, ``refund``, ``preauth`` ...).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from posgate.iso8583 import Message
@@ -74,8 +75,10 @@ BATCH_UPLOAD_CODES = ("201", "202", "203", "204", "205", "206", "207")
 _FINANCIAL = {(o.mti, o.processing_code, o.condition_code, o.type_code): o.name for o in OPERATIONS.values() if o.financial}
 
 
-def identify(msg: Message) -> Operation | None:
-    """The operation a request carries, or None when the combination of codes is not CUP."""
+def identify(msg: Message, aliases: Mapping[int, Mapping[str, str]] | None = None) -> Operation | None:
+    """The operation a request carries, or None when the combination of codes is not CUP.
+
+    ``aliases`` (a dialect profile's): variant codes of fields 3 and 25 read as the baseline's."""
     mti = msg.mti
     if len(mti) == 4 and mti.isascii() and mti.isdigit() and int(mti[2]) % 2 == 1:
         mti = f"{int(mti) - 10:04d}"  # a reply carries its request's codes
@@ -84,7 +87,11 @@ def identify(msg: Message) -> Operation | None:
     if mti == "0400":
         return OPERATIONS["reversal"]
     if mti in ("0100", "0200", "0220"):
-        name = _FINANCIAL.get((mti, msg.text(3), msg.text(25), type_code))
+        f3, f25 = msg.text(3), msg.text(25)
+        if aliases:
+            f3 = aliases.get(3, {}).get(f3, f3)
+            f25 = aliases.get(25, {}).get(f25, f25)
+        name = _FINANCIAL.get((mti, f3, f25, type_code))
         return OPERATIONS[name] if name else None
     if mti == "0800":
         if nmic in SIGN_ON_SCHEMES:

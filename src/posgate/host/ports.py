@@ -64,6 +64,8 @@ class TerminalRecord:
     params_pending: bool
     # Added by the host core (additive): field 62 of the last 0820/362 status upload, decoded.
     last_status_upload: dict[str, Any] | None = None
+    # The dialect profile the terminal speaks (posgate.dialect.profiles), "cup" = the baseline.
+    dialect: str = "cup"
 
 
 @dataclass(frozen=True, slots=True)
