@@ -30,7 +30,7 @@ from types import MappingProxyType
 
 from posgate.crypto import cup_ecb_mac, x9_9_mac, x9_19_mac
 from posgate.dialect.cup import CODEC, FIELDS
-from posgate.iso8583 import Codec, FieldSpec, Kind
+from posgate.iso8583 import Codec, FieldSpec, Kind, Message
 from posgate.iso8583.spec import lllvar
 
 BASELINE = "cup"
@@ -84,6 +84,21 @@ class Profile:
         """``mab -> field 64`` under ``mak`` with this profile's algorithm (8 bytes always:
         8 ASCII hex characters for ``cup``, 8 binary bytes for the CBC MACs)."""
         return mac_function(self.mac_name(terminal_option), mak)
+
+    def outbound(self, msg: Message) -> Message:
+        """A request as this variant's terminals send it (the terminal emulator's side): the
+        baseline codes of fields 3 and 25 written as the variant's, its own 60 tail. Idempotent."""
+        if not self.aliases and not self.f60_tail:
+            return msg
+        fields = dict(msg)
+        for number, table in self.aliases.items():
+            if number in fields:
+                back = {v: k for k, v in table.items()}
+                fields[number] = back.get(msg.text(number), fields[number])
+        if self.f60_tail and 60 in fields and len(msg.text(60)) >= 11:
+            # The variant's own digits after 60.3 stand where the baseline's 60.4-60.7 would.
+            fields[60] = msg.text(60)[:11] + self.f60_tail
+        return Message(msg.mti, fields)
 
     def __repr__(self) -> str:
         return f"Profile({self.name})"

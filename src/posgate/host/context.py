@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from posgate.dialect.fields import Field60, Field61
 from posgate.dialect.operations import Operation
+from posgate.dialect.profiles import PROFILES, Profile
 from posgate.iso8583 import FieldValue, Message
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class Context:
         "pin_block", "original", "issuer_result", "auth_code", "rrn", "status", "amount",
         "record", "record_mti", "previous", "replay", "mac_ok", "reply_body", "txn_id",
         "rejected", "extra", "error", "sign_on_cause", "source", "digest", "siblings", "f60",
-        "f61",
+        "f61", "dialect", "found",
     )  # fmt: skip
 
     def __init__(self, header: bytes, body: bytes, store: HostStore, issuer: Issuer, env: Env) -> None:
@@ -115,6 +116,11 @@ class Context:
         self.siblings: Sequence[TxnRecord] = ()  # records with this TID + batch + STAN
         self.f60: Field60 | None = None
         self.f61: Field61 | None = None
+        # The dialect profile the request was decoded with (the terminal's; baseline until known).
+        self.dialect: Profile = PROFILES["cup"]
+        # The terminal record Decode looked up to learn the profile, handed on to IdentifyTerminal
+        # (one lookup per request): a 1-tuple once looked up, () before.
+        self.found: tuple[TerminalRecord | None, ...] = ()
 
     # -- votes ------------------------------------------------------------------------
     def prepared(self, who: str, detail: str = "") -> str:

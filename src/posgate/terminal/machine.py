@@ -42,7 +42,6 @@ from datetime import datetime
 from types import ModuleType
 
 from posgate.crypto import CryptoError
-from posgate.dialect.cup import CODEC
 from posgate.framing import Frame
 from posgate.iso8583 import CodecError, Message
 from posgate.terminal.operations import (
@@ -71,6 +70,7 @@ from posgate.terminal.operations.base import (
     Step,
     TerminalError,
     decode_reply,
+    dialect_of,
     error_result,
     local,
     mac_of,
@@ -239,7 +239,9 @@ def _advance(
             if built is None:
                 continue
             message, mac, cat = built
-            body = CODEC.encode(message, mac=_mac_function(state) if mac else None)
+            profile = dialect_of(state)
+            message = profile.outbound(message)
+            body = profile.codec.encode(message, mac=_mac_function(state) if mac else None)
         except (TerminalError, CodecError, CryptoError) as e:
             if first:
                 raise TerminalError(str(e)) from None
@@ -285,7 +287,7 @@ def on_reply(
         requirement = reply.requirement
         reply = reply.body
     handler = HANDLERS[step.kind]
-    msg = decode_reply(reply)
+    msg = decode_reply(reply, dialect_of(state).codec)
     if msg is None:
         # Not a message at all: like a reply that does not match (section 10: keep the reversal).
         state, flow = handler.on_timeout(state, flow, step, now, "06")

@@ -57,6 +57,7 @@ class TerminalConfig:
     mac_algorithm: str = "cup"  # cup (5.2) | x919 (5.4, per-terminal option)
     encrypt_tracks: bool = True  # with a TDK (scheme 004): fields 35/36 encrypted, 53.3 = 1
     partial_approval: bool = False  # 60.6
+    dialect: str = "cup"  # the dialect profile the device speaks (posgate.dialect.profiles)
 
 
 @dataclass(frozen=True, slots=True)

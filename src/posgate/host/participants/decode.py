@@ -1,11 +1,21 @@
-"""Decode: body bytes → Message and Operation. A codec error becomes ``30`` when enough of the
-message can be read to address a reply (MTI, 11, 41, 42), otherwise the connection is closed.
+"""Decode: body bytes → Message and Operation, in the terminal's dialect profile. A codec error
+becomes ``30`` when enough of the message can be read to address a reply (MTI, 11, 41, 42),
+otherwise the connection is closed.
+
+The profile is the terminal's (``terminals.dialect``), and the terminal is named by field 41,
+inside the message: profiles override only fields after 41 (posgate.dialect.profiles), so the
+baseline decoder always reads the TID — from the full baseline decode, or when that fails from
+the readable prefix (:func:`salvage`). The terminal record is looked up here once and handed on
+to IdentifyTerminal (``ctx.found``). Cost: nothing more for a baseline terminal (one decode, one
+lookup, as before); a terminal whose profile overrides fields is decoded a second time with its
+profile's compiled codec (a few microseconds: both decodes take the fast path once warm).
 
 Must never: let a :class:`CodecError` escape, or echo undecodable bytes.
 """
 
 from __future__ import annotations
 
+from posgate.dialect import profiles
 from posgate.dialect.cup import CODEC, FIELDS
 from posgate.dialect.fields import Field60
 from posgate.dialect.operations import identify
@@ -48,33 +58,51 @@ def salvage(body: bytes) -> Message | None:
 
 class Decode(Participant):
     def prepare(self, ctx: Context) -> str:
+        error: CodecError | None = None
+        msg: Message | None
         try:
             msg = CODEC.decode(ctx.body)
         except CodecError as exc:
-            part = salvage(ctx.body)
-            if part is None:
-                ctx.close = True
-                return ctx.decline(self.name, "30", f"undecodable, closing ({exc.field})")
-            ctx.msg = part
-            return ctx.decline(self.name, "30", f"field {exc.field}: {exc.expected}")
+            msg, error = None, exc
+        head = msg if msg is not None else salvage(ctx.body)
+        if head is None:
+            ctx.close = True
+            assert error is not None
+            return ctx.decline(self.name, "30", f"undecodable, closing ({error.field})")
+        if head.mti in REQUEST_MTIS and 41 in head:
+            t = ctx.store.terminal(head.text(41).strip())
+            ctx.found = (t,)
+            profile = profiles.PROFILES.get(t.dialect) if t is not None else None
+            if profile is not None and not profile.baseline:
+                ctx.dialect = profile
+                if profile.codec is not CODEC:
+                    try:
+                        msg, error = profile.codec.decode(ctx.body), None
+                    except CodecError as exc:
+                        msg, error = None, exc
+        if msg is None:
+            assert error is not None
+            ctx.msg = head
+            return ctx.decline(self.name, "30", f"field {error.field}: {error.expected}")
         ctx.msg = msg
         if msg.mti not in REQUEST_MTIS:
             ctx.close = True
             ctx.msg = None
             return ctx.decline(self.name, "30", f"MTI {msg.mti} is not a request, closing")
         ctx.stan = msg.text(11)
+        dialect = ctx.dialect
         f60 = msg.text(60)
         if f60:
             try:
-                ctx.f60 = Field60.parse(f60)
+                ctx.f60 = Field60.parse(f60, dialect.f60_private)
             except CodecError as exc:
                 return ctx.decline(self.name, "30", f"field {exc.field}: {exc.expected}")
             ctx.batch_no = ctx.f60.batch_no
-        op = identify(msg)
+        op = identify(msg, dialect.aliases)
         if op is None:
             return ctx.decline(self.name, "40", f"{msg.mti} with these codes is not a CUP operation")
         ctx.op = op
         a = msg.text(4)
         if a:
             ctx.amount = int(a)
-        return ctx.prepared(self.name, op.name)
+        return ctx.prepared(self.name, op.name if dialect.baseline else f"{op.name} ({dialect.name})")

@@ -23,7 +23,7 @@ class IdentifyTerminal(Participant):
     def prepare(self, ctx: Context) -> str:
         assert ctx.msg is not None and ctx.op is not None
         tid = ctx.msg.text(41).strip()
-        t = ctx.store.terminal(tid)
+        t = ctx.found[0] if ctx.found else ctx.store.terminal(tid)  # Decode looked it up already
         if t is None:
             return ctx.decline(self.name, "97", "terminal not registered")
         if t.merchant_id != ctx.msg.text(42).strip():

@@ -11,15 +11,18 @@ requirement 3, ``resign_reason = "mac_failures"``). The first good MAC resets th
 that answer before this one runs (duplicates.py: a retransmission, a ``94``) and still want
 to authenticate their reply.
 
-Algorithm per terminal: ``cup`` = CUP ECB MAC (8 ASCII hex characters); ``x919`` = ANSI
-X9.19 over the same MAB (8 binary bytes) with the MAK doubled when it is single length.
+Algorithm per terminal: its dialect profile's (posgate.dialect.profiles: ``cup`` ECB MAC, 8
+ASCII hex characters; ``x9.9`` single-DES CBC, ``x9.19`` retail MAC, 8 binary bytes); for the
+baseline profile the terminal's own ``mac_algorithm`` option (``cup`` | ``x919``). A profile
+changes the algorithm, never whether the MAC is checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from posgate.crypto import cup_ecb_mac, mac_verify, x9_19_mac
+from posgate.crypto import mac_verify
+from posgate.dialect import profiles
 from posgate.host.context import Context
 from posgate.host.pipeline import Participant
 from posgate.host.ports import TerminalRecord
@@ -28,10 +31,8 @@ from posgate.host.ports import TerminalRecord
 def mac_function(t: TerminalRecord) -> Callable[[bytes], bytes]:
     mak = t.mak
     assert mak is not None
-    if t.mac_algorithm == "x919":
-        key = mak if len(mak) == 16 else mak + mak
-        return lambda mab: x9_19_mac(key, mab)
-    return lambda mab: cup_ecb_mac(mak, mab)
+    profile = profiles.PROFILES.get(t.dialect) or profiles.PROFILES[profiles.BASELINE]
+    return profile.mac_function(mak, t.mac_algorithm)
 
 
 def request_mac_verifies(ctx: Context) -> bool:

@@ -2,12 +2,16 @@
 block is checked to be a format 0 block for this PAN on the way, so a block made with other
 keys is caught here: ``99`` (PIN format error, the terminal signs on again).
 
+A terminal whose dialect profile sends ISO 9564 format 1 or 3 has its block checked in that
+format (control nibble, length, fill, and for 3 the PAN) and translated to format 0 for the
+issuer (the HSM "translate with change of format"; the PIN is never returned here).
+
 Must never: keep the PIN block beyond the request, trace it, or see the PIN itself.
 """
 
 from __future__ import annotations
 
-from posgate.crypto import CryptoError, translate_pin_block
+from posgate.crypto import CryptoError, translate_pin_block, translate_pin_block_to_format0
 from posgate.host.context import Context
 from posgate.host.pipeline import Participant
 
@@ -21,9 +25,14 @@ class TranslatePin(Participant):
             return ctx.prepared(self.name, "no PIN")
         if t.pik is None or ctx.pan is None:
             return ctx.decline(self.name, "99", "PIN without a PIK or a PAN")
+        fmt = ctx.dialect.pin_format
         with_pan = msg.text(53)[:1] != "1"  # 53.1 = 1: format without PAN (reservation, mobile chip)
         try:
-            ctx.pin_block = translate_pin_block(t.pik, ctx.issuer.zone_key, block, pan=ctx.pan if with_pan else None)
+            if fmt == 0:
+                ctx.pin_block = translate_pin_block(t.pik, ctx.issuer.zone_key, block, pan=ctx.pan if with_pan else None)
+            else:
+                ctx.pin_block = translate_pin_block_to_format0(t.pik, ctx.issuer.zone_key, block, pan=ctx.pan,
+                                                               src_format=fmt)  # fmt: skip
         except CryptoError:
             return ctx.decline(self.name, "99", "PIN block malformed")
         return ctx.prepared(self.name, "translated to the issuer zone key")

@@ -19,7 +19,6 @@ into ``02``); it keeps its reversal record for an un-MAC'd decline. Terminals th
 
 from __future__ import annotations
 
-from posgate.dialect.cup import CODEC
 from posgate.dialect.fields import Field44
 from posgate.host.context import Context
 from posgate.host.participants.mac import mac_function
@@ -54,7 +53,7 @@ def error_reply(ctx: Context, code: str) -> bytes | None:
         return None
     ctx.reply = {}
     mti, fields = _base(ctx, code, rrn=False)
-    return CODEC.encode(Message(mti, fields))
+    return ctx.dialect.codec.encode(Message(mti, fields))
 
 
 class BuildReply(Participant):
@@ -78,5 +77,5 @@ class BuildReply(Participant):
                 fields[63] = ctx.card_organisation.ljust(3)[:3]
         t = ctx.terminal
         mac = mac_function(t) if ctx.mac_ok and t is not None and t.mak is not None else None
-        ctx.reply_body = CODEC.encode(Message(mti, fields), mac=mac)
+        ctx.reply_body = ctx.dialect.codec.encode(Message(mti, fields), mac=mac)
         return ctx.prepared(self.name, code)

@@ -17,13 +17,24 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from posgate.crypto import cup_ecb_mac, encrypt_pin, encrypt_track, mac_verify, x9_19_mac
+from posgate.crypto import (
+    des_encrypt,
+    encrypt_pin,
+    encrypt_pin_block,
+    encrypt_track,
+    mac_verify,
+    pin_block_format1,
+    pin_block_format3,
+)
+from posgate.crypto.pinblock import random_fill_af
+from posgate.dialect import profiles
+from posgate.dialect.profiles import Profile
 from posgate.dialect.cup import CODEC
 from posgate.dialect.fields import Field60, Field63
 from posgate.dialect.operations import OPERATIONS, Operation
 from posgate.domain.masking import mask_pan
 from posgate.domain.response_codes import APPROVED, describe
-from posgate.iso8583 import TLV, CodecError, Message
+from posgate.iso8583 import TLV, Codec, CodecError, Message
 from posgate.terminal.state import Event, TerminalState, TxnEntry
 
 # ------------------------------------------------------------------ inputs
@@ -228,14 +239,19 @@ def op(name: str) -> Operation:
     return OPERATIONS[name]
 
 
+def dialect_of(state: TerminalState) -> Profile:
+    """The dialect profile the device speaks (its firmware's; configured, never negotiated)."""
+    try:
+        return profiles.get(state.config.dialect)
+    except KeyError:
+        raise TerminalError(f"未知报文方言 / unknown dialect profile {state.config.dialect!r}") from None
+
+
 def mac_of(state: TerminalState, mab: bytes) -> bytes:
     keys = state.keys
     if keys is None:
         raise TerminalError("未签到 / not signed on: no MAC key")
-    if state.config.mac_algorithm == "x919":
-        key = keys.mak if len(keys.mak) == 16 else keys.mak * 2
-        return x9_19_mac(key, mab)
-    return cup_ecb_mac(keys.mak, mab)
+    return dialect_of(state).mac_function(keys.mak, state.config.mac_algorithm)(mab)
 
 
 def reply_mac_ok(state: TerminalState, reply: Message) -> bool:
@@ -300,11 +316,27 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
         if keys is None:
             raise TerminalError("未签到 / not signed on: no PIN key")
         f[26] = "12"
-        f[52] = encrypt_pin(keys.pik, card.pin, card.pan)
+        f[52] = pin_block(state, keys.pik, card)
     if pin or encrypted:
         double = keys is not None and len(keys.pik) >= 16
         f[53] = "2" + ("6" if double else "0") + ("1" if encrypted else "0") + "0" * 13
     return f
+
+
+def pin_block(state: TerminalState, pik: bytes, card: Card) -> bytes:
+    """Field 52 in the profile's ISO 9564 format. Formats 1 and 3 need transaction-unique fill:
+    the core draws no randomness, so the fill is derived from the PIK over the terminal id,
+    batch and STAN (unique per transaction, unpredictable without the key)."""
+    fmt = dialect_of(state).pin_format
+    if fmt == 0:
+        return encrypt_pin(pik, card.pin, card.pan)
+    seed = bytes.fromhex(f"{state.config.terminal_id[-4:]:0>4}{state.batch:0>6}{state.stan:06d}"[-16:].replace(" ", "0"))
+    stream = des_encrypt(pik, seed) + des_encrypt(pik, bytes(b ^ 0xFF for b in seed))
+    if fmt == 1:
+        return encrypt_pin_block(pik, pin_block_format1(card.pin, stream[:7]))
+    taken = iter((stream[i : i + 1] for i in range(len(stream))))
+    fill = random_fill_af(lambda n: b"".join(next(taken, b"\x00") for _ in range(n)))
+    return encrypt_pin_block(pik, pin_block_format3(card.pin, card.pan, fill))
 
 
 def advice_card_fields(card: Card) -> dict[int, Any]:
@@ -399,11 +431,11 @@ def authenticated(reply: Message, *, mac: bool) -> bool:
     return not mac or 64 in reply
 
 
-def decode_reply(reply: bytes | Message) -> Message | None:
+def decode_reply(reply: bytes | Message, codec: Codec = CODEC) -> Message | None:
     if isinstance(reply, Message):
         return reply
     try:
-        return CODEC.decode(reply)
+        return codec.decode(reply)
     except CodecError:
         return None
 
