@@ -250,6 +250,24 @@ def request_resign(conn: Connection, terminal_id: str, *, reason: str = "support
            before={"resign_requested": bool(row.resign_requested)}, after={"resign_requested": True, "reason": reason})  # fmt: skip
 
 
+def set_profile(conn: Connection, terminal_id: str, name: str, *, actor: str = "cli") -> str | None:
+    """Assign the dialect profile the terminal speaks (posgate.dialect.profiles); returns the
+    previous one, or None when it was already ``name`` (nothing written)."""
+    from posgate.dialect.profiles import PROFILES
+
+    if name not in PROFILES:
+        raise AdminError(f"no dialect profile {name!r}: one of {', '.join(PROFILES)}")
+    row = _terminal_row(conn, terminal_id)
+    where = s.terminals.c.terminal_id == terminal_id
+    old = conn.execute(select(s.terminals.c.dialect).where(where)).scalar_one()
+    if old == name:
+        return None
+    conn.execute(update(s.terminals).where(where).values(dialect=name))
+    _audit(conn, actor, "terminal.set_profile", "terminal", terminal_id, row.merchant_id,
+           before={"dialect": old}, after={"dialect": name})  # fmt: skip
+    return str(old)
+
+
 # -- the built-in issuer's cards ---------------------------------------------------------------
 
 CARD_STATES = ("active", "lost", "stolen", "restricted", "blocked")

@@ -217,6 +217,26 @@ def terminal_resign(terminal_id: str = typer.Argument(...), db: str = DB_OPTION)
     typer.echo(f"terminal {terminal_id} will be asked to sign on again with its next reply")
 
 
+@terminal_app.command("set-profile")
+def terminal_set_profile(
+    terminal_id: str = typer.Argument(...),
+    name: str = typer.Argument(..., help="A dialect profile: see docs/dialect-profiles.md."),
+    db: str = DB_OPTION,
+) -> None:
+    """Set the dialect profile the terminal speaks (its firmware's field encodings, MAC, PIN block format)."""
+    from posgate.dialect.profiles import PROFILES
+    from posgate.store.admin import set_profile
+
+    if name not in PROFILES:
+        _fail(f"no dialect profile {name!r}: one of {', '.join(PROFILES)}", 2)
+    with _admin(db) as (conn, _):
+        old = set_profile(conn, terminal_id, name)
+    if old is None:
+        typer.echo(f"terminal {terminal_id} already speaks {name}; nothing changed")
+    else:
+        typer.echo(f"terminal {terminal_id} now speaks {name} (was {old})")
+
+
 # -- cards -----------------------------------------------------------------------------------------
 
 
