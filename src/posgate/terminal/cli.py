@@ -78,6 +78,7 @@ class Settings:
     serial: str | None
     scheme: str | None
     timeout: float | None
+    profile: str | None = None
 
 
 class Fail(Exception):
@@ -108,8 +109,11 @@ def _main(
     timeout: float | None = typer.Option(
         None, "--timeout", help="Seconds to wait for each reply (default: parameter 12, else 60)."
     ),
+    profile: str | None = typer.Option(
+        None, "--profile", help="Dialect profile the device speaks (cup, x919, gz-bill, pin1, pin3); kept."
+    ),
 ) -> None:
-    ctx.obj = Settings(state_dir, host, port, tid, mid, tmk, tpdu, header, serial, scheme, timeout)
+    ctx.obj = Settings(state_dir, host, port, tid, mid, tmk, tpdu, header, serial, scheme, timeout, profile)
 
 
 # ------------------------------------------------------------------ plumbing
@@ -153,6 +157,12 @@ def _open(s: Settings) -> Any:
         if s.scheme not in ("001", "003", "004"):
             raise Fail("--scheme must be 001, 003 or 004")
         changes["scheme"] = s.scheme
+    if s.profile:
+        from posgate.dialect.profiles import PROFILES
+
+        if s.profile not in PROFILES:
+            raise Fail(f"--profile must be one of {', '.join(PROFILES)}")
+        changes["dialect"] = s.profile
     new = replace(config, **changes) if changes else config
     if new != config:
         j.set_config(new)
