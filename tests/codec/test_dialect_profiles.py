@@ -44,7 +44,10 @@ def test_x9_19_profile_mac_is_the_published_vector() -> None:
     assert profiles.get("x919").mac_function(key)(NOW_IS).hex().upper() == "A1C72E74EA3FA9B6"
     for v in _vectors("ANSI X9.19 retail MAC"):
         data = bytes.fromhex(v["inputs"]["data_hex"])
-        assert profiles.get("x919").mac_function(bytes.fromhex(v["inputs"]["key"]))(data).hex().upper() == v["expected"]
+        assert (
+            profiles.get("x919").mac_function(bytes.fromhex(v["inputs"]["key"]))(data).hex().upper()
+            == v["expected"]
+        )
 
 
 def test_baseline_keeps_the_terminal_mac_option() -> None:
@@ -55,7 +58,10 @@ def test_baseline_keeps_the_terminal_mac_option() -> None:
 
 @pytest.mark.parametrize("v", _vectors("PIN block ISO 9564-1 format 1"), ids=lambda v: v["expected"])
 def test_format1_vectors(v: dict) -> None:
-    assert pin_block_format1(v["inputs"]["pin"], bytes.fromhex(v["inputs"]["fill_digits"])).hex().upper() == v["expected"]
+    assert (
+        pin_block_format1(v["inputs"]["pin"], bytes.fromhex(v["inputs"]["fill_digits"])).hex().upper()
+        == v["expected"]
+    )
 
 
 @pytest.mark.parametrize("v", _vectors("PIN block ISO 9564-1 format 3"), ids=lambda v: v["expected"])
@@ -63,14 +69,19 @@ def test_format3_vectors_translate_to_format0(v: dict) -> None:
     i = v["inputs"]
     clear = pin_block_format3(i["pin"], i["pan"], bytes.fromhex(i["fill_digits"]))
     assert clear.hex().upper() == v["expected"]
-    pik, zone = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"), bytes.fromhex("89ABCDEF0123456776543210FEDCBA98")
+    pik, zone = (
+        bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"),
+        bytes.fromhex("89ABCDEF0123456776543210FEDCBA98"),
+    )
     out = translate_pin_block_to_format0(pik, zone, encrypt_pin_block(pik, clear), pan=i["pan"], src_format=3)
     assert decrypt_pin(zone, out, i["pan"]) == i["pin"]
     # Strict as ever: the same block read as another format, or for another PAN, is refused.
     with pytest.raises(PinBlockError):
         translate_pin_block_to_format0(pik, zone, encrypt_pin_block(pik, clear), pan=i["pan"], src_format=1)
     with pytest.raises(PinBlockError):
-        translate_pin_block_to_format0(pik, zone, encrypt_pin_block(pik, clear), pan="6212142000000000012", src_format=3)
+        translate_pin_block_to_format0(
+            pik, zone, encrypt_pin_block(pik, clear), pan="6212142000000000012", src_format=3
+        )
 
 
 def test_profiles_select_compiled_codec_variants() -> None:
@@ -78,7 +89,9 @@ def test_profiles_select_compiled_codec_variants() -> None:
     gz = profiles.get("gz-bill").codec
     assert gz is not CODEC and gz.fields[48].kind.value == "ans"
     totals = SettlementTotals().format()
-    msg = Message("0500", {11: "000001", 41: "10000001", 42: "898100012340001", 48: totals, 60: "00000001201"})
+    msg = Message(
+        "0500", {11: "000001", 41: "10000001", 42: "898100012340001", 48: totals, 60: "00000001201"}
+    )
     ascii_body, bcd_body = gz.encode(msg), CODEC.encode(msg)
     assert len(ascii_body) == len(bcd_body) + 31  # 62 ASCII bytes instead of 31 BCD bytes
     assert gz.decode(ascii_body) == msg

@@ -78,7 +78,14 @@ def test_gz_bill_settlement_carries_field_48_in_ascii() -> None:
 
 @pytest.mark.parametrize(
     ("host", "terminal"),
-    [("cup", "gz-bill"), ("gz-bill", "cup"), ("cup", "x919"), ("x919", "cup"), ("cup", "pin1"), ("pin3", "cup")],
+    [
+        ("cup", "gz-bill"),
+        ("gz-bill", "cup"),
+        ("cup", "x919"),
+        ("x919", "cup"),
+        ("cup", "pin1"),
+        ("pin3", "cup"),
+    ],
 )
 def test_a_terminal_speaking_another_profile_is_refused(host: str, terminal: str) -> None:
     t = _driver(host, terminal)

@@ -67,7 +67,9 @@ class Profile:
         object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
         if set(self.aliases) - {3, 25}:
             raise ValueError(f"profile {self.name}: aliases are for fields 3 and 25 only")
-        object.__setattr__(self, "aliases", MappingProxyType({n: MappingProxyType(dict(m)) for n, m in self.aliases.items()}))
+        object.__setattr__(
+            self, "aliases", MappingProxyType({n: MappingProxyType(dict(m)) for n, m in self.aliases.items()})
+        )
         # The baseline shares the one compiled codec (and its caches of generated functions).
         codec = CODEC if not self.fields else Codec({**FIELDS, **self.fields})
         object.__setattr__(self, "codec", codec)

@@ -28,10 +28,10 @@ from posgate.crypto import (
 )
 from posgate.crypto.pinblock import random_fill_af
 from posgate.dialect import profiles
-from posgate.dialect.profiles import Profile
 from posgate.dialect.cup import CODEC
 from posgate.dialect.fields import Field60, Field63
 from posgate.dialect.operations import OPERATIONS, Operation
+from posgate.dialect.profiles import Profile
 from posgate.domain.masking import mask_pan
 from posgate.domain.response_codes import APPROVED, describe
 from posgate.iso8583 import TLV, Codec, CodecError, Message
@@ -334,7 +334,7 @@ def pin_block(state: TerminalState, pik: bytes, card: Card) -> bytes:
     stream = des_encrypt(pik, seed) + des_encrypt(pik, bytes(b ^ 0xFF for b in seed))
     if fmt == 1:
         return encrypt_pin_block(pik, pin_block_format1(card.pin, stream[:7]))
-    taken = iter((stream[i : i + 1] for i in range(len(stream))))
+    taken = iter(stream[i : i + 1] for i in range(len(stream)))
     fill = random_fill_af(lambda n: b"".join(next(taken, b"\x00") for _ in range(n)))
     return encrypt_pin_block(pik, pin_block_format3(card.pin, card.pan, fill))
 
