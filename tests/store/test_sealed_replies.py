@@ -70,7 +70,17 @@ def test_the_stored_reply_is_sealed_and_replayed_byte_for_byte(world: SqlWorld) 
 
 
 def _as_written_by_0003(db: Database) -> list[bytes]:
-    """Turn the database back into what a host before 0004 left: clear replies, revision 0003."""
+    """Turn the database back into what a host before 0004 left: clear replies, revision 0003
+    (the revisions after 0004 undone first, so that upgrading again re-applies them cleanly)."""
+    from alembic import command
+
+    from posgate.store.migrate import alembic_config
+
+    cfg = alembic_config()
+    with db.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004_seal_stored_replies")
+        conn.commit()
     clear = []
     with db.engine.begin() as conn:
         for i, blob in conn.execute(select(s.transactions.c.id, s.transactions.c.reply).where(s.transactions.c.reply.is_not(None))).all():
