@@ -38,13 +38,18 @@ def _root(
 def decode(
     hex_message: list[str] = typer.Argument(..., metavar="HEX...", help="The message in hex (framed or bare, spaces allowed); '-' reads stdin."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    profile: str | None = typer.Option(None, "--profile", help="Dialect profile to decode with (default: the CUP baseline)."),
 ) -> None:
     """Print a CUP message field by field, sub-fields included, with card data masked."""
     from posgate.dialect.decode import DecodeInputError, decode_any
+    from posgate.dialect.profiles import PROFILES
 
+    if profile is not None and profile not in PROFILES:
+        typer.echo(f"error: no dialect profile {profile!r}: one of {', '.join(PROFILES)}", err=True)
+        raise typer.Exit(2)
     text = sys.stdin.read() if hex_message == ["-"] else "".join(hex_message)
     try:
-        result = decode_any(text)
+        result = decode_any(text, PROFILES[profile] if profile else None)
     except DecodeInputError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -139,3 +139,26 @@ def test_a_profile_may_not_override_the_fields_up_to_the_tid() -> None:
     with pytest.raises(ValueError):
         profiles.Profile("bad", "坏", "bad", pin_format=2)
     assert FIELDS[41].number == 41
+
+
+BILL = Message("0200", {2: "6212142000000000012", 3: "190000", 4: "000000000003", 11: "000001", 25: "81",
+                        41: "52010009", 42: "898520154110004", 48: "KP77SG0C26323520140909356184#", 49: "156",
+                        60: "2218111400000060"})  # fmt: skip
+
+
+def test_decode_cli_with_a_profile() -> None:
+    from typer.testing import CliRunner
+
+    from posgate.cli import app
+
+    runner = CliRunner()
+    hexed = profiles.get("gz-bill").codec.encode(BILL).hex()
+    r = runner.invoke(app, ["decode", "--profile", "gz-bill", "--json", hexed])
+    assert r.exit_code == 0, r.output
+    rows = {row["path"]: row for row in json.loads(r.output)["fields"]}
+    assert rows["48"]["value"] == BILL[48] and rows["60.4+"]["value"] == "00060"
+    assert "Sale" in rows["mti"]["name"]  # 190000 / 81 read through the profile's aliases
+    assert rows["2"]["value"] == "621214*********0012"  # masked as ever
+    assert runner.invoke(app, ["decode", hexed]).exit_code == 2  # the baseline cannot read it
+    bad = runner.invoke(app, ["decode", "--profile", "nope", hexed])
+    assert bad.exit_code == 2 and "cup, x919, gz-bill" in bad.output

@@ -9,6 +9,7 @@ from typing import Any
 
 from posgate.dialect.cup import CODEC
 from posgate.dialect.describe import describe_rows
+from posgate.dialect.profiles import PROFILES, Profile
 from posgate.framing import HEADER_LEN, PREFIX_LEN, FramingError, Header, Tpdu
 from posgate.iso8583 import CodecError, Message
 
@@ -23,6 +24,7 @@ class Decoded:
     length: int | None
     tpdu: Tpdu | None
     header: Header | None
+    profile: Profile = PROFILES["cup"]
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mti": self.message.mti}
@@ -32,7 +34,7 @@ class Decoded:
             out["tpdu"] = str(self.tpdu)
         if self.header:
             out["header"] = {"raw": str(self.header), "requirement": self.header.requirement}
-        out["fields"] = describe_rows(self.message)
+        out["fields"] = describe_rows(self.message, self.profile)
         return out
 
     def as_text(self) -> str:
@@ -43,13 +45,16 @@ class Decoded:
             lines.append(f"TPDU    {self.tpdu}  (destination {self.tpdu.destination}, source {self.tpdu.source})")
         if self.header:
             lines.append(f"header  {self.header}  (processing requirement {self.header.requirement})")
-        rows = describe_rows(self.message)
+        rows = describe_rows(self.message, self.profile)
         width = max(len(r["path"]) for r in rows)
         lines += [f"{r['path']:>{width}}  {r['name']:<62} {r['value']}" for r in rows]
         return "\n".join(lines)
 
 
-def decode_any(text: str) -> Decoded:
+def decode_any(text: str, profile: Profile | None = None) -> Decoded:
+    """Decode with the baseline, or with ``profile`` (a terminal's dialect profile)."""
+    codec = profile.codec if profile is not None else CODEC
+    prof = profile or PROFILES["cup"]
     cleaned = re.sub(r"\s+", "", text)
     if not cleaned:
         raise DecodeInputError("no hex given")
@@ -65,16 +70,16 @@ def decode_any(text: str) -> Decoded:
             attempts.append(("framed", f"the length prefix says {declared} bytes but {len(raw) - 2} follow"))
         else:
             try:
-                return Decoded(CODEC.decode(raw[13:]), declared, Tpdu.parse(raw[2:7]), Header.parse(raw[7:13]))
+                return Decoded(codec.decode(raw[13:]), declared, Tpdu.parse(raw[2:7]), Header.parse(raw[7:13]), prof)
             except (CodecError, FramingError) as e:
                 attempts.append(("framed", str(e)))
     if len(raw) > PREFIX_LEN and raw[0] == 0x60:
         try:
-            return Decoded(CODEC.decode(raw[PREFIX_LEN:]), None, Tpdu.parse(raw[:5]), Header.parse(raw[5 : 5 + HEADER_LEN]))
+            return Decoded(codec.decode(raw[PREFIX_LEN:]), None, Tpdu.parse(raw[:5]), Header.parse(raw[5 : 5 + HEADER_LEN]), prof)
         except (CodecError, FramingError) as e:
             attempts.append(("TPDU + header", str(e)))
     try:
-        return Decoded(CODEC.decode(raw), None, None, None)
+        return Decoded(codec.decode(raw), None, None, None, prof)
     except CodecError as e:
         attempts.append(("bare body", str(e)))
     raise DecodeInputError("; ".join(f"as {how}: {err}" for how, err in attempts))

@@ -24,6 +24,7 @@ from posgate.dialect.fields import (
     parse_terminal_info,
 )
 from posgate.dialect.operations import identify
+from posgate.dialect.profiles import BASELINE, PROFILES, Profile
 from posgate.domain.masking import mask_pan, mask_track
 from posgate.iso8583 import TLV, CodecError, Message, Sensitivity
 
@@ -61,7 +62,7 @@ def _tlv_rows(tlv: TLV, path: str) -> list[dict[str, str]]:
     return rows
 
 
-def _sub_rows(msg: Message, number: int, value: Any) -> list[dict[str, str]]:
+def _sub_rows(msg: Message, number: int, value: Any, profile: Profile) -> list[dict[str, str]]:
     mti = msg.mti
     f60 = msg.text(60)
     nmic = f60[8:11]
@@ -71,7 +72,7 @@ def _sub_rows(msg: Message, number: int, value: Any) -> list[dict[str, str]]:
         rows.append({"path": path, "name": name, "value": str(v)})
 
     if number == 60:
-        f = Field60.parse(value)
+        f = Field60.parse(value, profile.f60_private)
         add("60.1", "type code", f.type_code)
         add("60.2", "batch number", f.batch_no)
         add("60.3", "network management code", f.nmic)
@@ -80,6 +81,8 @@ def _sub_rows(msg: Message, number: int, value: Any) -> list[dict[str, str]]:
              ("partial approval", f.partial_approval), ("account type", f.account_type)), start=4):  # fmt: skip
             if v:
                 add(f"60.{i}", name, v)
+        if f.private:
+            add("60.4+", f"private digits ({profile.name} profile)", f.private)
     elif number == 61:
         g = Field61.parse(value)
         add("61.1", "original batch", g.orig_batch_no)
@@ -131,19 +134,21 @@ def _sub_rows(msg: Message, number: int, value: Any) -> list[dict[str, str]]:
     return rows
 
 
-def describe_rows(msg: Message) -> list[dict[str, str]]:
-    """One dict per field and sub-field: ``path``, ``name``, ``value`` (masked)."""
-    op = identify(msg)
+def describe_rows(msg: Message, profile: Profile | None = None) -> list[dict[str, str]]:
+    """One dict per field and sub-field: ``path``, ``name``, ``value`` (masked). ``profile``:
+    the dialect profile the message was decoded with (its field names, 60 tail, code aliases)."""
+    profile = profile or PROFILES[BASELINE]
+    op = identify(msg, profile.aliases)
     rows = [{"path": "mti", "name": "message type" + (f" ({op.en} / {op.zh})" if op else ""), "value": msg.mti}]
     for number in msg:
         value = msg[number]
-        spec = FIELDS[number]
+        spec = profile.codec.fields[number]
         shown = _masked(number, value)
         if number == 62 and msg.mti == "0810":
             shown = f"[{len(value)} bytes hidden]"
         rows.append({"path": str(number), "name": f"{spec.name} ({spec.zh}) {spec.notation}", "value": shown})
         try:
-            rows.extend(_sub_rows(msg, number, value))
+            rows.extend(_sub_rows(msg, number, value, profile))
         except CodecError as e:
             rows.append({"path": e.field, "name": "sub-field error", "value": e.expected})
     return rows
