@@ -41,6 +41,8 @@ def fleet(
     seed: int = typer.Option(1, "--seed"),
     own_card: bool = typer.Option(False, "--own-card", help="Terminal i pays only with card i (no issuer row shared by terminals)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (no progress bar)."),
+    profile: str | None = typer.Option(None, "--profile", help="Dialect profile(s) the terminals speak: NAME or a mix "
+                                       "'cup=2,gz-bill=1' (set on the host too when --db is given)."),
 ) -> None:
     """Simulate N POS terminals against a CUP host: sign-on, a mix of transactions, settlement."""
     from posgate.fleet.fleet import Fleet, FleetConfig, format_report, parse_mix, run_with_progress
@@ -60,6 +62,19 @@ def fleet(
         specs, cards = do_provision(db, terminals)
     elif terminals > 3:
         _fail(f"the demo has 3 terminals; for {terminals} add --provision --db URL (the host's database)")
+    if profile:
+        from posgate.fleet.fleet import apply_profiles, demo_specs, with_profiles
+
+        try:
+            specs = with_profiles(specs if specs is not None else demo_specs(terminals), profile)
+        except ValueError as e:
+            _fail(str(e))
+        assert specs is not None
+        if db:
+            apply_profiles(db, specs[:terminals])
+        else:
+            typer.echo("note: without --db the host's terminals must already speak these profiles "
+                       "(posgate admin terminal set-profile TID NAME)", err=True)  # fmt: skip
     if duration is None and transactions is None:
         duration = 10.0
     cfg = FleetConfig(host=host, port=port, terminals=terminals, duration=duration, transactions=transactions, mix=weights,

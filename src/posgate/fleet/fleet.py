@@ -116,10 +116,44 @@ class TerminalSpec:
     merchant_id: str
     tmk: bytes = field(repr=False)
     serial: str
+    dialect: str = "cup"  # the dialect profile the simulated device speaks
 
     def config(self) -> TerminalConfig:
         return TerminalConfig(terminal_id=self.terminal_id, merchant_id=self.merchant_id, tmk=self.tmk,
-                              serial=self.serial, scheme="004")  # fmt: skip
+                              serial=self.serial, scheme="004", dialect=self.dialect)  # fmt: skip
+
+
+def with_profiles(specs: Sequence[TerminalSpec], text: str) -> list[TerminalSpec]:
+    """Assign dialect profiles to the terminals: ``NAME`` (all of them) or a weighted mix
+    ``cup=2,gz-bill=1`` dealt out in turn (terminal i gets the i-th of the expanded cycle), so
+    the assignment is the same on every run."""
+    from dataclasses import replace
+
+    from posgate.dialect.profiles import PROFILES
+
+    cycle: list[str] = []
+    for part in text.split(","):
+        name, _, weight = part.strip().partition("=")
+        if name not in PROFILES:
+            raise ValueError(f"--profile: no dialect profile {name!r}: one of {', '.join(PROFILES)}")
+        if weight and (not weight.isdigit() or int(weight) < 1):
+            raise ValueError(f"--profile: the weight of {name} must be a positive integer")
+        cycle += [name] * int(weight or 1)
+    return [replace(s, dialect=cycle[i % len(cycle)]) for i, s in enumerate(specs)]
+
+
+def apply_profiles(db_url: str, specs: Sequence[TerminalSpec], *, key_file: str | None = None) -> None:
+    """Tell the host (its database) which profile each terminal speaks; audited as ``fleet``."""
+    from posgate.store.admin import set_profile
+    from posgate.store.database import Database
+
+    db = Database.open(db_url, key_file=key_file)
+    try:
+        with db.engine.begin() as conn:
+            for spec in specs:
+                set_profile(conn, spec.terminal_id, spec.dialect, actor="fleet")
+    finally:
+        db.close()
 
 
 def demo_specs(n: int) -> list[TerminalSpec]:
