@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from posgate.fleet import audit as au
-from posgate.fleet.fleet import Fleet, FleetConfig, _run_loop, parse_mix, provision
+from posgate.fleet.fleet import Fleet, FleetConfig, _run_loop, apply_profiles, parse_mix, provision, with_profiles
 from posgate.fleet.hostproc import HostProcess
 from posgate.fleet.net import free_port, parse_target
 from posgate.fleet.proxy import FaultPlan, FaultProxy
@@ -86,6 +86,7 @@ class ChaosConfig:
     settle_every: int = 300
     haproxy: bool | None = None  # None: use it when several hosts and it is installed
     extra_host_args: tuple[str, ...] = ()
+    profile: str | None = None  # dialect profile(s) of the terminals: NAME or a mix (fleet --profile)
 
 
 @dataclass
@@ -189,6 +190,9 @@ async def _run(cfg: ChaosConfig, workdir: Path) -> dict[str, Any]:
     if cfg.hosts > 1 and not _is_postgres(db) and cfg.target is None:
         raise ValueError("several host processes need PostgreSQL (--db postgresql://...): SQLite has one writer")
     specs, cards = await asyncio.to_thread(provision, db, cfg.terminals)
+    if cfg.profile:
+        specs = with_profiles(specs, cfg.profile)
+        await asyncio.to_thread(apply_profiles, db, specs)
     marks = await asyncio.to_thread(au.high_water_marks, db)
     cards_before = await asyncio.to_thread(au.card_balances, db)
 
