@@ -53,7 +53,15 @@ from pathlib import Path
 from typing import Any
 
 from posgate.fleet import audit as au
-from posgate.fleet.fleet import Fleet, FleetConfig, _run_loop, apply_profiles, parse_mix, provision, with_profiles
+from posgate.fleet.fleet import (
+    Fleet,
+    FleetConfig,
+    _run_loop,
+    apply_profiles,
+    parse_mix,
+    provision,
+    with_profiles,
+)
 from posgate.fleet.hostproc import HostProcess
 from posgate.fleet.net import free_port, parse_target
 from posgate.fleet.proxy import FaultPlan, FaultProxy
