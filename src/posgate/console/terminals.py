@@ -46,7 +46,8 @@ TERMINAL_COLS = [TC.id, TC.terminal_id, MC.merchant_id, MC.name.label("merchant_
                  MC.name_en.label("merchant_name_en"), MC.status.label("merchant_status"), TC.device_serial,
                  TC.pending_serial, TC.approved_serial, TC.status, TC.suspended_reason, TC.batch_no, TC.signed_on_day,
                  TC.last_sign_on_at, TC.signed_off, TC.operator, TC.key_scheme, TC.mac_failures, TC.resign_requested,
-                 TC.resign_reason, TC.params, TC.params_pending, TC.last_response_codes, TC.tmk_kcv]  # fmt: skip
+                 TC.resign_reason, TC.params, TC.params_pending, TC.last_response_codes, TC.tmk_kcv,
+                 TC.dialect]  # fmt: skip
 
 
 def _with_merchant() -> Any:
@@ -187,6 +188,24 @@ def set_params(conn: Connection, p: Principal, terminal_id: str, values: dict[st
           merchant_id=row["merchant_id"], before={"params": before}, after={"params": params, "params_pending": True},
           at=now)  # fmt: skip
     return params
+
+
+def set_profile(conn: Connection, p: Principal, terminal_id: str, name: str, reason: str,
+                now: datetime | None = None) -> None:  # fmt: skip
+    """The dialect profile the terminal speaks (posgate.dialect.profiles); the host uses it from
+    the terminal's next request. Acquirer roles only (the route's guard); audited with a reason."""
+    from posgate.dialect.profiles import PROFILES
+
+    row = _terminal_row(conn, p, terminal_id)
+    reason = _reason(reason)
+    if name not in PROFILES:
+        raise ConsoleError("Unknown dialect profile {name}.", name=name[:32])
+    if row["dialect"] == name:
+        raise ConsoleError("Nothing changed.", 409)
+    conn.execute(update(terminals).where(TC.terminal_id == terminal_id).values(dialect=name))
+    audit(conn, actor=p.username, action="terminal.set_profile", object_type="terminal", object_id=terminal_id,
+          merchant_id=row["merchant_id"], before={"dialect": row["dialect"]}, after={"dialect": name}, detail=reason,
+          at=now)  # fmt: skip
 
 
 # ------------------------------------------------------------------ merchants

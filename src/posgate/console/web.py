@@ -483,7 +483,9 @@ def terminal_page(request: Request, terminal_id: str, p: Any_) -> Response:
     state = st(request)
     with state.db.read() as conn:
         t = terminals.get_terminal(conn, p, terminal_id, state.tz)
-    return render(request, "terminal.html", {"x": t, "params": PARAMS, "can_act": p.is_acquirer})
+    from posgate.dialect.profiles import PROFILES
+
+    return render(request, "terminal.html", {"x": t, "params": PARAMS, "can_act": p.is_acquirer, "profiles": PROFILES})
 
 
 async def _terminal_action(request: Request, terminal_id: str, p: Principal, action: str) -> Response:
@@ -499,6 +501,9 @@ async def _terminal_action(request: Request, terminal_id: str, p: Principal, act
             elif action == "approve-device":
                 serial = terminals.approve_device(conn, p, terminal_id, reason)
                 msg = _("Device {serial} approved: its next sign-on opens a new batch.", serial=serial)
+            elif action == "profile":
+                terminals.set_profile(conn, p, terminal_id, str(f.get("profile", "")), reason)
+                msg = _("Dialect profile saved: the host speaks it from the terminal's next request.")
             elif action in ("suspend", "reinstate"):
                 terminals.set_terminal_status(conn, p, terminal_id, action == "suspend", reason)
                 msg = _("Terminal suspended.") if action == "suspend" else _("Terminal reinstated.")
@@ -530,6 +535,11 @@ async def terminal_suspend(request: Request, terminal_id: str, p: Acq) -> Respon
 @router.post("/terminals/{terminal_id}/reinstate")
 async def terminal_reinstate(request: Request, terminal_id: str, p: Acq) -> Response:
     return await _terminal_action(request, terminal_id, p, "reinstate")
+
+
+@router.post("/terminals/{terminal_id}/profile")
+async def terminal_profile(request: Request, terminal_id: str, p: Acq) -> Response:
+    return await _terminal_action(request, terminal_id, p, "profile")
 
 
 @router.post("/terminals/{terminal_id}/params")
