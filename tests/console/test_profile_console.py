@@ -15,7 +15,9 @@ from .helpers import Env, Live, browser_login, csrf_of, login
 
 def _dialect(env: Env, tid: str) -> str:
     with env.db.engine.connect() as conn:
-        return str(conn.execute(select(s.terminals.c.dialect).where(s.terminals.c.terminal_id == tid)).scalar_one())
+        return str(
+            conn.execute(select(s.terminals.c.dialect).where(s.terminals.c.terminal_id == tid)).scalar_one()
+        )
 
 
 def _audits(env: Env) -> list[Any]:
@@ -28,7 +30,9 @@ def test_support_sets_a_profile_with_a_reason_and_it_is_audited(env: Env) -> Non
     page = c.get("/terminals/10000001").text
     assert 'data-testid="profile-select"' in page and "gz-bill" in page
     csrf = csrf_of(c, "/terminals/10000001")
-    post = lambda **f: c.post("/terminals/10000001/profile", data={"csrf_token": csrf, **f}, follow_redirects=False)  # noqa: E731
+    post = lambda **f: c.post(
+        "/terminals/10000001/profile", data={"csrf_token": csrf, **f}, follow_redirects=False
+    )  # noqa: E731
     assert post(profile="gz-bill", reason="").status_code == 303 and _dialect(env, "10000001") == "cup"
     assert post(profile="nope", reason="ticket 7").status_code == 303 and _dialect(env, "10000001") == "cup"
     assert not _audits(env)
@@ -60,5 +64,7 @@ def test_profile_select_in_the_browser(live: Live, page: Any) -> None:
     page.wait_for_url(f"{live.url}/terminals/10000002")
     assert page.locator("[data-testid=dialect]").inner_text().startswith("x919")
     with live.env.db.engine.connect() as conn:
-        row = conn.execute(select(s.terminals.c.dialect).where(s.terminals.c.terminal_id == "10000002")).scalar_one()
+        row = conn.execute(
+            select(s.terminals.c.dialect).where(s.terminals.c.terminal_id == "10000002")
+        ).scalar_one()
     assert row == "x919"
