@@ -76,6 +76,9 @@ def check_terminal_and_merchant(factory: Factory) -> None:
     s.update_terminal(TID, last_status_upload={"raw": "00"}, batch_no="000002", pending_serial="X1")
     t = s.terminal(TID)
     assert t.batch_no == "000002" and t.pending_serial == "X1" and t.last_status_upload == {"raw": "00"}
+    assert t.dialect == "cup"  # the baseline until a profile is assigned
+    s.update_terminal(TID, dialect="gz-bill")
+    assert s.terminal(TID).dialect == "gz-bill"
     m = s.merchant(MID)
     assert m is not None and m.status == "active"
     s.update_merchant(MID, status="suspended", suspended_reason="why", suspended_at=T0, suspended_by="system:D6")

@@ -94,3 +94,27 @@ def test_wrong_master_key_is_exit_2(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("POSGATE_MASTER_KEY_FILE", str(tmp_path / "another.key"))
     r = cli("admin", "merchant", "list")
     assert r.exit_code == 2 and "master key" in r.output
+
+
+def test_terminal_set_profile(cli):
+    assert cli("admin", "merchant", "add", MID, "--name", "缴费点", "--mcc", "4900").exit_code == 0
+    assert cli("admin", "terminal", "add", "30000001", "--merchant", MID).exit_code == 0
+    r = cli("admin", "terminal", "set-profile", "30000001", "gz-bill")
+    assert r.exit_code == 0 and "now speaks gz-bill (was cup)" in r.output
+    again = cli("admin", "terminal", "set-profile", "30000001", "gz-bill")
+    assert again.exit_code == 0 and "nothing changed" in again.output
+    bad = cli("admin", "terminal", "set-profile", "30000001", "nope")
+    assert bad.exit_code == 2 and "cup, x919, gz-bill" in bad.output
+    assert cli("admin", "terminal", "set-profile", "39999999", "cup").exit_code == 1
+    assert '"dialect": "gz-bill"' in cli("admin", "terminal", "list", "--json").output
+    db = Database.open(cli.url)
+    with db.unit_of_work() as store:
+        assert store.terminal("30000001").dialect == "gz-bill"
+    with db.engine.connect() as conn:
+        from sqlalchemy import select
+
+        from posgate.store import schema as s
+
+        rows = list(conn.execute(select(s.audit_log).where(s.audit_log.c.action == "terminal.set_profile")))
+    db.close()
+    assert len(rows) == 1 and rows[0].actor == "cli"  # the no-op and the refusals wrote nothing

@@ -209,7 +209,7 @@ def list_terminals(conn: Connection) -> list[dict[str, Any]]:
     t, m = s.terminals.c, s.merchants.c
     q = (
         select(t.terminal_id, m.merchant_id, t.tmk_kcv, t.device_serial, t.pending_serial, t.approved_serial, t.status,
-               t.batch_no, t.signed_on_day, t.key_scheme, t.resign_requested)  # fmt: skip
+               t.batch_no, t.signed_on_day, t.key_scheme, t.resign_requested, t.dialect)  # fmt: skip
         .join_from(s.terminals, s.merchants, t.merchant_pk == m.id)
         .order_by(t.terminal_id)
     )
