@@ -30,9 +30,9 @@ def test_support_sets_a_profile_with_a_reason_and_it_is_audited(env: Env) -> Non
     page = c.get("/terminals/10000001").text
     assert 'data-testid="profile-select"' in page and "gz-bill" in page
     csrf = csrf_of(c, "/terminals/10000001")
-    post = lambda **f: c.post(
-        "/terminals/10000001/profile", data={"csrf_token": csrf, **f}, follow_redirects=False
-    )  # noqa: E731
+    def post(**f: str) -> Any:
+        return c.post("/terminals/10000001/profile", data={"csrf_token": csrf, **f}, follow_redirects=False)
+
     assert post(profile="gz-bill", reason="").status_code == 303 and _dialect(env, "10000001") == "cup"
     assert post(profile="nope", reason="ticket 7").status_code == 303 and _dialect(env, "10000001") == "cup"
     assert not _audits(env)
