@@ -30,6 +30,7 @@ def test_support_sets_a_profile_with_a_reason_and_it_is_audited(env: Env) -> Non
     page = c.get("/terminals/10000001").text
     assert 'data-testid="profile-select"' in page and "gz-bill" in page
     csrf = csrf_of(c, "/terminals/10000001")
+
     def post(**f: str) -> Any:
         return c.post("/terminals/10000001/profile", data={"csrf_token": csrf, **f}, follow_redirects=False)
 
