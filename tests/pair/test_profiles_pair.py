@@ -98,3 +98,48 @@ def test_a_terminal_speaking_another_profile_is_refused(host: str, terminal: str
     # The host's word on the sale: wrong MAC → A0, wrong PIN format → 99, wrong 60 shape → 30.
     codes = {r.response_code for r in t.world.store.txns.values() if r.operation == "sale"}
     assert codes and codes <= {"A0", "99", "30"}, codes
+
+
+def test_a_bill_payment_as_the_public_client_sends_it() -> None:
+    """The shape of the public 贵州银联 bill-payment client (docs/dialect-profiles.md): 0200 with
+    3 = 190000, 25 = 81, letters in field 48, 60 = 22 + batch + 000 + 00060, the PIN as format 0
+    under a TDES PIK, field 64 the single-DES CBC MAC of MTI..63. Approved as a sale, the
+    reply MAC'd the same way; then 缴费撤销 (280000) voids it. Under the baseline: refused."""
+    from posgate.crypto import encrypt_pin, mac_verify, x9_9_mac
+
+    from .harness import CARDS, PIN, PairTerminal, track2
+
+    w = make_world()
+    w.store.update_terminal("10000001", dialect="gz-bill")
+    t = PairTerminal(w)
+    assert t.sign_on("004").code == "00" and t.keys is not None
+    gz = profiles.get("gz-bill")
+    pan, expiry = CARDS["ok"]
+    mak = t.keys.mak[:8]
+
+    def send(fields: dict) -> Message:
+        body = gz.codec.encode(Message("0200", fields), mac=lambda mab: x9_9_mac(mak, mab))
+        host = w.process(body)
+        assert host.body is not None
+        reply = gz.codec.decode(host.body)
+        assert mac_verify(x9_9_mac(mak, reply.mac_block()), reply.data(64) or b"")
+        return reply
+
+    bill = "KP77SG0C26323520140909356184                70000000201809#"
+    pay = {3: "190000", 4: "000000000300", 11: t.next_stan(), 22: "021", 25: "81", 26: "06",
+           35: track2(pan, expiry), 41: t.tid, 42: t.mid, 48: bill, 49: "156",
+           52: encrypt_pin(t.keys.pik, PIN, pan), 53: "2600000000000000", 60: f"22{t.batch}00000060"}  # fmt: skip
+    reply = send(pay)
+    assert reply.text(39) == "00" and reply.text(3) == "190000" and reply.text(25) == "81"
+    revoke = {**pay, 3: "280000", 11: t.next_stan(), 37: reply.text(37), 60: f"23{t.batch}00000060",
+              61: f"{t.batch}{pay[11]}"}  # fmt: skip
+    assert send(revoke).text(39) == "00"
+    ops = [(r.operation, r.response_code, r.status) for r in w.store.txns.values()]
+    assert ("sale", "00", "voided") in ops and ("void", "00", "approved") in ops
+
+    # The same terminal back on the baseline: the same bytes are not accepted.
+    w.store.update_terminal("10000001", dialect="cup")
+    again = w.process(
+        gz.codec.encode(Message("0200", {**pay, 11: t.next_stan()}), mac=lambda mab: x9_9_mac(mak, mab))
+    )
+    assert again.response_code == "30"
