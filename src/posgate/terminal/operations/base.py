@@ -330,7 +330,9 @@ def pin_block(state: TerminalState, pik: bytes, card: Card) -> bytes:
     fmt = dialect_of(state).pin_format
     if fmt == 0:
         return encrypt_pin(pik, card.pin, card.pan)
-    seed = bytes.fromhex(f"{state.config.terminal_id[-4:]:0>4}{state.batch:0>6}{state.stan:06d}"[-16:].replace(" ", "0"))
+    # 8 bytes: batch and STAN in BCD (digits by construction), the TID's last two characters
+    # as ASCII (a TID is ans8: it need not be hex).
+    seed = bytes.fromhex(f"{state.batch:0>6}{state.stan:06d}") + state.config.terminal_id.encode()[-2:].rjust(2, b"0")
     stream = des_encrypt(pik, seed) + des_encrypt(pik, bytes(b ^ 0xFF for b in seed))
     if fmt == 1:
         return encrypt_pin_block(pik, pin_block_format1(card.pin, stream[:7]))
