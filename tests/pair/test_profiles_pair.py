@@ -143,3 +143,26 @@ def test_a_bill_payment_as_the_public_client_sends_it() -> None:
         gz.codec.encode(Message("0200", {**pay, 11: t.next_stan()}), mac=lambda mab: x9_9_mac(mak, mab))
     )
     assert again.response_code == "30"
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("pin1", 1), ("pin3", 3)])
+def test_terminal_pin_blocks_in_format_1_and_3_for_any_tid(name: str, fmt: int) -> None:
+    """Field 41 is ans8: the fill derivation must not assume hex digits. The block decodes in
+    its format with the PIN, and differs from one STAN to the next (transaction-unique fill)."""
+    from dataclasses import replace
+
+    from posgate.crypto import decrypt_pin_block
+    from posgate.crypto.pinblock import pin_from_format1, pin_from_format3
+    from posgate.terminal.cards import read_card
+    from posgate.terminal.operations.base import pin_block
+
+    pik = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+    state = machine.new_state(TerminalConfig(terminal_id="TERMXY01", dialect=name))
+    card = read_card(OK, pin="123456")
+    blocks = []
+    for stan in (1, 2):
+        clear = decrypt_pin_block(pik, pin_block(replace(state, stan=stan), pik, card))
+        assert clear[0] >> 4 == fmt
+        assert (pin_from_format1(clear) if fmt == 1 else pin_from_format3(clear, OK)) == "123456"
+        blocks.append(clear)
+    assert blocks[0] != blocks[1]
