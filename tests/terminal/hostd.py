@@ -82,15 +82,15 @@ class HostThread:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        async def stop() -> None:
-            # server.close() leaves accepted connections open (3.11): a connection still open
-            # here would be garbage-collected later as an unclosed transport, in another test.
-            self._server.close()
-            for w in list(self._writers):
-                w.transport.abort()
-            await asyncio.sleep(0.01)  # the handlers' finally blocks run
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+
+    async def _stop(self) -> None:
+        # server.close() leaves accepted connections open (3.11): a connection still open
+        # here would be garbage-collected later as an unclosed transport, in another test.
+        self._server.close()
+        for w in list(self._writers):
+            w.transport.abort()
+        await asyncio.sleep(0.01)  # the handlers' finally blocks run
