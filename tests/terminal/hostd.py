@@ -31,6 +31,7 @@ class HostThread:
         )
         self.mute = False
         self.reset_after_reply = False  # answer, then reset the connection (RST)
+        self.resets = threading.Semaphore(0)  # released once per reset, when the RST has left
         self.requests = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -75,6 +76,9 @@ class HostThread:
                         sock = writer.get_extra_info("socket")
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         writer.transport.abort()
+                        with contextlib.suppress(OSError):
+                            await writer.wait_closed()  # connection_lost: the socket is closed, the RST sent
+                        self.resets.release()
                         return
         except (ConnectionError, OSError):
             pass
