@@ -1,4 +1,4 @@
-"""One table of field encodings (cup-pos-8583.md 1.5 and 2), each row tested in both directions."""
+"""One table of field encodings (docs/dialect.md 1.5 and 2), each row tested in both directions."""
 
 from __future__ import annotations
 

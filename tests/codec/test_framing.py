@@ -1,4 +1,4 @@
-"""Framing (cup-pos-8583.md 1.1, D1): a stream of frames fed whole, byte by byte and in random
+"""Framing (docs/dialect.md 1.1, D1): a stream of frames fed whole, byte by byte and in random
 splits gives the same frames; bad lengths raise FramingError; TPDU and header round trips."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""--demo provisions exactly shared/spec/demo-data.md, and a second run changes nothing."""
+"""--demo provisions exactly docs/demo-data.md, and a second run changes nothing."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Sign-on working keys: generation, wrapping under the TMK, unwrapping and verification.
 
-Theory of operation (cup-pos-8583.md section 4, crypto.md section 3)
+Theory of operation (docs/dialect.md section 4)
 ------------------------------------------------------------------
 A terminal holds a terminal master key (TMK) loaded out of band. At every sign-on
 (0800/0810) the host generates fresh working keys, the PIN key (PIK), the MAC key (MAK) and
@@ -253,7 +253,7 @@ def unwrap_working_keys(tmk: bytes, scheme: str, field62: bytes) -> WorkingKeys:
         mak = _verified("MAK", des_decrypt(tmk, slot[:8]), mak_cv)
     else:
         # A full 16-byte MAK in the slot (some acquirers); or an 8-byte MAK followed by a
-        # non-zero filler, which terminals ignore (cup-pos-8583.md 4.1).
+        # non-zero filler, which terminals ignore (docs/dialect.md 4.1).
         mak16 = des_decrypt(tmk, slot)
         if hmac.compare_digest(kcv(mak16, _CV_LEN), mak_cv):
             mak = mak16

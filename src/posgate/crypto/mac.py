@@ -1,6 +1,6 @@
 """Message authentication codes: the CUP "ECB" MAC and the ISO 9797-1 CBC-MAC family.
 
-Theory of operation (crypto.md section 5, cup-pos-8583.md section 5)
+Theory of operation (docs/dialect.md section 5 and appendix A)
 -------------------------------------------------------------------
 The MAC is computed over the MAC element block (MAB): the message from the MTI through
 field 63 as sent on the wire (no length prefix, TPDU, header or field 64).
@@ -22,7 +22,7 @@ one zero block for empty data), method 2 appends ``80`` then zeros. The CBC chai
 single native CBC call; short messages use the cached ECB context instead.
 
 Measured (timeit, best of 5 x 20 000, CPython 3.11.7, cryptography 50.0.2, dev host, keys
-cached), over the 263-byte MAB of the real sale of cup-pos-8583.md 11.1(d):
+cached), over the 263-byte MAB of the real sale of docs/dialect.md 11.1(d):
 ``cup_ecb_mac`` ≈ 4.1 µs with an 8-byte MAK, ≈ 4.8 µs with a 16-byte MAK;
 ``x9_19_mac`` ≈ 14.6 µs and ``x9_9_mac`` ≈ 13.9 µs (33 chained blocks: single DES runs as
 EDE3 in OpenSSL 3, ~0.25 µs a block, plus ~3 µs to set up the CBC context). Reproduce with

@@ -1,6 +1,6 @@
 """ISO 9564-1 PIN blocks: building, parsing, encrypting and translating them.
 
-Theory of operation (crypto.md section 4, cup-pos-8583.md 6.1)
+Theory of operation (docs/dialect.md 6.1 and appendix A)
 -------------------------------------------------------------
 A PIN never travels alone: it is formatted into a 16-nibble *PIN field* (control nibble,
 PIN length, PIN digits, fill) which, for formats 0 and 3, is XORed with a *PAN field*

@@ -1,6 +1,6 @@
 """CUP track-data encryption with the TDK (fields 35/36 when 53.3 = ``1``).
 
-Theory of operation (crypto.md section 6, cup-pos-8583.md 6.3)
+Theory of operation (docs/dialect.md 6.3)
 -------------------------------------------------------------
 A track is a string of BCD nibbles: digits, and the field separator written ``=`` or as
 nibble ``D``. Only one 8-byte block is encrypted, the *track data block* (TDB): pack the

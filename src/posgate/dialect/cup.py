@@ -1,4 +1,4 @@
-"""The CUP POS ISO 8583 dialect as data: ``../shared/spec/cup-pos-8583.md`` section 2, one row a field.
+"""The CUP POS ISO 8583 dialect as data: ``docs/dialect.md`` section 2, one row a field.
 
 Read this table like the spec's: number, kind and length in the spec's notation, the length
 prefix, the exceptions to the justification rule (section 1.5: field 22 is left-justified in

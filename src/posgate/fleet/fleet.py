@@ -53,7 +53,7 @@ from posgate.terminal.client import Endpoint, TerminalSession
 from posgate.terminal.journal import Journal
 from posgate.terminal.machine import Card, Input, Result, Send, TerminalConfig, TerminalError, TerminalState
 
-# demo-data.md: the three demo terminals and the cards a sale is approved on.
+# docs/demo-data.md: the three demo terminals and the cards a sale is approved on.
 DEMO_TERMINALS = (
     ("10000001", "898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001"),
     ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002"),
@@ -83,7 +83,7 @@ def parse_mix(text: str) -> dict[str, int]:
 
 
 def card_for(pan: str, expiry: str = "3012", pin: str = DEMO_PIN) -> Card:
-    """A magstripe swipe of ``pan`` (track 2 per demo-data.md) with its PIN."""
+    """A magstripe swipe of ``pan`` (track 2 per docs/demo-data.md) with its PIN."""
     return Card(pan=pan, entry="swipe", track2=f"{pan}={expiry}2010000000000", expiry=expiry, pin=pin)
 
 

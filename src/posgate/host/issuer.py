@@ -4,7 +4,7 @@ simulated over an :class:`~posgate.host.ports.IssuerStore` (the ``cards`` table)
 Theory of operation
 -------------------
 One method, :meth:`BuiltinIssuer.authorize`, answers one :class:`IssuerRequest` with an
-:class:`IssuerResult`. The rules are demo-data.md's, in this order:
+:class:`IssuerResult`. The rules are docs/demo-data.md's, in this order:
 
 1. unknown PAN → ``14``;
 2. undo requests (``reverse_*``) are applied without any check — they give back what an

@@ -1,6 +1,6 @@
 """An in-memory :class:`~posgate.host.ports.HostStore` and
 :class:`~posgate.host.ports.IssuerStore` (dicts), for unit tests, the pair harness and the
-embedded demo; and :func:`demo_memory_store`, which provisions exactly demo-data.md.
+embedded demo; and :func:`demo_memory_store`, which provisions exactly docs/demo-data.md.
 
 Theory of operation: every record lives in a dict keyed like the SQL store's unique indexes
 (terminal id, merchant id, TID + batch + STAN + MTI, pan hash...), with secondary indexes for
@@ -350,7 +350,7 @@ DEMO_PIN = "123456"
 
 
 def demo_memory_store(env: Env) -> MemoryStore:
-    """A MemoryStore provisioned with exactly the merchants, terminals and cards of demo-data.md."""
+    """A MemoryStore provisioned with exactly the merchants, terminals and cards of docs/demo-data.md."""
     store = MemoryStore()
     store.settings.update(institution_id=env.institution_id, timezone=env.timezone, currency=env.currency)
     now = env.now()

@@ -1,4 +1,4 @@
-"""The embedded demo's data, exactly as ``shared/spec/demo-data.md`` fixes it.
+"""The embedded demo's data, exactly as ``docs/demo-data.md`` fixes it.
 
 ``provision_demo(engine, keyring)`` is idempotent: what exists already is left alone (a second
 run changes nothing, balances moved by transactions stay as they are). Console users are the

@@ -1,5 +1,5 @@
 """Simulated card reader for the CLI, the load generator and tests: a PAN becomes what a
-real reader would hand over — track 2 (demo-data.md: ``PAN=YYMM2010000000000``), the card
+real reader would hand over — track 2 (docs/demo-data.md: ``PAN=YYMM2010000000000``), the card
 organisation from the BIN (62… CUP, 4… VIS...) and, for a chip (insert) or contactless (tap)
 read, a plausible field 55 (the ARQC's tags, 3.6).
 
@@ -15,7 +15,7 @@ from datetime import datetime
 from posgate.iso8583 import TLV
 from posgate.terminal.operations.base import Card, organisation_of
 
-# demo-data.md: PAN → expiry (YYMM)
+# docs/demo-data.md: PAN → expiry (YYMM)
 DEMO_CARDS: dict[str, str] = {
     "6212142000000000012": "3012",
     "6217000000000000020": "3012",

@@ -7,7 +7,7 @@ bad reply, refused locally).
 
 First use of a state directory: the journal is created with the terminal's configuration
 (the demo terminal 10000001 unless ``--tid`` & co say otherwise) and — only then — the demo
-operators of demo-data.md (99 sysadmin 12345678, 00 supervisor 123456, 01 and 02 with 0000).
+operators of docs/demo-data.md (99 sysadmin 12345678, 00 supervisor 123456, 01 and 02 with 0000).
 A later run never re-creates them. The TMK is stored in the journal; it is never printed.
 
 A POS sign-on happens by itself before the first transaction of a day (and when the host or a

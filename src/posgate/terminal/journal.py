@@ -530,7 +530,7 @@ class Journal:
 
     # ------------------------------------------------------------------ operators
     def seed_demo_operators(self) -> None:
-        """The demo operators of demo-data.md (99/00/01/02). Only for a fresh state dir."""
+        """The demo operators of docs/demo-data.md (99/00/01/02). Only for a fresh state dir."""
         for code, role, password in DEMO_OPERATORS:
             if self.operator(code) is None:
                 self.add_operator(code, role, password)

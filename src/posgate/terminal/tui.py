@@ -9,7 +9,7 @@ terminal core (sign-on, MAC, reversal, trickle ...) and answers with a
 
 * :class:`ClientBackend` wraps the asyncio terminal client (a real host over TCP, with the
   durable journal);
-* :class:`StubBackend` approves in memory (the demo card rules of ``demo-data.md``): for
+* :class:`StubBackend` approves in memory (the demo card rules of ``docs/demo-data.md``): for
   trying the screens without a host, and for the TUI's own tests.
 
 A cashier's operation is a *flow*: a worker coroutine that pushes one screen after another and
