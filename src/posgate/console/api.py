@@ -24,6 +24,7 @@ from posgate.console.auth import (
     Guard,
     Principal,
     authenticate,
+    client_address,
     create_session,
     revoke_session,
 )
@@ -79,7 +80,7 @@ def token(request: Request, body: TokenRequest) -> Any:
     cfg = state.settings
     with state.db.write() as conn:
         res = authenticate(conn, body.username.strip().lower(), body.password, threshold=cfg.lockout_threshold,
-                           lock_minutes=cfg.lockout_minutes, via="api")  # fmt: skip
+                           lock_minutes=cfg.lockout_minutes, via="api", address=client_address(request))  # fmt: skip
         tok = None
         if res.ok and res.user is not None:
             tok = create_session(conn, res.user["id"], "api", timedelta(minutes=cfg.token_minutes))

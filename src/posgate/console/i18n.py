@@ -91,7 +91,7 @@ def used_msgids() -> set[str]:
             found.add(m.group(1) or m.group(2))
         if path.suffix == ".py":
             found.update(m.group(1) for m in err.finditer(text))
-    for m in re.finditer(r'(?<!")"((?:The|A|An|Wrong|This|Your|Only|Enter|Choose|Name|Say|Unknown|Nothing|No) [^"]*\.)"(?!")',
+    for m in re.finditer(r'(?<!")"((?:The|A|An|Wrong|This|Your|Only|Enter|Choose|Name|Say|Unknown|Nothing|No|Too) [^"]*\.)"(?!")',
                          (here / "auth.py").read_text() + (here / "users.py").read_text()):  # fmt: skip
         found.add(m.group(1))
     return {m for m in found if m}

@@ -29,6 +29,7 @@ from posgate.console.auth import (
     Guard,
     Principal,
     authenticate,
+    client_address,
     create_session,
     revoke_session,
 )
@@ -99,7 +100,8 @@ async def login_submit(request: Request) -> Response:
 
     def do() -> tuple[Any, Any]:
         with state.db.write() as conn:
-            res = authenticate(conn, username, password, threshold=cfg.lockout_threshold, lock_minutes=cfg.lockout_minutes)
+            res = authenticate(conn, username, password, threshold=cfg.lockout_threshold, lock_minutes=cfg.lockout_minutes,
+                               address=client_address(request))
             token = None
             if res.ok and res.user is not None:
                 token = create_session(conn, res.user["id"], "web", timedelta(minutes=cfg.session_idle_minutes))
