@@ -603,7 +603,8 @@ def batch_page(request: Request, settlement_id: int, p: Money) -> Response:
         b = settlement.batch(conn, p, settlement_id)
     if b is None:
         raise NotFound()
-    return render(request, "batch.html", {"b": b["settlement"], "diffs": b["differences"]})
+    return render(request, "batch.html", {"b": b["settlement"], "diffs": b["differences"],
+                                          "totals": settlement.totals_table(b["settlement"])})  # fmt: skip
 
 
 def _statement(request: Request, p: Principal, merchant_id: str, day: str) -> dict[str, Any]:
