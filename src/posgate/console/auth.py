@@ -146,8 +146,8 @@ THROTTLED = "Too many failed logins."
 
 
 def client_address(request: Request) -> str:
-    """The peer address as the ASGI server reports it. Behind a reverse proxy, run uvicorn with
-    ``--proxy-headers --forwarded-allow-ips`` set to the proxy, or every client shares one address."""
+    """The peer address as the ASGI server reports it: uvicorn replaces it with ``X-Forwarded-For``
+    only from a proxy it trusts (``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default)."""
     return request.client.host if request.client else "unknown"
 
 
