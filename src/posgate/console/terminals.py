@@ -159,7 +159,7 @@ def set_terminal_status(conn: Connection, p: Principal, terminal_id: str, suspen
     reason = _reason(reason)
     new = "suspended" if suspend else "active"
     if row["status"] == new:
-        raise ConsoleError("The terminal is {state} already.", 409, state=new)
+        raise ConsoleError("The terminal is suspended already." if suspend else "The terminal is active already.", 409)
     conn.execute(update(terminals).where(TC.terminal_id == terminal_id)
                  .values(status=new, suspended_reason=reason if suspend else None))  # fmt: skip
     audit(conn, actor=p.username, action="terminal.suspend" if suspend else "terminal.reinstate", object_type="terminal",
@@ -171,13 +171,13 @@ def set_terminal_status(conn: Connection, p: Principal, terminal_id: str, suspen
 def set_params(conn: Connection, p: Principal, terminal_id: str, values: dict[str, str], now: datetime | None = None) -> dict[str, str]:
     row = _terminal_row(conn, p, terminal_id)
     params: dict[str, str] = {}
-    for tag, (_zh, en, size, digits) in PARAMS.items():
+    for tag, (_zh, _en, size, digits) in PARAMS.items():
         v = (values.get(tag) or "").strip()
         if not v:
             continue
         if len(v) > size or (digits and not v.isdigit()):
-            raise ConsoleError("Parameter {tag} ({name}) must be at most {size} {kind}.", tag=tag, name=en, size=size,
-                               kind="digits" if digits else "characters")  # fmt: skip
+            raise ConsoleError("Parameter {tag} must be at most {size} digits." if digits
+                               else "Parameter {tag} must be at most {size} characters.", tag=tag, size=size)  # fmt: skip
         params[tag] = v
     before = dict(row["params"] or {})
     if before == params:
@@ -211,7 +211,7 @@ def set_merchant_status(conn: Connection, p: Principal, merchant_id: str, suspen
     reason = _reason(reason)
     new = "suspended" if suspend else "active"
     if row["status"] == new:
-        raise ConsoleError("The merchant is {state} already.", 409, state=new)
+        raise ConsoleError("The merchant is suspended already." if suspend else "The merchant is active already.", 409)
     if not suspend:
         # The one reinstatement (also ``posgate admin merchant reinstate``): it writes the
         # register entry that restarts the D6 count; without it the next sign-on suspends again.

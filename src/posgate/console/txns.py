@@ -148,7 +148,7 @@ def _like(text: str) -> str:
 
 LIST_COLS = [T.id, T.created_at, T.day, T.terminal_id, T.merchant_id, T.batch_no, T.stan, T.mti, T.operation,
              T.processing_code, T.amount, T.currency, T.pan_masked, T.card_organisation, T.response_code, T.auth_code,
-             T.rrn, T.status, T.original_id, T.refunded_amount, T.signed, T.source, T.operator]  # fmt: skip
+             T.rrn, T.status, T.original_id, T.refunded_amount, T.signed, T.source, T.operator, T.entry_mode]  # fmt: skip
 
 
 def search(conn: Connection, p: Principal, q: TxnQuery, keyring: Any = None, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
@@ -162,8 +162,15 @@ def search(conn: Connection, p: Principal, q: TxnQuery, keyring: Any = None, lim
     return [dict(r) for r in conn.execute(stmt).mappings()], int(total)
 
 
-def api_item(row: dict[str, Any], tz: str) -> dict[str, Any]:
-    return {
+# Pipeline internals an API item carries only for acquirer staff (merchants get business fields:
+# voucher, reference number (rrn), auth code, entry method).
+TECHNICAL_FIELDS = ("mti", "processing_code", "stan", "entry_mode")
+
+
+def api_item(row: dict[str, Any], tz: str, technical: bool = True) -> dict[str, Any]:
+    from posgate.console.labels import english
+
+    item = {
         "id": row["id"], "created_at": _iso(row["created_at"]), "local_time": fmt_time(row["created_at"], tz),
         "day": row["day"], "terminal_id": row["terminal_id"], "merchant_id": row["merchant_id"],
         "batch_no": row["batch_no"], "stan": row["stan"], "voucher": row["stan"], "mti": row["mti"],
@@ -173,7 +180,12 @@ def api_item(row: dict[str, Any], tz: str) -> dict[str, Any]:
         "approved": row["response_code"] in APPROVED, "auth_code": row["auth_code"], "rrn": row["rrn"],
         "status": row["status"], "original_id": row["original_id"], "refunded_amount": row["refunded_amount"],
         "signed": bool(row["signed"]), "source": row["source"], "operator": row["operator"],
+        "entry_mode": row.get("entry_mode"), "entry_method": english("entry_mode", row.get("entry_mode")),
     }  # fmt: skip
+    if not technical:
+        for k in TECHNICAL_FIELDS:
+            item.pop(k, None)
+    return item
 
 
 def _iso(dt: datetime | None) -> str | None:

@@ -29,6 +29,7 @@ from posgate.console.auth import (
     Guard,
     Principal,
     authenticate,
+    client_address,
     create_session,
     revoke_session,
 )
@@ -101,7 +102,8 @@ async def login_submit(request: Request) -> Response:
 
     def do() -> tuple[Any, Any]:
         with state.db.write() as conn:
-            res = authenticate(conn, username, password, threshold=cfg.lockout_threshold, lock_minutes=cfg.lockout_minutes)
+            res = authenticate(conn, username, password, threshold=cfg.lockout_threshold, lock_minutes=cfg.lockout_minutes,
+                               address=client_address(request))
             token = None
             if res.ok and res.user is not None:
                 token = create_session(conn, res.user["id"], "web", timedelta(minutes=cfg.session_idle_minutes))
@@ -611,7 +613,8 @@ def batch_page(request: Request, settlement_id: int, p: Money) -> Response:
         b = settlement.batch(conn, p, settlement_id)
     if b is None:
         raise NotFound()
-    return render(request, "batch.html", {"b": b["settlement"], "diffs": b["differences"]})
+    return render(request, "batch.html", {"b": b["settlement"], "diffs": b["differences"],
+                                          "totals": settlement.totals_table(b["settlement"])})  # fmt: skip
 
 
 def _statement(request: Request, p: Principal, merchant_id: str, day: str) -> dict[str, Any]:
