@@ -21,7 +21,7 @@ from posgate.crypto import cup_ecb_mac, encrypt_pin, encrypt_track, mac_verify, 
 from posgate.dialect.cup import CODEC
 from posgate.dialect.fields import Field60, Field63
 from posgate.dialect.operations import OPERATIONS, Operation
-from posgate.domain.masking import mask_pan
+from posgate.domain.masking import mask_pan, split_track
 from posgate.domain.response_codes import APPROVED, describe
 from posgate.iso8583 import TLV, CodecError, Message
 from posgate.terminal.state import Event, TerminalState, TxnEntry
@@ -284,17 +284,21 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
         tdk = keys.tdk if keys else None
         use_tdk = tdk is not None and state.config.encrypt_tracks and state.key_scheme == "004"
         enc2 = enc3 = ""
+        # The wire form of a track writes its separator '=' (a reader may hand over nibble D).
+        track2, track3 = _wire_track(card.track2), _wire_track(card.track3)
         if use_tdk and tdk is not None:
             # Encrypted tracks carry hex nibbles A-F; send them only if the codec can carry
             # them (a codec limited to digits and '=' cannot), else fall back to clear tracks.
-            enc2 = encrypt_track(tdk, card.track2) if card.track2 else ""
-            enc3 = encrypt_track(tdk, card.track3) if card.track3 else ""
+            # separator="=": the ciphertext's D nibbles must be written the way the codec
+            # writes nibble D, whatever the reader's form.
+            enc2 = encrypt_track(tdk, track2, separator="=") if track2 else ""
+            enc3 = encrypt_track(tdk, track3, separator="=") if track3 else ""
             use_tdk = _encodable(35, enc2) and _encodable(36, enc3)
-        if card.track2:
-            f[35] = enc2 if use_tdk else card.track2
+        if track2:
+            f[35] = enc2 if use_tdk else track2
             encrypted = use_tdk
-        if card.track3:
-            f[36] = enc3 if use_tdk else card.track3
+        if track3:
+            f[36] = enc3 if use_tdk else track3
             encrypted = encrypted or use_tdk
     if pin:
         if keys is None:
@@ -316,8 +320,9 @@ def advice_card_fields(card: Card) -> dict[int, Any]:
     if card.entry not in _ENTRY:
         raise TerminalError(f"unknown entry mode {card.entry!r} (swipe, insert, tap, manual)")
     expiry = card.expiry
-    if not expiry and "=" in card.track2:
-        expiry = card.track2.partition("=")[2][:4]
+    after = split_track(card.track2)[1] if card.track2 else None
+    if not expiry and after:
+        expiry = after[:4]
     f: dict[int, Any] = {2: card.pan, 22: _ENTRY[card.entry] + "2"}
     if expiry:
         f[14] = expiry
@@ -327,6 +332,11 @@ def advice_card_fields(card: Card) -> dict[int, Any]:
         if card.icc is not None:
             f[55] = card.icc
     return f
+
+
+def _wire_track(track: str) -> str:
+    """A clear track with its separator written ``=`` (a clear track has no other D)."""
+    return track.upper().replace("D", "=")
 
 
 def _encodable(number: int, value: str) -> bool:
