@@ -169,14 +169,29 @@ def set_terminal_status(conn: Connection, p: Principal, terminal_id: str, suspen
 
 def set_params(conn: Connection, p: Principal, terminal_id: str, values: dict[str, str], now: datetime | None = None) -> dict[str, str]:
     row = _terminal_row(conn, p, terminal_id)
+    # Every value accepted here reaches the terminal in its next parameter download (the host
+    # sends each tag as stored, 22 as GBK); anything the download could not carry is refused.
+    for key in values:
+        if key not in PARAMS:
+            raise ConsoleError("Parameter {tag} cannot be set here; the console sets {tags}.", tag=key,
+                               tags=" ".join(PARAMS))  # fmt: skip
     params: dict[str, str] = {}
     for tag, (_zh, en, size, digits) in PARAMS.items():
         v = (values.get(tag) or "").strip()
         if not v:
             continue
-        if len(v) > size or (digits and not v.isdigit()):
+        # isascii: str.isdigit() also passes "²" or "٣", which no terminal field can carry.
+        if len(v) > size or (digits and not (v.isascii() and v.isdigit())):
             raise ConsoleError("Parameter {tag} ({name}) must be at most {size} {kind}.", tag=tag, name=en, size=size,
                                kind="digits" if digits else "characters")  # fmt: skip
+        if not digits:
+            try:
+                encoded = v.encode("gbk")
+            except UnicodeEncodeError:
+                encoded = b""
+            if not encoded or len(encoded) > size or not v.isprintable():
+                msg = "Parameter {tag} ({name}) must fit in {size} bytes of GBK text (a Chinese character takes 2)."
+                raise ConsoleError(msg, tag=tag, name=en, size=size)
         params[tag] = v
     before = dict(row["params"] or {})
     if before == params:

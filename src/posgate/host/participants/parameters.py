@@ -2,7 +2,10 @@
 and status upload (0820/362).
 
 The parameter set is the terminal's ``params`` (keys are the 2-digit tags of 3.12 or the
-names in :data:`NAMES`) over :data:`DEFAULTS`; tag 22 is always the merchant's name in GBK.
+names in :data:`NAMES`) over :data:`DEFAULTS`; tag 22, the name the terminal prints on its
+slips, is the terminal's own ``22`` when the console set one (a shop name per till), else the
+merchant's name, in GBK. Every parameter the console stores goes out: a value the host cannot
+send (not ASCII, too long) declines the download ``96`` rather than being dropped unnoticed.
 A download clears ``params_pending`` (header requirement 1, D2).
 """
 
@@ -29,15 +32,25 @@ DEFAULTS: dict[str, str] = {"12": "60", "13": "3", "18": "0", "19": "00", "20": 
 
 
 def parameter_set(params: dict[str, Any], merchant_name: str) -> dict[str, bytes]:
+    """Tag → value bytes of a download. Raises :class:`CodecError` for a value that cannot go."""
     out: dict[str, bytes] = {tag: v.encode("ascii") for tag, v in DEFAULTS.items()}
     for key, value in params.items():
         tag = NAMES.get(key, key)
-        if tag not in PARAMETER_WIDTHS or tag == "22":
+        if tag not in PARAMETER_WIDTHS:
             continue
-        raw = value if isinstance(value, bytes) else str(value).encode("ascii")
+        if tag == "22":
+            if str(value).strip():
+                merchant_name = str(value).strip()
+            continue
+        try:
+            raw = value if isinstance(value, bytes) else str(value).encode("ascii")
+        except UnicodeEncodeError:
+            raise CodecError(f"62.{tag}", "an ASCII value") from None
         if tag in ("12", "19") and raw.isdigit():
             raw = raw.rjust(2, b"0")
-        out[tag] = raw[: PARAMETER_WIDTHS[tag]]
+        if len(raw) > PARAMETER_WIDTHS[tag]:
+            raise CodecError(f"62.{tag}", f"at most {PARAMETER_WIDTHS[tag]} bytes")
+        out[tag] = raw
     name = merchant_name.encode("gbk", "replace")
     while len(name) > 40:  # never cut a GBK character in half
         merchant_name = merchant_name[:-1]
@@ -51,7 +64,7 @@ class DownloadParameters(Participant):
         t, m = ctx.terminal, ctx.merchant
         assert t is not None and m is not None
         try:
-            ctx.reply[62] = format_parameters(parameter_set(t.params, m.name))
+            ctx.reply[62] = format_parameters(parameter_set(t.params or {}, m.name))
         except CodecError as exc:
             return ctx.decline(self.name, "96", f"bad parameter {exc.field}")
         if t.params_pending:

@@ -1,0 +1,100 @@
+"""Every terminal parameter the console accepts reaches the terminal, or the console refuses it.
+
+The walk set parameter 22 (the merchant name on slips) in the console: accepted, stored, and
+then dropped by the host's parameter download, which always sent the merchant's own name.
+Here each value goes in through the console API, the host pipeline over the same database
+answers the product terminal core (sign-on → header requirement 1 → 0800/360), and the value
+must come out in the terminal's parameters — 22 on its slips — or the console must have
+answered 400 and stored nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from posgate.console.terminals import PARAMS
+from posgate.framing import Header
+from posgate.receipt import render_text
+from posgate.store import schema as s
+from posgate.terminal import machine
+from posgate.terminal.cards import read_card
+from posgate.terminal.machine import Done, Input, Send
+from posgate.terminal.state import TerminalState
+from posgate.terminal.tui import slip_for
+
+from .helpers import Env, api_token
+from .test_host_integration import SqlWorld, make_world
+
+
+def run(world: SqlWorld, state: TerminalState, inp: Input) -> tuple[TerminalState, Any, list[str]]:
+    now = datetime.now(UTC)
+    state, out = machine.start(state, inp, now)
+    purposes = []
+    while isinstance(out, Send):
+        purposes.append(out.purpose)
+        reply = world.process(out.body, Header(category=out.category).encode())
+        assert reply.body is not None
+        state, out = machine.on_reply(state, reply.body, now, requirement=f"{reply.header[2] & 0x0F}")
+    assert isinstance(out, Done)
+    return state.drained(), out.result, purposes
+
+
+def candidates(tag: str, size: int, digits: bool) -> list[tuple[str, bool]]:
+    """(value, should the console accept it)."""
+    if digits:
+        return [("1" * size, True), ("0" * size, True), ("1" * (size + 1), False), ("²", False), ("٣", False),
+                ("1a"[:size] if size > 1 else "a", False)]  # fmt: skip
+    return [
+        ("演示便利店二号店", True),
+        ("汉" * (size // 2), True),  # 40 bytes of GBK
+        ("汉" * (size // 2 + 1), False),  # 42 bytes: cannot go in a 40-byte field
+        ("Bistro & Bar 24h", True),
+        ("A" * size, True),
+        ("A" * (size + 1), False),
+        ("Café ☕", False),  # no GBK for the cup
+        ("tab\there", False),
+    ]
+
+
+CASES = [(tag, value, ok) for tag, (_zh, _en, size, digits) in PARAMS.items() for value, ok in candidates(tag, size, digits)]
+
+
+@pytest.mark.parametrize(("tag", "value", "ok"), CASES, ids=[f"{t}-{i}" for i, (t, _v, _o) in enumerate(CASES)])
+def test_every_console_parameter_is_delivered_or_refused(env: Env, tag: str, value: str, ok: bool) -> None:
+    c = env.client()
+    sup = api_token(c, "support")
+    r = c.put("/api/v1/terminals/10000001/params", headers=sup, json={tag: value})
+    with env.db.engine.connect() as conn:
+        stored = conn.execute(select(s.terminals.c.params).where(s.terminals.c.terminal_id == "10000001")).scalar_one()
+    if not ok:
+        assert r.status_code == 400, r.text
+        assert tag not in (stored or {})
+        return
+    assert r.status_code == 200, r.text
+    world = make_world(env.db)
+    state, result, purposes = run(world, machine.new_state(), Input("sign_on", scheme="004"))
+    assert result.approved, result.message
+    assert purposes == ["sign_on", "parameter_download"]  # header requirement 1 after the console's change
+    width = PARAMS[tag][2]
+    expected = value.zfill(width) if tag in ("12", "19") else value
+    assert state.params.get(tag) == expected
+    if tag == "22":
+        assert state.merchant_name == value
+        card = read_card("6212142000000000012", "swipe", pin="123456")
+        state, sale, _ = run(world, state, Input("sale", amount=1_00, card=card))
+        assert sale.approved, sale.message
+        assert value in render_text(slip_for(state, state.txns[-1])).replace("\n", "")  # wrapped at 32 columns
+
+
+def test_unknown_parameter_tags_are_refused(env: Env) -> None:
+    c = env.client()
+    sup = api_token(c, "support")
+    for body in ({"16": "02088888888"}, {"25": "1"}, {"merchant_name": "x"}, {"12": "30", "99": "1"}):
+        r = c.put("/api/v1/terminals/10000001/params", headers=sup, json=body)
+        assert r.status_code == 400, body
+    with env.db.engine.connect() as conn:
+        assert not conn.execute(select(s.terminals.c.params_pending).where(s.terminals.c.terminal_id == "10000001")).scalar_one()
