@@ -60,16 +60,24 @@ def candidates(tag: str, size: int, digits: bool) -> list[tuple[str, bool]]:
     ]
 
 
-CASES = [(tag, value, ok) for tag, (_zh, _en, size, digits) in PARAMS.items() for value, ok in candidates(tag, size, digits)]
+CASES = [
+    (tag, value, ok)
+    for tag, (_zh, _en, size, digits) in PARAMS.items()
+    for value, ok in candidates(tag, size, digits)
+]
 
 
-@pytest.mark.parametrize(("tag", "value", "ok"), CASES, ids=[f"{t}-{i}" for i, (t, _v, _o) in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("tag", "value", "ok"), CASES, ids=[f"{t}-{i}" for i, (t, _v, _o) in enumerate(CASES)]
+)
 def test_every_console_parameter_is_delivered_or_refused(env: Env, tag: str, value: str, ok: bool) -> None:
     c = env.client()
     sup = api_token(c, "support")
     r = c.put("/api/v1/terminals/10000001/params", headers=sup, json={tag: value})
     with env.db.engine.connect() as conn:
-        stored = conn.execute(select(s.terminals.c.params).where(s.terminals.c.terminal_id == "10000001")).scalar_one()
+        stored = conn.execute(
+            select(s.terminals.c.params).where(s.terminals.c.terminal_id == "10000001")
+        ).scalar_one()
     if not ok:
         assert r.status_code == 400, r.text
         assert tag not in (stored or {})
@@ -87,7 +95,9 @@ def test_every_console_parameter_is_delivered_or_refused(env: Env, tag: str, val
         card = read_card("6212142000000000012", "swipe", pin="123456")
         state, sale, _ = run(world, state, Input("sale", amount=1_00, card=card))
         assert sale.approved, sale.message
-        assert value in render_text(slip_for(state, state.txns[-1])).replace("\n", "")  # wrapped at 32 columns
+        assert value in render_text(slip_for(state, state.txns[-1])).replace(
+            "\n", ""
+        )  # wrapped at 32 columns
 
 
 def test_unknown_parameter_tags_are_refused(env: Env) -> None:
@@ -97,4 +107,6 @@ def test_unknown_parameter_tags_are_refused(env: Env) -> None:
         r = c.put("/api/v1/terminals/10000001/params", headers=sup, json=body)
         assert r.status_code == 400, body
     with env.db.engine.connect() as conn:
-        assert not conn.execute(select(s.terminals.c.params_pending).where(s.terminals.c.terminal_id == "10000001")).scalar_one()
+        assert not conn.execute(
+            select(s.terminals.c.params_pending).where(s.terminals.c.terminal_id == "10000001")
+        ).scalar_one()
