@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from posgate.console.terminals import PARAMS
+from posgate.console.terminals import PARAM_RANGES, PARAMS
 from posgate.framing import Header
 from posgate.receipt import render_text
 from posgate.store import schema as s
@@ -46,8 +46,16 @@ def run(world: SqlWorld, state: TerminalState, inp: Input) -> tuple[TerminalStat
 def candidates(tag: str, size: int, digits: bool) -> list[tuple[str, bool]]:
     """(value, should the console accept it)."""
     if digits:
-        return [("1" * size, True), ("0" * size, True), ("1" * (size + 1), False), ("²", False), ("٣", False),
-                ("1a"[:size] if size > 1 else "a", False)]  # fmt: skip
+        low, high = PARAM_RANGES.get(tag, (0, 10**size - 1))
+        return [
+            (str(high), True),
+            (str(low).zfill(size), True),
+            (str(high + 1), False) if high + 1 < 10**size else ("1" * (size + 1), False),
+            (str(low - 1).zfill(size), False) if low > 0 else ("0" * size, True),
+            ("²", False),  # str.isdigit() says yes; no terminal field can carry it
+            ("٣", False),
+            ("1a"[:size] if size > 1 else "a", False),
+        ]
     return [
         ("演示便利店二号店", True),
         ("汉" * (size // 2), True),  # 40 bytes of GBK
@@ -86,10 +94,16 @@ def test_every_console_parameter_is_delivered_or_refused(env: Env, tag: str, val
     world = make_world(env.db)
     state, result, purposes = run(world, machine.new_state(), Input("sign_on", scheme="004"))
     assert result.approved, result.message
-    assert purposes == ["sign_on", "parameter_download"]  # header requirement 1 after the console's change
+    # header requirement 1 after the console's change; the download's reply asks for the status (2)
+    assert purposes == ["sign_on", "parameter_download", "status_upload"]
     width = PARAMS[tag][2]
     expected = value.zfill(width) if tag in ("12", "19") else value
     assert state.params.get(tag) == expected
+    with env.db.engine.connect() as conn:
+        status = conn.execute(
+            select(s.terminals.c.last_status_upload).where(s.terminals.c.terminal_id == "10000001")
+        ).scalar_one()
+    assert status["params"][tag] == expected  # the host sees what the terminal runs with
     if tag == "22":
         assert state.merchant_name == value
         card = read_card("6212142000000000012", "swipe", pin="123456")

@@ -41,6 +41,11 @@ PARAMS: dict[str, tuple[str, str, int, bool]] = {
     "24": ("离线上送方式", "Offline send flag", 1, True),
 }
 
+# Values the terminal acts on only within a range: a 0 comm timeout or 0 reversal resends is
+# replaced by the terminal's default, and a flag other than 0/1 reads as "off"; the console
+# refuses them rather than store a value the terminal would not honour.
+PARAM_RANGES: dict[str, tuple[int, int]] = {"12": (1, 99), "18": (0, 1), "20": (0, 1), "21": (0, 1), "23": (1, 9)}
+
 TERMINAL_COLS = [TC.id, TC.terminal_id, MC.merchant_id, MC.name.label("merchant_name"),
                  MC.name_en.label("merchant_name_en"), MC.status.label("merchant_status"), TC.device_serial,
                  TC.pending_serial, TC.approved_serial, TC.status, TC.suspended_reason, TC.batch_no, TC.signed_on_day,
@@ -184,6 +189,10 @@ def set_params(conn: Connection, p: Principal, terminal_id: str, values: dict[st
         if len(v) > size or (digits and not (v.isascii() and v.isdigit())):
             raise ConsoleError("Parameter {tag} ({name}) must be at most {size} {kind}.", tag=tag, name=en, size=size,
                                kind="digits" if digits else "characters")  # fmt: skip
+        low, high = PARAM_RANGES.get(tag, (0, 10**size))
+        if digits and not low <= int(v) <= high:
+            raise ConsoleError("Parameter {tag} ({name}) must be between {low} and {high}.", tag=tag, name=en, low=low,
+                               high=high)  # fmt: skip
         if not digits:
             try:
                 encoded = v.encode("gbk")

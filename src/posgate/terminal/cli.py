@@ -556,6 +556,14 @@ def params(ctx: typer.Context, as_json: bool = JSON) -> None:
     _run(ctx, as_json, lambda j: (Input("parameter_download"), ""))
 
 
+@app.command("status-upload")
+def status_upload(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Upload the terminal status (状态上送, 0820/362); also done when the host asks for it."""
+    from posgate.terminal.machine import Input
+
+    _run(ctx, as_json, lambda j: (Input("status_upload"), ""))
+
+
 # ------------------------------------------------------------------ local commands
 
 

@@ -125,6 +125,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "echo": ("回响测试", "Echo test"),
     "make_up": ("补签", "Make-up signature"),
     "params": ("参数下载", "Parameter download"),
+    "status": ("状态上送", "Status upload"),
     "info": ("终端信息", "Terminal information"),
     "language": ("切换语言 English", "Language: 中文"),
     "choose_unsigned": ("选择未签名交易", "Choose an unsigned transaction"),
@@ -1392,15 +1393,16 @@ class PosApp(App[None]):
             return
         choice = await self.ask(
             ChoiceScreen(
-                self.w("admin"), [(k, self.w(k)) for k in ("make_up", "echo", "params", "info", "language")]
+                self.w("admin"), [(k, self.w(k)) for k in ("make_up", "echo", "params", "status", "info", "language")]
             )
         )
         if choice == "echo":
             result = await self.process(Input("echo", operator=self.operator))
             if result is not None:
                 await self.show_result(result)
-        elif choice == "params":
-            result = await self.process(Input("parameter_download", operator=self.operator))
+        elif choice in ("params", "status"):
+            kind = "parameter_download" if choice == "params" else "status_upload"
+            result = await self.process(Input(kind, operator=self.operator))
             if result is not None:
                 await self.show_result(result)
         elif choice == "make_up":

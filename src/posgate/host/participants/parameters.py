@@ -7,13 +7,21 @@ slips, is the terminal's own ``22`` when the console set one (a shop name per ti
 merchant's name, in GBK. Every parameter the console stores goes out: a value the host cannot
 send (not ASCII, too long) declines the download ``96`` rather than being dropped unnoticed.
 A download clears ``params_pending`` (header requirement 1, D2).
+
+Status upload (header requirement 2, 1.3): the spec lets the host order one in any reply but
+says nothing of when. The host asks in the reply to every parameter download: the status
+items (3.12: the terminal's parameters, after the ``011021031041051`` prefix) then show
+what the terminal actually runs with, so the console can see a download took effect. A
+re-sign-on request (3) outranks it; the terminal may also upload on its own at any time.
+Each upload is kept in the terminal's ``last_status_upload``: when, the raw field 62, the
+items as sent and, when they read as parameter items, ``params`` (tag → text).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from posgate.dialect.fields import PARAMETER_WIDTHS, STATUS_PREFIX, format_parameters
+from posgate.dialect.fields import PARAMETER_WIDTHS, STATUS_PREFIX, format_parameters, parse_parameters
 from posgate.host.context import Context
 from posgate.host.pipeline import Participant
 from posgate.iso8583 import CodecError
@@ -69,7 +77,8 @@ class DownloadParameters(Participant):
             return ctx.decline(self.name, "96", f"bad parameter {exc.field}")
         if t.params_pending:
             ctx.store.update_terminal(t.terminal_id, params_pending=False)
-        ctx.requirement = "3" if t.resign_requested else "0"
+        # Then report the status (requirement 2): what the terminal now runs with.
+        ctx.requirement = "3" if t.resign_requested else "2"
         ctx.response_code = "00"
         return ctx.prepared(self.name)
 
@@ -79,9 +88,18 @@ class UploadStatus(Participant):
         t, msg = ctx.terminal, ctx.msg
         assert t is not None and msg is not None
         raw = msg.data(62) or b""
-        status: dict[str, Any] = {"at": ctx.now.isoformat(), "raw": raw.hex()}
+        status: dict[str, Any] = {"at": ctx.now.isoformat(), "day": ctx.day, "stan": ctx.stan, "raw": raw.hex()}
         if raw.startswith(STATUS_PREFIX):
-            status["items"] = raw[len(STATUS_PREFIX) :].decode("ascii", "replace")
+            items = raw[len(STATUS_PREFIX) :]
+            status["items"] = items.decode("ascii", "replace")
+            try:
+                parsed = parse_parameters(items)
+            except CodecError:
+                pass  # items beyond the parameter tags (LY sends 27, 51...): kept raw above
+            else:
+                status["params"] = {
+                    tag: v.decode("gbk" if tag == "22" else "ascii", "replace").strip() for tag, v in parsed.items()
+                }
         ctx.store.update_terminal(t.terminal_id, last_status_upload=status)
         ctx.response_code = "00"
         return ctx.prepared(self.name)
