@@ -286,19 +286,3 @@ async def test_escape_at_the_settlement_confirmation_settles_nothing():
         await pilot.press("escape")
         await until(pilot, MenuScreen)
         assert [i.operation for i in backend.inputs] == ["sale"] and backend.state.batch == "000001"
-
-
-async def test_status_upload_from_the_admin_menu():
-    """状态上送 had no way in: the admin menu now offers it next to the parameter download."""
-    backend = StubBackend()
-    app = PosApp(backend, lang="en")
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, MenuScreen)
-        await pilot.press("0")
-        await until(pilot, EntryScreen)
-        await type_digits(pilot, "12345678")
-        choices = await until(pilot, ChoiceScreen)
-        assert [k for k, _label in choices.choices][:4] == ["make_up", "echo", "params", "status"]
-        await pilot.press("4")
-        await until(pilot, MessageScreen)
-        assert backend.inputs[-1].operation == "status_upload"

@@ -246,6 +246,8 @@ def _emit(result: Any, as_json: bool, extra_notice: str = "") -> None:
         typer.echo(
             f"{head}: {result.message}" + (f" [{result.response_code}]" if result.response_code else "")
         )
+        if result.action_worth_showing:
+            typer.echo(f"  请 ACTION: {result.action}")
         for key, label in (
             ("stan", "凭证号 STAN"),
             ("batch", "批次号 BATCH"),

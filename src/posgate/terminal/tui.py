@@ -1161,6 +1161,8 @@ class PosApp(App[None]):
         lines = [
             f"{result.response_code}  {result.message_zh if self.lang == 'zh' else result.message_en or result.message_zh}"
         ]
+        if result.action_worth_showing:  # what to do next (call the acquirer, another card...)
+            lines.append(result.action_zh if self.lang == "zh" else result.action_en or result.action_zh)
         if result.amount:
             lines.append(f"RMB {fen_to_yuan(result.amount)}")
         if result.pan_masked:

@@ -132,10 +132,29 @@ class Result:
     notices: tuple[str, ...] = ()
     settlement: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # What the cashier does next. Every result that carries a host response code has one
+    # (domain.response_codes: "invalid merchant [03]" alone does not say "call your acquirer").
+    action_zh: str = ""
+    action_en: str = ""
+
+    def __post_init__(self) -> None:
+        if self.response_code and not self.action_zh:
+            rc = describe(self.response_code)
+            object.__setattr__(self, "action_zh", rc.action_zh)
+            object.__setattr__(self, "action_en", rc.action_en)
 
     @property
     def message(self) -> str:
         return f"{self.message_zh} / {self.message_en}" if self.message_en else self.message_zh
+
+    @property
+    def action(self) -> str:
+        return f"{self.action_zh} / {self.action_en}" if self.action_en else self.action_zh
+
+    @property
+    def action_worth_showing(self) -> bool:
+        """A plain approval's action ("done") goes without saying on a screen."""
+        return bool(self.action_zh) and not (self.approved and self.response_code in ("00", "11"))
 
     @property
     def exit_code(self) -> int:
@@ -152,6 +171,9 @@ class Result:
             "message": self.message,
             "message_zh": self.message_zh,
             "message_en": self.message_en,
+            "action": self.action,
+            "action_zh": self.action_zh,
+            "action_en": self.action_en,
             "error": self.error,
             "stan": self.stan,
             "batch": self.batch,
