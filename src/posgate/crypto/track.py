@@ -17,8 +17,8 @@ in the ``=`` form a ``D`` nibble of the ciphertext is written ``=`` too, which i
 a BCD track codec that maps nibble D to ``=`` (field 35/36 on the wire) shows the bytes.
 Both functions accept ``=`` and ``D`` on input (lower-case hex too).
 
-Which form comes back: :func:`encrypt_track` reads it off its clear input (``=`` if the
-track has one, else ``D``), which is exact. :func:`decrypt_track` must not guess from the
+Which form comes back: :func:`encrypt_track` reads it off its clear input (``D`` if the
+track is written with one, else ``=``), which is exact. :func:`decrypt_track` must not guess from the
 *ciphertext*: with a 14-, 16- or 18-digit PAN the separator itself lies in the encrypted
 block, and about one key in three (15/16 to the 16th power) gives a block with no ``D``
 nibble, so the encrypted string then shows no separator at all. Reading that as "the ``D``
