@@ -105,7 +105,7 @@ def test_support_asks_for_a_re_sign_on_and_params(pair: tuple) -> None:
     s = t.sign_on()
     assert s.code == "00" and s.requirement == "1" and w.store.sign_ons[-1].cause == "remote"
     p = t.download_parameters()
-    assert p.code == "00" and p.requirement == "0"
+    assert p.code == "00" and p.requirement == "2"  # then report the status: what it now runs with
     params = parse_parameters(p.reply.data(62))  # type: ignore[union-attr]
     assert params["12"] == b"45" and params["23"] == b"2" and params["18"] == b"1" and params["13"] == b"3"
     assert params["22"].decode("gbk") == "演示便利店"

@@ -42,6 +42,11 @@ PARAMS: dict[str, tuple[str, str, int, bool]] = {
     "24": ("离线上送方式", "Offline send flag", 1, True),
 }
 
+# Values the terminal acts on only within a range: a 0 comm timeout or 0 reversal resends is
+# replaced by the terminal's default, and a flag other than 0/1 reads as "off"; the console
+# refuses them rather than store a value the terminal would not honour.
+PARAM_RANGES: dict[str, tuple[int, int]] = {"12": (1, 99), "18": (0, 1), "20": (0, 1), "21": (0, 1), "23": (1, 9)}
+
 TERMINAL_COLS = [TC.id, TC.terminal_id, MC.merchant_id, MC.name.label("merchant_name"),
                  MC.name_en.label("merchant_name_en"), MC.status.label("merchant_status"), TC.device_serial,
                  TC.pending_serial, TC.approved_serial, TC.status, TC.suspended_reason, TC.batch_no, TC.signed_on_day,
@@ -170,14 +175,32 @@ def set_terminal_status(conn: Connection, p: Principal, terminal_id: str, suspen
 
 def set_params(conn: Connection, p: Principal, terminal_id: str, values: dict[str, str], now: datetime | None = None) -> dict[str, str]:
     row = _terminal_row(conn, p, terminal_id)
+    # Every value accepted here reaches the terminal in its next parameter download (the host
+    # sends each tag as stored, 22 as GBK); anything the download could not carry is refused.
+    for key in values:
+        if key not in PARAMS:
+            raise ConsoleError("Parameter {tag} cannot be set here; the console sets {tags}.", tag=key,
+                               tags=" ".join(PARAMS))  # fmt: skip
     params: dict[str, str] = {}
     for tag, (_zh, _en, size, digits) in PARAMS.items():
         v = (values.get(tag) or "").strip()
         if not v:
             continue
-        if len(v) > size or (digits and not v.isdigit()):
+        # isascii: str.isdigit() also passes "²" or "٣", which no terminal field can carry.
+        if len(v) > size or (digits and not (v.isascii() and v.isdigit())):
             raise ConsoleError("Parameter {tag} must be at most {size} digits." if digits
                                else "Parameter {tag} must be at most {size} characters.", tag=tag, size=size)  # fmt: skip
+        low, high = PARAM_RANGES.get(tag, (0, 10**size))
+        if digits and not low <= int(v) <= high:
+            raise ConsoleError("Parameter {tag} must be between {low} and {high}.", tag=tag, low=low, high=high)
+        if not digits:
+            try:
+                encoded = v.encode("gbk")
+            except UnicodeEncodeError:
+                encoded = b""
+            if not encoded or len(encoded) > size or not v.isprintable():
+                msg = "Parameter {tag} must fit in {size} bytes of GBK text (a Chinese character takes 2)."
+                raise ConsoleError(msg, tag=tag, size=size)
         params[tag] = v
     before = dict(row["params"] or {})
     if before == params:

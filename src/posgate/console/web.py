@@ -505,7 +505,7 @@ async def _terminal_action(request: Request, terminal_id: str, p: Principal, act
                 terminals.set_terminal_status(conn, p, terminal_id, action == "suspend", reason)
                 msg = _("Terminal suspended.") if action == "suspend" else _("Terminal reinstated.")
             else:
-                terminals.set_params(conn, p, terminal_id, {k: str(v) for k, v in f.items()})
+                terminals.set_params(conn, p, terminal_id, {k: str(v) for k, v in f.items() if k != "csrf_token"})
                 msg = _("Parameters saved: the terminal downloads them after its next transaction.")
     except NotFound:
         raise

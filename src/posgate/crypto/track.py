@@ -12,13 +12,19 @@ dropped, so the length is unchanged. Tracks shorter than 17 digits are left-padd
 the PAN and usually the separator stay in clear.
 
 Alphabet: the encrypted block is hex, so an encrypted track contains ``A``–``F`` nibbles.
-A track is rendered with nibble ``D`` written as the *separator character* of the input:
-``=`` stays ``=`` (and a ``D`` nibble of the ciphertext is then written ``=`` too, which is
-exactly how a BCD track codec that maps nibble D to ``=`` shows the wire bytes), ``D`` stays
-``D``. Both functions accept ``=`` and ``D`` on input (lower-case hex too) and infer the
-separator: ``=`` if the input contains one, else ``D``. When the separator itself lies in
-the encrypted block and the ciphertext happens to have no ``D`` nibble, nothing in the
-encrypted string shows which form the caller used: pass ``separator=`` to be exact.
+A track is rendered with nibble ``D`` written as the *separator character*, ``=`` or ``D``:
+in the ``=`` form a ``D`` nibble of the ciphertext is written ``=`` too, which is exactly how
+a BCD track codec that maps nibble D to ``=`` (field 35/36 on the wire) shows the bytes.
+Both functions accept ``=`` and ``D`` on input (lower-case hex too).
+
+Which form comes back: :func:`encrypt_track` reads it off its clear input (``D`` if the
+track is written with one, else ``=``), which is exact. :func:`decrypt_track` must not guess from the
+*ciphertext*: with a 14-, 16- or 18-digit PAN the separator itself lies in the encrypted
+block, and about one key in three (15/16 to the 16th power) gives a block with no ``D``
+nibble, so the encrypted string then shows no separator at all. Reading that as "the ``D``
+form" once returned the PAN run into the expiry date, and the host declined a good card
+``14``. So a track is in the ``D`` form only if it shows a ``D``; otherwise it is taken as
+the ``=`` form, the form of the wire and of the card reader. Pass ``separator=`` to be exact.
 
 After decryption the block must hold track nibbles only (digits, ``D``, leading ``F``);
 anything else means a wrong TDK and raises :class:`CryptoError`. No message contains track
@@ -39,7 +45,9 @@ _ANY_NIBBLES = frozenset("0123456789ABCDEF")
 
 def _separator(track: str, separator: str | None) -> str:
     if separator is None:
-        return "=" if "=" in track else "D"
+        # '=' unless the input visibly is in the D form (module docstring: a ciphertext
+        # block may hide the separator, so its absence must not decide).
+        return "D" if "D" in track.upper() and "=" not in track else "="
     if separator not in ("=", "D"):
         raise CryptoError("track separator must be '=' or 'D'")
     return separator

@@ -249,6 +249,8 @@ def _emit(result: Any, as_json: bool, extra_notice: str = "") -> None:
         typer.echo(
             f"{head}: {result.message}" + (f" [{result.response_code}]" if result.response_code else "")
         )
+        if result.action_worth_showing:
+            typer.echo(f"  请 ACTION: {result.action}")
         for key, label in (
             ("stan", "凭证号 STAN"),
             ("batch", "批次号 BATCH"),
@@ -557,6 +559,14 @@ def params(ctx: typer.Context, as_json: bool = JSON) -> None:
     from posgate.terminal.machine import Input
 
     _run(ctx, as_json, lambda j: (Input("parameter_download"), ""))
+
+
+@app.command("status-upload")
+def status_upload(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Upload the terminal status (状态上送, 0820/362); also done when the host asks for it."""
+    from posgate.terminal.machine import Input
+
+    _run(ctx, as_json, lambda j: (Input("status_upload"), ""))
 
 
 # ------------------------------------------------------------------ local commands

@@ -125,6 +125,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "echo": ("回响测试", "Echo test"),
     "make_up": ("补签", "Make-up signature"),
     "params": ("参数下载", "Parameter download"),
+    "status": ("状态上送", "Status upload"),
     "info": ("终端信息", "Terminal information"),
     "language": ("切换语言 English", "Language: 中文"),
     "choose_unsigned": ("选择未签名交易", "Choose an unsigned transaction"),
@@ -1160,6 +1161,8 @@ class PosApp(App[None]):
         lines = [
             f"{result.response_code}  {result.message_zh if self.lang == 'zh' else result.message_en or result.message_zh}"
         ]
+        if result.action_worth_showing:  # what to do next (call the acquirer, another card...)
+            lines.append(result.action_zh if self.lang == "zh" else result.action_en or result.action_zh)
         if result.amount:
             lines.append(f"RMB {fen_to_yuan(result.amount)}")
         if result.pan_masked:
@@ -1392,15 +1395,16 @@ class PosApp(App[None]):
             return
         choice = await self.ask(
             ChoiceScreen(
-                self.w("admin"), [(k, self.w(k)) for k in ("make_up", "echo", "params", "info", "language")]
+                self.w("admin"), [(k, self.w(k)) for k in ("make_up", "echo", "params", "status", "info", "language")]
             )
         )
         if choice == "echo":
             result = await self.process(Input("echo", operator=self.operator))
             if result is not None:
                 await self.show_result(result)
-        elif choice == "params":
-            result = await self.process(Input("parameter_download", operator=self.operator))
+        elif choice in ("params", "status"):
+            kind = "parameter_download" if choice == "params" else "status_upload"
+            result = await self.process(Input(kind, operator=self.operator))
             if result is not None:
                 await self.show_result(result)
         elif choice == "make_up":

@@ -8,7 +8,7 @@ Must never: store or trace a track, a PAN or an expiry date — only ``pan_hash`
 from __future__ import annotations
 
 from posgate.crypto import CryptoError, decrypt_track, luhn_valid
-from posgate.domain.masking import mask_pan
+from posgate.domain.masking import mask_pan, split_track
 from posgate.host.context import Context
 from posgate.host.pipeline import Participant
 
@@ -25,15 +25,17 @@ class ReadCard(Participant):
                 if t.tdk is None:
                     return ctx.decline(self.name, "30", "encrypted track but no TDK (sign on with 004)")
                 try:
-                    track = decrypt_track(t.tdk, track)
+                    # The codec writes nibble D as '=': say so, never let the ciphertext decide
+                    # (with an even PAN length the separator itself is encrypted).
+                    track = decrypt_track(t.tdk, track, separator="=")
                 except CryptoError:
                     return ctx.decline(self.name, "30", "track 2 does not decrypt")
-            track_pan, sep, rest = track.partition("=")
+            track_pan, rest = split_track(track)
             if pan is None:
                 pan = track_pan
             elif pan != track_pan:
                 return ctx.decline(self.name, "30", "field 2 and track 2 disagree")
-            if expiry is None and sep and len(rest) >= 4:
+            if expiry is None and rest is not None and len(rest) >= 4:
                 expiry = rest[:4]
         if pan is None:
             return ctx.prepared(self.name, "no card in the request")

@@ -21,7 +21,7 @@ from posgate.crypto import cup_ecb_mac, encrypt_pin, encrypt_track, mac_verify, 
 from posgate.dialect.cup import CODEC
 from posgate.dialect.fields import Field60, Field63
 from posgate.dialect.operations import OPERATIONS, Operation
-from posgate.domain.masking import mask_pan
+from posgate.domain.masking import mask_pan, split_track
 from posgate.domain.response_codes import APPROVED, describe
 from posgate.iso8583 import TLV, CodecError, Message
 from posgate.terminal.state import Event, TerminalState, TxnEntry
@@ -132,10 +132,29 @@ class Result:
     notices: tuple[str, ...] = ()
     settlement: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # What the cashier does next. Every result that carries a host response code has one
+    # (domain.response_codes: "invalid merchant [03]" alone does not say "call your acquirer").
+    action_zh: str = ""
+    action_en: str = ""
+
+    def __post_init__(self) -> None:
+        if self.response_code and not self.action_zh:
+            rc = describe(self.response_code)
+            object.__setattr__(self, "action_zh", rc.action_zh)
+            object.__setattr__(self, "action_en", rc.action_en)
 
     @property
     def message(self) -> str:
         return f"{self.message_zh} / {self.message_en}" if self.message_en else self.message_zh
+
+    @property
+    def action(self) -> str:
+        return f"{self.action_zh} / {self.action_en}" if self.action_en else self.action_zh
+
+    @property
+    def action_worth_showing(self) -> bool:
+        """A plain approval's action ("done") goes without saying on a screen."""
+        return bool(self.action_zh) and not (self.approved and self.response_code in ("00", "11"))
 
     @property
     def exit_code(self) -> int:
@@ -152,6 +171,9 @@ class Result:
             "message": self.message,
             "message_zh": self.message_zh,
             "message_en": self.message_en,
+            "action": self.action,
+            "action_zh": self.action_zh,
+            "action_en": self.action_en,
             "error": self.error,
             "stan": self.stan,
             "batch": self.batch,
@@ -284,17 +306,21 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
         tdk = keys.tdk if keys else None
         use_tdk = tdk is not None and state.config.encrypt_tracks and state.key_scheme == "004"
         enc2 = enc3 = ""
+        # The wire form of a track writes its separator '=' (a reader may hand over nibble D).
+        track2, track3 = _wire_track(card.track2), _wire_track(card.track3)
         if use_tdk and tdk is not None:
             # Encrypted tracks carry hex nibbles A-F; send them only if the codec can carry
             # them (a codec limited to digits and '=' cannot), else fall back to clear tracks.
-            enc2 = encrypt_track(tdk, card.track2) if card.track2 else ""
-            enc3 = encrypt_track(tdk, card.track3) if card.track3 else ""
+            # separator="=": the ciphertext's D nibbles must be written the way the codec
+            # writes nibble D, whatever the reader's form.
+            enc2 = encrypt_track(tdk, track2, separator="=") if track2 else ""
+            enc3 = encrypt_track(tdk, track3, separator="=") if track3 else ""
             use_tdk = _encodable(35, enc2) and _encodable(36, enc3)
-        if card.track2:
-            f[35] = enc2 if use_tdk else card.track2
+        if track2:
+            f[35] = enc2 if use_tdk else track2
             encrypted = use_tdk
-        if card.track3:
-            f[36] = enc3 if use_tdk else card.track3
+        if track3:
+            f[36] = enc3 if use_tdk else track3
             encrypted = encrypted or use_tdk
     if pin:
         if keys is None:
@@ -316,8 +342,9 @@ def advice_card_fields(card: Card) -> dict[int, Any]:
     if card.entry not in _ENTRY:
         raise TerminalError(f"unknown entry mode {card.entry!r} (swipe, insert, tap, manual)")
     expiry = card.expiry
-    if not expiry and "=" in card.track2:
-        expiry = card.track2.partition("=")[2][:4]
+    after = split_track(card.track2)[1] if card.track2 else None
+    if not expiry and after:
+        expiry = after[:4]
     f: dict[int, Any] = {2: card.pan, 22: _ENTRY[card.entry] + "2"}
     if expiry:
         f[14] = expiry
@@ -327,6 +354,11 @@ def advice_card_fields(card: Card) -> dict[int, Any]:
         if card.icc is not None:
             f[55] = card.icc
     return f
+
+
+def _wire_track(track: str) -> str:
+    """A clear track with its separator written ``=`` (a clear track has no other D)."""
+    return track.upper().replace("D", "=")
 
 
 def _encodable(number: int, value: str) -> bool:
