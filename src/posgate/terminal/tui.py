@@ -51,12 +51,12 @@ from textual.widget import Widget
 from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
-from posgate.dialect.fields import SideTotals
 from posgate.domain.masking import mask_pan
 from posgate.domain.money import fen_to_yuan
 from posgate.domain.response_codes import describe
-from posgate.receipt import Copy, SettlementSlip, Slip, render_settlement_text, render_text
-from posgate.signature import SignatureError, SignatureImage, StrokesPad, encode_for_field62, jbig_to_png
+from posgate.receipt import SettlementSlip, Slip, render_settlement_text, render_text
+from posgate.signature import SignatureError, SignatureImage, StrokesPad, encode_for_field62
+from posgate.terminal.slips import settlement_slip_from, slip_for
 
 if TYPE_CHECKING:
     from posgate.terminal.operations.base import Card, Input, Result
@@ -443,88 +443,7 @@ class StubBackend:
 # ============================================================================ slips
 
 
-def settlement_slip_from(info: Any, state: TerminalState, operator: str, *, reprint: bool = False,
-                         merchant_name_en: str = "") -> SettlementSlip:  # fmt: skip
-    """The settlement slip of the core's settlement record (``Result.settlement`` /
-    ``state.last_settlement``): totals per side and the 48 result flags."""
-    info = dict(info or {})
-    totals = info.get("totals") or {}
-
-    def side(name: str) -> SideTotals:
-        t = totals.get(name) or {}
-        flag = str(info.get(f"{name}_result", "1"))[:1] or "1"
-        return SideTotals(int(t.get("debit_amount", 0)), int(t.get("debit_count", 0)), int(t.get("credit_amount", 0)),
-                          int(t.get("credit_count", 0)), flag)  # fmt: skip
-
-    when = datetime.now(ZoneInfo(state.config.timezone)).replace(tzinfo=None, microsecond=0)
-    if info.get("settled_at"):
-        try:
-            when = datetime.fromisoformat(str(info["settled_at"])).replace(tzinfo=None)
-        except ValueError:
-            pass
-    return SettlementSlip(
-        merchant_name=str(info.get("merchant_name") or state.merchant_name),
-        merchant_id=str(info.get("merchant_id") or state.config.merchant_id),
-        terminal_id=str(info.get("terminal_id") or state.config.terminal_id),
-        operator=operator,
-        batch_no=str(info.get("settled_batch") or state.batch),
-        when=when,
-        domestic=side("domestic"),
-        foreign=side("foreign"),
-        merchant_name_en=merchant_name_en,
-        currency=state.config.currency,
-        reprint=reprint,
-    )
-
-
-def parse_when(entry: TxnEntry, zone: str) -> datetime:
-    if entry.at:
-        try:
-            return datetime.fromisoformat(entry.at).replace(tzinfo=None)
-        except ValueError:
-            pass
-    now = datetime.now(ZoneInfo(zone))
-    try:
-        return datetime.strptime(f"{now.year}{entry.date}{entry.time}", "%Y%m%d%H%M%S")
-    except ValueError:
-        return now.replace(tzinfo=None, microsecond=0)
-
-
-def slip_for(state: TerminalState, entry: TxnEntry, *, signature_png: bytes | None = None, make_up: bool = False,
-             reprint: bool = False, copy: Copy = Copy.MERCHANT, merchant_name_en: str = "") -> Slip:  # fmt: skip
-    """The sales slip of a transaction of the batch log."""
-    signed = entry.signature in ("pending", "uploaded")
-    png = signature_png
-    if png is None and signed:
-        jbig = state.signatures.get(entry.stan)
-        png = jbig_to_png(jbig) if jbig else b""  # b"": signed, picture not kept on this terminal
-    return Slip(
-        merchant_name=state.merchant_name,
-        merchant_name_en=merchant_name_en,
-        merchant_id=state.config.merchant_id,
-        terminal_id=state.config.terminal_id,
-        operator=entry.operator,
-        card_number=mask_pan(entry.pan) if entry.pan else "",
-        operation=entry.operation,
-        batch_no=entry.batch,
-        stan=entry.stan,
-        when=parse_when(entry, state.config.timezone),
-        amount=entry.amount,
-        issuer=entry.issuer_bank,
-        acquirer=entry.acquirer_bank,
-        card_org=entry.card_org,
-        entry_mode=entry.entry_mode,
-        auth_code=entry.auth_code,
-        rrn=entry.rrn,
-        currency=state.config.currency,
-        original_stan=entry.original_stan,
-        original_date=entry.original_date,
-        signature_required=entry.signature != "",
-        signature_png=png if (signed or signature_png is not None) else None,
-        make_up_signature=make_up,
-        copy=copy,
-        reprint=reprint,
-    )
+# slip_for, settlement_slip_from, parse_when: posgate.terminal.slips (shared with the CLI)
 
 
 # ============================================================================ widgets
