@@ -234,39 +234,53 @@ def _signature(path: Path | None) -> tuple[bytes, str]:
         raise Fail(f"签名图像错误 / cannot use the signature image: {e}") from None
 
 
-def _emit(result: Any, as_json: bool, extra_notice: str = "") -> None:
+def _emit(result: Any, as_json: bool, extra_notice: str = "", state: Any = None) -> None:
+    """Print what the cashier must know, from the final state (posgate.terminal.outcome): the
+    title follows the outcome, a pending reversal is said once, plainly, and nothing foretold
+    on the way ("will be reversed") contradicts an approval."""
+    from posgate.terminal.outcome import bilingual_title, outcome
+
+    seen = outcome(result, state)
     d = result.as_dict()
-    if extra_notice:
-        d["notices"] = [*d["notices"], extra_notice]
+    d["message"] = seen.message
+    d["notices"] = [*seen.notices, *([extra_notice] if extra_notice else [])]
+    d["outcome"] = seen.kind
+    d["reversal_pending"] = (
+        {"stan": state.reversal.stan, "operation": state.reversal.operation}
+        if seen.reversal_pending and state is not None
+        else None
+    )
     d["exit_code"] = result.exit_code
     if as_json:
         typer.echo(json.dumps(d, ensure_ascii=False, indent=2))
-    else:
-        head = "交易成功" if result.approved else ("交易失败" if result.error else "交易拒绝")
-        typer.echo(
-            f"{head}: {result.message}" + (f" [{result.response_code}]" if result.response_code else "")
-        )
-        for key, label in (
-            ("stan", "凭证号 STAN"),
-            ("batch", "批次号 BATCH"),
-            ("rrn", "参考号 RRN"),
-            ("auth_code", "授权码 AUTH"),
-            ("pan_masked", "卡号 CARD"),
-        ):
-            if d.get(key):
-                typer.echo(f"  {label}: {d[key]}")
-        if d.get("amount"):
-            typer.echo(f"  金额 AMOUNT: RMB {fen_to_yuan(d['amount'])}")
-        if d.get("balance") is not None:
-            typer.echo(f"  余额 BALANCE: RMB {fen_to_yuan(d['balance'])}")
-        if result.settlement:
-            st = result.settlement
-            typer.echo(
-                f"  内卡 domestic: {st['domestic_result_text']}  外卡 foreign: {st['foreign_result_text']}  批上送 uploaded: {st['batch_upload_count']}"
-            )
-            typer.echo(f"  新批次 new batch: {st['new_batch']}")
-        for n in d["notices"]:
-            typer.echo(f"  * {n}")
+        return
+    typer.echo(
+        f"{bilingual_title(seen.kind)}: {seen.message}"
+        + (f" [{result.response_code}]" if result.response_code else "")
+    )
+    for key, label in (
+        ("stan", "凭证号 STAN"),
+        ("batch", "批次号 BATCH"),
+        ("rrn", "参考号 RRN"),
+        ("auth_code", "授权码 AUTH"),
+        ("pan_masked", "卡号 CARD"),
+    ):
+        if d.get(key):
+            typer.echo(f"  {label}: {d[key]}")
+    if d.get("amount"):
+        typer.echo(f"  金额 AMOUNT: RMB {fen_to_yuan(d['amount'])}")
+    if d.get("balance") is not None:
+        typer.echo(f"  余额 BALANCE: RMB {fen_to_yuan(d['balance'])}")
+    if result.settlement and state is not None:
+        st = result.settlement
+        typer.echo(_settlement_text(dict(st), state, str(st.get("operator") or "01")))
+        upload = "完成 complete" if st.get("batch_upload_complete", True) else "未完成 incomplete"
+        typer.echo(f"  批上送 batch upload: {st.get('batch_upload_count', 0)} 笔 txns, {upload}")
+        if st.get("unsigned"):
+            typer.echo(f"  未签名 unsigned: {', '.join(st['unsigned'])}")
+        typer.echo(f"  新批次 new batch: {st.get('new_batch', '')}")
+    for n in d["notices"]:
+        typer.echo(f"  * {n}")
 
 
 def _run(ctx: typer.Context, as_json: bool, build: Any) -> None:
@@ -286,7 +300,7 @@ def _run(ctx: typer.Context, as_json: bool, build: Any) -> None:
         from posgate.terminal.client import run_operation
 
         result = run_operation(session, inp)
-        _emit(result, as_json, notice)
+        _emit(result, as_json, notice, session.state)
         code = result.exit_code
     except (Fail, TerminalError, OperatorError) as e:
         j.close()
@@ -577,13 +591,16 @@ def reprint(ctx: typer.Context, voucher: str | None = typer.Option(None, "--vouc
         j.close()
         if not slip:
             _refuse("没有结算记录 / no settlement yet", as_json)
-        typer.echo(json.dumps(slip, ensure_ascii=False, indent=2) if as_json else _settlement_text(slip))
+        typer.echo(
+            json.dumps(slip, ensure_ascii=False, indent=2)
+            if as_json
+            else _settlement_text(slip, state, str(slip.get("operator") or "01"), reprint=True)
+        )
         return
     t = j.find(voucher) if voucher else (state.txns[-1] if state.txns else None)
     if t is None:
         rows = j.transactions(include_settled=True)
         t = rows[-1][0] if rows and not voucher else None
-    config = j.config
     j.close()
     if t is None:
         _refuse(f"无此交易 / no transaction {voucher or ''}".strip(), as_json)
@@ -591,7 +608,7 @@ def reprint(ctx: typer.Context, voucher: str | None = typer.Option(None, "--vouc
     if as_json:
         typer.echo(json.dumps(_txn_json(t), ensure_ascii=False, indent=2))
         return
-    typer.echo(_slip_text(t, config, state.merchant_name))
+    typer.echo(_slip_text(t, state))
 
 
 def _txn_json(t: Any) -> dict[str, Any]:
@@ -602,58 +619,20 @@ def _txn_json(t: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _slip_text(t: Any, config: Any, merchant_name: str) -> str:
-    try:
-        from posgate.receipt import Slip, render_text
+def _slip_text(t: Any, state: Any) -> str:
+    """The reprinted merchant copy, built where the TUI builds it (signature state included)."""
+    from posgate.receipt import render_text
+    from posgate.terminal.slips import slip_for
 
-        when = datetime.fromisoformat(t.at) if t.at else _now()
-        entry = {"01": "manual", "02": "swipe", "05": "insert", "07": "tap"}.get(t.entry_mode[:2], "")
-        slip = Slip(merchant_name=merchant_name, merchant_id=config.merchant_id, terminal_id=config.terminal_id,
-                    operator=t.operator, card_number=t.pan, operation=t.operation, batch_no=t.batch, stan=t.stan,
-                    when=when, amount=t.amount, card_org=t.card_org, entry_mode=entry, auth_code=t.auth_code, rrn=t.rrn,
-                    original_stan=t.original_stan, signature_required=t.signature != "", reprint=True)  # fmt: skip
-        return str(render_text(slip))
-    except Exception:  # noqa: BLE001 - the colleague's module may change; fall back to a plain slip
-        from posgate.dialect.operations import OPERATIONS
-
-        o = OPERATIONS[t.operation]
-        lines = [
-            "POS签购单 (重打印 REPRINT)", f"商户名称: {merchant_name}", f"商户编号: {config.merchant_id}", f"终端编号: {config.terminal_id}",
-            f"卡号: {mask_pan(t.pan)}", f"交易类型: {o.zh} {o.en}", f"批次号: {t.batch}  凭证号: {t.stan}",
-            f"授权码: {t.auth_code}  参考号: {t.rrn}", f"日期时间: {t.at}", f"金额: RMB {fen_to_yuan(t.amount)}",
-        ]  # fmt: skip
-        return "\n".join(lines)
+    return str(render_text(slip_for(state, t, reprint=True)))
 
 
-def _settlement_text(slip: dict[str, Any]) -> str:
-    try:
-        from posgate.dialect.fields import SideTotals
-        from posgate.receipt import SettlementSlip, render_settlement_text
+def _settlement_text(slip: dict[str, Any], state: Any, operator: str, *, reprint: bool = False) -> str:
+    """The settlement slip (totals per side, balanced or not), as the TUI shows it."""
+    from posgate.receipt import render_settlement_text
+    from posgate.terminal.slips import settlement_slip_from
 
-        def side_totals(name: str) -> SideTotals:
-            t = slip.get("totals", {}).get(name, {})
-            return SideTotals(t.get("debit_amount", 0), t.get("debit_count", 0), t.get("credit_amount", 0),
-                              t.get("credit_count", 0), slip.get(name + "_result", "3"))  # fmt: skip
-
-        return str(render_settlement_text(SettlementSlip(
-            merchant_name=slip.get("merchant_name", ""), merchant_id=slip.get("merchant_id", ""),
-            terminal_id=slip.get("terminal_id", ""), operator=slip.get("operator", "01"), batch_no=slip.get("settled_batch", ""),
-            when=datetime.fromisoformat(slip["settled_at"]), domestic=side_totals("domestic"), foreign=side_totals("foreign"), reprint=True,
-        )))  # fmt: skip
-    except Exception:  # noqa: BLE001, S110 - the colleague's module may change; fall back to plain lines
-        pass
-    lines = [
-        f"结算总计单 SETTLEMENT  批次号 {slip.get('settled_batch')}",
-        f"商户 {slip.get('merchant_name')} {slip.get('merchant_id')}  终端 {slip.get('terminal_id')}",
-    ]
-    for side, zh in (("domestic", "内卡"), ("foreign", "外卡")):
-        tot = slip.get("totals", {}).get(side, {})
-        lines.append(
-            f"{zh}: 借记 {tot.get('debit_count', 0)} 笔 RMB {fen_to_yuan(tot.get('debit_amount', 0))}  "
-            f"贷记 {tot.get('credit_count', 0)} 笔 RMB {fen_to_yuan(tot.get('credit_amount', 0))}  {slip.get(side + '_result_text')}"
-        )
-    lines.append(f"批上送 {slip.get('batch_upload_count')} 笔; 时间 {slip.get('settled_at')}")
-    return "\n".join(lines)
+    return str(render_settlement_text(settlement_slip_from(slip, state, operator, reprint=reprint)))
 
 
 @app.command()
