@@ -112,3 +112,18 @@ def test_no_answer_is_a_communication_failure_with_the_reversal_said_once(tmp_pa
     # The host is gone: nothing left, so nothing to reverse — and no claim that anything will be.
     rc, out = cli(state, port, "sale", "3.00", "--card", OK, "--pin", "123456", timeout=0.5)
     assert rc == 2 and out.startswith("通讯失败 Communication failure"), out
+
+
+def test_operator_lock_times_are_the_terminals_local_time(tmp_path: Path) -> None:
+    import re
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    state = tmp_path / "s"
+    for _ in range(3):
+        rc, out = cli(state, 9, "operator", "signin", "01", "--password", "9999")
+    rc, out = cli(state, 9, "operator", "list")
+    m = re.search(r"01 operator locked until (\S+ \S+) \(Asia/Shanghai\)", out)
+    assert rc == 0 and m, out
+    shown = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert 0 < (shown - datetime.now(UTC)).total_seconds() <= 10 * 60 + 5  # the lock, in local time

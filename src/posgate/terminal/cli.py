@@ -677,17 +677,18 @@ def operator_list(ctx: typer.Context, as_json: bool = JSON) -> None:
     j = _local(ctx)
     ops = j.operators()
     current = j.get("operator", "")
-    j.close()
     rows = [
-        {"code": o.code, "role": o.role, "locked_until": o.locked_until, "signed_in": o.code == current}
+        {"code": o.code, "role": o.role, "locked_until": o.locked_until, "signed_in": o.code == current,
+         "locked_until_local": j.local_time(o.locked_until) if o.locked_until else None}
         for o in ops
-    ]
+    ]  # fmt: skip
+    j.close()
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         for r in rows:
             typer.echo(
-                f"{r['code']} {r['role']}{' *' if r['signed_in'] else ''}{' locked until ' + r['locked_until'] if r['locked_until'] else ''}"
+                f"{r['code']} {r['role']}{' *' if r['signed_in'] else ''}{' locked until ' + r['locked_until_local'] if r['locked_until_local'] else ''}"
             )
 
 

@@ -7,7 +7,8 @@ not repeat the story, they state the end:
 
 * the title follows the outcome — 交易成功 Approved / 交易拒绝 Declined (the host answered no) /
   通讯失败 Communication failure (no answer, the line broke, the host unreachable) / 交易失败
-  Failed (an answer the terminal cannot trust, a local refusal) / 交易取消 Cancelled;
+  Failed (an answer the terminal cannot trust) / 交易未发送 Not sent (the terminal refused it
+  itself: nothing went to the host) / 交易取消 Cancelled;
 * whether a reversal is still owed comes only from the terminal's state after the flow
   (``state.reversal``), said once and plainly with its voucher number. A note written on the
   way that foretells a reversal ("will be reversed") is never shown: by the end the reversal
@@ -26,6 +27,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "declined": ("交易拒绝", "Declined"),
     "no_answer": ("通讯失败", "Communication failure"),
     "failed": ("交易失败", "Failed"),
+    "refused": ("交易未发送", "Not sent"),
     "cancelled": ("交易取消", "Cancelled"),
 }
 
@@ -41,6 +43,8 @@ def kind_of(result: Any) -> str:
         return "approved"
     if result.error in NO_ANSWER_ERRORS:
         return "no_answer"
+    if result.error == "refused":
+        return "refused"
     if result.error:
         return "failed"
     return "declined"

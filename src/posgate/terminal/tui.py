@@ -56,6 +56,8 @@ from posgate.domain.money import fen_to_yuan
 from posgate.domain.response_codes import describe
 from posgate.receipt import SettlementSlip, Slip, render_settlement_text, render_text
 from posgate.signature import SignatureError, SignatureImage, StrokesPad, encode_for_field62
+from posgate.terminal.outcome import outcome
+from posgate.terminal.outcome import title as outcome_title
 from posgate.terminal.slips import settlement_slip_from, slip_for
 
 if TYPE_CHECKING:
@@ -89,6 +91,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "enter_pan": ("请输入卡号", "Card number"),
     "enter_expiry": ("请输入有效期(YYMM)", "Expiry date (YYMM)"),
     "supervisor_pwd": ("请输入主管密码", "Supervisor password"),
+    "login": ("操作员签到", "Operator sign-in"),
+    "enter_operator": ("请输入操作员号", "Operator number"),
+    "enter_op_pwd": ("请输入操作员密码", "Operator password"),
+    "login_failed": ("签到失败", "Sign-in refused"),
+    "admin_no_trade": ("系统管理员不能交易，请用操作员号签到", "The system administrator cannot trade: sign in as an operator"),
+    "welcome": ("操作员已签到", "Operator signed in"),
     "admin_pwd": ("请输入系统管理员密码", "System administrator password"),
     "wrong_pwd": ("密码错误", "Wrong password"),
     "enter_pin": ("请持卡人输入密码", "Cardholder, enter your PIN"),
@@ -225,6 +233,14 @@ class PosBackend(Protocol):
         """ "" when the password is right (and the operator has ``role``), else why not."""
         ...
 
+    def role_of(self, code: str) -> str | None:
+        """The operator's role (sysadmin, supervisor, operator), None when there is no such one."""
+        ...
+
+    def sign_in(self, code: str) -> None:
+        """Operator sign-in (操作员签到) done: later transactions carry ``code``."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -270,6 +286,18 @@ class ClientBackend:
         except OperatorError as e:
             return str(e)
         return ""
+
+    def role_of(self, code: str) -> str | None:
+        journal = getattr(self.session, "journal", None)
+        if journal is None:
+            return DEMO_OPERATORS.get(code, (None,))[0]
+        op = journal.operator(code)
+        return op.role if op is not None else None
+
+    def sign_in(self, code: str) -> None:
+        journal = getattr(self.session, "journal", None)
+        if journal is not None:
+            journal.put("operator", code)  # as `posgate terminal operator signin` does
 
     @property
     def state(self) -> TerminalState:
@@ -330,6 +358,12 @@ class StubBackend:
 
     def verify_operator(self, code: str, password: str, role: str | None = None) -> str:
         return _check_demo_operator(code, password, role)
+
+    def role_of(self, code: str) -> str | None:
+        return DEMO_OPERATORS.get(code, (None,))[0]
+
+    def sign_in(self, code: str) -> None:
+        return None
 
     def _next_stan(self) -> str:
         from posgate.terminal.state import next_stan
@@ -618,6 +652,11 @@ class PosScreen(Screen[Any]):
     def action_cancel(self) -> None:
         self.answer(None)
 
+    def button_has_focus(self) -> bool:
+        """A focused button owns Enter (its own binding presses it): a screen's Enter shortcut
+        (OK, next copy, submit) must not take the key from Save PDF, Cancel, Done."""
+        return isinstance(self.focused, Button)
+
 
 SLIP_OPERATIONS = frozenset({"sale", "void", "refund", "preauth", "preauth_void", "completion", "completion_void",
                              "offline_settlement", "settlement_adjust", "tip_adjust", "completion_advice"})  # fmt: skip
@@ -662,11 +701,17 @@ class EntryScreen(PosScreen):
     str) or None."""
 
     def __init__(self, prompt: str, mode: str = "digits", *, max_len: int = 12, min_len: int = 1,
-                 hint: str = "", allow_empty: bool = False) -> None:  # fmt: skip
+                 hint: str = "", allow_empty: bool = False, cancellable: bool = True,
+                 title_key: str = "") -> None:  # fmt: skip
         super().__init__()
         self.prompt, self.mode, self.max_len, self.min_len = prompt, mode, max_len, min_len
-        self.hint, self.allow_empty = hint, allow_empty
+        self.hint, self.allow_empty, self.cancellable = hint, allow_empty, cancellable
+        self.title_key = title_key or self.title_key
         self.value = ""
+
+    def action_cancel(self) -> None:
+        if self.cancellable:  # the operator sign-in cannot be escaped: there is nothing behind it
+            self.answer(None)
 
     def body(self) -> ComposeResult:
         yield Static(self.prompt, id="prompt")
@@ -676,10 +721,16 @@ class EntryScreen(PosScreen):
             with Grid(id="keypad"):
                 for k in KEYPAD:
                     label = {"clear": self.w("clear"), "back": "←"}.get(k, k)
-                    yield Button(label, id=f"key-{k}", classes="key")
+                    key = Button(label, id=f"key-{k}", classes="key")
+                    key.can_focus = False  # clicked, never focused: Enter stays with OK / Cancel
+                    yield key
             with Vertical(id="entry-actions"):
                 yield Button(self.w("confirm"), id="enter", variant="success")
-                yield Button(self.w("cancel"), id="cancel", variant="error")
+                if self.cancellable:
+                    yield Button(self.w("cancel"), id="cancel", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#enter", Button).focus()
 
     def shown(self) -> str:
         if self.mode == "amount":
@@ -716,6 +767,8 @@ class EntryScreen(PosScreen):
         self.answer(self.value)
 
     def on_key(self, event: events.Key) -> None:
+        if event.key == "enter" and self.button_has_focus():
+            return  # Enter presses the focused button (Cancel is not OK)
         if event.key in ("enter", "backspace", "delete") or (event.character or "").isdigit():
             event.stop()
             self.type_key(
@@ -830,7 +883,7 @@ class MessageScreen(PosScreen):
         self.answer(True)
 
     def on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
+        if event.key == "enter" and not self.button_has_focus():
             event.stop()
             self.answer(True)
 
@@ -934,10 +987,22 @@ class SlipScreen(PosScreen):
             yield Button(self.w("save_pdf"), id="slip-pdf")
             yield Button(self.w("done"), id="slip-done", variant="success")
 
+    def on_mount(self) -> None:
+        self.focus_default()
+
+    def focus_default(self) -> None:
+        """Enter on the default button does what Enter always did: next copy, else done."""
+        for bid in ("#slip-next", "#slip-done"):
+            found = self.query(bid)
+            if found:
+                found.first(Button).focus()
+                return
+
     async def next_copy(self) -> None:
         if self.index + 1 < len(self.slips):
             self.index += 1
             await self.recompose()
+            self.focus_default()
         else:
             self.answer(None)
 
@@ -967,7 +1032,7 @@ class SlipScreen(PosScreen):
             self.answer(None)
 
     async def on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
+        if event.key == "enter" and not self.button_has_focus():
             event.stop()
             await self.next_copy()
 
@@ -986,11 +1051,16 @@ class PosApp(App[None]):
     ]
 
     def __init__(self, backend: PosBackend, *, lang: str = "zh", operator: str = "01",
-                 slip_dir: Path | None = None, merchant_name_en: str = "") -> None:  # fmt: skip
+                 slip_dir: Path | None = None, merchant_name_en: str = "", login: bool = True) -> None:  # fmt: skip
         super().__init__()
         self.backend = backend
         self.lang = "en" if lang.lower().startswith("en") else "zh"
-        self.operator = operator
+        # With ``login`` (the default, and always from the command line) nobody is signed in
+        # until an operator gives number and password (操作员签到); ``operator`` is then only the
+        # number offered first. Without it (tests of other screens) ``operator`` is signed in.
+        self.login = login
+        self.operator = "--" if login else operator
+        self.suggested_operator = operator if operator.isdigit() and len(operator) == 2 else ""
         self.slip_dir = slip_dir or Path.cwd() / "slips"
         self.merchant_name_en = merchant_name_en
         self.signatures: dict[tuple[str, str], bytes] = {}  # (batch, STAN) -> PNG captured here
@@ -1003,6 +1073,8 @@ class PosApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(MenuScreen())
+        if self.login:
+            self.start_flow("login")
 
     async def on_unmount(self) -> None:
         await self.backend.close()
@@ -1066,8 +1138,9 @@ class PosApp(App[None]):
         try:
             result = await self.backend.run(inp)
         except TerminalError as e:
+            # Refused by the terminal itself: nothing went to the host, nothing was declined.
             await self.pop_screen()
-            await self.tell(self.w("declined"), str(e), ok=False)
+            await self.tell(outcome_title("refused", self.lang), str(e), ok=False)
             return None
         await self.pop_screen()
         self.results.append(result)
@@ -1076,9 +1149,11 @@ class PosApp(App[None]):
         return result
 
     async def show_result(self, result: Result) -> None:
-        lines = [
-            f"{result.response_code}  {result.message_zh if self.lang == 'zh' else result.message_en or result.message_zh}"
-        ]
+        """The result screen: its title follows the outcome (approved / declined / no answer /
+        failed), and a reversal is mentioned only when the terminal still owes one
+        (:mod:`posgate.terminal.outcome`), with its voucher number."""
+        seen = outcome(result, self.backend.state, self.lang)
+        lines = [f"{result.response_code}  {seen.message}".strip()]
         if result.amount:
             lines.append(f"RMB {fen_to_yuan(result.amount)}")
         if result.pan_masked:
@@ -1087,8 +1162,8 @@ class PosApp(App[None]):
             lines.append(f"{self.w('balance_is')}: RMB {fen_to_yuan(result.balance)}")
         if result.stan:
             lines.append(f"{word('stan', self.lang)} {result.stan}  {result.rrn}")
-        lines += list(result.notices)
-        await self.tell(self.w("approved" if result.approved else "declined"), *lines, ok=result.approved)
+        lines += list(seen.notices)
+        await self.tell(seen.title(self.lang), *lines, ok=result.approved)
 
     def entry(self, stan: str, batch: str | None = None) -> TxnEntry | None:
         state = self.backend.state
@@ -1145,6 +1220,31 @@ class PosApp(App[None]):
         if entry.signature in ("unsigned", "pending"):
             await self.capture_signature(entry)
         await self.print_slips(entry)
+
+    async def flow_login(self) -> None:
+        """Operator sign-in (操作员签到): number and password, checked by the terminal's operator
+        register — wrong passwords count, three in a row lock the operator for a while (the
+        journal's rule, the same as the CLI's). It cannot be escaped; it repeats until an
+        operator (a cashier or the supervisor, not the system administrator) is in."""
+        while True:
+            ask_code = EntryScreen(self.w("enter_operator"), "digits", max_len=2, min_len=2, cancellable=False,
+                                   title_key="login")  # fmt: skip
+            ask_code.value = self.suggested_operator if self.operator == "--" else ""
+            code = await self.ask(ask_code)
+            pwd = await self.ask(EntryScreen(f"{self.w('enter_op_pwd')} ({code})", "secret", max_len=8, min_len=4,
+                                             cancellable=False, title_key="login"))  # fmt: skip
+            problem = self.backend.verify_operator(code, pwd)
+            if not problem and self.backend.role_of(code) == "sysadmin":
+                problem = self.w("admin_no_trade")
+            if problem:
+                await self.tell(self.w("login_failed"), problem, ok=False)
+                continue
+            self.operator = code
+            self.backend.sign_in(code)
+            self.notify(f"{self.w('welcome')}: {code}")
+            for bar in self.screen.query(StatusBar):
+                bar.refresh_status()
+            return
 
     async def flow_sale(self) -> None:
         from posgate.terminal.operations.base import Input
@@ -1220,6 +1320,8 @@ class PosApp(App[None]):
         if choice == "completion_void":
             await self.flow_void("completion_void")
             return
+        if choice == "preauth_void" and not await self.password("00", "supervisor_pwd", "supervisor"):
+            return
         auth = date = ""
         if choice != "preauth":
             auth = await self.ask(EntryScreen(self.w("enter_auth"), "digits", max_len=6, min_len=6))
@@ -1243,6 +1345,8 @@ class PosApp(App[None]):
     async def flow_settlement(self) -> None:
         from posgate.terminal.operations.base import Input
 
+        if not await self.password("00", "supervisor_pwd", "supervisor"):
+            return
         if not await self.tell(self.w("settlement"), self.w("confirm_settle")):
             return
         result = await self.process(Input("settlement", operator=self.operator))
@@ -1268,6 +1372,9 @@ class PosApp(App[None]):
         result = await self.process(Input("sign_off", operator=self.operator))
         if result is not None:
             await self.show_result(result)
+            if result.approved and self.login:  # signed off: the next operator signs in
+                self.operator = "--"
+                await self.flow_login()
 
     async def flow_reprint(self) -> None:
         choice = await self.ask(
