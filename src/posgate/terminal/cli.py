@@ -28,6 +28,8 @@ import typer
 
 from posgate.domain.masking import mask_pan
 from posgate.domain.money import AmountError, fen_to_yuan, yuan_to_fen
+from posgate.terminal import cli_checks as checks
+from posgate.terminal.cli_checks import optional
 
 DEMO_TERMINALS = {
     "10000001": ("898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001"),
@@ -56,8 +58,11 @@ def register(root: typer.Typer) -> None:
 def tui(
     ctx: typer.Context,
     stub: bool = typer.Option(False, "--stub", help="No host: a built-in stub approves the demo cards."),
-    lang: str = typer.Option("zh", "--lang", help="zh or en (F2 toggles)."),
-    operator: str | None = typer.Option(None, "--operator", help="Operator number (default: the journal's)."),
+    lang: str = typer.Option("zh", "--lang", help="zh or en (F2 toggles).", callback=checks.lang),
+    operator: str | None = typer.Option(
+        None, "--operator", help="Operator number offered at sign-in (default: the journal's).",
+        callback=optional(checks.operator_code),
+    ),
 ) -> None:
     """Full-screen POS terminal emulator (全屏终端): menu, keypad, cards, PIN, signature, slips."""
     from posgate.terminal.tui import main  # Textual loads only for this command
@@ -90,23 +95,31 @@ def _main(
     state_dir: Path = typer.Option(
         DEFAULT_STATE, "--state", envvar="POSGATE_TERMINAL_STATE", help="Directory of the terminal's journal."
     ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Host address."),
-    port: int = typer.Option(8583, "--port", help="Host ISO 8583 port."),
-    tid: str | None = typer.Option(None, "--tid", help="Terminal id (field 41); default 10000001."),
-    mid: str | None = typer.Option(None, "--mid", help="Merchant id (field 42)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Host address.", callback=checks.host),
+    port: int = typer.Option(8583, "--port", help="Host ISO 8583 port (1-65535).", min=1, max=65535),
+    tid: str | None = typer.Option(
+        None, "--tid", help="Terminal id (field 41), 8 digits; default 10000001.", callback=optional(checks.terminal_id)
+    ),
+    mid: str | None = typer.Option(
+        None, "--mid", help="Merchant id (field 42), 15 digits.", callback=optional(checks.merchant_id)
+    ),
     tmk: str | None = typer.Option(
-        None, "--tmk", help="Terminal master key, 32 hex digits (stored, never shown)."
+        None, "--tmk", help="Terminal master key, 32 hex digits (stored, never shown).", callback=optional(checks.tmk)
     ),
-    tpdu: str = typer.Option("6000030000", "--tpdu", help="TPDU, 10 hex digits."),
+    tpdu: str = typer.Option("6000030000", "--tpdu", help="TPDU, 10 hex digits.", callback=checks.tpdu),
     header: str = typer.Option(
-        "603100000000", "--header", help="Message header, 12 digits (the category becomes 61 for IC)."
+        "603100000000", "--header", help="Message header, 12 digits (the category becomes 61 for IC).",
+        callback=checks.header,
     ),
-    serial: str | None = typer.Option(None, "--serial", help="Device serial sent at sign-on (field 62)."),
+    serial: str | None = typer.Option(
+        None, "--serial", help="Device serial sent at sign-on (field 62).", callback=optional(checks.serial)
+    ),
     scheme: str | None = typer.Option(
-        None, "--scheme", help="Sign-on key scheme: 001, 003 or 004 (default 004)."
+        None, "--scheme", help="Sign-on key scheme: 001, 003 or 004 (default 004).", callback=optional(checks.scheme)
     ),
     timeout: float | None = typer.Option(
-        None, "--timeout", help="Seconds to wait for each reply (default: parameter 12, else 60)."
+        None, "--timeout", help="Seconds to wait for each reply (default: parameter 12, else 60).",
+        min=0.1, max=600.0,
     ),
 ) -> None:
     ctx.obj = Settings(state_dir, host, port, tid, mid, tmk, tpdu, header, serial, scheme, timeout)
@@ -329,19 +342,27 @@ def _refuse(message: str, as_json: bool) -> None:
 
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
-CARD = typer.Option(None, "--card", help="Card number (PAN); the reader is simulated.")
-PIN = typer.Option(None, "--pin", help="Cardholder PIN (encrypted under the PIK at once, never stored).")
-ENTRY = typer.Option("swipe", "--entry", help="swipe | insert | tap | manual | fallback")
-OPERATOR = typer.Option(None, "--operator", help="Operator code (default: the signed-in operator, else 01).")
-PASSWORD = typer.Option(None, "--password", help="The operator's password.")
-SUPERVISOR = typer.Option(None, "--supervisor", help="Supervisor (00) password.")
+CARD = typer.Option(None, "--card", help="Card number (PAN); the reader is simulated.", callback=optional(checks.card_number))
+PIN = typer.Option(None, "--pin", help="Cardholder PIN (encrypted under the PIK at once, never stored).",
+                   callback=optional(checks.pin))
+ENTRY = typer.Option("swipe", "--entry", help="swipe | insert | tap | manual | fallback", callback=checks.entry_mode)
+OPERATOR = typer.Option(None, "--operator", help="Operator code (default: the signed-in operator, else 01).",
+                        callback=optional(checks.operator_code))
+PASSWORD = typer.Option(None, "--password", help="The operator's password.", callback=optional(checks.password))
+SUPERVISOR = typer.Option(None, "--supervisor", help="Supervisor (00) password.", callback=optional(checks.password))
+AMOUNT = typer.Argument(..., help="Amount in yuan, e.g. 12.34", callback=checks.amount)
+OPT_AMOUNT = typer.Argument(None, help="Amount in yuan, e.g. 12.34", callback=optional(checks.amount))
+VOUCHER = typer.Option(..., "--voucher", help="Voucher number (STAN) of the original.", callback=checks.voucher)
+OPT_VOUCHER = typer.Option(None, "--voucher", help="Voucher number (STAN).", callback=optional(checks.voucher))
+AUTH = typer.Option(None, "--auth", help="Authorisation code (6).", callback=optional(checks.auth_code))
+MMDD = typer.Option(None, "--date", help="MMDD of the original.", callback=optional(checks.month_day))  # fmt: skip
 
 
 # ------------------------------------------------------------------ commands
 
 
 @app.command()
-def signon(ctx: typer.Context, scheme: str | None = typer.Option(None, "--scheme", help="001 | 003 | 004"),
+def signon(ctx: typer.Context, scheme: str | None = typer.Option(None, "--scheme", help="001 | 003 | 004", callback=optional(checks.scheme)),
            operator: str | None = OPERATOR, password: str | None = PASSWORD, as_json: bool = JSON) -> None:  # fmt: skip
     """POS sign-on (签到): download fresh working keys; records the batch and the clock offset."""
     from posgate.terminal.machine import Input
@@ -375,9 +396,10 @@ def echo(ctx: typer.Context, as_json: bool = JSON) -> None:
 
 
 @app.command()
-def sale(ctx: typer.Context, amount: str = typer.Argument(..., help="Amount in yuan, e.g. 12.34"), card: str | None = CARD,
+def sale(ctx: typer.Context, amount: str = AMOUNT, card: str | None = CARD,
          pin: str | None = PIN, entry: str = ENTRY, operator: str | None = OPERATOR, password: str | None = PASSWORD,
-         signature: Path | None = typer.Option(None, "--signature", help="PNG of the cardholder's signature (e-signature upload)."),
+         signature: Path | None = typer.Option(None, "--signature", help="PNG of the cardholder's signature (e-signature upload).",
+                                               exists=True, dir_okay=False, readable=True),
          as_json: bool = JSON) -> None:  # fmt: skip
     """Sale (消费)."""
     from posgate.terminal.machine import Input
@@ -418,7 +440,7 @@ def balance(
 
 
 @app.command()
-def void(ctx: typer.Context, voucher: str = typer.Option(..., "--voucher", help="Voucher number (STAN) of the sale."),
+def void(ctx: typer.Context, voucher: str = VOUCHER,
          card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
          as_json: bool = JSON) -> None:  # fmt: skip
     """Sale void (消费撤销): needs the supervisor password."""
@@ -434,9 +456,9 @@ def void(ctx: typer.Context, voucher: str = typer.Option(..., "--voucher", help=
 
 
 @app.command()
-def refund(ctx: typer.Context, amount: str = typer.Argument(..., help="Amount in yuan."),
-           rrn: str = typer.Option(..., "--rrn", help="RRN of the original transaction."),
-           date: str = typer.Option(..., "--date", help="Date of the original transaction, MMDD."),
+def refund(ctx: typer.Context, amount: str = AMOUNT,
+           rrn: str = typer.Option(..., "--rrn", help="RRN of the original transaction (12).", callback=checks.rrn),
+           date: str = typer.Option(..., "--date", help="Date of the original transaction, MMDD.", callback=checks.month_day),
            card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
            as_json: bool = JSON) -> None:  # fmt: skip
     """Refund (退货): needs the supervisor password; not reversible."""
@@ -460,7 +482,7 @@ def refund(ctx: typer.Context, amount: str = typer.Argument(..., help="Amount in
 
 
 @app.command()
-def preauth(ctx: typer.Context, amount: str = typer.Argument(...), card: str | None = CARD, pin: str | None = PIN,
+def preauth(ctx: typer.Context, amount: str = AMOUNT, card: str | None = CARD, pin: str | None = PIN,
             entry: str = ENTRY, as_json: bool = JSON) -> None:  # fmt: skip
     """Pre-authorisation (预授权)."""
     from posgate.terminal.machine import Input
@@ -492,8 +514,8 @@ def _preauth_ref(name: str, ctx: typer.Context, amount: str | None, auth: str | 
 
 
 @app.command("preauth-void")
-def preauth_void(ctx: typer.Context, amount: str | None = typer.Argument(None), auth: str | None = typer.Option(None, "--auth"),
-                 date: str | None = typer.Option(None, "--date", help="MMDD of the pre-auth"), voucher: str | None = typer.Option(None, "--voucher"),
+def preauth_void(ctx: typer.Context, amount: str | None = OPT_AMOUNT, auth: str | None = AUTH,
+                 date: str | None = MMDD, voucher: str | None = OPT_VOUCHER,
                  card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
                  as_json: bool = JSON) -> None:  # fmt: skip
     """Pre-auth void (预授权撤销)."""
@@ -501,8 +523,8 @@ def preauth_void(ctx: typer.Context, amount: str | None = typer.Argument(None), 
 
 
 @app.command()
-def completion(ctx: typer.Context, amount: str = typer.Argument(...), auth: str | None = typer.Option(None, "--auth"),
-               date: str | None = typer.Option(None, "--date", help="MMDD of the pre-auth"), voucher: str | None = typer.Option(None, "--voucher"),
+def completion(ctx: typer.Context, amount: str = AMOUNT, auth: str | None = AUTH,
+               date: str | None = MMDD, voucher: str | None = OPT_VOUCHER,
                card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
                as_json: bool = JSON) -> None:  # fmt: skip
     """Pre-auth completion (预授权完成)."""
@@ -510,7 +532,7 @@ def completion(ctx: typer.Context, amount: str = typer.Argument(...), auth: str 
 
 
 @app.command("completion-void")
-def completion_void(ctx: typer.Context, voucher: str = typer.Option(..., "--voucher", help="Voucher (STAN) of the completion."),
+def completion_void(ctx: typer.Context, voucher: str = VOUCHER,
                     card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
                     as_json: bool = JSON) -> None:  # fmt: skip
     """Pre-auth completion void (预授权完成撤销)."""
@@ -518,11 +540,11 @@ def completion_void(ctx: typer.Context, voucher: str = typer.Option(..., "--vouc
 
 
 @app.command()
-def offline(ctx: typer.Context, amount: str | None = typer.Argument(None, help="Amount in yuan (settlement, adjust)."),
-            card: str | None = CARD, entry: str = ENTRY, auth: str | None = typer.Option(None, "--auth", help="Phone authorisation code."),
-            kind: str = typer.Option("settlement", "--kind", help="settlement (30) | adjust (32) | tip (34)"),
-            voucher: str | None = typer.Option(None, "--voucher", help="Voucher to adjust / add a tip to."),
-            tip: str | None = typer.Option(None, "--tip", help="Tip in yuan (kind tip)."), as_json: bool = JSON) -> None:  # fmt: skip
+def offline(ctx: typer.Context, amount: str | None = OPT_AMOUNT,
+            card: str | None = CARD, entry: str = ENTRY, auth: str | None = AUTH,
+            kind: str = typer.Option("settlement", "--kind", help="settlement (30) | adjust (32) | tip (34)", callback=checks.offline_kind),
+            voucher: str | None = OPT_VOUCHER,
+            tip: str | None = typer.Option(None, "--tip", help="Tip in yuan (kind tip).", callback=optional(checks.amount)), as_json: bool = JSON) -> None:  # fmt: skip
     """Offline transaction (离线结算 / 结算调整 / 追加小费): stored now, uploaded after the next online one."""
     from posgate.terminal.machine import Input
 
@@ -536,8 +558,9 @@ def offline(ctx: typer.Context, amount: str | None = typer.Argument(None, help="
 
 
 @app.command()
-def signature(ctx: typer.Context, voucher: str = typer.Option(..., "--voucher"),
-              image: Path = typer.Option(..., "--signature", help="PNG of the signature."), as_json: bool = JSON) -> None:  # fmt: skip
+def signature(ctx: typer.Context, voucher: str = VOUCHER,
+              image: Path = typer.Option(..., "--signature", help="PNG of the signature.", exists=True, dir_okay=False, readable=True),
+              as_json: bool = JSON) -> None:  # fmt: skip
     """Upload a (make-up) e-signature for a transaction of the current batch."""
     from posgate.terminal.machine import Input
 
@@ -581,7 +604,7 @@ def _local(ctx: typer.Context) -> Any:
 
 
 @app.command()
-def reprint(ctx: typer.Context, voucher: str | None = typer.Option(None, "--voucher", help="Voucher (STAN); default the last."),
+def reprint(ctx: typer.Context, voucher: str | None = OPT_VOUCHER,
             settlement: bool = typer.Option(False, "--settlement", help="Reprint the last settlement slip."), as_json: bool = JSON) -> None:  # fmt: skip
     """Reprint a slip (重打印) from the journal."""
     j = _local(ctx)
@@ -693,8 +716,10 @@ def operator_list(ctx: typer.Context, as_json: bool = JSON) -> None:
 
 
 @operator_app.command("add")
-def operator_add(ctx: typer.Context, code: str = typer.Argument(...), password: str = typer.Option(..., "--password"),
-                 role: str = typer.Option("operator", "--role"), admin: str = typer.Option(..., "--admin", help="Password of 99 (or 00 for operators).")) -> None:  # fmt: skip
+def operator_add(ctx: typer.Context, code: str = typer.Argument(..., callback=checks.operator_code),
+                 password: str = typer.Option(..., "--password", callback=checks.password),
+                 role: str = typer.Option("operator", "--role", callback=checks.role),
+                 admin: str = typer.Option(..., "--admin", help="Password of 99 (or 00 for operators).", callback=checks.password)) -> None:  # fmt: skip
     """Add an operator (needs the system administrator's password; the supervisor's for cashiers)."""
     from posgate.terminal.journal import OperatorError
 
@@ -715,8 +740,9 @@ def operator_add(ctx: typer.Context, code: str = typer.Argument(...), password: 
 
 
 @operator_app.command("passwd")
-def operator_passwd(ctx: typer.Context, code: str = typer.Argument(...), old: str = typer.Option(..., "--old"),
-                    new: str = typer.Option(..., "--new")) -> None:  # fmt: skip
+def operator_passwd(ctx: typer.Context, code: str = typer.Argument(..., callback=checks.operator_code),
+                    old: str = typer.Option(..., "--old", callback=checks.password),
+                    new: str = typer.Option(..., "--new", callback=checks.password)) -> None:  # fmt: skip
     """Change an operator's password (give the old one, or 99's for another operator)."""
     from posgate.terminal.journal import OperatorError
 
@@ -738,7 +764,9 @@ def operator_passwd(ctx: typer.Context, code: str = typer.Argument(...), old: st
 
 @operator_app.command("signin")
 def operator_signin(
-    ctx: typer.Context, code: str = typer.Argument(...), password: str = typer.Option(..., "--password")
+    ctx: typer.Context,
+    code: str = typer.Argument(..., callback=checks.operator_code),
+    password: str = typer.Option(..., "--password", callback=checks.password),
 ) -> None:
     """Operator sign-in (操作员签到, local): later transactions carry this operator."""
     from posgate.terminal.journal import OperatorError
