@@ -127,3 +127,23 @@ def test_operator_lock_times_are_the_terminals_local_time(tmp_path: Path) -> Non
     assert rc == 0 and m, out
     shown = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
     assert 0 < (shown - datetime.now(UTC)).total_seconds() <= 10 * 60 + 5  # the lock, in local time
+
+
+def test_text_settle_prints_the_totals_as_the_slip_does(tmp_path: Path) -> None:
+    import re
+
+    with HostThread() as host:
+        state = tmp_path / "s"
+        assert cli(state, host.port, "signon")[0] == 0
+        for amount in ("12.34", "7.66"):
+            assert cli(state, host.port, "sale", amount, "--card", OK, "--pin", "123456")[0] == 0
+        rc, out = cli(state, host.port, "settle", "--supervisor", "123456")
+        assert rc == 0 and out.startswith("交易成功 Approved"), out
+        assert (
+            "结算总计单 SETTLEMENT SLIP" in out and "内卡 CUP CARDS" in out and "外卡 FOREIGN CARDS" in out
+        ), out
+        assert re.search(r"借记 DEBIT\s+2\s+20\.00", out) and re.search(r"贷记 CREDIT\s+0\s+0\.00", out), out
+        assert (
+            "对账平 BALANCED" in out and "批上送 batch upload: 0" in out and "新批次 new batch: 000002" in out
+        ), out
+        assert "未签名 unsigned: 000002, 000003" in out, out
