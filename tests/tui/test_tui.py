@@ -251,6 +251,9 @@ async def test_settlement_slip_and_language_toggle():
         assert "SETTLEMENT SLIP" in text and "BALANCED" in text
         assert "10.00" in text and "2.50" in text
         await pilot.click("#slip-done")
+        msg = await until(pilot, MessageScreen)  # the two sales were settled unsigned: said so
+        assert "Settled unsigned: 000002, 000003" in str(msg.query_one("#message").render())
+        await pilot.press("enter")
         await until(pilot, MenuScreen)
         assert backend.state.batch == "000002" and not backend.state.txns
         # Reprint the settlement slip.

@@ -188,3 +188,37 @@ async def test_approved_after_a_make_up_sign_on_says_nothing_of_a_reversal(tmp_p
                 message(msg)
             )
             assert app.results[-1].approved and app.backend.state.reversal is None
+
+
+async def test_sign_off_hands_the_terminal_back_to_operator_sign_in() -> None:
+    backend = StubBackend()
+    app = PosApp(backend, lang="en")
+    async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "01", "0000")
+        await until(pilot, MenuScreen)
+        await pilot.press("8")
+        msg = await until(pilot, MessageScreen)
+        assert "Done" in heading(msg) and "Approved" not in heading(msg)  # no money moved
+        await pilot.press("enter")
+        login = await until(pilot, EntryScreen)
+        assert "Operator sign-in" in str(login.query_one("#title").render()) and app.operator == "--"
+        await sign_in(pilot, "02", "0000")
+        await until(pilot, MenuScreen)
+        assert app.operator == "02"
+
+
+async def test_settlement_tells_the_cashier_what_was_settled_unsigned() -> None:
+    backend = StubBackend()
+    voucher = await seed_sale(backend, 1000)  # never signed
+    app = PosApp(backend, lang="en", login=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, MenuScreen)
+        await pilot.press("6")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, "123456")
+        await until(pilot, MessageScreen)
+        await pilot.press("enter")
+        await until(pilot, SlipScreen)
+        await pilot.press("enter")  # Done has the focus
+        msg = await until(pilot, MessageScreen)
+        assert f"Settled unsigned: {voucher}" in message(msg), message(msg)

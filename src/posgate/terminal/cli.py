@@ -268,7 +268,7 @@ def _emit(result: Any, as_json: bool, extra_notice: str = "", state: Any = None)
         typer.echo(json.dumps(d, ensure_ascii=False, indent=2))
         return
     typer.echo(
-        f"{bilingual_title(seen.kind)}: {seen.message}"
+        f"{bilingual_title(seen.kind, result.operation)}: {seen.message}"
         + (f" [{result.response_code}]" if result.response_code else "")
     )
     for key, label in (

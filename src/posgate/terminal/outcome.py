@@ -31,6 +31,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "cancelled": ("交易取消", "Cancelled"),
 }
 
+# Operations that move no money: their success is "done", not a transaction approved.
+HOUSEKEEPING = frozenset({"sign_on", "sign_off", "echo", "parameter_download", "status_upload", "signature"})
+DONE = ("操作成功", "Done")
+
 # Result.error values meaning the host's answer never came back (or the request never left).
 NO_ANSWER_ERRORS = frozenset({"timeout", "comm"})
 
@@ -50,14 +54,13 @@ def kind_of(result: Any) -> str:
     return "declined"
 
 
-def title(kind: str, lang: str = "zh") -> str:
-    zh, en = TITLES[kind]
+def title(kind: str, lang: str = "zh", operation: str = "") -> str:
+    zh, en = DONE if kind == "approved" and operation in HOUSEKEEPING else TITLES[kind]
     return en if lang == "en" else zh
 
 
-def bilingual_title(kind: str) -> str:
-    zh, en = TITLES[kind]
-    return f"{zh} {en}"
+def bilingual_title(kind: str, operation: str = "") -> str:
+    return f"{title(kind, 'zh', operation)} {title(kind, 'en', operation)}"
 
 
 def reversal_line(state: Any) -> str:
@@ -80,12 +83,13 @@ def shown_notices(result: Any) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     kind: str
+    operation: str
     message: str  # the result's message (with its response code when the host gave one)
     notices: tuple[str, ...]  # what happened on the way, then the pending reversal if any
     reversal_pending: bool
 
     def title(self, lang: str = "zh") -> str:
-        return title(self.kind, lang)
+        return title(self.kind, lang, self.operation)
 
 
 def outcome(result: Any, state: Any, lang: str = "") -> Outcome:
@@ -107,4 +111,4 @@ def outcome(result: Any, state: Any, lang: str = "") -> Outcome:
     notices = shown_notices(result)
     if rev:
         notices.append(rev)
-    return Outcome(kind, message, tuple(notices), bool(rev))
+    return Outcome(kind, result.operation, message, tuple(notices), bool(rev))

@@ -97,6 +97,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "login_failed": ("签到失败", "Sign-in refused"),
     "admin_no_trade": ("系统管理员不能交易，请用操作员号签到", "The system administrator cannot trade: sign in as an operator"),
     "welcome": ("操作员已签到", "Operator signed in"),
+    "unsigned_settled": ("未签名交易已结算", "Settled unsigned"),
+    "upload_incomplete": ("批上送未完成，请再次结算", "Batch upload incomplete: settle again"),
     "admin_pwd": ("请输入系统管理员密码", "System administrator password"),
     "wrong_pwd": ("密码错误", "Wrong password"),
     "enter_pin": ("请持卡人输入密码", "Cardholder, enter your PIN"),
@@ -422,7 +424,8 @@ class StubBackend:
             stan, new_batch = self._next_stan(), next_batch(s.batch)
             slip: dict[str, Any] = {"settled_batch": s.batch, "new_batch": new_batch, "domestic_result": "1",
                     "foreign_result": "1", "totals": totals_dict(totals(s)), "stan": stan,
-                    "settled_at": now.replace(microsecond=0).isoformat()}  # fmt: skip
+                    "settled_at": now.replace(microsecond=0).isoformat(),
+                    "unsigned": [t.stan for t in s.txns if t.signature in ("unsigned", "pending")]}  # fmt: skip
             self._state = replace(self._state, txns=(), signatures={}, batch=new_batch, last_settlement=slip)
             return replace(answer("00", stan=stan), settlement=slip)
         card = inp.card
@@ -1358,6 +1361,17 @@ class PosApp(App[None]):
         slip = settlement_slip_from(result.settlement, self.backend.state, self.operator,
                                     merchant_name_en=self.merchant_name_en)  # fmt: skip
         await self.ask(SlipScreen(settlement=slip))
+        # What the slip does not say: transactions settled unsigned, an incomplete batch upload,
+        # the notices of the way (signature uploads, advices) — the cashier must see them too.
+        info = result.settlement
+        seen = outcome(result, self.backend.state, self.lang)
+        extra = [*seen.notices]
+        if info.get("unsigned"):
+            extra.append(f"{self.w('unsigned_settled')}: {', '.join(info['unsigned'])}")
+        if not info.get("batch_upload_complete", True):
+            extra.append(self.w("upload_incomplete"))
+        if extra:
+            await self.tell(seen.title(self.lang), seen.message, *extra, ok=True)
 
     async def flow_sign_on(self) -> None:
         from posgate.terminal.operations.base import Input
