@@ -222,3 +222,17 @@ async def test_settlement_tells_the_cashier_what_was_settled_unsigned() -> None:
         await pilot.press("enter")  # Done has the focus
         msg = await until(pilot, MessageScreen)
         assert f"Settled unsigned: {voucher}" in message(msg), message(msg)
+
+
+async def test_the_stub_locks_an_operator_after_three_wrong_passwords_too() -> None:
+    backend = StubBackend()
+    app = PosApp(backend, lang="en")
+    async with app.run_test(size=SIZE) as pilot:
+        for left in ("2 tries left", "1 tries left", "locked"):
+            await sign_in(pilot, "01", "9999")
+            msg = await until(pilot, MessageScreen)
+            assert left in message(msg), message(msg)
+            await pilot.press("enter")
+        await sign_in(pilot, "01", "0000")
+        msg = await until(pilot, MessageScreen)
+        assert "locked until" in message(msg) and app.operator == "--"

@@ -350,6 +350,8 @@ class StubBackend:
         self.delay = delay
         self.inputs: list[Input] = []
         self._rrn = 0
+        self._failed: dict[str, int] = {}
+        self._locked: dict[str, datetime] = {}
 
     @property
     def state(self) -> TerminalState:
@@ -359,7 +361,29 @@ class StubBackend:
         return None
 
     def verify_operator(self, code: str, password: str, role: str | None = None) -> str:
-        return _check_demo_operator(code, password, role)
+        """The demo operators, with the journal's lockout rule: three wrong passwords in a row
+        lock the operator for ten minutes (by the stub's clock), the right one resets the count."""
+        from datetime import timedelta
+
+        from posgate.terminal.journal import DEFAULT_LOCKOUT_MINUTES, MAX_FAILED_SIGNINS
+
+        now = self.clock()
+        until = self._locked.get(code)
+        if until is not None and until > now:
+            return f"操作员已锁定，请于 {until:%H:%M:%S} 后重试 / operator {code} is locked until {until:%H:%M:%S}"
+        problem = _check_demo_operator(code, password, role)
+        if problem.startswith("密码错误"):
+            failed = self._failed.get(code, 0) + 1
+            if failed >= MAX_FAILED_SIGNINS:
+                self._failed[code] = 0
+                self._locked[code] = now + timedelta(minutes=DEFAULT_LOCKOUT_MINUTES)
+                return f"密码错误次数过多，操作员已锁定 / too many wrong passwords: operator {code} locked"
+            self._failed[code] = failed
+            return f"密码错 / wrong password for operator {code} ({MAX_FAILED_SIGNINS - failed} tries left)"
+        if not problem:
+            self._failed.pop(code, None)
+            self._locked.pop(code, None)
+        return problem
 
     def role_of(self, code: str) -> str | None:
         return DEMO_OPERATORS.get(code, (None,))[0]
