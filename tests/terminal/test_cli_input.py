@@ -69,7 +69,7 @@ BAD: list[tuple[list[str], str, str]] = [
         "operator",
     ),
     (["tui", "--operator", "abc"], "--operator", "2 digits"),
-    (["tui", "--lang", "fr"], "--lang", "zh, en"),
+    (["tui", "--lang", "fr"], "--lang", "zh or en"),
 ]
 
 

@@ -331,6 +331,8 @@ def _refuse(message: str, as_json: bool) -> None:
                     "error": "refused",
                     "message": message,
                     "response_code": "",
+                    "outcome": "refused",
+                    "reversal_pending": None,
                     "exit_code": 2,
                 },
                 ensure_ascii=False,

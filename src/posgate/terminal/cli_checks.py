@@ -188,4 +188,11 @@ def choice(*allowed: str) -> Check:
 entry_mode = choice("swipe", "insert", "tap", "manual", "fallback")
 offline_kind = choice("settlement", "adjust", "tip")
 role = choice("sysadmin", "supervisor", "operator")
-lang = choice("zh", "en")
+
+
+def lang(value: str) -> str:
+    """zh or en (zh-CN, en-US and the like are taken for them)."""
+    low = value.strip().lower()
+    if low[:2] in ("zh", "en"):
+        return low[:2]
+    raise _bad("语言须为 zh 或 en", "the language must be zh or en")
