@@ -236,3 +236,14 @@ async def test_the_stub_locks_an_operator_after_three_wrong_passwords_too() -> N
         await sign_in(pilot, "01", "0000")
         msg = await until(pilot, MessageScreen)
         assert "locked until" in message(msg) and app.operator == "--"
+
+
+async def test_f2_on_an_entry_screen_translates_its_prompt_too() -> None:
+    app = PosApp(StubBackend(), lang="en")
+    async with app.run_test(size=SIZE) as pilot:
+        login = await until(pilot, EntryScreen)
+        assert "Operator number" in str(login.query_one("#prompt").render())
+        await pilot.press("f2")
+        await pilot.pause()
+        assert "请输入操作员号" in str(app.screen.query_one("#prompt").render())
+        assert "操作员签到" in str(app.screen.query_one("#title").render())

@@ -95,7 +95,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "enter_operator": ("请输入操作员号", "Operator number"),
     "enter_op_pwd": ("请输入操作员密码", "Operator password"),
     "login_failed": ("签到失败", "Sign-in refused"),
-    "admin_no_trade": ("系统管理员不能交易，请用操作员号签到", "The system administrator cannot trade: sign in as an operator"),
+    "admin_no_trade": (
+        "系统管理员不能交易，请用操作员号签到",
+        "The system administrator cannot trade: sign in as an operator",
+    ),
     "welcome": ("操作员已签到", "Operator signed in"),
     "unsigned_settled": ("未签名交易已结算", "Settled unsigned"),
     "upload_incomplete": ("批上送未完成，请再次结算", "Batch upload incomplete: settle again"),
@@ -679,6 +682,11 @@ class PosScreen(Screen[Any]):
     def action_cancel(self) -> None:
         self.answer(None)
 
+    def say(self, text: str) -> str:
+        """A prompt given as a key of WORDS is said in the current language — also after F2
+        on this very screen (a prompt built as text would stay in the language it was built in)."""
+        return self.w(text) if text in WORDS else text
+
     def button_has_focus(self) -> bool:
         """A focused button owns Enter (its own binding presses it): a screen's Enter shortcut
         (OK, next copy, submit) must not take the key from Save PDF, Cancel, Done."""
@@ -741,9 +749,9 @@ class EntryScreen(PosScreen):
             self.answer(None)
 
     def body(self) -> ComposeResult:
-        yield Static(self.prompt, id="prompt")
+        yield Static(self.say(self.prompt), id="prompt")
         yield Display(self.shown(), id="display")
-        yield Static(self.hint, id="hint")
+        yield Static(self.say(self.hint), id="hint")
         with Horizontal(id="entry-row"):
             with Grid(id="keypad"):
                 for k in KEYPAD:
@@ -789,7 +797,7 @@ class EntryScreen(PosScreen):
             self.answer("")
             return
         if len(self.value) < self.min_len or (self.mode == "amount" and int(self.value or "0") <= 0):
-            self.query_one("#hint", Static).update(Text(self.hint or "?", style="bold red"))
+            self.query_one("#hint", Static).update(Text(self.say(self.hint) or "?", style="bold red"))
             return
         self.answer(self.value)
 
@@ -825,9 +833,13 @@ class ChoiceScreen(PosScreen):
         self.choices = list(choices)
 
     def body(self) -> ComposeResult:
-        yield Static(self.prompt, id="prompt")
+        yield Static(self.say(self.prompt), id="prompt")
         yield OptionList(
-            *[Option(f"{i + 1} {text}", id=key) for i, (key, text) in enumerate(self.choices)], id="choices"
+            *[
+                Option(f"{i + 1} {self.say(key) if key in WORDS else text}", id=key)
+                for i, (key, text) in enumerate(self.choices)
+            ],
+            id="choices",
         )
         yield Button(self.w("cancel"), id="cancel", variant="error")
 
@@ -1119,7 +1131,7 @@ class PosApp(App[None]):
         return bool(await self.ask(MessageScreen(heading, lines, ok=ok)))
 
     async def password(self, operator: str, prompt_key: str, role: str | None = None) -> bool:
-        pwd = await self.ask(EntryScreen(self.w(prompt_key), "secret", max_len=8, min_len=4))
+        pwd = await self.ask(EntryScreen(prompt_key, "secret", max_len=8, min_len=4))
         if pwd is None:
             return False
         problem = self.backend.verify_operator(operator, pwd, role)
@@ -1134,10 +1146,10 @@ class PosApp(App[None]):
             return None
         demo, entry = chosen
         if entry == "manual":  # 手输卡号: the cashier keys in the card number and expiry
-            pan = await self.ask(EntryScreen(self.w("enter_pan"), "digits", max_len=19, min_len=13))
+            pan = await self.ask(EntryScreen("enter_pan", "digits", max_len=19, min_len=13))
             if pan is None:
                 return None
-            expiry = await self.ask(EntryScreen(self.w("enter_expiry"), "digits", max_len=4, min_len=4))
+            expiry = await self.ask(EntryScreen("enter_expiry", "digits", max_len=4, min_len=4))
             if expiry is None:
                 return None
             demo = DemoCard(pan, expiry, "", "")
@@ -1145,11 +1157,11 @@ class PosApp(App[None]):
         if pin:
             code = await self.ask(
                 EntryScreen(
-                    self.w("enter_pin"),
+                    "enter_pin",
                     "secret",
                     max_len=12,
                     min_len=4,
-                    hint=self.w("pin_skip"),
+                    hint="pin_skip",
                     allow_empty=True,
                 )
             )
@@ -1254,7 +1266,7 @@ class PosApp(App[None]):
         journal's rule, the same as the CLI's). It cannot be escaped; it repeats until an
         operator (a cashier or the supervisor, not the system administrator) is in."""
         while True:
-            ask_code = EntryScreen(self.w("enter_operator"), "digits", max_len=2, min_len=2, cancellable=False,
+            ask_code = EntryScreen("enter_operator", "digits", max_len=2, min_len=2, cancellable=False,
                                    title_key="login")  # fmt: skip
             ask_code.value = self.suggested_operator if self.operator == "--" else ""
             code = await self.ask(ask_code)
@@ -1276,7 +1288,7 @@ class PosApp(App[None]):
     async def flow_sale(self) -> None:
         from posgate.terminal.operations.base import Input
 
-        amount = await self.ask(EntryScreen(self.w("enter_amount"), "amount", max_len=12))
+        amount = await self.ask(EntryScreen("enter_amount", "amount", max_len=12))
         if amount is None:
             return
         card = await self.card_and_pin(amount=int(amount))
@@ -1289,7 +1301,7 @@ class PosApp(App[None]):
 
         if not await self.password("00", "supervisor_pwd", "supervisor"):
             return
-        voucher = await self.ask(EntryScreen(self.w("enter_voucher"), "digits", max_len=6))
+        voucher = await self.ask(EntryScreen("enter_voucher", "digits", max_len=6))
         if voucher is None:
             return
         original = self.entry(voucher)
@@ -1311,13 +1323,13 @@ class PosApp(App[None]):
 
         if not await self.password("00", "supervisor_pwd", "supervisor"):
             return
-        rrn = await self.ask(EntryScreen(self.w("enter_rrn"), "digits", max_len=12, min_len=12))
+        rrn = await self.ask(EntryScreen("enter_rrn", "digits", max_len=12, min_len=12))
         if rrn is None:
             return
-        date = await self.ask(EntryScreen(self.w("enter_date"), "digits", max_len=4, min_len=4))
+        date = await self.ask(EntryScreen("enter_date", "digits", max_len=4, min_len=4))
         if date is None:
             return
-        amount = await self.ask(EntryScreen(self.w("enter_amount"), "amount"))
+        amount = await self.ask(EntryScreen("enter_amount", "amount"))
         if amount is None:
             return
         card = await self.card_and_pin(pin=False, amount=int(amount))
@@ -1341,7 +1353,7 @@ class PosApp(App[None]):
         from posgate.terminal.operations.base import Input
 
         keys = ("preauth", "preauth_void", "completion", "completion_void")
-        choice = await self.ask(ChoiceScreen(self.w("preauth_menu"), [(k, self.w(k)) for k in keys]))
+        choice = await self.ask(ChoiceScreen("preauth_menu", [(k, self.w(k)) for k in keys]))
         if choice is None:
             return
         if choice == "completion_void":
@@ -1351,13 +1363,13 @@ class PosApp(App[None]):
             return
         auth = date = ""
         if choice != "preauth":
-            auth = await self.ask(EntryScreen(self.w("enter_auth"), "digits", max_len=6, min_len=6))
+            auth = await self.ask(EntryScreen("enter_auth", "digits", max_len=6, min_len=6))
             if auth is None:
                 return
-            date = await self.ask(EntryScreen(self.w("enter_date"), "digits", max_len=4, min_len=4))
+            date = await self.ask(EntryScreen("enter_date", "digits", max_len=4, min_len=4))
             if date is None:
                 return
-        amount = await self.ask(EntryScreen(self.w("enter_amount"), "amount"))
+        amount = await self.ask(EntryScreen("enter_amount", "amount"))
         if amount is None:
             return
         card = await self.card_and_pin(pin=choice != "preauth_void", amount=int(amount))
@@ -1417,7 +1429,7 @@ class PosApp(App[None]):
     async def flow_reprint(self) -> None:
         choice = await self.ask(
             ChoiceScreen(
-                self.w("reprint"), [(k, self.w(k)) for k in ("reprint_last", "reprint_any", "reprint_settle")]
+                "reprint", [(k, self.w(k)) for k in ("reprint_last", "reprint_any", "reprint_settle")]
             )
         )
         if choice is None:
@@ -1440,7 +1452,7 @@ class PosApp(App[None]):
                 slip_txns = [t for t in state.txns if t.operation in SLIP_OPERATIONS]
                 entry = slip_txns[-1] if slip_txns else None
         else:
-            voucher = await self.ask(EntryScreen(self.w("enter_voucher"), "digits", max_len=6))
+            voucher = await self.ask(EntryScreen("enter_voucher", "digits", max_len=6))
             if voucher is None:
                 return
             entry = self.entry(voucher)
@@ -1455,9 +1467,7 @@ class PosApp(App[None]):
         if not await self.password("99", "admin_pwd", "sysadmin"):
             return
         choice = await self.ask(
-            ChoiceScreen(
-                self.w("admin"), [(k, self.w(k)) for k in ("make_up", "echo", "params", "info", "language")]
-            )
+            ChoiceScreen("admin", [(k, self.w(k)) for k in ("make_up", "echo", "params", "info", "language")])
         )
         if choice == "echo":
             result = await self.process(Input("echo", operator=self.operator))
@@ -1484,7 +1494,7 @@ class PosApp(App[None]):
             await self.tell(self.w("none_unsigned"))
             return
         choices = [(t.stan, f"{t.stan} {mask_pan(t.pan)} RMB {fen_to_yuan(t.amount)}") for t in unsigned]
-        stan = await self.ask(ChoiceScreen(self.w("choose_unsigned"), choices))
+        stan = await self.ask(ChoiceScreen("choose_unsigned", choices))
         if stan is None:
             return
         entry = self.entry(stan)
