@@ -573,6 +573,15 @@ class Journal:
                 (_hasher().hash(password), code),
             )
 
+    def local_time(self, stamp: str) -> str:
+        """A stored (UTC) time as the terminal's wall clock — its configured zone (the demo
+        acquirer's Asia/Shanghai by default), named, so a cashier never has to convert."""
+        from zoneinfo import ZoneInfo
+
+        zone = self.config.timezone
+        at = datetime.fromisoformat(stamp)
+        return f"{at.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M:%S} ({zone})"
+
     def verify_operator(
         self, code: str, password: str, now: datetime, *, role: str | None = None
     ) -> Operator:
@@ -587,9 +596,8 @@ class Journal:
                 f"操作员 {code} 不是{'主管' if role == 'supervisor' else role} / operator {code} is not a {role}"
             )
         if op.locked_until and datetime.fromisoformat(op.locked_until) > now:
-            raise OperatorError(
-                f"操作员已锁定，请于 {op.locked_until[:19]} 后重试 / operator {code} is locked until {op.locked_until[:19]}"
-            )
+            until = self.local_time(op.locked_until)
+            raise OperatorError(f"操作员已锁定，请于 {until} 后重试 / operator {code} is locked until {until}")
         row = self.conn.execute("SELECT hash FROM operators WHERE code = ?", (code,)).fetchone()
         try:
             _hasher().verify(row[0], password)
@@ -605,8 +613,9 @@ class Journal:
                     "UPDATE operators SET failed = ?, locked_until = ? WHERE code = ?", (failed, locked, code)
                 )
             if locked:
+                until = self.local_time(locked)
                 raise OperatorError(
-                    f"密码错误次数过多，操作员已锁定 / too many wrong passwords: operator {code} locked for a while"
+                    f"密码错误次数过多，操作员已锁定至 {until} / too many wrong passwords: operator {code} locked until {until}"
                 ) from None
             raise OperatorError(
                 f"密码错 / wrong password for operator {code} ({MAX_FAILED_SIGNINS - failed} tries left)"
