@@ -102,11 +102,11 @@ def salvage(body: bytes) -> tuple[Message, str] | None:
     for p0 in starts:
         found = _resync(body, p0, numbers)
         if found is not None and all(k in found[0] for k in ADDRESS):
-            fields, left_out = found
+            got, left_out = found
             notes = [] if not bitmap >> 63 else ["an empty secondary bitmap"] if p0 == 18 else ["bit 1 set, no secondary bitmap"]
             if left_out:
                 notes.append(f"bitmap flags absent field{'s' if len(left_out) > 1 else ''} {', '.join(map(str, left_out))}")
-            return Message(mti, fields), "; ".join(notes) or "read as flagged"
+            return Message(mti, got), "; ".join(notes) or "read as flagged"
     p = 18 if bitmap >> 63 else 10
     fields: dict[int, FieldValue] = {}
     for k in numbers:
