@@ -20,7 +20,10 @@ DEFAULT_MAX_FRAME = 4096  # a CUP message with a 999-byte signature stays under 
 
 
 class FramingError(ValueError):
-    """The byte stream is not a sequence of CUP frames."""
+    """The byte stream is not a sequence of CUP frames. ``rest``: the bytes from the bad
+    length prefix on (for a relay that passes them through untouched)."""
+
+    rest: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +175,11 @@ class FrameReader:
             elif size > self.max_size:
                 problem = f"frame length {size} exceeds the maximum of {self.max_size}"
             if problem is not None:
-                del buf[:]
                 if frames:
                     problem += f" (stray bytes after {len(frames)} whole frame{'s' if len(frames) > 1 else ''})"
                 self.error = FramingError(problem)
+                self.error.rest = bytes(buf[p:])
+                del buf[:]
                 if not frames:
                     raise self.error
                 return frames

@@ -220,3 +220,9 @@ def test_tpdu_and_header_round_trip(tpdu: str, header: str) -> None:
     hd = Header.from_hex(header)
     assert str(hd) == header and Header.parse(hd.encode()) == hd
     assert hd.with_requirement(header[5]) == hd
+
+
+def test_the_stray_bytes_are_kept_for_a_relay() -> None:
+    reader = FrameReader()
+    reader.feed(v.SIGN_ON_A + b"\x00\x05junk")
+    assert reader.error is not None and reader.error.rest == b"\x00\x05junk"
