@@ -68,3 +68,21 @@ async def test_a_request_closed_without_a_reply_is_never_logged_with_a_response_
         assert "field 42: 15 ASCII characters" in unanswered[0].getMessage()
     finally:
         await host.shutdown()
+
+
+def _declining_processor(frame_header: bytes, body: bytes, store, issuer, env) -> EchoReply:
+    return EchoReply(frame_header, body, operation="sale", response_code="30",
+                     trace=[["Decode", "ABORTED", "30 field 35: a 0 or F pad nibble"], ["BuildReply", "PREPARED", "30"]])  # fmt: skip
+
+
+async def test_a_decline_is_logged_with_the_field_and_the_reason(make_host, caplog):
+    host = await make_host(processor=_declining_processor)
+    try:
+        r, w = await connect(host)
+        with caplog.at_level(logging.INFO, logger="posgate.host"):
+            assert (await roundtrip(r, w))[2] == BODY
+            await host.shutdown()
+        lines = [getattr(rec, "fields", {}) for rec in caplog.records if getattr(rec, "fields", {}).get("rc") == "30"]
+        assert lines and lines[0]["reason"] == "field 35: a 0 or F pad nibble"
+    finally:
+        await host.shutdown()
