@@ -132,7 +132,10 @@ class Decode(Participant):
                 ctx.close = True
                 return ctx.decline(self.name, "30", f"field {exc.field}: {exc.expected}; 11, 41, 42 unreadable, closing")
             ctx.msg, how = found
-            return ctx.decline(self.name, "30", f"field {exc.field}: {exc.expected} ({how})")
+            if how.startswith("read up to"):
+                return ctx.decline(self.name, "30", f"field {exc.field}: {exc.expected} ({how})")
+            # The reading that made sense names the fault; the codec's error under the bitmap as sent follows.
+            return ctx.decline(self.name, "30", f"{how} (as sent: field {exc.field}: {exc.expected})")
         ctx.msg = msg
         if msg.mti not in REQUEST_MTIS:
             ctx.close = True
