@@ -221,6 +221,22 @@ def _card(pan: str | None, entry: str, pin: str | None, amount: int = 0, expiry:
         raise Fail(str(e)) from None
 
 
+def _card_or_qr(pan: str | None, qr: str | None, entry: str, pin: str | None, amount: int = 0) -> Any:
+    """The card as read, or the customer's payment code as scanned (--qr; docs/decisions.md Q1)."""
+    from posgate.terminal.cards import read_qr
+
+    if qr is None:
+        if not pan:
+            raise Fail("请刷卡或扫码 / --card or --qr is required")
+        return _card(pan, entry, pin, amount)
+    if pan:
+        raise Fail("--card 与 --qr 只能选一 / give --card or --qr, not both")
+    try:
+        return read_qr(qr)
+    except ValueError as e:
+        raise Fail(str(e)) from None
+
+
 def _signature(path: Path | None) -> tuple[bytes, str]:
     if path is None:
         return b"", ""
@@ -245,7 +261,11 @@ def _emit(result: Any, as_json: bool, extra_notice: str = "") -> None:
     if as_json:
         typer.echo(json.dumps(d, ensure_ascii=False, indent=2))
     else:
-        head = "交易成功" if result.approved else ("交易失败" if result.error else "交易拒绝")
+        head = (
+            "交易成功"
+            if result.approved
+            else ("交易处理中" if result.error == "pending" else "交易失败" if result.error else "交易拒绝")
+        )
         typer.echo(
             f"{head}: {result.message}" + (f" [{result.response_code}]" if result.response_code else "")
         )
@@ -319,6 +339,9 @@ def _refuse(message: str, as_json: bool) -> None:
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 CARD = typer.Option(None, "--card", help="Card number (PAN); the reader is simulated.")
+QR = typer.Option(
+    None, "--qr", help="扫码 The customer's payment code (UnionPay QR, WeChat Pay, Alipay), as scanned."
+)
 PIN = typer.Option(None, "--pin", help="Cardholder PIN (encrypted under the PIK at once, never stored).")
 ENTRY = typer.Option("swipe", "--entry", help="swipe | insert | tap | manual | fallback")
 OPERATOR = typer.Option(None, "--operator", help="Operator code (default: the signed-in operator, else 01).")
@@ -365,26 +388,38 @@ def echo(ctx: typer.Context, as_json: bool = JSON) -> None:
 
 @app.command()
 def sale(ctx: typer.Context, amount: str = typer.Argument(..., help="Amount in yuan, e.g. 12.34"), card: str | None = CARD,
-         pin: str | None = PIN, entry: str = ENTRY, operator: str | None = OPERATOR, password: str | None = PASSWORD,
+         qr: str | None = QR, pin: str | None = PIN, entry: str = ENTRY, operator: str | None = OPERATOR, password: str | None = PASSWORD,
          signature: Path | None = typer.Option(None, "--signature", help="PNG of the cardholder's signature (e-signature upload)."),
          as_json: bool = JSON) -> None:  # fmt: skip
-    """Sale (消费)."""
+    """Sale (消费): a card, or a scanned payment code (扫码, --qr)."""
     from posgate.terminal.machine import Input
 
     def build(j: Any) -> tuple[Any, str]:
         fen = _amount(amount)
-        if not card:
-            raise Fail("请刷卡 / --card is required")
+        the_card = _card_or_qr(card, qr, entry, pin, fen)
         jbig, notice = _signature(signature)
         return Input(
             "sale",
             amount=fen,
-            card=_card(card, entry, pin, fen),
+            card=the_card,
             operator=_operator(j, operator, password),
             signature=jbig,
         ), notice
 
     _run(ctx, as_json, build)
+
+
+@app.command()
+def query(ctx: typer.Context, voucher: str | None = typer.Option(None, "--voucher", help="Voucher (STAN) of the QR sale; default: the latest one waiting."),
+          as_json: bool = JSON) -> None:  # fmt: skip
+    """扫码查询 Query a QR payment that waits for the customer's password (answered 09)."""
+    from posgate.terminal.machine import Input
+
+    _run(
+        ctx,
+        as_json,
+        lambda j: (Input("qr_query", voucher=voucher or "", operator=_operator(j, None, None)), ""),
+    )
 
 
 @app.command()
@@ -426,22 +461,21 @@ def void(ctx: typer.Context, voucher: str = typer.Option(..., "--voucher", help=
 def refund(ctx: typer.Context, amount: str = typer.Argument(..., help="Amount in yuan."),
            rrn: str = typer.Option(..., "--rrn", help="RRN of the original transaction."),
            date: str = typer.Option(..., "--date", help="Date of the original transaction, MMDD."),
-           card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
-           as_json: bool = JSON) -> None:  # fmt: skip
-    """Refund (退货): needs the supervisor password; not reversible."""
+           card: str | None = CARD, qr: str | None = QR, pin: str | None = PIN, entry: str = ENTRY,
+           supervisor: str | None = SUPERVISOR, as_json: bool = JSON) -> None:  # fmt: skip
+    """Refund (退货): needs the supervisor password; not reversible. A QR payment: --qr CODE."""
     from posgate.terminal.machine import Input
 
     def build(j: Any) -> tuple[Any, str]:
         _supervisor(j, supervisor)
         fen = _amount(amount)
-        if not card:
-            raise Fail("请刷卡 / --card is required")
+        the_card = _card_or_qr(card, qr, entry, pin, fen)
         return Input(
             "refund",
             amount=fen,
             rrn=rrn,
             orig_date=date,
-            card=_card(card, entry, pin, fen),
+            card=the_card,
             operator=_operator(j, None, None),
         ), ""
 
@@ -610,7 +644,7 @@ def _slip_text(t: Any, config: Any, merchant_name: str) -> str:
         from posgate.receipt import Slip, render_text
 
         when = datetime.fromisoformat(t.at) if t.at else _now()
-        entry = {"01": "manual", "02": "swipe", "05": "insert", "07": "tap"}.get(t.entry_mode[:2], "")
+        entry = {"01": "manual", "02": "swipe", "03": "qr", "05": "insert", "07": "tap"}.get(t.entry_mode[:2], "")
         slip = Slip(merchant_name=merchant_name, merchant_id=config.merchant_id, terminal_id=config.terminal_id,
                     operator=t.operator, card_number=t.pan, operation=t.operation, batch_no=t.batch, stan=t.stan,
                     when=when, amount=t.amount, card_org=t.card_org, entry_mode=entry, auth_code=t.auth_code, rrn=t.rrn,

@@ -19,6 +19,15 @@ from posgate.terminal.operations.base import Flow, Input, Step, TerminalError, e
 from posgate.terminal.state import TerminalState
 
 NAME = "sale"
+# What a cashier is told when a scanned code is refused (the wire code is the card's, Q2).
+QR_MESSAGES = {
+    "54": ("付款码已失效，请顾客刷新付款码", "the payment code has expired: ask the customer to refresh it"),
+    "51": (
+        "余额不足，请顾客更换付款方式",
+        "not sufficient funds: ask the customer for another payment method",
+    ),
+    "14": ("无效付款码", "invalid payment code"),
+}
 
 
 def validate(state: TerminalState, inp: Input) -> None:
@@ -73,6 +82,9 @@ def on_reply(
                          message_en="waiting for the customer's password; query the payment "
                                     f"(posgate terminal query {request.text(11)})")  # fmt: skip
         flow = replace(flow, result=result)
+    elif card is not None and card.entry == "qr" and result is not None and reply.text(39) in QR_MESSAGES:
+        zh, en = QR_MESSAGES[reply.text(39)]
+        flow = replace(flow, result=replace(result, message_zh=zh, message_en=en))
     return state, flow
 
 
