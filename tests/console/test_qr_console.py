@@ -4,11 +4,14 @@ for a signature; its receipt names the wallet and masks the code."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from sqlalchemy import update
 
 from posgate.store import schema as s
 
-from .helpers import MART, Env, _txn, api_token, login
+from .helpers import MART, Env, Live, _txn, api_token, browser_login, login
 
 UNIONPAY, WECHAT, ALIPAY = "6288000000000000011", "134567890123456789", "281234567890123456"
 
@@ -59,3 +62,22 @@ def test_receipt_of_a_qr_payment_names_the_wallet_without_a_signature_line(env: 
     assert detail.status_code == 200 and UNIONPAY not in detail.text
     pdf = c.get(f"/transactions/{ids[UNIONPAY]}/receipt.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and UNIONPAY.encode() not in pdf.content
+
+
+@pytest.mark.browser
+def test_browser_filters_qr_payments_by_wallet(live: Live, page: Any) -> None:
+    seed_qr(live.env)
+    browser_login(page, live.url, "mart-clerk")
+    page.click("nav.side a[href='/transactions']")
+    page.select_option("[data-testid=method-filter]", "wechat")
+    page.click("form.filters button[type=submit]")
+    rows = page.locator("[data-testid=txn-table] tbody tr[data-txn-id]")
+    assert rows.count() == 1
+    assert rows.first.locator("[data-testid=payment-method]").inner_text().strip() == "扫码 微信支付"
+    assert "134567********6789" in rows.first.inner_text()
+    assert rows.first.locator("a.badge-warn").count() == 0  # no "Sign" link for a QR payment
+    page.click("a[data-lang=en]")
+    page.select_option("[data-testid=method-filter]", "qr")
+    page.click("form.filters button[type=submit]")
+    methods = page.locator("[data-testid=txn-table] [data-testid=payment-method]").all_inner_texts()
+    assert sorted(m.strip() for m in methods) == ["Scan Alipay", "Scan UnionPay QR", "Scan WeChat Pay"]
