@@ -121,12 +121,14 @@ def list_transactions(
     day_from: str = "", day_to: str = "", card: str = "", amount: str = Query("", description="yuan, e.g. 12.34"),
     voucher: str = "", type: str = "", result: str = "", page: int = Query(1, ge=1),  # noqa: A002
     per_page: int = Query(100, ge=1, le=1000),
+    method: str = Query("", description="card | qr | unionpay | wechat | alipay (scan-to-pay wallets)"),
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Search transactions (newest first). Items carry ``amount`` in fen and ``signed``."""
+    """Search transactions (newest first). Items carry ``amount`` in fen, ``signed`` and
+    ``payment_method`` (``card``, or the QR wallet)."""
     state = st(request)
     q = TxnQuery(day_from=day_from, day_to=day_to, terminal_id=terminal_id, merchant_id=merchant_id, card=card,
                  amount=amount, rrn=rrn, voucher=voucher, type=type, result=result, unsigned=unsigned, page=page,
-                 per_page=per_page)  # fmt: skip
+                 per_page=per_page, method=method if method in txns.PAYMENT_METHODS else "")  # fmt: skip
     with state.db.read() as conn:
         rows, _total = txns.search(conn, p, q, state.settings.keyring)
     return [txns.api_item(r, state.tz, p.is_acquirer) for r in rows]

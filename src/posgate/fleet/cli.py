@@ -30,7 +30,7 @@ def fleet(
     duration: float | None = typer.Option(None, "--duration", help="Seconds of load (default 10 unless --transactions)."),
     transactions: int | None = typer.Option(None, "--transactions", min=1, help="Stop after this many operations."),
     mix: str = typer.Option("sale=70,void=5,refund=3,balance=10,preauth=5,offline=4,signature=3", "--mix",
-                            help="Weights per operation: sale, void, refund, balance, preauth, offline, signature."),
+                            help="Weights per operation: sale, void, refund, balance, preauth, offline, signature, qr (扫码: a sale paid with a demo payment code)."),
     state: Path | None = typer.Option(None, "--state", help="Keep each terminal's journal in this directory (else in memory)."),
     provision: bool = typer.Option(False, "--provision", help="Create the terminals, merchants and cards in --db first."),
     db: str | None = typer.Option(None, "--db", help="The host's database URL (with --provision)."),

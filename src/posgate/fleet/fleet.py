@@ -49,9 +49,11 @@ from typing import Any
 
 from posgate.fleet.net import require_loopback
 from posgate.terminal import machine
+from posgate.terminal.cards import read_qr
 from posgate.terminal.client import Endpoint, TerminalSession
 from posgate.terminal.journal import Journal
 from posgate.terminal.machine import Card, Input, Result, Send, TerminalConfig, TerminalError, TerminalState
+from posgate.terminal.state import TxnEntry
 
 # docs/demo-data.md: the three demo terminals and the cards a sale is approved on.
 DEMO_TERMINALS = (
@@ -62,7 +64,11 @@ DEMO_TERMINALS = (
 DEMO_CARDS = (("6212142000000000012", "3012"), ("4761730000000011", "3012"))
 DEMO_PIN = "123456"
 
-OPERATIONS = ("sale", "void", "refund", "balance", "preauth", "offline", "signature")
+# Scan-to-pay demo codes the issuer approves (docs/decisions.md Q3): ``qr`` in the mix is a sale
+# paid with one of them; a void or refund of such a sale carries its code again (Q1).
+DEMO_QR_CODES = ("6288000000000000011", "134567890123456789", "281234567890123456")
+
+OPERATIONS = ("sale", "void", "refund", "balance", "preauth", "offline", "signature", "qr")
 DEFAULT_MIX = "sale=70,void=5,refund=3,balance=10,preauth=5,offline=4,signature=3"
 
 
@@ -173,6 +179,10 @@ def provision(db_url: str, n: int, *, key_file: str | None = None) -> tuple[list
             for pan, expiry in card_list:
                 if db.keyring.pan_hash(pan) not in have_c:
                     add_card(conn, db.keyring, pan, expiry, DEMO_PIN, balance=FLEET_CARD_BALANCE, actor="fleet")
+            for code in DEMO_QR_CODES:  # what ``qr`` in the mix pays with
+                if db.keyring.pan_hash(code) not in have_c:
+                    add_card(conn, db.keyring, code, "3012", DEMO_PIN, balance=FLEET_CARD_BALANCE, actor="fleet",
+                             payment_code=True)  # fmt: skip
     finally:
         db.close()
     return specs, card_list
@@ -378,6 +388,11 @@ class SimTerminal:
 # -- the workload ----------------------------------------------------------------------------------------
 
 
+def _again(t: TxnEntry) -> Card:
+    """The card of a logged sale presented again: its code when it was a QR payment."""
+    return read_qr(t.pan) if t.entry_mode.startswith("03") else card_for(t.pan, t.expiry or "3012")
+
+
 class Workload:
     """Draws the next operation for a terminal from the mix and builds its input."""
 
@@ -413,6 +428,8 @@ class Workload:
         rng = self.rng
         if op == "sale":
             return Input("sale", amount=self.amount(), card=self.card())
+        if op == "qr":
+            return Input("sale", amount=self.amount(), card=read_qr(rng.choice(DEMO_QR_CODES)))
         if op == "balance":
             return Input("balance", card=self.card())
         if op == "preauth":
@@ -423,13 +440,13 @@ class Workload:
             if not sales:
                 return None
             t = rng.choice(sales)
-            return Input("void", voucher=t.stan, card=card_for(t.pan, t.expiry or "3012"))
+            return Input("void", voucher=t.stan, card=_again(t))
         if op == "refund":
             sales = [t for t in batch if t.operation == "sale" and t.status == "approved" and t.rrn and t.pan]
             if not sales:
                 return None
             t = rng.choice(sales)
-            return Input("refund", amount=max(1, t.amount // 2), card=card_for(t.pan, t.expiry or "3012"),
+            return Input("refund", amount=max(1, t.amount // 2), card=_again(t),
                          rrn=t.rrn, orig_date=t.date or datetime.now(UTC).strftime("%m%d"))  # fmt: skip
         if op == "offline":
             return Input("offline", kind="settlement", amount=self.amount(), card=self.card(),

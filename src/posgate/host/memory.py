@@ -347,6 +347,15 @@ DEMO_CARDS = (
     ("4761730000000011", "3012", 10_000_000, "debit", "VIS", False, "active", None),
 )
 DEMO_PIN = "123456"
+# Scan-to-pay demo payment codes (docs/decisions.md Q3; the same as posgate.store.demo.QR_CODES).
+DEMO_QR_CODES = (
+    ("6288000000000000011", "3012", 10_000_000, "debit", "CUP", False, "active", None),  # approved
+    ("6288000000000000029", "3012", 10_000_000, "debit", "CUP", False, "password", None),  # 09, then 00
+    ("6288000000000000037", "3012", 0, "debit", "CUP", False, "active", None),  # 51
+    ("6288000000000000045", "2001", 10_000_000, "debit", "CUP", False, "active", None),  # expired: 54
+    ("134567890123456789", "3012", 10_000_000, "debit", "CUP", False, "active", None),  # WeChat Pay style
+    ("281234567890123456", "3012", 10_000_000, "debit", "CUP", False, "active", None),  # Alipay style
+)
 
 
 def demo_memory_store(env: Env) -> MemoryStore:
@@ -358,7 +367,7 @@ def demo_memory_store(env: Env) -> MemoryStore:
         store.add_merchant(mid, name, name_en, mcc, fee)
     for tid, mid, tmk, serial in DEMO_TERMINALS:
         store.add_terminal(tid, mid, bytes.fromhex(tmk), serial, at=now)
-    for pan, expiry, balance, kind, org, chip, state, limit in DEMO_CARDS:
+    for pan, expiry, balance, kind, org, chip, state, limit in (*DEMO_CARDS, *DEMO_QR_CODES):
         store.add_card(pan, expiry, balance, pin=DEMO_PIN, kind=kind, organisation=org, chip=chip, state=state,
                        per_txn_limit=limit)  # fmt: skip
     return store

@@ -252,16 +252,22 @@ def request_resign(conn: Connection, terminal_id: str, *, reason: str = "support
 
 # -- the built-in issuer's cards ---------------------------------------------------------------
 
-CARD_STATES = ("active", "lost", "stolen", "restricted", "blocked")
+# ``password``: a scan-to-pay code whose wallet waits for the customer's password (09, then the
+# terminal's query approves it; docs/decisions.md Q2).
+CARD_STATES = ("active", "lost", "stolen", "restricted", "blocked", "password")
 
 
 def add_card(conn: Connection, keyring: Keyring, pan: str, expiry: str, pin: str, *, balance: int, kind: str = "debit",
              organisation: str = "CUP", chip: bool = False, state: str = "active", per_txn_limit: int | None = None,
-             actor: str = "cli") -> str:  # fmt: skip
-    """Add a card to the built-in issuer; returns the masked PAN."""
-    if not (13 <= len(pan) <= 19 and pan.isdigit()):
+             actor: str = "cli", payment_code: bool = False) -> str:  # fmt: skip
+    """Add a card to the built-in issuer; returns the masked PAN. ``payment_code``: a wallet's
+    scan-to-pay code (16 to 24 digits, no Luhn digit), kept exactly as a PAN is (Q3)."""
+    if payment_code:
+        if not (16 <= len(pan) <= 24 and pan.isdigit()):
+            raise AdminError("the payment code must be 16 to 24 digits")
+    elif not (13 <= len(pan) <= 19 and pan.isdigit()):
         raise AdminError("the PAN must be 13 to 19 digits")
-    if not luhn_valid(pan):
+    elif not luhn_valid(pan):
         raise AdminError("the PAN fails the Luhn check; check the digits")
     _check_digits("expiry (YYMM)", expiry, 4)
     if not (4 <= len(pin) <= 12 and pin.isdigit()):

@@ -67,6 +67,17 @@ CARDS = (
     DemoCard("4761730000000011", "3012", "debit", "VIS", False, "active", 10_000_000),
 )
 
+# Scan-to-pay demo payment codes (docs/decisions.md Q3), fixed values outside kits rely on.
+# Kept in the issuer's cards table like a PAN (hashed, encrypted; no clear code at rest).
+QR_CODES = (
+    DemoCard("6288000000000000011", "3012", "debit", "CUP", False, "active", 10_000_000),  # UnionPay QR: approved
+    DemoCard("6288000000000000029", "3012", "debit", "CUP", False, "password", 10_000_000),  # 09, then the query: 00
+    DemoCard("6288000000000000037", "3012", "debit", "CUP", False, "active", 0),  # 51
+    DemoCard("6288000000000000045", "2001", "debit", "CUP", False, "active", 10_000_000),  # code expired: 54
+    DemoCard("134567890123456789", "3012", "debit", "CUP", False, "active", 10_000_000),  # WeChat Pay style
+    DemoCard("281234567890123456", "3012", "debit", "CUP", False, "active", 10_000_000),  # Alipay style
+)
+
 
 def provision_demo(engine: Engine, keyring: Keyring) -> int:
     """Create whatever of the demo data is missing; returns the number of objects created."""
@@ -95,6 +106,11 @@ def _provision(conn: Connection, keyring: Keyring) -> int:
         if keyring.pan_hash(c.pan) not in have:
             admin.add_card(conn, keyring, c.pan, c.expiry, PIN, balance=c.balance, kind=c.kind, organisation=c.organisation,
                            chip=c.chip, state=c.state, per_txn_limit=c.per_txn_limit, actor=ACTOR)  # fmt: skip
+            created += 1
+    for c in QR_CODES:
+        if keyring.pan_hash(c.pan) not in have:
+            admin.add_card(conn, keyring, c.pan, c.expiry, PIN, balance=c.balance, kind=c.kind, organisation=c.organisation,
+                           state=c.state, actor=ACTOR, payment_code=True)  # fmt: skip
             created += 1
     return created
 

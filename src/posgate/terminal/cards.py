@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from posgate.dialect.qr import check_code
 from posgate.iso8583 import TLV
 from posgate.terminal.operations.base import Card, organisation_of
 
@@ -91,3 +92,10 @@ def read_card(
         raise ValueError("an IC read needs randbytes and the time")
     icc = icc_data(amount, when, randbytes, pin=bool(pin), tap=entry == "tap")
     return Card(pan=pan, entry=entry, track2=t2, expiry=exp, seq="001", icc=icc, pin=pin, organisation=org)
+
+
+def read_qr(code: str) -> Card:
+    """What the scanner gives for a customer's payment code (scan-to-pay, docs/decisions.md Q1):
+    the code stands where the PAN stands; the organisation is CUP (the acquirer settles every
+    wallet's QR payments in the domestic totals, Q4). Raises ValueError for a malformed code."""
+    return Card(pan=check_code(code), entry="qr", organisation="CUP")

@@ -234,6 +234,22 @@ def _card(pan: str | None, entry: str, pin: str | None, amount: int = 0, expiry:
         raise Fail(str(e)) from None
 
 
+def _card_or_qr(pan: str | None, qr: str | None, entry: str, pin: str | None, amount: int = 0) -> Any:
+    """The card as read, or the customer's payment code as scanned (--qr; docs/decisions.md Q1)."""
+    from posgate.terminal.cards import read_qr
+
+    if qr is None:
+        if not pan:
+            raise Fail("请刷卡或扫码 / --card or --qr is required")
+        return _card(pan, entry, pin, amount)
+    if pan:
+        raise Fail("--card 与 --qr 只能选一 / give --card or --qr, not both")
+    try:
+        return read_qr(qr)
+    except ValueError as e:
+        raise Fail(str(e)) from None
+
+
 def _signature(path: Path | None) -> tuple[bytes, str]:
     if path is None:
         return b"", ""
@@ -350,6 +366,9 @@ def _refuse(message: str, as_json: bool) -> None:
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 CARD = typer.Option(None, "--card", help="Card number (PAN); the reader is simulated.", callback=optional(checks.card_number))
+QR = typer.Option(
+    None, "--qr", help="扫码 The customer's payment code (UnionPay QR, WeChat Pay, Alipay), as scanned."
+)
 PIN = typer.Option(None, "--pin", help="Cardholder PIN (encrypted under the PIK at once, never stored).",
                    callback=optional(checks.pin))
 ENTRY = typer.Option("swipe", "--entry", help="swipe | insert | tap | manual | fallback", callback=checks.entry_mode)
@@ -404,27 +423,40 @@ def echo(ctx: typer.Context, as_json: bool = JSON) -> None:
 
 @app.command()
 def sale(ctx: typer.Context, amount: str = AMOUNT, card: str | None = CARD,
-         pin: str | None = PIN, entry: str = ENTRY, operator: str | None = OPERATOR, password: str | None = PASSWORD,
+         qr: str | None = QR, pin: str | None = PIN, entry: str = ENTRY, operator: str | None = OPERATOR, password: str | None = PASSWORD,
          signature: Path | None = typer.Option(None, "--signature", help="PNG of the cardholder's signature (e-signature upload).",
                                                exists=True, dir_okay=False, readable=True),
          as_json: bool = JSON) -> None:  # fmt: skip
-    """Sale (消费)."""
+    """Sale (消费): a card, or a scanned payment code (扫码, --qr)."""
     from posgate.terminal.machine import Input
 
     def build(j: Any) -> tuple[Any, str]:
         fen = _amount(amount)
-        if not card:
-            raise Fail("请刷卡 / --card is required")
+        the_card = _card_or_qr(card, qr, entry, pin, fen)
         jbig, notice = _signature(signature)
         return Input(
             "sale",
             amount=fen,
-            card=_card(card, entry, pin, fen),
+            card=the_card,
             operator=_operator(j, operator, password),
             signature=jbig,
         ), notice
 
     _run(ctx, as_json, build)
+
+
+@app.command()
+def query(ctx: typer.Context, voucher: str | None = typer.Option(None, "--voucher", help="Voucher (STAN) of the QR sale; default: the latest one waiting.",
+                                             callback=optional(checks.voucher)),
+          as_json: bool = JSON) -> None:  # fmt: skip
+    """扫码查询 Query a QR payment that waits for the customer's password (answered 09)."""
+    from posgate.terminal.machine import Input
+
+    _run(
+        ctx,
+        as_json,
+        lambda j: (Input("qr_query", voucher=voucher or "", operator=_operator(j, None, None)), ""),
+    )
 
 
 @app.command()
@@ -466,22 +498,21 @@ def void(ctx: typer.Context, voucher: str = VOUCHER,
 def refund(ctx: typer.Context, amount: str = AMOUNT,
            rrn: str = typer.Option(..., "--rrn", help="RRN of the original transaction (12).", callback=checks.rrn),
            date: str = typer.Option(..., "--date", help="Date of the original transaction, MMDD.", callback=checks.month_day),
-           card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
-           as_json: bool = JSON) -> None:  # fmt: skip
-    """Refund (退货): needs the supervisor password; not reversible."""
+           card: str | None = CARD, qr: str | None = QR, pin: str | None = PIN, entry: str = ENTRY,
+           supervisor: str | None = SUPERVISOR, as_json: bool = JSON) -> None:  # fmt: skip
+    """Refund (退货): needs the supervisor password; not reversible. A QR payment: --qr CODE."""
     from posgate.terminal.machine import Input
 
     def build(j: Any) -> tuple[Any, str]:
         _supervisor(j, supervisor)
         fen = _amount(amount)
-        if not card:
-            raise Fail("请刷卡 / --card is required")
+        the_card = _card_or_qr(card, qr, entry, pin, fen)
         return Input(
             "refund",
             amount=fen,
             rrn=rrn,
             orig_date=date,
-            card=_card(card, entry, pin, fen),
+            card=the_card,
             operator=_operator(j, None, None),
         ), ""
 

@@ -29,6 +29,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "failed": ("交易失败", "Failed"),
     "refused": ("交易未发送", "Not sent"),
     "cancelled": ("交易取消", "Cancelled"),
+    "pending": ("交易处理中", "Payment pending"),  # a QR payment waiting for the customer's password (Q2)
 }
 
 # Operations that move no money: their success is "done", not a transaction approved.
@@ -49,6 +50,8 @@ def kind_of(result: Any) -> str:
         return "no_answer"
     if result.error == "refused":
         return "refused"
+    if result.error == "pending":
+        return "pending"
     if result.error:
         return "failed"
     return "declined"

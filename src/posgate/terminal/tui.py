@@ -112,6 +112,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "insert": ("插卡", "Insert"),
     "tap": ("挥卡", "Tap"),
     "manual": ("手输卡号", "Manual"),
+    "qr": ("扫码", "Scan code"),
+    "scan_code": ("请扫描或输入顾客付款码", "Scan or type the customer's payment code"),
+    "bad_code": ("付款码无效", "Invalid payment code"),
+    "qr_wait": ("等待顾客输入密码", "Waiting for the customer's password"),
+    "qr_query_now": ("顾客输入密码后按确认查询，Esc 放弃", "Press Enter to query once the customer has entered the password; Esc to stop"),
     "processing": ("处理中，请稍候…", "Processing, please wait…"),
     "approved": ("交易成功", "Approved"),
     "declined": ("交易失败", "Declined"),
@@ -329,6 +334,8 @@ def _check_demo_operator(code: str, password: str, role: str | None) -> str:
 
 
 _STUB_DECLINES = {
+    "6288000000000000037": "51",  # demo payment codes (docs/decisions.md Q3)
+    "6288000000000000045": "54",
     "6217000000000000038": "54",
     "6217000000000000046": "41",
     "6217000000000000053": "43",
@@ -482,14 +489,15 @@ class StubBackend:
         if name == "balance":
             return answer(code, stan=stan, pan_masked=mask_pan(card.pan), balance=10_000_000)
         auth = f"{self._rrn:06d}"
-        org = "CUP" if card.pan.startswith("62") else "VIS"
+        qr = card.entry == "qr"  # a scanned payment code: CUP, field 22 = 032, no signature (Q1, Q4)
+        org = "CUP" if card.pan.startswith("62") or qr else "VIS"
         entry = TxnEntry(stan=stan, batch=s.batch, operation=name, amount=amount, pan=card.pan, expiry=card.expiry,
-                         entry_mode=card.entry, card_org=org, rrn=rrn, auth_code=auth, date=now.strftime("%m%d"),
+                         entry_mode="032" if qr else card.entry, card_org=org, rrn=rrn, auth_code=auth, date=now.strftime("%m%d"),
                          time=now.strftime("%H%M%S"), at=now.replace(microsecond=0).isoformat(),
                          operator=inp.operator, original_stan=original.stan if original else "",
                          original_date=inp.orig_date, issuer_bank="01020000" if org == "CUP" else "",
                          acquirer_bank="00049990",
-                         signature="unsigned" if name not in ("preauth_void",) else "")  # fmt: skip
+                         signature="unsigned" if name not in ("preauth_void",) and not qr else "")  # fmt: skip
         state = self._state.with_txn(entry)
         if original is not None:
             state = state.with_txn(replace(original, status="voided"))
@@ -802,6 +810,13 @@ class EntryScreen(PosScreen):
             return
         self.answer(self.value)
 
+    def on_paste(self, event: events.Paste) -> None:
+        """A pasted payment code or number: its digits, as if typed."""
+        event.stop()
+        for ch in event.text:
+            if ch.isdigit():
+                self.type_key(ch)
+
     def on_key(self, event: events.Key) -> None:
         if event.key == "enter" and self.button_has_focus():
             return  # Enter presses the focused button (Cancel is not OK)
@@ -877,6 +892,7 @@ class CardScreen(PosScreen):
         with Horizontal(id="card-actions"):
             for mode in ("swipe", "insert", "tap", "manual"):
                 yield Button(self.w(mode), id=f"entry-{mode}", variant="primary")
+            yield Button(self.w("qr"), id="entry-qr", variant="warning")  # 扫码: the customer's payment code
             yield Button(self.w("cancel"), id="cancel", variant="error")
 
     def on_mount(self) -> None:
@@ -1146,6 +1162,17 @@ class PosApp(App[None]):
         if chosen is None:
             return None
         demo, entry = chosen
+        if entry == "qr":  # 扫码: scanned (a scanner types like a keyboard) or typed / pasted
+            from posgate.terminal.cards import read_qr
+
+            scanned = await self.ask(EntryScreen(self.w("scan_code"), "digits", max_len=24, min_len=16))
+            if scanned is None:
+                return None
+            try:
+                return read_qr(scanned)
+            except ValueError as e:
+                await self.tell(self.w("bad_code"), str(e), ok=False)
+                return None
         if entry == "manual":  # 手输卡号: the cashier keys in the card number and expiry
             pan = await self.ask(EntryScreen("enter_pan", "digits", max_len=19, min_len=13))
             if pan is None:
@@ -1254,6 +1281,19 @@ class PosApp(App[None]):
         if result is None:
             return
         await self.show_result(result)
+        while result.error == "pending" and result.stan:  # a QR payment waiting for the password (Q2)
+            waiting = result.stan
+            if not await self.tell(self.w("qr_wait"), self.w("qr_query_now")):
+                return
+            from posgate.terminal.operations.base import Input as Request
+
+            queried = await self.process(Request("qr_query", voucher=waiting, operator=self.operator))
+            if queried is None:
+                return
+            await self.show_result(queried)
+            if queried.error == "pending":
+                continue
+            result = replace(queried, stan=waiting) if queried.approved else queried
         if not result.approved or not result.stan:
             return
         entry = self.entry(result.stan)

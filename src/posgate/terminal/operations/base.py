@@ -21,6 +21,7 @@ from posgate.crypto import cup_ecb_mac, encrypt_pin, encrypt_track, mac_verify, 
 from posgate.dialect.cup import CODEC
 from posgate.dialect.fields import Field60, Field63
 from posgate.dialect.operations import OPERATIONS, Operation
+from posgate.dialect.qr import field59, is_qr_entry
 from posgate.domain.masking import mask_pan, split_track
 from posgate.domain.response_codes import APPROVED, describe
 from posgate.iso8583 import TLV, CodecError, Message
@@ -280,7 +281,7 @@ def field60(type_code: str, batch: str, nmic: str, card: Card | None = None, *, 
     ).format()
 
 
-_ENTRY = {"manual": "01", "swipe": "02", "fallback": "02", "insert": "05", "tap": "07"}
+_ENTRY = {"manual": "01", "swipe": "02", "fallback": "02", "insert": "05", "tap": "07", "qr": "03"}
 REVERSAL_55_TAGS = ("95", "9F1E", "9F10", "9F36", "DF31")
 
 
@@ -288,6 +289,8 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
     """Fields 2, 14, 22, 23, 26, 35, 36, 52, 53, 55 for the card as read (spec 2, 6)."""
     if card.entry not in _ENTRY:
         raise TerminalError(f"unknown entry mode {card.entry!r} (swipe, insert, tap, manual)")
+    if card.entry == "qr":
+        return qr_fields(card)
     keys = state.keys
     f: dict[int, Any] = {}
     pin = bool(card.pin) and want_pin
@@ -333,6 +336,12 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
     return f
 
 
+def qr_fields(card: Card) -> dict[int, Any]:
+    """A scanned payment code (docs/decisions.md Q1): 22 = 032 (scanned, no PIN at the POS) and
+    the code in 59 as tag A3 + length + code; no 2, 14, 35 or PIN block."""
+    return {22: "032", 59: field59(card.pan)}
+
+
 def advice_card_fields(card: Card) -> dict[int, Any]:
     """The card as an advice carries it (refund, like an offline advice: 3.1b marks the track
     and PIN fields conditional): 2 (PAN), 14 (expiry, from the track when not read apart), 22
@@ -341,6 +350,8 @@ def advice_card_fields(card: Card) -> dict[int, Any]:
     track or PIN block encrypted under this sign-on's keys could not be (and must not be kept)."""
     if card.entry not in _ENTRY:
         raise TerminalError(f"unknown entry mode {card.entry!r} (swipe, insert, tap, manual)")
+    if card.entry == "qr":
+        return qr_fields(card)
     expiry = card.expiry
     after = split_track(card.track2)[1] if card.track2 else None
     if not expiry and after:
@@ -482,7 +493,9 @@ def entry_from(
     org = card.org if card is not None else organisation_of(pan)
     det = reply_details(reply, org) if reply is not None else {}
     f44 = reply.text(44) if reply is not None else ""
-    sig = "unsigned" if op(name).settlement == "debit" or name == "preauth" else ""
+    # A QR payment is confirmed on the customer's phone: no signature (Q4).
+    qr = is_qr_entry(request.text(22))
+    sig = "unsigned" if (op(name).settlement == "debit" or name == "preauth") and not qr else ""
     values: dict[str, Any] = {
         "stan": stan,
         "batch": state.batch,
