@@ -15,7 +15,7 @@ from posgate.terminal.tui import (
     SlipScreen,
 )
 
-from .test_tui import SIZE, type_digits, until
+from .test_tui import SIZE, sign_in, type_digits, until
 from .test_tui_host import host_port  # noqa: F401  (fixture)
 
 WAITING = "6288000000000000029"
@@ -34,6 +34,7 @@ async def test_scanned_code_waits_for_the_password_then_the_query_prints_the_sli
     backend = ClientBackend(session)
     app = PosApp(backend, slip_dir=tmp_path / "slips")
     async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "01", "0000")  # operator sign-in against the journal's register
         await until(pilot, MenuScreen)
         await pilot.press("1")
         await until(pilot, EntryScreen)
