@@ -292,11 +292,11 @@ def unwrap_working_keys(tmk: bytes, scheme: str, field62: bytes) -> WorkingKeys:
     if len(f) != want:
         raise CryptoError(f"field 62 for scheme {scheme} must be {want} bytes, got {len(f)}")
     if cipher is SM4:
-        pik, mak, tdk = (
+        sm4_keys = [
             _verified(name, SM4.decrypt(tmk, f[i : i + 16]), f[i + 16 : i + 20], SM4)
             for name, i in (("PIK", 0), ("MAK", 20), ("TDK", 40))
-        )
-        return WorkingKeys(pik=pik, mak=mak, tdk=tdk, cipher=SM4)
+        ]
+        return WorkingKeys(pik=sm4_keys[0], mak=sm4_keys[1], tdk=sm4_keys[2], cipher=SM4)
     des_decrypt = DES.decrypt
     kcv = DES.kcv
     if scheme == "001":

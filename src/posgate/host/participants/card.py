@@ -7,7 +7,7 @@ Must never: store or trace a track, a PAN or an expiry date — only ``pan_hash`
 
 from __future__ import annotations
 
-from posgate.crypto import CryptoError, decrypt_track, luhn_valid
+from posgate.crypto import CryptoError, cipher_for, decrypt_track, luhn_valid
 from posgate.domain.masking import mask_pan
 from posgate.host.context import Context
 from posgate.host.pipeline import Participant
@@ -23,9 +23,9 @@ class ReadCard(Participant):
         if track:
             if msg.text(53)[2:3] == "1":
                 if t.tdk is None:
-                    return ctx.decline(self.name, "30", "encrypted track but no TDK (sign on with 004)")
+                    return ctx.decline(self.name, "30", "encrypted track but no TDK (sign on with 004 or 006)")
                 try:
-                    track = decrypt_track(t.tdk, track)
+                    track = decrypt_track(t.tdk, track, cipher=cipher_for(t.algorithm))
                 except CryptoError:
                     return ctx.decline(self.name, "30", "track 2 does not decrypt")
             track_pan, sep, rest = track.partition("=")
