@@ -12,7 +12,7 @@ import pytest
 
 from posgate.crypto import DES, SM4, cup_ecb_mac, decrypt_pin, decrypt_track, unwrap_working_keys
 from posgate.dialect.cup import CODEC
-from posgate.dialect.fields import Field60, SM4_PIN_PREFIX, terminal_info
+from posgate.dialect.fields import SM4_PIN_PREFIX, Field60, terminal_info
 from posgate.iso8583 import Message
 from posgate.terminal import machine
 from posgate.terminal.machine import Input

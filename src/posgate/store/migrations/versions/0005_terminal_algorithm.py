@@ -26,13 +26,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # An SM4 terminal cannot go back to a schema without the column: its TMK is not a DES key.
-    conn = op.get_bind()
-    n = conn.execute(sa.text("SELECT COUNT(*) FROM terminals WHERE algorithm <> 'des'")).scalar()
-    if n:
-        raise RuntimeError(
-            f"{n} terminal(s) use SM4 keys; set them back to DES with a new TMK "
-            "('posgate admin terminal set-algorithm TID des --tmk HEX') before downgrading"
+    # A schema without the column reads every TMK as a DES key: an SM4 terminal's keys would be
+    # used with the wrong cipher. Suspend those terminals (the console shows why) and drop
+    # their working keys, rather than refuse the downgrade or let them trade.
+    op.execute(
+        sa.text(
+            "UPDATE terminals SET status = 'suspended', "
+            "suspended_reason = 'SM4 (国密) keys need schema revision 0005', "
+            "key_scheme = NULL, pik_enc = NULL, mak_enc = NULL, tdk_enc = NULL WHERE algorithm <> 'des'"
         )
+    )
     with op.batch_alter_table("terminals") as batch:
         batch.drop_column("algorithm")
