@@ -227,7 +227,7 @@ def add_terminal(conn: Connection, keyring: Keyring, terminal_id: str, merchant_
 
 
 def set_algorithm(conn: Connection, keyring: Keyring, terminal_id: str, algorithm: str, *, tmk: bytes | None = None,
-                  actor: str = "cli") -> NewTerminal:  # fmt: skip
+                  actor: str = "cli", detail: str | None = None) -> NewTerminal:  # fmt: skip
     """Switch a terminal between DES and SM4 (国密) keys.
 
     The working keys of the old cipher are dropped and the terminal is asked to sign on again
@@ -251,7 +251,8 @@ def set_algorithm(conn: Connection, keyring: Keyring, terminal_id: str, algorith
         )
     )  # fmt: skip
     _audit(conn, actor, "terminal.set_algorithm", "terminal", terminal_id, row.merchant_id,
-           before={"algorithm": old}, after={"algorithm": algorithm, "tmk_kcv": check, "new_tmk": tmk is not None})  # fmt: skip
+           before={"algorithm": old}, after={"algorithm": algorithm, "tmk_kcv": check, "new_tmk": tmk is not None},
+           detail=detail)  # fmt: skip
     return NewTerminal(terminal_id, check, None)
 
 
