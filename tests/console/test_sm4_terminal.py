@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
 from pair.harness import TERMINALS, PairTerminal  # tests/ is on sys.path (rootdir-relative packages)
 from posgate.crypto import SM4
+from posgate.store import schema as s
 
-from .helpers import Env, api_token, csrf_of, login
+from .helpers import Env, Live, api_token, browser_login, csrf_of, login
 from .test_host_integration import make_world, terminal_row
 
 
@@ -47,3 +53,20 @@ def test_terminal_page_shows_and_switches_the_algorithm(env: Env) -> None:
     # A merchant user sees the page without the form.
     mart = login(env.client(), "mart-admin")
     assert 'data-testid="set-algorithm"' not in mart.get("/terminals/10000001").text
+
+
+@pytest.mark.browser
+def test_support_switches_a_terminal_to_sm4_in_the_browser(live: Live, page: Any) -> None:
+    browser_login(page, live.url, "support")
+    page.goto(f"{live.url}/terminals/20000001")
+    assert page.locator("[data-testid=key-algorithm]").inner_text() == "DES/TDES"
+    page.select_option("[data-testid=algorithm]", "sm4")
+    page.fill("[data-testid=algorithm-reason]", "国密改造，工单 2048")
+    page.click("[data-testid=set-algorithm]")
+    page.wait_for_url(f"{live.url}/terminals/20000001")
+    assert page.locator("[data-testid=key-algorithm]").inner_text() == "SM4 (国密)"
+    assert page.locator("[data-testid=resign-requested]").inner_text().startswith("是")
+    with live.env.db.engine.connect() as conn:
+        t = conn.execute(select(s.terminals).where(s.terminals.c.terminal_id == "20000001")).one()
+        audit = conn.execute(select(s.audit_log).where(s.audit_log.c.action == "terminal.set_algorithm")).one()
+    assert t.algorithm == "sm4" and audit.detail == "国密改造，工单 2048" and audit.actor == "support"
