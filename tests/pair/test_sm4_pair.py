@@ -186,3 +186,30 @@ def test_reversal_of_an_sm4_sale_drops_the_pin_block() -> None:
     again = t.run(Input("sale", amount=4_00, card=t.card(OK, amount=4_00)))
     assert again.approved and t.purposes(n)[:2] == ["reversal", "sale"]
     assert 62 not in t.sent[n].message and t.sent[n].message.text(39) == "98"
+
+
+@pytest.mark.parametrize("change", ["no 62", "short 62", "other prefix", "PIN without PAN"])
+def test_host_refuses_a_malformed_sm4_pin_block_with_99(change: str) -> None:
+    world = make_world()
+    t = sm4_driver(world)
+    assert t.run(Input("sign_on")).approved
+    keys = t.state.keys
+    assert keys is not None
+    _, out = machine.start(t.state, Input("sale", amount=3_00, card=t.card(OK, amount=3_00)), world.clock())
+    assert isinstance(out, machine.Send)
+    fields = dict(CODEC.decode(out.body).items())
+    fields.pop(64, None)
+    if change == "no 62":
+        del fields[62]
+    elif change == "short 62":
+        fields[62] = fields[62][:-1]  # type: ignore[index]
+    elif change == "other prefix":
+        fields[62] = b"XX016" + fields[62][5:]  # type: ignore[index]
+    else:
+        fields[53] = "14" + fields[53][2:]  # type: ignore[index]
+    body = CODEC.encode(Message("0200", fields), mac=lambda mab: cup_ecb_mac(keys.mak, mab, SM4))
+    reply = world.process(body).body
+    assert reply is not None
+    r = CODEC.decode(reply)
+    assert r.text(39) == "99"
+    assert all(x.status != "approved" for x in world.store.txns.values() if x.mti == "0200")
