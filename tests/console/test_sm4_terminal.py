@@ -36,6 +36,11 @@ def test_api_switches_a_terminal_to_sm4_and_the_host_follows(env: Env) -> None:
     # The old keys are gone: a DES sign-on is refused, the SM4 one is served under the same TMK.
     assert pos.sign_on("004").code == "40"
     assert pos.sign_on("006").code == "00" and pos.keys is not None and pos.keys.cipher is SM4
+    # The SM4 working keys are kept encrypted under the master key, as the DES ones are.
+    row = terminal_row(env, "10000001")
+    for col, key, purpose in (("pik_enc", pos.keys.pik, b"pik"), ("mak_enc", pos.keys.mak, b"mak"),
+                              ("tdk_enc", pos.keys.tdk, b"tdk")):  # fmt: skip
+        assert key is not None and key not in bytes(row[col]) and env.db.keyring.decrypt(row[col], purpose) == key
     again = c.post("/api/v1/terminals/10000001/algorithm", headers=sup, json={"algorithm": "sm4", "reason": "x"})
     assert again.status_code == 409
 
