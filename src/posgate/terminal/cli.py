@@ -168,6 +168,8 @@ def _open(s: Settings) -> Any:
     new = replace(config, **changes) if changes else config
     if new.algorithm == "sm4" and len(new.tmk) != 16:
         raise Fail("--tmk: an SM4 TMK is 32 hex digits")
+    if new.algorithm == "sm4" and s.scheme:
+        raise Fail("--scheme: an SM4 (国密) terminal signs on with 006 only")
     if new != config:
         j.set_config(new)
     if j.created:
