@@ -357,6 +357,20 @@ def terminal_reinstate(request: Request, terminal_id: str, body: ReasonIn, p: Ac
     return {"terminal_id": terminal_id, "status": "active"}
 
 
+class AlgorithmIn(ReasonIn):
+    algorithm: str = Field(pattern="^(des|sm4)$")
+
+
+@router.post("/terminals/{terminal_id}/algorithm", tags=["terminals"])
+def terminal_algorithm(request: Request, terminal_id: str, body: AlgorithmIn, p: Acq) -> dict[str, Any]:
+    """Switch the terminal between DES and SM4 (国密) keys: its working keys are dropped and it
+    must sign on again with the new scheme (006 for SM4)."""
+    state = st(request)
+    with state.db.write() as conn:
+        kcv = terminals.set_algorithm(conn, p, terminal_id, body.algorithm, body.reason, state.settings.keyring)
+    return {"terminal_id": terminal_id, "algorithm": body.algorithm, "tmk_kcv": kcv, "resign_requested": True}
+
+
 @router.put("/terminals/{terminal_id}/params", tags=["terminals"])
 def terminal_params(request: Request, terminal_id: str, body: dict[str, str], p: Acq) -> dict[str, Any]:
     """Replace the downloadable parameters (tag → value, spec 3.12); sets ``params_pending``."""

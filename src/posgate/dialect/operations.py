@@ -69,7 +69,7 @@ OPERATIONS: dict[str, Operation] = {
     )
 }
 
-SIGN_ON_SCHEMES = ("001", "003", "004")
+SIGN_ON_SCHEMES = ("001", "003", "004", "006")  # 006: SM4 (国密) keys (docs/dialect.md 4.4)
 BATCH_UPLOAD_CODES = ("201", "202", "203", "204", "205", "206", "207")
 
 # (mti, field 3, field 25, 60.1) → operation name, for the financial messages.

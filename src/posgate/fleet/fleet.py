@@ -25,7 +25,7 @@ The report (:class:`FleetStats`) gives TPS, latency percentiles per operation (t
 wait: from the input to the result, make-up sign-ons and reversals included), response codes,
 reversals sent, re-sign-ons, settlements and their results.
 
-Terminals: the three demo terminals, or ``--provision --db URL`` to create N terminals, their
+Terminals: the four demo terminals (40000001 with SM4 keys), or ``--provision --db URL`` to create N terminals, their
 merchants and enough issuer cards directly in the host's database (the store's admin API, the
 same one ``posgate admin`` uses). Provisioned TMKs are derived from the TID (test keys: this
 is a load generator) so that a second run finds the same keys.
@@ -55,11 +55,13 @@ from posgate.terminal.journal import Journal
 from posgate.terminal.machine import Card, Input, Result, Send, TerminalConfig, TerminalError, TerminalState
 from posgate.terminal.state import TxnEntry
 
-# docs/demo-data.md: the three demo terminals and the cards a sale is approved on.
+# docs/demo-data.md: the four demo terminals (the last one SM4, 国密) and the cards a sale is
+# approved on. (TID, MID, TMK, serial, key algorithm)
 DEMO_TERMINALS = (
-    ("10000001", "898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001"),
-    ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002"),
-    ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
+    ("10000001", "898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001", "des"),
+    ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002", "des"),
+    ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003", "des"),
+    ("40000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0004", "sm4"),
 )
 DEMO_CARDS = (("6212142000000000012", "3012"), ("4761730000000011", "3012"))
 DEMO_PIN = "123456"
@@ -122,16 +124,17 @@ class TerminalSpec:
     merchant_id: str
     tmk: bytes = field(repr=False)
     serial: str
+    algorithm: str = "des"  # sm4: the terminal signs on with 006 and uses SM4 throughout
 
     def config(self) -> TerminalConfig:
         return TerminalConfig(terminal_id=self.terminal_id, merchant_id=self.merchant_id, tmk=self.tmk,
-                              serial=self.serial, scheme="004")  # fmt: skip
+                              serial=self.serial, scheme="004", algorithm=self.algorithm)  # fmt: skip
 
 
 def demo_specs(n: int) -> list[TerminalSpec]:
     if n > len(DEMO_TERMINALS):
         raise ValueError(f"the demo has {len(DEMO_TERMINALS)} terminals; for {n} use --provision --db URL")
-    return [TerminalSpec(t, m, bytes.fromhex(k), s) for t, m, k, s in DEMO_TERMINALS[:n]]
+    return [TerminalSpec(t, m, bytes.fromhex(k), s, a) for t, m, k, s, a in DEMO_TERMINALS[:n]]
 
 
 FLEET_MERCHANT_BASE = 898100099900000
@@ -463,7 +466,7 @@ class Workload:
 class FleetConfig:
     host: str = "127.0.0.1"
     port: int = 8583
-    terminals: int = 3
+    terminals: int = 4  # the demo four, the SM4 terminal 40000001 included
     duration: float | None = 10.0
     transactions: int | None = None
     mix: dict[str, int] = field(default_factory=lambda: parse_mix(DEFAULT_MIX))

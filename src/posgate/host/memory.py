@@ -334,6 +334,8 @@ DEMO_TERMINALS = (
     ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002"),
     ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
 )
+# The national-cryptography (国密) terminal: SM4 TMK, sign-on 006 (docs/dialect.md 4.4).
+DEMO_SM4_TERMINALS = (("40000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0004"),)
 # PAN, expiry, balance (fen), kind, organisation, chip, state, per-transaction limit (fen)
 DEMO_CARDS = (
     ("6212142000000000012", "3012", 10_000_000, "debit", "CUP", False, "active", None),
@@ -367,6 +369,8 @@ def demo_memory_store(env: Env) -> MemoryStore:
         store.add_merchant(mid, name, name_en, mcc, fee)
     for tid, mid, tmk, serial in DEMO_TERMINALS:
         store.add_terminal(tid, mid, bytes.fromhex(tmk), serial, at=now)
+    for tid, mid, tmk, serial in DEMO_SM4_TERMINALS:
+        store.add_terminal(tid, mid, bytes.fromhex(tmk), serial, at=now, algorithm="sm4")
     for pan, expiry, balance, kind, org, chip, state, limit in (*DEMO_CARDS, *DEMO_QR_CODES):
         store.add_card(pan, expiry, balance, pin=DEMO_PIN, kind=kind, organisation=org, chip=chip, state=state,
                        per_txn_limit=limit)  # fmt: skip

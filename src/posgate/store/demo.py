@@ -40,6 +40,11 @@ TERMINALS = (
     ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
 )
 
+SM4_TERMINALS = (
+    # terminal_id, merchant_id, SM4 TMK, device serial: the national-cryptography (国密) terminal
+    ("40000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0004"),
+)
+
 PIN = "123456"
 
 
@@ -97,10 +102,12 @@ def _provision(conn: Connection, keyring: Keyring) -> int:
             admin.add_merchant(conn, mid, name, mcc, fee, name_en=name_en, actor=ACTOR)
             created += 1
     have = set(conn.execute(select(s.terminals.c.terminal_id)).scalars())
-    for tid, mid, tmk, serial in TERMINALS:
-        if tid not in have:
-            admin.add_terminal(conn, keyring, tid, mid, tmk=bytes.fromhex(tmk), serial=serial, actor=ACTOR)
-            created += 1
+    for algorithm, terminals in (("des", TERMINALS), ("sm4", SM4_TERMINALS)):
+        for tid, mid, tmk, serial in terminals:
+            if tid not in have:
+                admin.add_terminal(conn, keyring, tid, mid, tmk=bytes.fromhex(tmk), serial=serial, actor=ACTOR,
+                                   algorithm=algorithm)  # fmt: skip
+                created += 1
     have = set(conn.execute(select(s.cards.c.pan_hash)).scalars())
     for c in CARDS:
         if keyring.pan_hash(c.pan) not in have:

@@ -92,6 +92,7 @@ terminals = Table(
     Column("mak_enc", LargeBinary),
     Column("tdk_enc", LargeBinary),
     Column("mac_algorithm", String(8), nullable=False, server_default="cup"),  # cup | x919
+    Column("algorithm", String(8), nullable=False, server_default="des"),  # des | sm4 (国密): the TMK's cipher
     Column("mac_failures", Integer, nullable=False, server_default="0"),  # consecutive A0s
     Column("resign_requested", Boolean, nullable=False, server_default="0"),  # header requirement 3
     Column("resign_reason", String(32)),  # support | mac_failures | cutoff

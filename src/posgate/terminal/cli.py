@@ -35,6 +35,8 @@ DEMO_TERMINALS = {
     "10000001": ("898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001"),
     "10000002": ("898100012340001", "31313131313131313232323232323232", "DEMO0002"),
     "20000001": ("898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
+    # the national-cryptography (国密) terminal: SM4 TMK, signs on with 006
+    "40000001": ("898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0004", "sm4"),
 }
 DEFAULT_STATE = Path(os.environ.get("POSGATE_TERMINAL_STATE", str(Path.home() / ".posgate" / "terminal")))
 
@@ -83,6 +85,7 @@ class Settings:
     serial: str | None
     scheme: str | None
     timeout: float | None
+    algorithm: str | None = None
 
 
 class Fail(Exception):
@@ -121,8 +124,11 @@ def _main(
         None, "--timeout", help="Seconds to wait for each reply (default: parameter 12, else 60).",
         min=0.1, max=600.0,
     ),
+    algorithm: str | None = typer.Option(
+        None, "--algorithm", help="Key cipher: des (default) or sm4 (国密: sign-on 006, 32-digit SM4 TMK)."
+    ),
 ) -> None:
-    ctx.obj = Settings(state_dir, host, port, tid, mid, tmk, tpdu, header, serial, scheme, timeout)
+    ctx.obj = Settings(state_dir, host, port, tid, mid, tmk, tpdu, header, serial, scheme, timeout, algorithm)
 
 
 # ------------------------------------------------------------------ plumbing
@@ -144,6 +150,8 @@ def _open(s: Settings) -> Any:
     base = TerminalConfig(terminal_id=tid)
     if demo:
         base = replace(base, merchant_id=demo[0], tmk=bytes.fromhex(demo[1]), serial=demo[2])
+        if len(demo) > 3:
+            base = replace(base, algorithm=demo[3])
     try:
         j = Journal.open(s.state_dir, tid, base)
     except JournalKeyError as e:  # a sealed journal without its key (docs/decisions.md S1)
@@ -164,9 +172,17 @@ def _open(s: Settings) -> Any:
         changes["serial"] = s.serial
     if s.scheme:
         if s.scheme not in ("001", "003", "004"):
-            raise Fail("--scheme must be 001, 003 or 004")
+            raise Fail("--scheme must be 001, 003 or 004 (an SM4 terminal always signs on with 006)")
         changes["scheme"] = s.scheme
+    if s.algorithm:
+        if s.algorithm.lower() not in ("des", "sm4"):
+            raise Fail("--algorithm must be des or sm4")
+        changes["algorithm"] = s.algorithm.lower()
     new = replace(config, **changes) if changes else config
+    if new.algorithm == "sm4" and len(new.tmk) != 16:
+        raise Fail("--tmk: an SM4 TMK is 32 hex digits")
+    if new.algorithm == "sm4" and s.scheme:
+        raise Fail("--scheme: an SM4 (国密) terminal signs on with 006 only")
     if new != config:
         j.set_config(new)
     if j.created:
@@ -398,6 +414,8 @@ def signon(ctx: typer.Context, scheme: str | None = typer.Option(None, "--scheme
     def build(j: Any) -> tuple[Any, str]:
         if scheme and scheme not in ("001", "003", "004"):
             raise Fail("--scheme must be 001, 003 or 004")
+        if scheme and j.config.algorithm == "sm4":
+            raise Fail("--scheme: an SM4 (国密) terminal signs on with 006 only")
         return Input(
             "sign_on", scheme=scheme or "", operator=_operator(j, operator, password), cause="manual"
         ), ""
@@ -713,7 +731,8 @@ def journal(ctx: typer.Context, all_batches: bool = typer.Option(False, "--all",
     state = j.load()
     c = state.config
     status = {
-        "terminal_id": c.terminal_id, "merchant_id": c.merchant_id, "serial": c.serial, "scheme": c.scheme,
+        "terminal_id": c.terminal_id, "merchant_id": c.merchant_id, "serial": c.serial, "scheme": c.sign_on_scheme(),
+        "algorithm": c.algorithm,
         "signed_on": state.keys is not None, "signed_on_date": state.signed_on_date, "sign_on_owed": state.sign_on_owed,
         "batch": state.batch, "last_stan": f"{state.stan:06d}", "clock_offset": state.clock_offset,
         "pending_reversal": None if state.reversal is None else {"stan": state.reversal.stan, "operation": state.reversal.operation,

@@ -50,7 +50,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from posgate.crypto import WorkingKeys, des_decrypt, des_encrypt
+from posgate.crypto import CryptoError, WorkingKeys, scheme_cipher
 from posgate.dialect.cup import CODEC
 from posgate.terminal.state import Event, PendingReversal, TerminalConfig, TerminalState, TxnEntry
 
@@ -385,10 +385,15 @@ class Journal:
         row = c.execute("SELECT scheme, pik, mak, tdk FROM working_keys WHERE id = 1").fetchone()
         if row is not None:
             tmk = config.tmk
+            try:  # the keys are kept under the TMK with their own cipher (SM4 for scheme 006)
+                cipher = scheme_cipher(row[0])
+            except CryptoError:
+                cipher = scheme_cipher("004")
             kw["keys"] = WorkingKeys(
-                pik=des_decrypt(tmk, row[1]),
-                mak=des_decrypt(tmk, row[2]),
-                tdk=des_decrypt(tmk, row[3]) if row[3] else None,
+                pik=cipher.decrypt(tmk, row[1]),
+                mak=cipher.decrypt(tmk, row[2]),
+                tdk=cipher.decrypt(tmk, row[3]) if row[3] else None,
+                cipher=cipher,
             )
         row = c.execute(
             "SELECT body, operation, stan, amount, category, attempts, created_at FROM reversal WHERE id = 1"
@@ -429,13 +434,14 @@ class Journal:
                 wk = state.keys
                 if wk is not None:
                     tmk = state.config.tmk
+                    enc = wk.cipher.encrypt
                     c.execute(
                         "INSERT INTO working_keys(id, scheme, pik, mak, tdk) VALUES (1, ?, ?, ?, ?)",
                         (
                             state.key_scheme,
-                            des_encrypt(tmk, wk.pik),
-                            des_encrypt(tmk, wk.mak),
-                            des_encrypt(tmk, wk.tdk) if wk.tdk else None,
+                            enc(tmk, wk.pik),
+                            enc(tmk, wk.mak),
+                            enc(tmk, wk.tdk) if wk.tdk else None,
                         ),
                     )
             if last is None or last.reversal != state.reversal:

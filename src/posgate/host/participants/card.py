@@ -7,7 +7,7 @@ Must never: store or trace a track, a PAN or an expiry date — only ``pan_hash`
 
 from __future__ import annotations
 
-from posgate.crypto import CryptoError, decrypt_track, luhn_valid
+from posgate.crypto import CryptoError, cipher_for, decrypt_track, luhn_valid
 from posgate.dialect.qr import QrError, code_from_59, is_qr_entry
 from posgate.domain.masking import mask_pan, split_track
 from posgate.host.context import Context
@@ -37,11 +37,11 @@ class ReadCard(Participant):
         if track:
             if msg.text(53)[2:3] == "1":
                 if t.tdk is None:
-                    return ctx.decline(self.name, "30", "encrypted track but no TDK (sign on with 004)")
+                    return ctx.decline(self.name, "30", "encrypted track but no TDK (sign on with 004 or 006)")
                 try:
                     # The codec writes nibble D as '=': say so, never let the ciphertext decide
                     # (with an even PAN length the separator itself is encrypted).
-                    track = decrypt_track(t.tdk, track, separator="=")
+                    track = decrypt_track(t.tdk, track, separator="=", cipher=cipher_for(t.algorithm))
                 except CryptoError:
                     return ctx.decline(self.name, "30", "track 2 does not decrypt")
             track_pan, rest = split_track(track)

@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from posgate.crypto import cup_ecb_mac, encrypt_pin, encrypt_track, mac_verify, x9_19_mac
+from posgate.crypto import SM4, cup_ecb_mac, encrypt_pin, encrypt_track, mac_verify, x9_19_mac
 from posgate.dialect.cup import CODEC
-from posgate.dialect.fields import Field60, Field63
+from posgate.dialect.fields import SM4_PIN_PREFIX, Field60, Field63
 from posgate.dialect.operations import OPERATIONS, Operation
 from posgate.dialect.qr import field59, is_qr_entry
 from posgate.domain.masking import mask_pan, split_track
@@ -255,6 +255,8 @@ def mac_of(state: TerminalState, mab: bytes) -> bytes:
     keys = state.keys
     if keys is None:
         raise TerminalError("未签到 / not signed on: no MAC key")
+    if keys.cipher is SM4:  # 国密: the CUP method with SM4 and 16-byte blocks (4.4)
+        return cup_ecb_mac(keys.mak, mab, SM4)
     if state.config.mac_algorithm == "x919":
         key = keys.mak if len(keys.mak) == 16 else keys.mak * 2
         return x9_19_mac(key, mab)
@@ -307,17 +309,17 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
     encrypted = False
     if card.entry != "manual":
         tdk = keys.tdk if keys else None
-        use_tdk = tdk is not None and state.config.encrypt_tracks and state.key_scheme == "004"
+        use_tdk = tdk is not None and state.config.encrypt_tracks and state.key_scheme in ("004", "006")
         enc2 = enc3 = ""
         # The wire form of a track writes its separator '=' (a reader may hand over nibble D).
         track2, track3 = _wire_track(card.track2), _wire_track(card.track3)
-        if use_tdk and tdk is not None:
+        if use_tdk and tdk is not None and keys is not None:
             # Encrypted tracks carry hex nibbles A-F; send them only if the codec can carry
             # them (a codec limited to digits and '=' cannot), else fall back to clear tracks.
             # separator="=": the ciphertext's D nibbles must be written the way the codec
             # writes nibble D, whatever the reader's form.
-            enc2 = encrypt_track(tdk, track2, separator="=") if track2 else ""
-            enc3 = encrypt_track(tdk, track3, separator="=") if track3 else ""
+            enc2 = encrypt_track(tdk, track2, separator="=", cipher=keys.cipher) if track2 else ""
+            enc3 = encrypt_track(tdk, track3, separator="=", cipher=keys.cipher) if track3 else ""
             use_tdk = _encodable(35, enc2) and _encodable(36, enc3)
         if track2:
             f[35] = enc2 if use_tdk else track2
@@ -329,10 +331,16 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
         if keys is None:
             raise TerminalError("未签到 / not signed on: no PIN key")
         f[26] = "12"
-        f[52] = encrypt_pin(keys.pik, card.pin, card.pan)
+        if keys.cipher is SM4:
+            # The 16-byte SM4 block does not fit 52 (b64): 62 = SM016 + block, 52 zeros (4.4).
+            f[52] = bytes(8)
+            f[62] = SM4_PIN_PREFIX + encrypt_pin(keys.pik, card.pin, card.pan, SM4)
+        else:
+            f[52] = encrypt_pin(keys.pik, card.pin, card.pan)
     if pin or encrypted:
         double = keys is not None and len(keys.pik) >= 16
-        f[53] = "2" + ("6" if double else "0") + ("1" if encrypted else "0") + "0" * 13
+        alg = "4" if keys is not None and keys.cipher is SM4 else ("6" if double else "0")
+        f[53] = "2" + alg + ("1" if encrypted else "0") + "0" * 13
     return f
 
 
