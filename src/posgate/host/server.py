@@ -949,6 +949,7 @@ class Host:
         m.HEALTH.state = "stopping"
         log.info("shutting down: no new connections; finishing %d requests in flight", self._in_flight)
         if self.server is not None:
+            await self._stop_accepting()
             self.server.close()
         # Stop reading: requests already received are finished, nothing new is started.
         for proto in list(self.connections):
@@ -974,6 +975,24 @@ class Host:
             await self.server.wait_closed()
         log.info("host stopped")
         self._stopped.set()
+
+    async def _stop_accepting(self) -> None:
+        """No new connection from here on, and none half-accepted when the server closes.
+
+        On the standard selector loop a connection accepted in the iteration before the stop
+        gets its transport in a task of the next iteration; if ``server.close()`` ran first, the
+        transport's constructor fails (3.11: ``Server._attach`` asserts the server still has
+        sockets) and the accepted socket is never closed. So the listening sockets stop being
+        read first, and the loop runs the iterations that task needs (its first step builds the
+        transport, the next calls ``connection_made``), a count of iterations, not a wait for
+        time. uvloop accepts and attaches in one callback: there is no such gap to close."""
+        assert self.server is not None
+        if not isinstance(self.loop, asyncio.BaseEventLoop) or not hasattr(self.loop, "_selector"):
+            return
+        for sock in getattr(self.server, "sockets", ()):
+            self.loop.remove_reader(sock.fileno())
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
