@@ -8,7 +8,12 @@ STAMP   := $(VENV)/.installed
 export MALLOC_MMAP_THRESHOLD_ := 1048576
 export MALLOC_TRIM_THRESHOLD_ := 8388608
 
-.PHONY: venv run test lint typecheck contracts unit bench bench-codec bench-host bench-pipeline clean chromium
+# Runtime data of `make run` (SQLite file, its master key posgate.db.key, the console's backups):
+# one directory, ignored by git. `make run ARGS="--port 0 --console-port 8001"` passes flags on.
+DATA    ?= posgate-data
+ARGS    ?=
+
+.PHONY: venv run test lint typecheck contracts unit bench bench-codec bench-host bench-pipeline clean chromium debs
 
 venv: $(STAMP)
 
@@ -23,16 +28,28 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: venv
-	$(BIN)/posgate serve --demo
+	mkdir -p $(DATA)
+	$(BIN)/posgate serve --demo --db sqlite:///$(DATA)/posgate.db $(ARGS)
 
 # Debian packages the tests drive for real: headless Chromium for the console's browser tests
 # (no browser downloads), HAProxy for the scale-out soak and poppler-utils to read the PDF
-# receipts back. Installed only when missing.
-chromium:
-	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
-	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
-	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
-	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+# receipts back. Installed only when missing, without recommended packages, as root or through
+# sudo; without either, make stops and says what to install.
+debs chromium:
+	@missing=""; why=""; \
+	command -v chromium >/dev/null 2>&1 || { missing="$$missing chromium"; why="$$why\n  chromium       headless browser for the console's browser tests"; }; \
+	command -v haproxy >/dev/null 2>&1 || { missing="$$missing haproxy"; why="$$why\n  haproxy        load balancer for the scale-out soak (tests/fleet)"; }; \
+	command -v pdftoppm >/dev/null 2>&1 || { missing="$$missing poppler-utils"; why="$$why\n  poppler-utils  pdftoppm/pdftotext read the PDF receipts back"; }; \
+	[ -n "$$missing" ] || exit 0; \
+	printf 'make test needs these Debian packages, missing here:%b\n' "$$why"; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "no apt-get here: install$$missing with your package manager, then run make test again" >&2; exit 1; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else echo "installing them needs root or sudo: as root run  apt-get install --no-install-recommends$$missing" >&2; exit 1; fi; \
+	echo "installing: $${sudo:+$$sudo }apt-get install -y --no-install-recommends$$missing"; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
 
 lint: venv
 	$(BIN)/ruff check src tests
@@ -46,7 +63,7 @@ contracts: venv
 unit: venv
 	$(BIN)/pytest -q
 
-test: venv chromium lint typecheck contracts
+test: venv debs lint typecheck contracts
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench-codec: venv

@@ -109,8 +109,8 @@ def test_light_client_refuses_what_it_cannot_send() -> None:
 
 # -- against the host's pipeline, in memory ------------------------------------------------------
 
-DEMO_OK = "6212142000000000012"  # demo-data.md: CUP debit, PIN 123456, plenty of balance
-DEMO_POOR = "6217000000000000020"  # demo-data.md: balance too low for a sale of 100.00 → 51
+DEMO_OK = "6212142000000000012"  # docs/demo-data.md: CUP debit, PIN 123456, plenty of balance
+DEMO_POOR = "6217000000000000020"  # docs/demo-data.md: balance too low for a sale of 100.00 → 51
 
 
 class InMemoryHost:

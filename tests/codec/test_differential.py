@@ -43,7 +43,7 @@ def assert_agree(msg: Message) -> None:
 
 
 def test_the_spec_says_what_the_cup_rules_say() -> None:
-    # Spot checks against cup-pos-8583.md 1.5, independent of how the spec is derived.
+    # Spot checks against docs/dialect.md 1.5, independent of how the spec is derived.
     assert CUP_SPEC["t"]["data_enc"] == "b" and CUP_SPEC["t"]["max_len"] == 2
     assert CUP_SPEC["p"]["data_enc"] == "b" and CUP_SPEC["p"]["max_len"] == 8
     assert CUP_SPEC["22"] | {"desc": ""} == {"data_enc": "b", "len_enc": "bcd", "len_type": 0, "max_len": 3, "len_count": "nibbles", "right_pad": "0", "desc": ""}

@@ -1,4 +1,4 @@
-"""Every real message of cup-pos-8583.md 11.1 and the synthetic 0810 of 11.3: decoded to the
+"""Every real message of docs/dialect.md 11.1 and the synthetic 0810 of 11.3: decoded to the
 documented values and re-encoded to the identical bytes. One table drives all of them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The real and computed messages of cup-pos-8583.md section 11, as bytes (one place for all tests)."""
+"""The real and computed messages of docs/dialect.md section 11, as bytes (one place for all tests)."""
 
 from __future__ import annotations
 

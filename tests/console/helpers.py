@@ -76,6 +76,12 @@ def _txn(conn: Any, keyring: Any, *, tid: str, mid: str, stan: str, amount: int,
     return int(conn.execute(insert(s.transactions).values(**values).returning(s.transactions.c.id)).scalar_one())
 
 
+def _totals(debit: int, debits: int, credit: int, credits: int) -> dict[str, Any]:
+    """Field 48 as the host stores it (``totals_dict``): CUP (domestic) and foreign sides, fen."""
+    return {"domestic": {"debit_amount": debit, "debit_count": debits, "credit_amount": credit, "credit_count": credits, "flag": "0"},
+            "foreign": {"debit_amount": 0, "debit_count": 0, "credit_amount": 0, "credit_count": 0, "flag": "0"}}  # fmt: skip
+
+
 def seed(engine: Engine, keyring: Any) -> Seed:
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -98,13 +104,13 @@ def seed(engine: Engine, keyring: Any) -> Seed:
                 last_response_codes=["00", "00", "51", "00"]))  # fmt: skip
         conn.execute(insert(s.sign_ons).values(
             at=now - timedelta(hours=1), day=today(TZ), terminal_id="10000002", merchant_id=MART, kind="refused",
-            cause="device_changed", operator="01", device_serial="NEWDEV99", key_scheme="003", batch_no="000001",
+            cause="device_serial", operator="01", device_serial="NEWDEV99", key_scheme="003", batch_no="000001",
             stan="000050", response_code="97", detail="serial NEWDEV99 is not the recorded DEMO0002"))  # fmt: skip
         conn.execute(s.terminals.update().where(s.terminals.c.terminal_id == "10000002").values(pending_serial="NEWDEV99"))
         sid = conn.execute(insert(s.settlements).values(
             at=now - timedelta(days=1), day=today(TZ, now - timedelta(days=1)), terminal_id="10000002", merchant_id=MART,
-            batch_no="000000", stan="000399", terminal_totals={"debit_amount": 3_000_00, "debit_count": 3},
-            host_totals={"debit_amount": 2_500_00, "debit_count": 2}, domestic_result="2", foreign_result="1",
+            batch_no="000000", stan="000399", terminal_totals=_totals(3_000_00, 3, 12_34, 1),
+            host_totals=_totals(2_500_00, 2, 12_34, 1), domestic_result="2", foreign_result="1",
             uploaded=3, upload_end="202", status="unbalanced").returning(s.settlements.c.id)).scalar_one()  # fmt: skip
         did = conn.execute(insert(s.differences).values(
             settlement_id=sid, terminal_id="10000002", merchant_id=MART, batch_no="000000", stan="000398",

@@ -62,6 +62,13 @@ def test_console_on_postgres(tmp_path: Path) -> None:
         r = api.post(f"/api/v1/makeup-entries/{e['id']}/approve", json={},
                      headers={"Authorization": f"Bearer {tok2['access_token']}"})  # fmt: skip
         assert r.status_code == 200 and r.json()["result_txn_id"]
+        # login throttling on PostgreSQL: one address failing admin's password does not lock others out
+        attacker = TestClient(app, base_url="https://testserver", client=("203.0.113.7", 1))
+        for _ in range(8):
+            assert attacker.post("/api/v1/auth/token", json={"username": "admin", "password": "wrong-pass-x"}).status_code == 401
+        assert attacker.post("/api/v1/auth/token", json={"username": "admin", "password": "admin-demo-pass"}).status_code == 401
+        other = TestClient(app, base_url="https://testserver", client=("198.51.100.1", 1))
+        assert other.post("/api/v1/auth/token", json={"username": "admin", "password": "admin-demo-pass"}).status_code == 200
         db.close()
     finally:
         with admin.connect() as conn:

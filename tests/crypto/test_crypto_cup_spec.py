@@ -1,4 +1,4 @@
-"""The computed vectors of cup-pos-8583.md section 11.3 (public test keys from PS10)."""
+"""The computed vectors of docs/dialect.md section 11.3 (public test keys from PS10)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ SYNTHETIC_0810 = H(
     "9513B1430000000000000000DC451C0620A69927F177219944F8F3688FADD35E08D7B4FB"
 )
 
-# cup-pos-8583.md 11.1(d): real contactless sale, body from the MTI, field 64 at the end.
+# docs/dialect.md 11.1(d): real contactless sale, body from the MTI, field 64 at the end.
 REAL_SALE = H(
     "0200703C06C020C09A1119621785760000805080400000000000000000010001051612430209230807100001001237621785"
     "7600008050804D23082201000082300039323333363738373834373130303035333939303030323135367D6A7408DFE2E9E5"

@@ -11,7 +11,7 @@ from posgate.fleet.chaos import ChaosConfig, format_chaos, run_chaos
 
 @pytest.mark.slow
 def test_one_minute_of_chaos_loses_nothing() -> None:
-    report = run_chaos(ChaosConfig(minutes=1.0, terminals=12, seed=11, timeout=2.0, fault_every=0.8))
+    report = run_chaos(ChaosConfig(minutes=1.0, terminals=12, seed=11, timeout=2.0, fault_every=0.8, host_kills=2))
     text = "\n".join(format_chaos(report))
     assert report["transactions"] > 500, text
     faults = report["faults"]

@@ -25,9 +25,9 @@ def test_two_hosts_behind_haproxy_lose_nothing(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("POSGATE_MASTER_KEY_FILE", str(tmp_path / "master.key"))
     with temp_pg_database(f"posgate_chaos_{os.getpid()}") as url:
         report = run_chaos(ChaosConfig(minutes=1.0, db=url, hosts=2, terminals=12, seed=21, timeout=3.0,
-                                       restart_postgres=False, min_host_kill_gap=6.0))
+                                       restart_postgres=False, host_kills=2))
     text = "\n".join(format_chaos(report))
     assert report["haproxy"] and report["hosts"] == 2, text
-    assert report["faults"].get("host_kill", 0) >= 2, text
+    assert report["faults"].get("host_kill", 0) == 2, text
     assert (report["lost"], report["double_charged"], report["unbalanced_settlements"], report["balance_discrepancies"]) \
         == (0, 0, 0, 0), text

@@ -17,7 +17,7 @@ TPDU = bytes.fromhex("6000030000")
 HEADER = bytes.fromhex("603100000000")
 DEMO_TID, DEMO_MID, DEMO_SERIAL = "10000001", "898100012340001", "DEMO0001"
 
-# cup-pos-8583.md 11.1(a) and (d): a real framed sign-on and a real contactless sale body.
+# docs/dialect.md 11.1(a) and (d): a real framed sign-on and a real contactless sale body.
 REAL_SIGN_ON = bytes.fromhex(
     "003C6000030000602100000000080000200000" "00C00012000059313034303030363730303030303030303030303030303400110000000100300003303120"
 )

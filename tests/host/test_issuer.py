@@ -1,4 +1,4 @@
-"""The built-in issuer on its own (demo-data.md rules)."""
+"""The built-in issuer on its own (docs/demo-data.md rules)."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ PIN = "123456"
 
 MART = "898100012340001"
 BISTRO = "898100012340002"
-# TID → (MID, TMK, device serial), demo-data.md
+# TID → (MID, TMK, device serial), docs/demo-data.md
 TERMINALS = {
     "10000001": (MART, bytes.fromhex("159D86C7C1F779EA29F77A6858E0DA2A"), "DEMO0001"),
     "10000002": (MART, bytes.fromhex("31313131313131313232323232323232"), "DEMO0002"),

@@ -1,4 +1,4 @@
-"""The project decisions D5–D9 (cup-pos-8583.md section 13) as terminal ↔ host scenarios."""
+"""The project decisions D5–D9 (docs/dialect.md section 13) as terminal ↔ host scenarios."""
 
 from __future__ import annotations
 

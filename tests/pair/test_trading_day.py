@@ -27,7 +27,7 @@ def test_a_trading_day() -> None:
     assert t.sign_on("004").code == "00"
     assert store.sign_ons[-1].cause == "daily"
 
-    # Sales with every demo card (demo-data.md "what a sale gets").
+    # Sales with every demo card (docs/demo-data.md "what a sale gets").
     expected = {"ok": "00", "poor": "51", "expired": "54", "lost": "41", "stolen": "43", "restricted": "62",
                 "limited": "61", "credit": "00", "visa": "00"}  # fmt: skip
     for card, code in expected.items():

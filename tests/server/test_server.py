@@ -163,9 +163,14 @@ async def test_graceful_shutdown_answers_in_flight_requests(make_host, db_url, m
     for _, w in conns:
         w.write(encode_frame(TPDU, HEADER, BODY))
         await w.drain()
-    await asyncio.sleep(0.1)
+    # All five received (in flight) before the stop: a request still unread in its socket when
+    # reading pauses would never be answered. A bound on a hang, not a timed assertion.
+    deadline = asyncio.get_running_loop().time() + 30
+    while host._in_flight < 5:
+        assert asyncio.get_running_loop().time() < deadline, f"{host._in_flight} of 5 requests in flight"
+        await asyncio.sleep(0.01)
     stopping = asyncio.create_task(host.shutdown())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0)  # shutdown's first step: the server is closed, the wait for in-flight begins
     try:
         await asyncio.wait_for(connect(host), 1)
         refused = False

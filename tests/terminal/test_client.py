@@ -146,7 +146,14 @@ def test_host_resets_the_connection_between_two_messages_of_a_flow(host: HostThr
     class Slow(TerminalSession):
         async def _exchange(self, send: Send) -> Send | Done:
             if self.last_sends:
-                await asyncio.sleep(0.1)  # the reset reaches the terminal before its next message
+                # The host has reset the connection (its RST has left) before the terminal's next
+                # message, and the terminal's loop has had the chance to see it: a few iterations
+                # (asyncio closes the transport then; uvloop may only refuse the next write).
+                assert await asyncio.to_thread(host.resets.acquire, True, 30)
+                for _ in range(20):
+                    if self._dead():
+                        break
+                    await asyncio.sleep(0)
             return await super()._exchange(send)
 
     host.reset_after_reply = True

@@ -10,7 +10,7 @@ latency — then the ratios (each host / echo; two processes / one). Host load c
 ``posgate fleet`` (sale-only mix, no journals: the load side must not fsync), run in
 ``--fleets`` processes; terminals and cards are provisioned with the fleet's provisioning.
 Every figure is measured in the same run, on the same machine: quote the ratios, the absolute
-numbers drift with the neighbours (shared/design/performance-notes.md).
+numbers drift with the neighbours (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Run ``python -m posgate.bench.codec`` (``make bench-codec``). Both codecs run in
 process, their repeats interleaved, so machine noise hits both alike; each side's figure is the
 best of the repeats (timeit's advice: the minimum is the least disturbed run). The ratio is the
 figure to quote — absolute times drift by up to 1.7x between runs on our shared machines
-(design/performance-notes.md).
+(docs/benchmarks.md).
 
-The request is the real contactless sale of cup-pos-8583.md 11.1(d) (PAN, track 2, PIN block,
+The request is the real contactless sale of docs/dialect.md 11.1(d) (PAN, track 2, PIN block,
 53, 55 TLV, 60, 64); the reply is a typical approved 0210 with fields 2, 3, 4, 11, 12, 13, 14,
 15, 22, 25, 32, 37, 38, 39, 41, 42, 44, 49, 60, 63, 64. Each side does its full work:
 posgate decodes to a :class:`Message` (field 55 parsed into a TLV) and encodes a prepared
@@ -31,7 +31,7 @@ from posgate.dialect.cup import CODEC
 from posgate.dialect.fields import Field44, Field63
 from posgate.iso8583 import Message
 
-# cup-pos-8583.md 11.1(d): a real contactless sale, body from the MTI.
+# docs/dialect.md 11.1(d): a real contactless sale, body from the MTI.
 SALE_0200 = bytes.fromhex(
     "0200703C06C020C09A11196217857600008050804000000000000000000100010516124302092308071000010012"
     "376217857600008050804D2308220100008230003932333336373837383437313030303533393930303032313536"

@@ -32,7 +32,7 @@ Then the echo server (``bench.echo``: same framing, uvloop + asyncio.Protocol, n
 driven by the same number of connections with raw frames of a sale's size: the transport
 ceiling. Finally every approved sale a terminal saw is looked up in the database.
 
-The machines are shared and noisy (see shared/design/performance-notes.md): compare figures
+The machines are shared and noisy (see docs/benchmarks.md): compare figures
 within one run; the ratio host/echo is the stable one.
 """
 

@@ -24,6 +24,7 @@ from posgate.console.auth import (
     Guard,
     Principal,
     authenticate,
+    client_address,
     create_session,
     revoke_session,
 )
@@ -79,7 +80,7 @@ def token(request: Request, body: TokenRequest) -> Any:
     cfg = state.settings
     with state.db.write() as conn:
         res = authenticate(conn, body.username.strip().lower(), body.password, threshold=cfg.lockout_threshold,
-                           lock_minutes=cfg.lockout_minutes, via="api")  # fmt: skip
+                           lock_minutes=cfg.lockout_minutes, via="api", address=client_address(request))  # fmt: skip
         tok = None
         if res.ok and res.user is not None:
             tok = create_session(conn, res.user["id"], "api", timedelta(minutes=cfg.token_minutes))
@@ -120,15 +121,17 @@ def list_transactions(
     day_from: str = "", day_to: str = "", card: str = "", amount: str = Query("", description="yuan, e.g. 12.34"),
     voucher: str = "", type: str = "", result: str = "", page: int = Query(1, ge=1),  # noqa: A002
     per_page: int = Query(100, ge=1, le=1000),
+    method: str = Query("", description="card | qr | unionpay | wechat | alipay (scan-to-pay wallets)"),
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Search transactions (newest first). Items carry ``amount`` in fen and ``signed``."""
+    """Search transactions (newest first). Items carry ``amount`` in fen, ``signed`` and
+    ``payment_method`` (``card``, or the QR wallet)."""
     state = st(request)
     q = TxnQuery(day_from=day_from, day_to=day_to, terminal_id=terminal_id, merchant_id=merchant_id, card=card,
                  amount=amount, rrn=rrn, voucher=voucher, type=type, result=result, unsigned=unsigned, page=page,
-                 per_page=per_page)  # fmt: skip
+                 per_page=per_page, method=method if method in txns.PAYMENT_METHODS else "")  # fmt: skip
     with state.db.read() as conn:
         rows, _total = txns.search(conn, p, q, state.settings.keyring)
-    return [txns.api_item(r, state.tz) for r in rows]
+    return [txns.api_item(r, state.tz, p.is_acquirer) for r in rows]
 
 
 @router.get("/transactions/{txn_id}", tags=["transactions"])
@@ -136,13 +139,15 @@ def get_transaction(request: Request, txn_id: int, p: Any_) -> dict[str, Any]:
     state = st(request)
     with state.db.read() as conn:
         d = txns.detail(conn, p, txn_id)
-    item = txns.api_item(d["txn"], state.tz)
+    item = txns.api_item(d["txn"], state.tz, p.is_acquirer)
+    if p.is_acquirer:  # the pipeline's steps are for the acquirer's staff only
+        item["trace"] = d["txn"].get("trace") or []
     item.update(
-        trace=d["txn"].get("trace") or [], response_text={"zh": d["response"].zh, "en": d["response"].en},
+        response_text={"zh": d["response"].zh, "en": d["response"].en},
         needs_signature=d["needs_signature"], merchant_name=d["merchant"].get("name"),
         signature=None if not d["signature"] else {"at": _jsonable(d["signature"])["at"], "source": d["signature"]["source"],
                                                    "captured_by": d["signature"]["captured_by"]},
-        children=[txns.api_item(c, state.tz) for c in d["children"]],
+        children=[txns.api_item(c, state.tz, p.is_acquirer) for c in d["children"]],
     )  # fmt: skip
     return item
 
@@ -188,7 +193,7 @@ def unsigned(request: Request, p: Any_) -> list[dict[str, Any]]:
     state = st(request)
     with state.db.read() as conn:
         rows = txns.unsigned_list(conn, p)
-    return [dict(txns.api_item(r, state.tz), overdue=r["flagged_at"] is not None) for r in rows]
+    return [dict(txns.api_item(r, state.tz, p.is_acquirer), overdue=r["flagged_at"] is not None) for r in rows]
 
 
 # ------------------------------------------------------------------ make-up entries, differences
@@ -298,15 +303,20 @@ class ReasonIn(BaseModel):
     reason: str = Field(max_length=500)
 
 
-def _terminal_out(t: dict[str, Any]) -> dict[str, Any]:
-    return _jsonable({k: v for k, v in t.items() if k not in ("id",)})
+# Key and MAC state of a terminal: for the acquirer's staff only.
+TERMINAL_TECHNICAL = ("key_scheme", "tmk_kcv", "mac_failures", "last_response_codes", "recent_codes")
+
+
+def _terminal_out(t: dict[str, Any], technical: bool = True) -> dict[str, Any]:
+    hidden = {"id", *(() if technical else TERMINAL_TECHNICAL)}
+    return _jsonable({k: v for k, v in t.items() if k not in hidden})
 
 
 @router.get("/terminals", tags=["terminals"])
 def list_terminals(request: Request, p: Any_) -> list[dict[str, Any]]:
     state = st(request)
     with state.db.read() as conn:
-        return [_terminal_out(t) for t in terminals.list_terminals(conn, p, state.tz)]
+        return [_terminal_out(t, p.is_acquirer) for t in terminals.list_terminals(conn, p, state.tz)]
 
 
 @router.get("/terminals/{terminal_id}", tags=["terminals"])
@@ -315,7 +325,7 @@ def get_terminal(request: Request, terminal_id: str, p: Any_) -> dict[str, Any]:
     with state.db.read() as conn:
         t = terminals.get_terminal(conn, p, terminal_id, state.tz)
     t["sign_ons"] = [_jsonable(s) for s in t["sign_ons"]]
-    return _terminal_out(t)
+    return _terminal_out(t, p.is_acquirer)
 
 
 @router.post("/terminals/{terminal_id}/resign", tags=["terminals"])
@@ -345,6 +355,20 @@ def terminal_reinstate(request: Request, terminal_id: str, body: ReasonIn, p: Ac
     with st(request).db.write() as conn:
         terminals.set_terminal_status(conn, p, terminal_id, False, body.reason)
     return {"terminal_id": terminal_id, "status": "active"}
+
+
+class AlgorithmIn(ReasonIn):
+    algorithm: str = Field(pattern="^(des|sm4)$")
+
+
+@router.post("/terminals/{terminal_id}/algorithm", tags=["terminals"])
+def terminal_algorithm(request: Request, terminal_id: str, body: AlgorithmIn, p: Acq) -> dict[str, Any]:
+    """Switch the terminal between DES and SM4 (国密) keys: its working keys are dropped and it
+    must sign on again with the new scheme (006 for SM4)."""
+    state = st(request)
+    with state.db.write() as conn:
+        kcv = terminals.set_algorithm(conn, p, terminal_id, body.algorithm, body.reason, state.settings.keyring)
+    return {"terminal_id": terminal_id, "algorithm": body.algorithm, "tmk_kcv": kcv, "resign_requested": True}
 
 
 @router.put("/terminals/{terminal_id}/params", tags=["terminals"])

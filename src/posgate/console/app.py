@@ -27,6 +27,7 @@ from posgate.console.auth import AuthError, CsrfFailed, LoginRequired, PasswordC
 from posgate.console.db import Database, make_engine
 from posgate.console.fmt import fmt_time, yuan
 from posgate.console.i18n import HTML_LANG, LANGUAGES, I18n, normalise
+from posgate.console.labels import LABELS, TECHNICAL_ROLES, labeller, plain
 from posgate.console.ledger import OPERATION_NAMES
 from posgate.console.settings import ConsoleSettings
 from posgate.console.txns import ConsoleError
@@ -76,6 +77,7 @@ def render(request: Request, name: str, ctx: dict[str, Any] | None = None, statu
         "csrf": p.csrf if p is not None else "", "tz": tz, "yuan": yuan,
         "t": lambda dt, seconds=True: fmt_time(dt, tz, seconds), "rc": describe,
         "op_name": lambda op: OPERATION_NAMES.get(op, (op, op))[0 if lang == "zh_CN" else 1],
+        "label": labeller(_), "label_codes": lambda domain: list(LABELS[domain]), "technical": p is not None and p.role in TECHNICAL_ROLES,
         "flash": (kind, _unquote(message)) if message else None, "path": request.url.path, "demo": state.settings.demo,
     }  # fmt: skip
     context.update(ctx or {})
@@ -129,6 +131,7 @@ def create_app(settings: Any = None) -> FastAPI:
     _acquirer_settings(cfg, db)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["static_version"] = "1"
+    templates.env.filters["plain"] = plain
     state = ConsoleState(
         settings=cfg, db=db, i18n=I18n(), templates=templates,
         sessions=Sessions(db, timedelta(minutes=cfg.session_idle_minutes), timedelta(hours=cfg.session_max_hours)),

@@ -2,8 +2,10 @@
 
 * Passwords are stored only as argon2id hashes. A login against an unknown user still runs one
   argon2 verification, so timing does not reveal which usernames exist.
-* ``lockout_threshold`` failed logins in a row lock the account for ``lockout_minutes``; the lock
-  and every failure are audited. An acquirer administrator may unlock earlier.
+* Failed logins are throttled per (username, client address), per address and, only past what a
+  single address can reach, per account (:func:`throttle`): whoever fails a password from one
+  address cannot lock the account out for everyone else. Every attempt is audited with the
+  address; an administrator's unlock starts the counts again.
 * A browser session is a random token in an HttpOnly, SameSite=Strict, Secure cookie; the
   database keeps only its SHA-256 and a CSRF token. Sessions expire after
   ``session_idle_minutes`` without use and ``session_max_hours`` in all.
@@ -30,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from posgate.console.audit import audit
 from posgate.console.fmt import aware, utcnow
 from posgate.store.console_schema import console_sessions, users
+from posgate.store.schema import audit_log
 
 ACQUIRER_ADMIN = "acquirer_admin"
 SUPPORT = "support"
@@ -133,46 +136,125 @@ class LoginResult:
     locked_until: datetime | None = None
 
 
+# Login throttling (see the module docstring). Every attempt is an audit row keyed by the username
+# as typed (actor) and the client address (object_id), so the same rules apply to unknown
+# usernames (no enumeration through the lockout) and several console processes share one count.
+LOGIN_OBJECT = "client"
+ACCOUNT_FACTOR = 2  # account-wide lock after ACCOUNT_FACTOR × threshold failures (≥ 2 addresses)
+ADDRESS_FACTOR = 4  # an address trying many accounts: ADDRESS_FACTOR × threshold failures
+THROTTLED = "Too many failed logins."
+
+
+def client_address(request: Request) -> str:
+    """The peer address as the ASGI server reports it: uvicorn replaces it with ``X-Forwarded-For``
+    only from a proxy it trusts (``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _last(conn: Connection, *where: Any) -> datetime | None:
+    from sqlalchemy import func
+
+    return aware(conn.execute(select(func.max(audit_log.c.at)).where(*where)).scalar())
+
+
+def _failures(conn: Connection, since: datetime, limit: int, *where: Any) -> list[datetime]:
+    """The most recent failed logins matching ``where`` after ``since``, newest first."""
+    rows = conn.execute(select(audit_log.c.at).where(audit_log.c.action == "login.failed", audit_log.c.at > since, *where)
+                        .order_by(audit_log.c.at.desc()).limit(limit)).scalars()  # fmt: skip
+    return [a for a in (aware(r) for r in rows) if a is not None]
+
+
+def throttle(conn: Connection, username: str, address: str, user_id: int | None, *, threshold: int,
+             window: timedelta, now: datetime) -> tuple[str, datetime] | None:  # fmt: skip
+    """``(scope, until)`` when this attempt must be refused without looking at the password, else None.
+
+    * ``pair``: ``threshold`` failures in a row for this username from this address (a success
+      from the address, or an administrator's unlock, starts the count again);
+    * ``address``: ``ADDRESS_FACTOR × threshold`` failures from this address, whatever the username;
+    * ``account``: ``ACCOUNT_FACTOR × threshold`` failures for this username from all addresses.
+      One address never gets there, because it is itself refused after ``threshold``: nobody can
+      keep an account locked for everyone else from a single address.
+
+    All three count inside a sliding window of ``window``; ``until`` is when the oldest counted
+    failure leaves it.
+    """
+    a = audit_log.c
+    start = now - window
+    unlocked = _last(conn, a.action == "user.unlocked", a.object_type == "user", a.object_id == str(user_id)) \
+        if user_id is not None else None  # fmt: skip
+    base = max(d for d in (start, unlocked) if d is not None)
+    ok_here = _last(conn, a.action == "login.ok", a.actor == username, a.object_id == address)
+    ok_any = _last(conn, a.action == "login.ok", a.actor == username)
+    checks = (  # the widest first: an account lock is recorded on the user (the Users page shows it)
+        ("account", ACCOUNT_FACTOR * threshold, max(d for d in (base, ok_any) if d is not None), (a.actor == username,)),
+        ("address", ADDRESS_FACTOR * threshold, start, (a.object_type == LOGIN_OBJECT, a.object_id == address)),
+        ("pair", threshold, max(d for d in (base, ok_here) if d is not None), (a.actor == username, a.object_id == address)),
+    )  # fmt: skip
+    for scope, limit, since, where in checks:
+        recent = _failures(conn, since, limit, *where)
+        if len(recent) >= limit:
+            return scope, recent[-1] + window
+    return None
+
+
 def authenticate(conn: Connection, username: str, password: str, *, threshold: int, lock_minutes: int,
-                 now: datetime | None = None, via: str = "web") -> LoginResult:  # fmt: skip
-    """Check a password, count failures, lock after ``threshold``; audits every outcome."""
+                 now: datetime | None = None, via: str = "web", address: str = "") -> LoginResult:  # fmt: skip
+    """Check a password, refuse throttled attempts (:func:`throttle`); audits every outcome.
+
+    Unknown users, disabled users and wrong passwords get the same message, and every path runs
+    one argon2 verification, so neither the answer nor its timing tells which usernames exist.
+    """
     now = now or utcnow()
+    address = (address or "unknown")[:64]
+    window = timedelta(minutes=lock_minutes)
     row = conn.execute(select(users).where(users.c.username == username)).mappings().first()
-    if row is None:
+    uid = int(row["id"]) if row is not None else None
+    mid = row["merchant_id"] if row is not None else None
+    actor = username[:64] or "?"
+
+    def log(action: str, detail: str, **kw: Any) -> None:
+        audit(conn, actor=actor, action=action, object_type=LOGIN_OBJECT, object_id=address, merchant_id=mid,
+              detail=f"{detail} ({via})", at=now, **kw)  # fmt: skip
+
+    held = throttle(conn, actor, address, uid, threshold=threshold, window=window, now=now)
+    if held is None and row is not None:
+        locked = aware(row["locked_until"])  # an account-wide lock already recorded on the user
+        if locked and locked > now:
+            held = ("account", locked)
+    if held is not None:
         verify_password(_DUMMY_HASH, password)
-        audit(conn, actor=username[:64] or "?", action="login.failed", object_type="user", detail=f"unknown user ({via})")
-        return LoginResult(False, error="Wrong username or password.")
-    locked = aware(row["locked_until"])
-    if locked and locked > now:
+        log("login.refused_locked", f"throttled: {held[0]}")
+        return LoginResult(False, error=THROTTLED,
+                           locked_until=held[1])  # fmt: skip
+    if row is None or not row["active"]:
         verify_password(_DUMMY_HASH, password)
-        audit(conn, actor=username, action="login.refused_locked", object_type="user", object_id=str(row["id"]),
-              merchant_id=row["merchant_id"], detail=via)  # fmt: skip
-        return LoginResult(False, error="The account is locked after repeated failed logins.", locked_until=locked)
-    if not row["active"]:
-        verify_password(_DUMMY_HASH, password)
-        audit(conn, actor=username, action="login.refused_disabled", object_type="user", object_id=str(row["id"]),
-              merchant_id=row["merchant_id"], detail=via)  # fmt: skip
-        return LoginResult(False, error="Wrong username or password.")
+        log("login.failed", "unknown user" if row is None else "disabled user")
+        return _after_failure(conn, actor, address, uid, mid, threshold, window, now)
     if not verify_password(row["password_hash"], password):
-        failures = row["failed_logins"] + 1
-        changes: dict[str, Any] = {"failed_logins": failures}
-        if failures >= threshold:
-            changes["locked_until"] = now + timedelta(minutes=lock_minutes)
-            changes["failed_logins"] = 0
-        conn.execute(update(users).where(users.c.id == row["id"]).values(**changes))
-        audit(conn, actor=username, action="login.failed", object_type="user", object_id=str(row["id"]),
-              merchant_id=row["merchant_id"], after={"failed_logins": failures}, detail=via)  # fmt: skip
-        if "locked_until" in changes:
-            audit(conn, actor="system", action="user.locked", object_type="user", object_id=str(row["id"]),
-                  merchant_id=row["merchant_id"], after={"locked_until": changes["locked_until"].isoformat()},
-                  detail=f"{threshold} failed logins in a row")  # fmt: skip
-            return LoginResult(False, error="The account is locked after repeated failed logins.",
-                               locked_until=changes["locked_until"])  # fmt: skip
-        return LoginResult(False, error="Wrong username or password.")
+        log("login.failed", "wrong password")
+        return _after_failure(conn, actor, address, uid, mid, threshold, window, now)
     conn.execute(update(users).where(users.c.id == row["id"]).values(failed_logins=0, locked_until=None, last_login_at=now))
-    audit(conn, actor=username, action="login.ok", object_type="user", object_id=str(row["id"]),
-          merchant_id=row["merchant_id"], detail=via)  # fmt: skip
+    log("login.ok", "password")
     return LoginResult(True, user=dict(row))
+
+
+def _after_failure(conn: Connection, username: str, address: str, uid: int | None, mid: str | None, threshold: int,
+                   window: timedelta, now: datetime) -> LoginResult:  # fmt: skip
+    """The failure just recorded may trip a throttle: say so now (same words for every user)."""
+    held = throttle(conn, username, address, uid, threshold=threshold, window=window, now=now)
+    if uid is not None:
+        changes: dict[str, Any] = {"failed_logins": users.c.failed_logins + 1}
+        if held is not None and held[0] == "account":
+            changes["locked_until"] = held[1]  # shown on the Users page; an administrator may unlock
+        conn.execute(update(users).where(users.c.id == uid).values(**changes))
+        if held is not None:
+            audit(conn, actor="system", action="user.locked", object_type="user", object_id=str(uid), merchant_id=mid,
+                  after={"locked_until": held[1].isoformat(), "scope": held[0], "address": address},
+                  detail=f"failed logins: {held[0]} limit reached", at=now)  # fmt: skip
+    if held is not None:
+        return LoginResult(False, error=THROTTLED,
+                           locked_until=held[1])  # fmt: skip
+    return LoginResult(False, error="Wrong username or password.")
 
 
 def create_session(conn: Connection, user_id: int, kind: str, lifetime: timedelta, now: datetime | None = None) -> str:

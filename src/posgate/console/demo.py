@@ -1,4 +1,4 @@
-"""The demo console users of ``spec/demo-data.md`` (only ever created under ``--demo``)."""
+"""The demo console users of ``docs/demo-data.md`` (only ever created under ``--demo``)."""
 
 from __future__ import annotations
 

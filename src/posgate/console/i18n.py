@@ -74,6 +74,7 @@ KEYS = (
     "missing_sale", "wrong_amount", "annul", "close_difference",
     "missing_on_host", "missing_on_terminal", "amount_mismatch",
     "sign_on", "sign_off", "refused", "daily", "make_up_temporary", "make_up_formal", "remote", "manual", "cli",
+    "Not found.",  # NotFound's default message
 )  # fmt: skip
 
 
@@ -81,17 +82,19 @@ def used_msgids() -> set[str]:
     """Every message id the console uses: ``_("...")`` in templates and modules, ConsoleError texts, KEYS."""
     import re
 
+    from posgate.console.labels import msgids as label_msgids
+
     here = Path(__file__).parent
-    found: set[str] = set(KEYS)
+    found: set[str] = set(KEYS) | label_msgids()
     call = re.compile(r"""_\(\s*"((?:[^"\\]|\\.)*)"|_\(\s*'((?:[^'\\]|\\.)*)'""")
-    err = re.compile(r"""(?:ConsoleError|NotFound|AuthError|Forbidden|LoginRequired|CsrfFailed)\(\s*"((?:[^"\\]|\\.)*)\"""")
+    err = re.compile(r"""(?:ConsoleError|NotFound|AuthError|Forbidden|LoginRequired|CsrfFailed)\(\s*"((?:[^"\\]|\\.)*)\"|\belse\s+"([A-Z][^"]* [^"]*\.)\"""")
     for path in list(here.glob("templates/*.html")) + list(here.glob("*.py")):
         text = path.read_text()
         for m in call.finditer(text):
             found.add(m.group(1) or m.group(2))
         if path.suffix == ".py":
-            found.update(m.group(1) for m in err.finditer(text))
-    for m in re.finditer(r'(?<!")"((?:The|A|An|Wrong|This|Your|Only|Enter|Choose|Name|Say|Unknown|Nothing|No) [^"]*\.)"(?!")',
+            found.update(m.group(1) or m.group(2) for m in err.finditer(text))
+    for m in re.finditer(r'(?<!")"((?:The|A|An|Wrong|This|Your|Only|Enter|Choose|Name|Say|Unknown|Nothing|No|Too) [^"]*\.)"(?!")',
                          (here / "auth.py").read_text() + (here / "users.py").read_text()):  # fmt: skip
         found.add(m.group(1))
-    return {m for m in found if m}
+    return {m for m in found if m and any(ch.isalpha() for ch in m)}

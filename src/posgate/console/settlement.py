@@ -102,6 +102,50 @@ def batch(conn: Connection, p: Principal, settlement_id: int) -> dict[str, Any] 
     return {"settlement": dict(row), "differences": [dict(d) for d in diffs]}
 
 
+CARD_KINDS = (("domestic", "CUP cards"), ("foreign", "Foreign cards"))
+SIDES = (("debit", "Debits"), ("credit", "Credits"))
+
+
+def _side_totals(totals: Any, kind: str) -> dict[str, int] | None:
+    """One card kind's totals from a stored field 48 (``{"domestic": {...}, "foreign": {...}}``).
+
+    A flat ``{"debit_amount": ..}`` (older rows) counts as the domestic side; anything else is
+    treated as absent rather than shown raw."""
+    if not isinstance(totals, dict):
+        return None
+    side = totals.get(kind)
+    if side is None and kind == "domestic" and any(k.startswith(("debit_", "credit_")) for k in totals):
+        side = totals
+    if not isinstance(side, dict):
+        return None
+    out = {}
+    for k in ("debit_count", "debit_amount", "credit_count", "credit_amount"):
+        try:
+            out[k] = int(side.get(k) or 0)
+        except (TypeError, ValueError):
+            out[k] = 0
+    return out
+
+
+def totals_table(b: dict[str, Any]) -> list[dict[str, Any]]:
+    """The batch's totals as rows (card kind × debits/credits): terminal and host count and
+    amount (fen), and whether they agree. Kinds neither side reported are left out."""
+    rows = []
+    for kind, kind_label in CARD_KINDS:
+        term, host = _side_totals(b.get("terminal_totals"), kind), _side_totals(b.get("host_totals"), kind)
+        if term is None and host is None:
+            continue
+        for which, side_label in SIDES:
+            tc = term[f"{which}_count"] if term else None
+            ta = term[f"{which}_amount"] if term else None
+            hc = host[f"{which}_count"] if host else None
+            ha = host[f"{which}_amount"] if host else None
+            rows.append({"kind": kind, "kind_label": kind_label, "side": which, "side_label": side_label,
+                         "terminal_count": tc, "terminal_amount": ta, "host_count": hc, "host_amount": ha,
+                         "agree": tc == hc and ta == ha})  # fmt: skip
+    return rows
+
+
 def statement_csv(st: dict[str, Any]) -> str:
     out = io.StringIO()
     w = csv.writer(out)

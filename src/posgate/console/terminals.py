@@ -3,7 +3,9 @@
 Changes go through the same columns the host reads: ``resign_requested``/``resign_reason``
 (the host answers the next request with header requirement 3, D2), ``approved_serial`` (D7: the
 replacement device's next sign-on succeeds and opens a new batch), ``status`` (suspension, D6),
-``params`` + ``params_pending`` (header requirement 1: the terminal downloads its parameters).
+``params`` + ``params_pending`` (header requirement 1: the terminal downloads its parameters),
+``algorithm`` (DES or SM4 keys, docs/dialect.md 4.4: the store's ``set_algorithm``, which drops
+the working keys and asks for a sign-on with the new scheme).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from posgate.console.auth import Principal
 from posgate.console.fmt import fmt_time, today, utcnow
 from posgate.console.ledger import scope, unsigned_clause
 from posgate.console.txns import ConsoleError, NotFound
-from posgate.store.admin import reinstate_merchant
+from posgate.store.admin import AdminError, reinstate_merchant
+from posgate.store.admin import set_algorithm as store_set_algorithm
 from posgate.store.schema import differences, merchants, sign_ons, terminals, transactions
 
 TC, MC, S = terminals.c, merchants.c, sign_ons.c
@@ -42,12 +45,17 @@ PARAMS: dict[str, tuple[str, str, int, bool]] = {
     "24": ("离线上送方式", "Offline send flag", 1, True),
 }
 
+# Values the terminal acts on only within a range: a 0 comm timeout or 0 reversal resends is
+# replaced by the terminal's default, and a flag other than 0/1 reads as "off"; the console
+# refuses them rather than store a value the terminal would not honour.
+PARAM_RANGES: dict[str, tuple[int, int]] = {"12": (1, 99), "18": (0, 1), "20": (0, 1), "21": (0, 1), "23": (1, 9)}
+
 TERMINAL_COLS = [TC.id, TC.terminal_id, MC.merchant_id, MC.name.label("merchant_name"),
                  MC.name_en.label("merchant_name_en"), MC.status.label("merchant_status"), TC.device_serial,
                  TC.pending_serial, TC.approved_serial, TC.status, TC.suspended_reason, TC.batch_no, TC.signed_on_day,
                  TC.last_sign_on_at, TC.signed_off, TC.operator, TC.key_scheme, TC.mac_failures, TC.resign_requested,
                  TC.resign_reason, TC.params, TC.params_pending, TC.last_response_codes, TC.tmk_kcv,
-                 TC.dialect]  # fmt: skip
+                 TC.algorithm, TC.dialect]  # fmt: skip
 
 
 def _with_merchant() -> Any:
@@ -160,7 +168,7 @@ def set_terminal_status(conn: Connection, p: Principal, terminal_id: str, suspen
     reason = _reason(reason)
     new = "suspended" if suspend else "active"
     if row["status"] == new:
-        raise ConsoleError("The terminal is {state} already.", 409, state=new)
+        raise ConsoleError("The terminal is suspended already." if suspend else "The terminal is active already.", 409)
     conn.execute(update(terminals).where(TC.terminal_id == terminal_id)
                  .values(status=new, suspended_reason=reason if suspend else None))  # fmt: skip
     audit(conn, actor=p.username, action="terminal.suspend" if suspend else "terminal.reinstate", object_type="terminal",
@@ -169,16 +177,53 @@ def set_terminal_status(conn: Connection, p: Principal, terminal_id: str, suspen
           after={"status": new, "suspended_reason": reason if suspend else None}, detail=reason, at=now)  # fmt: skip
 
 
+def set_algorithm(conn: Connection, p: Principal, terminal_id: str, algorithm: str, reason: str, keyring: Any,
+                  now: datetime | None = None) -> str:  # fmt: skip
+    """Switch the terminal between DES and SM4 (国密) keys; returns the TMK's new check value."""
+    row = _terminal_row(conn, p, terminal_id)
+    reason = _reason(reason)
+    if algorithm not in ("des", "sm4"):
+        raise ConsoleError("Choose DES or SM4.")
+    if algorithm == "sm4" and row["dialect"] != "cup":
+        # A dialect profile's MAC and PIN format are DES ones (docs/dialect-profiles.md).
+        raise ConsoleError("An SM4 (国密) terminal speaks only the baseline dialect profile (cup).", 409)
+    if keyring is None:
+        raise ConsoleError("The console has no master key here; use posgate admin terminal set-algorithm.", 409)
+    try:
+        new = store_set_algorithm(conn, keyring, terminal_id, algorithm, actor=p.username, detail=reason)
+    except AdminError:
+        raise ConsoleError("The terminal uses these keys already, or its TMK does not fit SM4 (16 bytes).", 409) from None
+    return new.kcv
+
+
 def set_params(conn: Connection, p: Principal, terminal_id: str, values: dict[str, str], now: datetime | None = None) -> dict[str, str]:
     row = _terminal_row(conn, p, terminal_id)
+    # Every value accepted here reaches the terminal in its next parameter download (the host
+    # sends each tag as stored, 22 as GBK); anything the download could not carry is refused.
+    for key in values:
+        if key not in PARAMS:
+            raise ConsoleError("Parameter {tag} cannot be set here; the console sets {tags}.", tag=key,
+                               tags=" ".join(PARAMS))  # fmt: skip
     params: dict[str, str] = {}
-    for tag, (_zh, en, size, digits) in PARAMS.items():
+    for tag, (_zh, _en, size, digits) in PARAMS.items():
         v = (values.get(tag) or "").strip()
         if not v:
             continue
-        if len(v) > size or (digits and not v.isdigit()):
-            raise ConsoleError("Parameter {tag} ({name}) must be at most {size} {kind}.", tag=tag, name=en, size=size,
-                               kind="digits" if digits else "characters")  # fmt: skip
+        # isascii: str.isdigit() also passes "²" or "٣", which no terminal field can carry.
+        if len(v) > size or (digits and not (v.isascii() and v.isdigit())):
+            raise ConsoleError("Parameter {tag} must be at most {size} digits." if digits
+                               else "Parameter {tag} must be at most {size} characters.", tag=tag, size=size)  # fmt: skip
+        low, high = PARAM_RANGES.get(tag, (0, 10**size))
+        if digits and not low <= int(v) <= high:
+            raise ConsoleError("Parameter {tag} must be between {low} and {high}.", tag=tag, low=low, high=high)
+        if not digits:
+            try:
+                encoded = v.encode("gbk")
+            except UnicodeEncodeError:
+                encoded = b""
+            if not encoded or len(encoded) > size or not v.isprintable():
+                msg = "Parameter {tag} must fit in {size} bytes of GBK text (a Chinese character takes 2)."
+                raise ConsoleError(msg, tag=tag, size=size)
         params[tag] = v
     before = dict(row["params"] or {})
     if before == params:
@@ -202,6 +247,8 @@ def set_profile(conn: Connection, p: Principal, terminal_id: str, name: str, rea
         raise ConsoleError("Unknown dialect profile {name}.", name=name[:32])
     if row["dialect"] == name:
         raise ConsoleError("Nothing changed.", 409)
+    if row["algorithm"] == "sm4" and name != "cup":
+        raise ConsoleError("An SM4 (国密) terminal speaks only the baseline dialect profile (cup).", 409)
     conn.execute(update(terminals).where(TC.terminal_id == terminal_id).values(dialect=name))
     audit(conn, actor=p.username, action="terminal.set_profile", object_type="terminal", object_id=terminal_id,
           merchant_id=row["merchant_id"], before={"dialect": row["dialect"]}, after={"dialect": name}, detail=reason,
@@ -230,7 +277,7 @@ def set_merchant_status(conn: Connection, p: Principal, merchant_id: str, suspen
     reason = _reason(reason)
     new = "suspended" if suspend else "active"
     if row["status"] == new:
-        raise ConsoleError("The merchant is {state} already.", 409, state=new)
+        raise ConsoleError("The merchant is suspended already." if suspend else "The merchant is active already.", 409)
     if not suspend:
         # The one reinstatement (also ``posgate admin merchant reinstate``): it writes the
         # register entry that restarts the D6 count; without it the next sign-on suspends again.

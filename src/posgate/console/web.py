@@ -29,6 +29,7 @@ from posgate.console.auth import (
     Guard,
     Principal,
     authenticate,
+    client_address,
     create_session,
     revoke_session,
 )
@@ -101,7 +102,8 @@ async def login_submit(request: Request) -> Response:
 
     def do() -> tuple[Any, Any]:
         with state.db.write() as conn:
-            res = authenticate(conn, username, password, threshold=cfg.lockout_threshold, lock_minutes=cfg.lockout_minutes)
+            res = authenticate(conn, username, password, threshold=cfg.lockout_threshold, lock_minutes=cfg.lockout_minutes,
+                               address=client_address(request))
             token = None
             if res.ok and res.user is not None:
                 token = create_session(conn, res.user["id"], "web", timedelta(minutes=cfg.session_idle_minutes))
@@ -504,11 +506,16 @@ async def _terminal_action(request: Request, terminal_id: str, p: Principal, act
             elif action == "profile":
                 terminals.set_profile(conn, p, terminal_id, str(f.get("profile", "")), reason)
                 msg = _("Dialect profile saved: the host speaks it from the terminal's next request.")
+            elif action == "algorithm":
+                alg = str(f.get("algorithm", ""))
+                kcv = terminals.set_algorithm(conn, p, terminal_id, alg, reason, st(request).settings.keyring)
+                msg = _("Keys set to {alg} (TMK check value {kcv}): the terminal signs on again with the new scheme.",
+                        alg=alg.upper(), kcv=kcv)  # fmt: skip
             elif action in ("suspend", "reinstate"):
                 terminals.set_terminal_status(conn, p, terminal_id, action == "suspend", reason)
                 msg = _("Terminal suspended.") if action == "suspend" else _("Terminal reinstated.")
             else:
-                terminals.set_params(conn, p, terminal_id, {k: str(v) for k, v in f.items()})
+                terminals.set_params(conn, p, terminal_id, {k: str(v) for k, v in f.items() if k != "csrf_token"})
                 msg = _("Parameters saved: the terminal downloads them after its next transaction.")
     except NotFound:
         raise
@@ -540,6 +547,11 @@ async def terminal_reinstate(request: Request, terminal_id: str, p: Acq) -> Resp
 @router.post("/terminals/{terminal_id}/profile")
 async def terminal_profile(request: Request, terminal_id: str, p: Acq) -> Response:
     return await _terminal_action(request, terminal_id, p, "profile")
+
+
+@router.post("/terminals/{terminal_id}/algorithm")
+async def terminal_algorithm(request: Request, terminal_id: str, p: Acq) -> Response:
+    return await _terminal_action(request, terminal_id, p, "algorithm")
 
 
 @router.post("/terminals/{terminal_id}/params")
@@ -621,7 +633,8 @@ def batch_page(request: Request, settlement_id: int, p: Money) -> Response:
         b = settlement.batch(conn, p, settlement_id)
     if b is None:
         raise NotFound()
-    return render(request, "batch.html", {"b": b["settlement"], "diffs": b["differences"]})
+    return render(request, "batch.html", {"b": b["settlement"], "diffs": b["differences"],
+                                          "totals": settlement.totals_table(b["settlement"])})  # fmt: skip
 
 
 def _statement(request: Request, p: Principal, merchant_id: str, day: str) -> dict[str, Any]:

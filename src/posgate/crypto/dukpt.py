@@ -1,6 +1,6 @@
 """DUKPT key derivation: TDES (ANSI X9.24-1:2009) and AES (ANSI X9.24-3:2017), host side.
 
-Theory of operation (crypto.md section 7)
+Theory of operation (docs/dialect.md appendix A)
 -----------------------------------------
 Derived Unique Key Per Transaction: every device holds an initial key derived from a base
 derivation key (BDK) and its key serial number (KSN); each transaction uses a key derived

@@ -10,14 +10,27 @@ def mask_pan(pan: str) -> str:
     return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
 
 
+def split_track(track: str) -> tuple[str, str | None]:
+    """A clear track as (PAN, what follows the separator), or (track, None) without one.
+
+    The one reader of a track's PAN: the separator is written ``=`` (the wire codec, the card
+    reader) or as its BCD nibble ``D`` (crypto.md 6), and a track must read the same in both
+    forms. Splitting on ``=`` alone once misread a decrypted track in the ``D`` form as one
+    long PAN (declined ``14``)."""
+    for i, ch in enumerate(track):
+        if ch in "=Dd":
+            return track[:i], track[i + 1 :]
+    return track, None
+
+
 def mask_track(track: str) -> str:
     """Mask the PAN part of a track and hide everything after the separator."""
-    pan, sep, rest = track.partition("=")
-    return mask_pan(pan) + (sep + "*" * len(rest) if sep else "")
+    pan, rest = split_track(track)
+    return mask_pan(pan) + ("=" + "*" * len(rest) if rest is not None else "")
 
 
 def pan_from_track(track: str) -> str:
-    return track.split("=", 1)[0]
+    return split_track(track)[0]
 
 
 def last4(pan: str) -> str:

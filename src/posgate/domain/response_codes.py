@@ -1,8 +1,14 @@
-"""Field 39 response codes (spec section 7): meaning in zh-CN and English, category, terminal action.
+"""Field 39 response codes (spec section 7): meaning in zh-CN and English, category, and what
+the cashier should do next.
 
-The terminal shows ``zh``/``en``; the host picks codes only from this table (stick to the CUP
-meanings, section 7 last paragraph). ``APPROVED`` is the terminal's accepted set (LY
-``ChkAcceptTxnCode``); ``RESIGN`` the codes after which a terminal signs on again (10, D5).
+The terminal shows ``zh``/``en`` and, under it, the *action* ``action_zh``/``action_en``: the
+wire code stays the spec's (an ``03`` is an ``03``), but "invalid merchant [03]" alone leaves
+a cashier of a suspended merchant stuck, so every code a cashier can get — each code of the
+table, and any other code through :func:`describe`'s fallback — says what to do (call the
+acquirer, ask for another card, try again...). The host picks codes only from this table
+(stick to the CUP meanings, section 7 last paragraph). ``APPROVED`` is the terminal's
+accepted set (LY ``ChkAcceptTxnCode``); ``RESIGN`` the codes after which a terminal signs on
+again (10, D5).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ class ResponseCode:
     zh: str
     en: str
     category: str = ""  # A success, B retry, C no retry, D operator action, E system fault
+    action_zh: str = ""  # what the cashier does next (ACTIONS)
+    action_en: str = ""
 
 
 _TABLE = [
@@ -78,7 +86,104 @@ _TABLE = [
     ("A7", "安全处理失败", "Security processing failure", ""),
 ]
 
-CODES: dict[str, ResponseCode] = {c: ResponseCode(c, zh, en, cat) for c, zh, en, cat in _TABLE}
+# What the cashier does next, per code. Codes that share a cause share a text.
+_ACQUIRER = ("请联系收单机构", "Call your acquirer")
+_ISSUER = (
+    "请持卡人联系发卡行，或改用其他卡",
+    "Ask the cardholder to call the card issuer or use another card",
+)
+_OTHER_CARD = ("请改用其他卡支付", "Ask for another card")
+_RETRY = ("请重试交易", "Try the transaction again")
+_LATER = ("请稍后重试，仍失败请联系收单机构", "Try again later; if it keeps failing, call your acquirer")
+_RESIGN = (
+    "终端将自动重新签到，请重试交易",
+    "The terminal signs on again by itself: try the transaction again",
+)
+_DONE = ("交易完成", "Done")
+_KEEP = ("请按规定保留此卡并联系收单机构", "Keep the card as your acquirer instructs and call them")
+_ACTIONS: dict[str, tuple[str, str]] = {
+    "00": _DONE,
+    "01": _ISSUER,
+    "02": _ISSUER,
+    "03": ("商户已暂停或未开通，请联系收单机构", "Merchant suspended or not set up: call your acquirer"),
+    "04": _KEEP,
+    "05": _ISSUER,
+    "06": _LATER,
+    "07": _KEEP,
+    "09": ("请稍候再查询结果，勿重复交易", "Wait, then check the result; do not repeat the transaction"),
+    "10": (
+        "仅批准部分金额，余款请另行收取",
+        "Only part of the amount was approved: collect the rest another way",
+    ),
+    "11": _DONE,
+    "12": ("此交易不可做，请核对交易类型", "This transaction cannot be done: check the transaction type"),
+    "13": ("请核对金额后重试", "Check the amount and try again"),
+    "14": ("请核对卡号或改用其他卡", "Check the card number or use another card"),
+    "15": _OTHER_CARD,
+    "19": _RETRY,
+    "20": _LATER,
+    "21": _LATER,
+    "22": _RESIGN,
+    "23": _ACQUIRER,
+    "25": (
+        "请核对原交易的凭证号、参考号和日期",
+        "Check the original voucher number, reference number and date",
+    ),
+    "30": _LATER,
+    "31": _OTHER_CARD,
+    "33": ("卡已过期，请改用其他卡", "The card has expired: ask for another card"),
+    "34": _KEEP,
+    "38": (
+        "密码错误次数超限，请持卡人联系发卡行",
+        "Too many wrong PINs: the cardholder must call the card issuer",
+    ),
+    "40": ("本终端不支持此交易", "This terminal does not offer this transaction"),
+    "41": _KEEP,
+    "43": _KEEP,
+    "51": ("余额不足，请改用其他卡或减少金额", "Not enough funds: use another card or a smaller amount"),
+    "54": ("卡已过期，请改用其他卡", "The card has expired: ask for another card"),
+    "55": ("请持卡人重新输入密码", "Ask the cardholder to enter the PIN again"),
+    "57": _ISSUER,
+    "58": ("终端已停用，请联系收单机构", "Terminal suspended: call your acquirer"),
+    "59": _KEEP,
+    "61": (
+        "超出单笔限额，请减少金额或改用其他卡",
+        "Over the card's limit: use a smaller amount or another card",
+    ),
+    "62": _ISSUER,
+    "64": ("请按原交易金额重做", "Use the original transaction's amount"),
+    "65": _ISSUER,
+    "68": _LATER,
+    "75": (
+        "密码错误次数超限，请持卡人联系发卡行",
+        "Too many wrong PINs: the cardholder must call the card issuer",
+    ),
+    "77": _RESIGN,
+    "90": ("收单机构正在日终处理，请稍后重试", "The acquirer is closing the day: try again later"),
+    "91": _LATER,
+    "92": _LATER,
+    "94": ("请核对结果，勿重复交易", "Check the result; do not repeat the transaction"),
+    "96": _LATER,
+    "97": (
+        "设备未登记，请联系收单机构登记此设备",
+        "Device not registered: call your acquirer to register it",
+    ),
+    "98": _LATER,
+    "99": _RESIGN,
+    "A0": _RESIGN,
+    "A1": ("请核对交易币种", "Check the transaction currency"),
+    "A2": ("交易已成功，如有疑问请联系发卡行", "Approved; if in doubt, check with the card issuer"),
+    "A4": ("交易已成功，如有疑问请联系发卡行", "Approved; if in doubt, check with the card issuer"),
+    "A5": ("交易已成功，如有疑问请联系发卡行", "Approved; if in doubt, check with the card issuer"),
+    "A6": ("交易已成功，如有疑问请联系发卡行", "Approved; if in doubt, check with the card issuer"),
+    "A7": _LATER,
+}
+# A code outside the table (describe's fallback "交易失败").
+UNKNOWN_ACTION = _ACQUIRER
+
+CODES: dict[str, ResponseCode] = {
+    c: ResponseCode(c, zh, en, cat, *_ACTIONS.get(c, UNKNOWN_ACTION)) for c, zh, en, cat in _TABLE
+}
 
 APPROVED = frozenset({"00", "10", "11", "A2", "A4", "A5", "A6"})
 RESIGN = frozenset({"A0", "99", "77", "22"})
@@ -86,7 +191,7 @@ RESIGN = frozenset({"A0", "99", "77", "22"})
 
 def describe(code: str) -> ResponseCode:
     """The table entry, or the spec's fallback for unknown codes ("交易失败")."""
-    return CODES.get(code) or ResponseCode(code, "交易失败", "Transaction failed")
+    return CODES.get(code) or ResponseCode(code, "交易失败", "Transaction failed", "", *UNKNOWN_ACTION)
 
 
 def is_approved(code: str) -> bool:

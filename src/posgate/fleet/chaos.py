@@ -91,6 +91,10 @@ class ChaosConfig:
     progress: bool = False
     mix: str = CHAOS_MIX
     min_host_kill_gap: float = 8.0  # seconds between two host kills at least
+    # None: host kills are drawn at random with the other faults. N: exactly N kills, planned at
+    # even fractions of the run, so that a test can count on them however slow the machine is
+    # (a restart under load can take longer than the gap, and a drawn kill is then skipped).
+    host_kills: int | None = None
     settle_every: int = 300
     haproxy: bool | None = None  # None: use it when several hosts and it is installed
     extra_host_args: tuple[str, ...] = ()
@@ -154,9 +158,17 @@ async def _scheduler(run: ChaosRun, stop_at: float) -> None:
     db_restart_at = None
     if cfg.db and _is_postgres(cfg.db) and cfg.restart_postgres and cfg.target is None:
         db_restart_at = time.monotonic() + (stop_at - time.monotonic()) * rng.uniform(0.3, 0.6)
+    start = time.monotonic()
+    kills = cfg.host_kills or 0
+    planned_kills = [start + (stop_at - start) * (i + 1) / (kills + 1) for i in range(kills)]
     while True:
         await asyncio.sleep(rng.expovariate(1.0 / max(0.05, cfg.fault_every)))
         now = time.monotonic()
+        if planned_kills and run.hosts and now >= planned_kills[0]:
+            planned_kills.pop(0)  # late (the previous restart was slow) is still a kill: it was promised
+            run.last_kill = now
+            await _kill_and_restart(run, rng.randrange(len(run.hosts)))
+            continue
         if now >= stop_at:
             return
         if db_restart_at is not None and now >= db_restart_at and not run.db_restarted:
@@ -174,7 +186,7 @@ async def _scheduler(run: ChaosRun, stop_at: float) -> None:
             assert run.fleet is not None
             rng.choice(run.fleet.terminals).arm_power_loss()
         elif kind == "host_kill":
-            if not run.hosts or now - run.last_kill < cfg.min_host_kill_gap or now > stop_at - 3:
+            if cfg.host_kills is not None or not run.hosts or now - run.last_kill < cfg.min_host_kill_gap or now > stop_at - 3:
                 continue
             run.last_kill = now
             await _kill_and_restart(run, rng.randrange(len(run.hosts)))

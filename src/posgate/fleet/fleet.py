@@ -25,7 +25,7 @@ The report (:class:`FleetStats`) gives TPS, latency percentiles per operation (t
 wait: from the input to the result, make-up sign-ons and reversals included), response codes,
 reversals sent, re-sign-ons, settlements and their results.
 
-Terminals: the three demo terminals, or ``--provision --db URL`` to create N terminals, their
+Terminals: the four demo terminals (40000001 with SM4 keys), or ``--provision --db URL`` to create N terminals, their
 merchants and enough issuer cards directly in the host's database (the store's admin API, the
 same one ``posgate admin`` uses). Provisioned TMKs are derived from the TID (test keys: this
 is a load generator) so that a second run finds the same keys.
@@ -49,20 +49,28 @@ from typing import Any
 
 from posgate.fleet.net import require_loopback
 from posgate.terminal import machine
+from posgate.terminal.cards import read_qr
 from posgate.terminal.client import Endpoint, TerminalSession
 from posgate.terminal.journal import Journal
 from posgate.terminal.machine import Card, Input, Result, Send, TerminalConfig, TerminalError, TerminalState
+from posgate.terminal.state import TxnEntry
 
-# demo-data.md: the three demo terminals and the cards a sale is approved on.
+# docs/demo-data.md: the four demo terminals (the last one SM4, 国密) and the cards a sale is
+# approved on. (TID, MID, TMK, serial, key algorithm)
 DEMO_TERMINALS = (
-    ("10000001", "898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001"),
-    ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002"),
-    ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
+    ("10000001", "898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001", "des"),
+    ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002", "des"),
+    ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003", "des"),
+    ("40000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0004", "sm4"),
 )
 DEMO_CARDS = (("6212142000000000012", "3012"), ("4761730000000011", "3012"))
 DEMO_PIN = "123456"
 
-OPERATIONS = ("sale", "void", "refund", "balance", "preauth", "offline", "signature")
+# Scan-to-pay demo codes the issuer approves (docs/decisions.md Q3): ``qr`` in the mix is a sale
+# paid with one of them; a void or refund of such a sale carries its code again (Q1).
+DEMO_QR_CODES = ("6288000000000000011", "134567890123456789", "281234567890123456")
+
+OPERATIONS = ("sale", "void", "refund", "balance", "preauth", "offline", "signature", "qr")
 DEFAULT_MIX = "sale=70,void=5,refund=3,balance=10,preauth=5,offline=4,signature=3"
 
 
@@ -83,7 +91,7 @@ def parse_mix(text: str) -> dict[str, int]:
 
 
 def card_for(pan: str, expiry: str = "3012", pin: str = DEMO_PIN) -> Card:
-    """A magstripe swipe of ``pan`` (track 2 per demo-data.md) with its PIN."""
+    """A magstripe swipe of ``pan`` (track 2 per docs/demo-data.md) with its PIN."""
     return Card(pan=pan, entry="swipe", track2=f"{pan}={expiry}2010000000000", expiry=expiry, pin=pin)
 
 
@@ -116,20 +124,23 @@ class TerminalSpec:
     merchant_id: str
     tmk: bytes = field(repr=False)
     serial: str
+    algorithm: str = "des"  # sm4: the terminal signs on with 006 and uses SM4 throughout
     dialect: str = "cup"  # the dialect profile the simulated device speaks
 
     def config(self) -> TerminalConfig:
         return TerminalConfig(terminal_id=self.terminal_id, merchant_id=self.merchant_id, tmk=self.tmk,
-                              serial=self.serial, scheme="004", dialect=self.dialect)  # fmt: skip
+                              serial=self.serial, scheme="004", algorithm=self.algorithm,
+                              dialect=self.dialect)  # fmt: skip
 
 
 def with_profiles(specs: Sequence[TerminalSpec], text: str) -> list[TerminalSpec]:
     """Assign dialect profiles to the terminals: ``NAME`` (all of them) or a weighted mix
     ``cup=2,gz-bill=1`` dealt out in turn (terminal i gets the i-th of the expanded cycle), so
-    the assignment is the same on every run."""
+    the assignment is the same on every run. SM4 terminals stay on the baseline: a profile's
+    MAC and PIN format are DES ones (docs/dialect-profiles.md)."""
     from dataclasses import replace
 
-    from posgate.dialect.profiles import PROFILES
+    from posgate.dialect.profiles import BASELINE, PROFILES
 
     cycle: list[str] = []
     for part in text.split(","):
@@ -139,7 +150,9 @@ def with_profiles(specs: Sequence[TerminalSpec], text: str) -> list[TerminalSpec
         if weight and (not weight.isdigit() or int(weight) < 1):
             raise ValueError(f"--profile: the weight of {name} must be a positive integer")
         cycle += [name] * int(weight or 1)
-    return [replace(s, dialect=cycle[i % len(cycle)]) for i, s in enumerate(specs)]
+    return [
+        replace(s, dialect=BASELINE if s.algorithm == "sm4" else cycle[i % len(cycle)]) for i, s in enumerate(specs)
+    ]
 
 
 def apply_profiles(db_url: str, specs: Sequence[TerminalSpec], *, key_file: str | None = None) -> None:
@@ -159,7 +172,7 @@ def apply_profiles(db_url: str, specs: Sequence[TerminalSpec], *, key_file: str 
 def demo_specs(n: int) -> list[TerminalSpec]:
     if n > len(DEMO_TERMINALS):
         raise ValueError(f"the demo has {len(DEMO_TERMINALS)} terminals; for {n} use --provision --db URL")
-    return [TerminalSpec(t, m, bytes.fromhex(k), s) for t, m, k, s in DEMO_TERMINALS[:n]]
+    return [TerminalSpec(t, m, bytes.fromhex(k), s, a) for t, m, k, s, a in DEMO_TERMINALS[:n]]
 
 
 FLEET_MERCHANT_BASE = 898100099900000
@@ -207,6 +220,10 @@ def provision(db_url: str, n: int, *, key_file: str | None = None) -> tuple[list
             for pan, expiry in card_list:
                 if db.keyring.pan_hash(pan) not in have_c:
                     add_card(conn, db.keyring, pan, expiry, DEMO_PIN, balance=FLEET_CARD_BALANCE, actor="fleet")
+            for code in DEMO_QR_CODES:  # what ``qr`` in the mix pays with
+                if db.keyring.pan_hash(code) not in have_c:
+                    add_card(conn, db.keyring, code, "3012", DEMO_PIN, balance=FLEET_CARD_BALANCE, actor="fleet",
+                             payment_code=True)  # fmt: skip
     finally:
         db.close()
     return specs, card_list
@@ -412,6 +429,11 @@ class SimTerminal:
 # -- the workload ----------------------------------------------------------------------------------------
 
 
+def _again(t: TxnEntry) -> Card:
+    """The card of a logged sale presented again: its code when it was a QR payment."""
+    return read_qr(t.pan) if t.entry_mode.startswith("03") else card_for(t.pan, t.expiry or "3012")
+
+
 class Workload:
     """Draws the next operation for a terminal from the mix and builds its input."""
 
@@ -447,6 +469,8 @@ class Workload:
         rng = self.rng
         if op == "sale":
             return Input("sale", amount=self.amount(), card=self.card())
+        if op == "qr":
+            return Input("sale", amount=self.amount(), card=read_qr(rng.choice(DEMO_QR_CODES)))
         if op == "balance":
             return Input("balance", card=self.card())
         if op == "preauth":
@@ -457,13 +481,13 @@ class Workload:
             if not sales:
                 return None
             t = rng.choice(sales)
-            return Input("void", voucher=t.stan, card=card_for(t.pan, t.expiry or "3012"))
+            return Input("void", voucher=t.stan, card=_again(t))
         if op == "refund":
             sales = [t for t in batch if t.operation == "sale" and t.status == "approved" and t.rrn and t.pan]
             if not sales:
                 return None
             t = rng.choice(sales)
-            return Input("refund", amount=max(1, t.amount // 2), card=card_for(t.pan, t.expiry or "3012"),
+            return Input("refund", amount=max(1, t.amount // 2), card=_again(t),
                          rrn=t.rrn, orig_date=t.date or datetime.now(UTC).strftime("%m%d"))  # fmt: skip
         if op == "offline":
             return Input("offline", kind="settlement", amount=self.amount(), card=self.card(),
@@ -480,7 +504,7 @@ class Workload:
 class FleetConfig:
     host: str = "127.0.0.1"
     port: int = 8583
-    terminals: int = 3
+    terminals: int = 4  # the demo four, the SM4 terminal 40000001 included
     duration: float | None = 10.0
     transactions: int | None = None
     mix: dict[str, int] = field(default_factory=lambda: parse_mix(DEFAULT_MIX))

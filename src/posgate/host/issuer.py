@@ -4,7 +4,7 @@ simulated over an :class:`~posgate.host.ports.IssuerStore` (the ``cards`` table)
 Theory of operation
 -------------------
 One method, :meth:`BuiltinIssuer.authorize`, answers one :class:`IssuerRequest` with an
-:class:`IssuerResult`. The rules are demo-data.md's, in this order:
+:class:`IssuerResult`. The rules are docs/demo-data.md's, in this order:
 
 1. unknown PAN → ``14``;
 2. undo requests (``reverse_*``) are applied without any check — they give back what an
@@ -16,6 +16,12 @@ One method, :meth:`BuiltinIssuer.authorize`, answers one :class:`IssuerRequest` 
    verifier, never stored): wrong → ``55``; the third wrong PIN of the day → ``75`` and the
    PIN stays blocked (``75``) until the next day; a right PIN resets the count;
 6. per-transaction limit ``61``; 7. available balance (balance − held) ``51``.
+
+Scan-to-pay (docs/decisions.md Q1–Q3): a wallet payment code is kept like a card (hashed,
+encrypted); a code in state ``password`` stands for a wallet that holds the payment until the
+customer enters a password on the phone: a ``debit`` is answered ``09`` (in progress) and
+changes nothing; the terminal's query then asks ``confirm_debit``, which is the debit itself
+(the customer has entered the password). ``confirm_debit`` of any other code is a plain debit.
 
 A card state or limit is always checked before the balance. Approvals take an auth code
 from the store (unique across host processes). The organisation (``CUP``, ``VIS``...) comes
@@ -36,6 +42,7 @@ from posgate.host.ports import CardRecord, IssuerRequest, IssuerResult, IssuerSt
 
 PIN_TRIES = 3
 _STATE_CODES = {"lost": "41", "stolen": "43", "restricted": "62"}
+PENDING = "09"  # request in progress (section 7): the wallet waits for the customer's password
 _UNDO = frozenset({"reverse_debit", "reverse_credit", "reverse_capture", "reverse_release"})
 
 
@@ -84,8 +91,15 @@ class BuiltinIssuer:
             else:  # reverse_release
                 changes = {"held": card.held + amount}
         else:
-            if card.state != "active":
-                return IssuerResult(_STATE_CODES.get(card.state, "05"), None, None, org, bank)
+            state = card.state
+            if state == "password":  # a payment code whose wallet waits for the password
+                if kind == "debit":
+                    return IssuerResult(PENDING, None, None, org, bank)
+                state = "active"
+            if kind == "confirm_debit":
+                kind = "debit"
+            if state != "active":
+                return IssuerResult(_STATE_CODES.get(state, "05"), None, None, org, bank)
             month, today = self._local_day(now)
             if card.expiry < month:
                 return IssuerResult("54", None, None, org, bank)

@@ -1,6 +1,6 @@
 """An in-memory :class:`~posgate.host.ports.HostStore` and
 :class:`~posgate.host.ports.IssuerStore` (dicts), for unit tests, the pair harness and the
-embedded demo; and :func:`demo_memory_store`, which provisions exactly demo-data.md.
+embedded demo; and :func:`demo_memory_store`, which provisions exactly docs/demo-data.md.
 
 Theory of operation: every record lives in a dict keyed like the SQL store's unique indexes
 (terminal id, merchant id, TID + batch + STAN + MTI, pan hash...), with secondary indexes for
@@ -334,6 +334,8 @@ DEMO_TERMINALS = (
     ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002"),
     ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
 )
+# The national-cryptography (国密) terminal: SM4 TMK, sign-on 006 (docs/dialect.md 4.4).
+DEMO_SM4_TERMINALS = (("40000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0004"),)
 # PAN, expiry, balance (fen), kind, organisation, chip, state, per-transaction limit (fen)
 DEMO_CARDS = (
     ("6212142000000000012", "3012", 10_000_000, "debit", "CUP", False, "active", None),
@@ -347,10 +349,19 @@ DEMO_CARDS = (
     ("4761730000000011", "3012", 10_000_000, "debit", "VIS", False, "active", None),
 )
 DEMO_PIN = "123456"
+# Scan-to-pay demo payment codes (docs/decisions.md Q3; the same as posgate.store.demo.QR_CODES).
+DEMO_QR_CODES = (
+    ("6288000000000000011", "3012", 10_000_000, "debit", "CUP", False, "active", None),  # approved
+    ("6288000000000000029", "3012", 10_000_000, "debit", "CUP", False, "password", None),  # 09, then 00
+    ("6288000000000000037", "3012", 0, "debit", "CUP", False, "active", None),  # 51
+    ("6288000000000000045", "2001", 10_000_000, "debit", "CUP", False, "active", None),  # expired: 54
+    ("134567890123456789", "3012", 10_000_000, "debit", "CUP", False, "active", None),  # WeChat Pay style
+    ("281234567890123456", "3012", 10_000_000, "debit", "CUP", False, "active", None),  # Alipay style
+)
 
 
 def demo_memory_store(env: Env) -> MemoryStore:
-    """A MemoryStore provisioned with exactly the merchants, terminals and cards of demo-data.md."""
+    """A MemoryStore provisioned with exactly the merchants, terminals and cards of docs/demo-data.md."""
     store = MemoryStore()
     store.settings.update(institution_id=env.institution_id, timezone=env.timezone, currency=env.currency)
     now = env.now()
@@ -358,7 +369,9 @@ def demo_memory_store(env: Env) -> MemoryStore:
         store.add_merchant(mid, name, name_en, mcc, fee)
     for tid, mid, tmk, serial in DEMO_TERMINALS:
         store.add_terminal(tid, mid, bytes.fromhex(tmk), serial, at=now)
-    for pan, expiry, balance, kind, org, chip, state, limit in DEMO_CARDS:
+    for tid, mid, tmk, serial in DEMO_SM4_TERMINALS:
+        store.add_terminal(tid, mid, bytes.fromhex(tmk), serial, at=now, algorithm="sm4")
+    for pan, expiry, balance, kind, org, chip, state, limit in (*DEMO_CARDS, *DEMO_QR_CODES):
         store.add_card(pan, expiry, balance, pin=DEMO_PIN, kind=kind, organisation=org, chip=chip, state=state,
                        per_txn_limit=limit)  # fmt: skip
     return store

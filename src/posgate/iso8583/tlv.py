@@ -23,7 +23,7 @@ Value = Union[bytes, "TLV"]
 _TAG1 = [f"{b:02X}" for b in range(256)]
 _TAG2 = {(f << 8) | s: f"{f:02X}{s:02X}" for f in range(256) if f & 0x1F == 0x1F for s in range(0x80)}
 
-# CUP's e-signature receipt elements FF00..FF70 (cup-pos-8583.md 3.13) have the constructed bit
+# CUP's e-signature receipt elements FF00..FF70 (docs/dialect.md 3.13) have the constructed bit
 # set in their first byte but carry plain values (GBK text, BCD dates): a first byte FF is
 # primitive in this codec.
 _PRIMITIVE_CONSTRUCTED = 0xFF

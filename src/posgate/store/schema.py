@@ -92,7 +92,8 @@ terminals = Table(
     Column("mak_enc", LargeBinary),
     Column("tdk_enc", LargeBinary),
     Column("mac_algorithm", String(8), nullable=False, server_default="cup"),  # cup | x919
-    # The dialect profile the terminal speaks (posgate.dialect.profiles; migration 0005).
+    Column("algorithm", String(8), nullable=False, server_default="des"),  # des | sm4 (国密): the TMK's cipher
+    # The dialect profile the terminal speaks (posgate.dialect.profiles; migration 0006).
     Column("dialect", String(16), nullable=False, server_default="cup"),
     Column("mac_failures", Integer, nullable=False, server_default="0"),  # consecutive A0s
     Column("resign_requested", Boolean, nullable=False, server_default="0"),  # header requirement 3

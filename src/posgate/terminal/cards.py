@@ -1,5 +1,5 @@
 """Simulated card reader for the CLI, the load generator and tests: a PAN becomes what a
-real reader would hand over — track 2 (demo-data.md: ``PAN=YYMM2010000000000``), the card
+real reader would hand over — track 2 (docs/demo-data.md: ``PAN=YYMM2010000000000``), the card
 organisation from the BIN (62… CUP, 4… VIS...) and, for a chip (insert) or contactless (tap)
 read, a plausible field 55 (the ARQC's tags, 3.6).
 
@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from posgate.dialect.qr import check_code
 from posgate.iso8583 import TLV
 from posgate.terminal.operations.base import Card, organisation_of
 
-# demo-data.md: PAN → expiry (YYMM)
+# docs/demo-data.md: PAN → expiry (YYMM)
 DEMO_CARDS: dict[str, str] = {
     "6212142000000000012": "3012",
     "6217000000000000020": "3012",
@@ -91,3 +92,10 @@ def read_card(
         raise ValueError("an IC read needs randbytes and the time")
     icc = icc_data(amount, when, randbytes, pin=bool(pin), tap=entry == "tap")
     return Card(pan=pan, entry=entry, track2=t2, expiry=exp, seq="001", icc=icc, pin=pin, organisation=org)
+
+
+def read_qr(code: str) -> Card:
+    """What the scanner gives for a customer's payment code (scan-to-pay, docs/decisions.md Q1):
+    the code stands where the PAN stands; the organisation is CUP (the acquirer settles every
+    wallet's QR payments in the domestic totals, Q4). Raises ValueError for a malformed code."""
+    return Card(pan=check_code(code), entry="qr", organisation="CUP")

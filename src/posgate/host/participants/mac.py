@@ -14,14 +14,17 @@ to authenticate their reply.
 Algorithm per terminal: its dialect profile's (posgate.dialect.profiles: ``cup`` ECB MAC, 8
 ASCII hex characters; ``x9.9`` single-DES CBC, ``x9.19`` retail MAC, 8 binary bytes); for the
 baseline profile the terminal's own ``mac_algorithm`` option (``cup`` | ``x919``). A profile
-changes the algorithm, never whether the MAC is checked.
+changes the algorithm, never whether the MAC is checked. An SM4 (国密) terminal
+(``algorithm = sm4``) uses the CUP method with SM4 and 16-byte blocks (docs/dialect.md 4.4)
+whatever its profile or ``mac_algorithm`` says: X9.9 and X9.19 are DES constructions (the
+admin refuses a non-baseline profile on an SM4 terminal; docs/dialect-profiles.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from posgate.crypto import mac_verify
+from posgate.crypto import SM4, cup_ecb_mac, mac_verify
 from posgate.dialect import profiles
 from posgate.host.context import Context
 from posgate.host.pipeline import Participant
@@ -31,6 +34,8 @@ from posgate.host.ports import TerminalRecord
 def mac_function(t: TerminalRecord) -> Callable[[bytes], bytes]:
     mak = t.mak
     assert mak is not None
+    if t.algorithm == "sm4":
+        return lambda mab: cup_ecb_mac(mak, mab, SM4)
     profile = profiles.PROFILES.get(t.dialect) or profiles.PROFILES[profiles.BASELINE]
     return profile.mac_function(mak, t.mac_algorithm)
 

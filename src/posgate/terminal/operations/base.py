@@ -18,6 +18,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from posgate.crypto import (
+    SM4,
+    cup_ecb_mac,
     des_encrypt,
     encrypt_pin,
     encrypt_pin_block,
@@ -29,10 +31,11 @@ from posgate.crypto import (
 from posgate.crypto.pinblock import random_fill_af
 from posgate.dialect import profiles
 from posgate.dialect.cup import CODEC
-from posgate.dialect.fields import Field60, Field63
+from posgate.dialect.fields import SM4_PIN_PREFIX, Field60, Field63
 from posgate.dialect.operations import OPERATIONS, Operation
 from posgate.dialect.profiles import Profile
-from posgate.domain.masking import mask_pan
+from posgate.dialect.qr import field59, is_qr_entry
+from posgate.domain.masking import mask_pan, split_track
 from posgate.domain.response_codes import APPROVED, describe
 from posgate.iso8583 import TLV, Codec, CodecError, Message
 from posgate.terminal.state import Event, TerminalState, TxnEntry
@@ -143,10 +146,29 @@ class Result:
     notices: tuple[str, ...] = ()
     settlement: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # What the cashier does next. Every result that carries a host response code has one
+    # (domain.response_codes: "invalid merchant [03]" alone does not say "call your acquirer").
+    action_zh: str = ""
+    action_en: str = ""
+
+    def __post_init__(self) -> None:
+        if self.response_code and not self.action_zh:
+            rc = describe(self.response_code)
+            object.__setattr__(self, "action_zh", rc.action_zh)
+            object.__setattr__(self, "action_en", rc.action_en)
 
     @property
     def message(self) -> str:
         return f"{self.message_zh} / {self.message_en}" if self.message_en else self.message_zh
+
+    @property
+    def action(self) -> str:
+        return f"{self.action_zh} / {self.action_en}" if self.action_en else self.action_zh
+
+    @property
+    def action_worth_showing(self) -> bool:
+        """A plain approval's action ("done") goes without saying on a screen."""
+        return bool(self.action_zh) and not (self.approved and self.response_code in ("00", "11"))
 
     @property
     def exit_code(self) -> int:
@@ -163,6 +185,9 @@ class Result:
             "message": self.message,
             "message_zh": self.message_zh,
             "message_en": self.message_en,
+            "action": self.action,
+            "action_zh": self.action_zh,
+            "action_en": self.action_en,
             "error": self.error,
             "stan": self.stan,
             "batch": self.batch,
@@ -251,6 +276,8 @@ def mac_of(state: TerminalState, mab: bytes) -> bytes:
     keys = state.keys
     if keys is None:
         raise TerminalError("未签到 / not signed on: no MAC key")
+    if keys.cipher is SM4:  # 国密: the CUP method with SM4 and 16-byte blocks (4.4), whatever the profile
+        return cup_ecb_mac(keys.mak, mab, SM4)
     return dialect_of(state).mac_function(keys.mak, state.config.mac_algorithm)(mab)
 
 
@@ -274,7 +301,7 @@ def field60(type_code: str, batch: str, nmic: str, card: Card | None = None, *, 
     ).format()
 
 
-_ENTRY = {"manual": "01", "swipe": "02", "fallback": "02", "insert": "05", "tap": "07"}
+_ENTRY = {"manual": "01", "swipe": "02", "fallback": "02", "insert": "05", "tap": "07", "qr": "03"}
 REVERSAL_55_TAGS = ("95", "9F1E", "9F10", "9F36", "DF31")
 
 
@@ -282,6 +309,8 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
     """Fields 2, 14, 22, 23, 26, 35, 36, 52, 53, 55 for the card as read (spec 2, 6)."""
     if card.entry not in _ENTRY:
         raise TerminalError(f"unknown entry mode {card.entry!r} (swipe, insert, tap, manual)")
+    if card.entry == "qr":
+        return qr_fields(card)
     keys = state.keys
     f: dict[int, Any] = {}
     pin = bool(card.pin) and want_pin
@@ -298,28 +327,39 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
     encrypted = False
     if card.entry != "manual":
         tdk = keys.tdk if keys else None
-        use_tdk = tdk is not None and state.config.encrypt_tracks and state.key_scheme == "004"
+        use_tdk = tdk is not None and state.config.encrypt_tracks and state.key_scheme in ("004", "006")
         enc2 = enc3 = ""
-        if use_tdk and tdk is not None:
+        # The wire form of a track writes its separator '=' (a reader may hand over nibble D).
+        track2, track3 = _wire_track(card.track2), _wire_track(card.track3)
+        if use_tdk and tdk is not None and keys is not None:
             # Encrypted tracks carry hex nibbles A-F; send them only if the codec can carry
             # them (a codec limited to digits and '=' cannot), else fall back to clear tracks.
-            enc2 = encrypt_track(tdk, card.track2) if card.track2 else ""
-            enc3 = encrypt_track(tdk, card.track3) if card.track3 else ""
+            # separator="=": the ciphertext's D nibbles must be written the way the codec
+            # writes nibble D, whatever the reader's form.
+            enc2 = encrypt_track(tdk, track2, separator="=", cipher=keys.cipher) if track2 else ""
+            enc3 = encrypt_track(tdk, track3, separator="=", cipher=keys.cipher) if track3 else ""
             use_tdk = _encodable(35, enc2) and _encodable(36, enc3)
-        if card.track2:
-            f[35] = enc2 if use_tdk else card.track2
+        if track2:
+            f[35] = enc2 if use_tdk else track2
             encrypted = use_tdk
-        if card.track3:
-            f[36] = enc3 if use_tdk else card.track3
+        if track3:
+            f[36] = enc3 if use_tdk else track3
             encrypted = encrypted or use_tdk
     if pin:
         if keys is None:
             raise TerminalError("未签到 / not signed on: no PIN key")
         f[26] = "12"
-        f[52] = pin_block(state, keys.pik, card)
+        if keys.cipher is SM4:
+            # The 16-byte SM4 block does not fit 52 (b64): 62 = SM016 + block, 52 zeros (4.4).
+            # SM4 wins over the profile's PIN format (a DES one).
+            f[52] = bytes(8)
+            f[62] = SM4_PIN_PREFIX + encrypt_pin(keys.pik, card.pin, card.pan, SM4)
+        else:
+            f[52] = pin_block(state, keys.pik, card)
     if pin or encrypted:
         double = keys is not None and len(keys.pik) >= 16
-        f[53] = "2" + ("6" if double else "0") + ("1" if encrypted else "0") + "0" * 13
+        alg = "4" if keys is not None and keys.cipher is SM4 else ("6" if double else "0")
+        f[53] = "2" + alg + ("1" if encrypted else "0") + "0" * 13
     return f
 
 
@@ -341,6 +381,12 @@ def pin_block(state: TerminalState, pik: bytes, card: Card) -> bytes:
     return encrypt_pin_block(pik, pin_block_format3(card.pin, card.pan, fill))
 
 
+def qr_fields(card: Card) -> dict[int, Any]:
+    """A scanned payment code (docs/decisions.md Q1): 22 = 032 (scanned, no PIN at the POS) and
+    the code in 59 as tag A3 + length + code; no 2, 14, 35 or PIN block."""
+    return {22: "032", 59: field59(card.pan)}
+
+
 def advice_card_fields(card: Card) -> dict[int, Any]:
     """The card as an advice carries it (refund, like an offline advice: 3.1b marks the track
     and PIN fields conditional): 2 (PAN), 14 (expiry, from the track when not read apart), 22
@@ -349,9 +395,12 @@ def advice_card_fields(card: Card) -> dict[int, Any]:
     track or PIN block encrypted under this sign-on's keys could not be (and must not be kept)."""
     if card.entry not in _ENTRY:
         raise TerminalError(f"unknown entry mode {card.entry!r} (swipe, insert, tap, manual)")
+    if card.entry == "qr":
+        return qr_fields(card)
     expiry = card.expiry
-    if not expiry and "=" in card.track2:
-        expiry = card.track2.partition("=")[2][:4]
+    after = split_track(card.track2)[1] if card.track2 else None
+    if not expiry and after:
+        expiry = after[:4]
     f: dict[int, Any] = {2: card.pan, 22: _ENTRY[card.entry] + "2"}
     if expiry:
         f[14] = expiry
@@ -361,6 +410,11 @@ def advice_card_fields(card: Card) -> dict[int, Any]:
         if card.icc is not None:
             f[55] = card.icc
     return f
+
+
+def _wire_track(track: str) -> str:
+    """A clear track with its separator written ``=`` (a clear track has no other D)."""
+    return track.upper().replace("D", "=")
 
 
 def _encodable(number: int, value: str) -> bool:
@@ -484,7 +538,9 @@ def entry_from(
     org = card.org if card is not None else organisation_of(pan)
     det = reply_details(reply, org) if reply is not None else {}
     f44 = reply.text(44) if reply is not None else ""
-    sig = "unsigned" if op(name).settlement == "debit" or name == "preauth" else ""
+    # A QR payment is confirmed on the customer's phone: no signature (Q4).
+    qr = is_qr_entry(request.text(22))
+    sig = "unsigned" if (op(name).settlement == "debit" or name == "preauth") and not qr else ""
     values: dict[str, Any] = {
         "stan": stan,
         "batch": state.batch,

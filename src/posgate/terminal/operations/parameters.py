@@ -13,7 +13,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from posgate.dialect.fields import STATUS_PREFIX, Field60, format_parameters, parse_parameters
+from posgate.dialect.fields import (
+    PARAMETER_WIDTHS,
+    STATUS_PREFIX,
+    Field60,
+    format_parameters,
+    parse_parameters,
+)
 from posgate.iso8583 import CodecError, Message
 from posgate.terminal.operations.base import (
     Flow,
@@ -30,12 +36,24 @@ NMIC = {"parameter_download": ("0800", "360"), "status_upload": ("0820", "362")}
 
 
 def status_items(state: TerminalState) -> bytes:
-    """Field 62 of the status upload: the fixed prefix then the terminal's current parameters."""
-    items: dict[str, bytes] = {
-        "12": str(state.timeout).zfill(2).encode(),
-        "23": str(state.reversal_attempts)[:1].encode(),
-    }
+    """Field 62 of the status upload: the fixed prefix then the terminal's current parameters:
+    every downloaded one it holds (so the host sees what a download changed), the values in
+    force for 12, 21 and 23, and 22 the name it prints on its slips (GBK, as downloaded)."""
+    items: dict[str, bytes] = {}
+    for tag, value in state.params.items():
+        width = PARAMETER_WIDTHS.get(tag)
+        if width is None or tag == "22":
+            continue
+        raw = value.encode("ascii", "replace")
+        if len(raw) <= width:
+            items[tag] = raw
+    items["12"] = str(state.timeout).zfill(2).encode()[:2]
     items["21"] = b"1" if state.auto_sign_off else b"0"
+    items["23"] = str(state.reversal_attempts)[:1].encode()
+    name = state.merchant_name
+    while len(name.encode("gbk", "replace")) > PARAMETER_WIDTHS["22"]:
+        name = name[:-1]  # never cut a GBK character in half
+    items["22"] = name.encode("gbk", "replace")
     return STATUS_PREFIX + format_parameters(items)
 
 
@@ -85,6 +103,7 @@ def on_reply(
                 )
         elif code == "00":
             state = event(state, now, "status_upload", step.cause or "manual", "ok")
+            result = replace(result, message_zh="状态上送成功", message_en="Status uploaded")
     if step.primary:
         return state, replace(flow, result=result)
     return state, flow.note(f"{'参数下载' if name == 'parameter_download' else '状态上送'}: {result.message}")

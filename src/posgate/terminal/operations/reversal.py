@@ -24,6 +24,10 @@ from posgate.terminal.state import TerminalState
 
 FAILED_ZH = "冲正不成功 请与客服联系"
 FAILED_EN = "reversal failed: please contact customer service"
+# The host's gate refused the terminal itself (merchant suspended, terminal suspended, device
+# not registered): the failed reversal's result carries that code, so the cashier sees its
+# action (call the acquirer) and not only "reversal failed".
+GATE_CODES = frozenset({"03", "58", "97"})
 
 
 def build(state: TerminalState, flow: Flow, step: Step, now: datetime) -> tuple[TerminalState, Flow, Any]:
@@ -36,7 +40,7 @@ def build(state: TerminalState, flow: Flow, step: Step, now: datetime) -> tuple[
 
 
 def _failed(
-    state: TerminalState, flow: Flow, step: Step, now: datetime, why: str
+    state: TerminalState, flow: Flow, step: Step, now: datetime, why: str, code: str = ""
 ) -> tuple[TerminalState, Flow]:
     rec = state.reversal
     assert rec is not None
@@ -50,7 +54,8 @@ def _failed(
             f"STAN {rec.stan} {rec.operation}: {why}; {rec.attempts} attempts",
         )
         state = replace(state, reversal=None)
-        result = error_result(flow.input.operation, "reversal", FAILED_ZH, FAILED_EN, stan=rec.stan)
+        gate = {"response_code": code} if code in GATE_CODES else {}
+        result = error_result(flow.input.operation, "reversal", FAILED_ZH, FAILED_EN, stan=rec.stan, **gate)
         return state, replace(flow, queue=(), result=result).note(
             f"{FAILED_ZH} / {FAILED_EN} (STAN {rec.stan})"
         )
@@ -70,7 +75,7 @@ def on_reply(
     code = reply.text(39)
     if problem or code != "00":
         state = replace(state, reversal=rec.with_reason("06"))
-        return _failed(state, flow, step, now, problem or f"answered {code}")
+        return _failed(state, flow, step, now, problem or f"answered {code}", "" if problem else code)
     state = event(
         state,
         now,

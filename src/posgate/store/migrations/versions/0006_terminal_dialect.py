@@ -2,8 +2,8 @@
 
 Existing terminals get ``cup``, the baseline, which is what the host spoke to all of them before.
 
-Revision ID: 0005_terminal_dialect
-Revises: 0004_seal_stored_replies
+Revision ID: 0006_terminal_dialect
+Revises: 0005_terminal_algorithm
 Create Date: 2026-12-03
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_terminal_dialect"
-down_revision: str | None = "0004_seal_stored_replies"
+revision: str = "0006_terminal_dialect"
+down_revision: str | None = "0005_terminal_algorithm"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
