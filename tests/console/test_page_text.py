@@ -43,6 +43,7 @@ ALLOWED_WORDS = {
     "posgate", "pdf", "csv", "cup", "unionpay", "visa", "mastercard", "jcb", "amex", "pos", "mcc", "png", "mb",
     "english", "cny", "asia", "shanghai", "utc", "mac", "tmk", "kcv", "mti", "ic", "qpboc", "id",
     "iso",  # the standard named in a dialect profile (ISO 9564 PIN block formats)
+    "des", "tdes",  # cipher names (a terminal's key algorithm: DES/TDES or SM4)
     # the restore command quoted on the backups page
     "restore", "db", "url",
 }  # fmt: skip

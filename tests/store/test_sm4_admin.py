@@ -114,3 +114,16 @@ def test_migration_0005_adds_the_column_and_its_downgrade_suspends_sm4_terminals
     with db.engine.connect() as conn:
         algs = dict(conn.execute(select(s.terminals.c.terminal_id, s.terminals.c.algorithm)).all())
     assert set(algs.values()) == {"des"}  # the suspended terminal must be set to SM4 again by hand
+
+
+def test_sm4_and_a_non_baseline_profile_are_not_combined(cli):
+    """A profile's MAC and PIN format are DES ones: an SM4 terminal speaks the baseline only,
+    refused both ways round, nothing written."""
+    assert cli("admin", "terminal", "add", "30000002", "--merchant", MID, "--tmk", TMK, "--algorithm", "sm4").exit_code == 0
+    r = cli("admin", "terminal", "set-profile", "30000002", "gz-bill")
+    assert r.exit_code != 0 and "SM4" in r.output and _row(cli.url, "30000002").dialect == "cup"
+    assert cli("admin", "terminal", "add", "30000003", "--merchant", MID, "--tmk", TMK).exit_code == 0
+    assert cli("admin", "terminal", "set-profile", "30000003", "x919").exit_code == 0
+    r = cli("admin", "terminal", "set-algorithm", "30000003", "sm4")
+    row = _row(cli.url, "30000003")
+    assert r.exit_code != 0 and "set-profile" in r.output and row.algorithm == "des" and row.dialect == "x919"

@@ -28,6 +28,7 @@ BAD: list[tuple[list[str], str, str]] = [
     (["--tpdu", "60000300", "echo"], "--tpdu", "hex digits"),
     (["--header", "6031", "echo"], "--header", "12 digits"),
     (["--scheme", "002", "signon"], "--scheme", "001, 003 or 004"),
+    (["--profile", "gz-bil", "signon"], "--profile", "gz-bill"),
     (["--timeout", "-1", "echo"], "--timeout", ""),
     (["signon", "--scheme", "9"], "--scheme", "001, 003 or 004"),
     (["signon", "--operator", "1", "--password", "0000"], "--operator", "2 digits"),
