@@ -208,14 +208,17 @@ def _amount(text: str) -> int:
         raise Fail(f"金额错误 / {e}") from None
 
 
-def _card(pan: str | None, entry: str, pin: str | None, amount: int = 0, expiry: str | None = None) -> Any:
-    from posgate.terminal.cards import read_card
+def _card(pan: str | None, entry: str, pin: str | None, amount: int = 0, expiry: str | None = None,
+          j: Any = None) -> Any:  # fmt: skip
+    from posgate.terminal.cards import chip_key, read_card
 
     if not pan:
         return None
+    # A simulated chip card's ATC goes up across runs: the journal keeps it (sealed, by PAN).
+    atc = j.next_atc(pan) if j is not None and entry in ("insert", "tap") and chip_key(pan) else None
     try:
         return read_card(
-            pan, entry, pin=pin or "", amount=amount, when=_now(), randbytes=os.urandom, expiry=expiry
+            pan, entry, pin=pin or "", amount=amount, when=_now(), randbytes=os.urandom, expiry=expiry, atc=atc
         )
     except ValueError as e:
         raise Fail(str(e)) from None
@@ -381,7 +384,7 @@ def sale(ctx: typer.Context, amount: str = typer.Argument(..., help="Amount in y
         return Input(
             "sale",
             amount=fen,
-            card=_card(card, entry, pin, fen),
+            card=_card(card, entry, pin, fen, j=j),
             operator=_operator(j, operator, password),
             signature=jbig,
         ), notice
@@ -403,7 +406,7 @@ def balance(
     def build(j: Any) -> tuple[Any, str]:
         if not card:
             raise Fail("请刷卡 / --card is required")
-        return Input("balance", card=_card(card, entry, pin), operator=_operator(j, None, None)), ""
+        return Input("balance", card=_card(card, entry, pin, j=j), operator=_operator(j, None, None)), ""
 
     _run(ctx, as_json, build)
 
@@ -418,7 +421,7 @@ def void(ctx: typer.Context, voucher: str = typer.Option(..., "--voucher", help=
     def build(j: Any) -> tuple[Any, str]:
         _supervisor(j, supervisor)
         return Input(
-            "void", voucher=voucher, card=_card(card, entry, pin), operator=_operator(j, None, None)
+            "void", voucher=voucher, card=_card(card, entry, pin, j=j), operator=_operator(j, None, None)
         ), ""
 
     _run(ctx, as_json, build)
@@ -443,7 +446,7 @@ def refund(ctx: typer.Context, amount: str = typer.Argument(..., help="Amount in
             amount=fen,
             rrn=rrn,
             orig_date=date,
-            card=_card(card, entry, pin, fen),
+            card=_card(card, entry, pin, fen, j=j),
             operator=_operator(j, None, None),
         ), ""
 
@@ -461,7 +464,7 @@ def preauth(ctx: typer.Context, amount: str = typer.Argument(...), card: str | N
         if not card:
             raise Fail("请刷卡 / --card is required")
         return Input(
-            "preauth", amount=fen, card=_card(card, entry, pin, fen), operator=_operator(j, None, None)
+            "preauth", amount=fen, card=_card(card, entry, pin, fen, j=j), operator=_operator(j, None, None)
         ), ""
 
     _run(ctx, as_json, build)
@@ -476,7 +479,7 @@ def _preauth_ref(name: str, ctx: typer.Context, amount: str | None, auth: str | 
             _supervisor(j, supervisor)
         fen = _amount(amount) if amount else 0
         inp = Input(name, amount=fen, auth_code=auth or "", orig_date=date or "", voucher=voucher or "",
-                    card=_card(card, entry, pin, fen), operator=_operator(j, None, None))  # fmt: skip
+                    card=_card(card, entry, pin, fen, j=j), operator=_operator(j, None, None))  # fmt: skip
         return inp, ""
 
     _run(ctx, as_json, build)
@@ -519,7 +522,7 @@ def offline(ctx: typer.Context, amount: str | None = typer.Argument(None, help="
 
     def build(j: Any) -> tuple[Any, str]:
         fen = _amount(amount) if amount else 0
-        inp = Input("offline", amount=fen, card=_card(card, entry, None, fen), auth_code=auth or "", kind=kind,
+        inp = Input("offline", amount=fen, card=_card(card, entry, None, fen, j=j), auth_code=auth or "", kind=kind,
                     voucher=voucher or "", tip=_amount(tip) if tip else 0, operator=_operator(j, None, None))  # fmt: skip
         return inp, ""
 
