@@ -156,3 +156,23 @@ def test_arpc_changed_on_the_way_the_card_declines_and_the_approval_is_reversed(
     assert rev.mti == "0400" and rev.text(39) == "06" and rev.text(38).strip()
     assert t.state.reversal is None and balance(t) == before
     assert all(x.stan != t.sent[-2].text(11) for x in t.state.txns)  # nothing recorded for the batch
+
+
+def test_the_tc_goes_up_in_the_batch_upload_after_settlement() -> None:
+    t = signed_on()
+    card = t.card(66_00, atc=0x0050)
+    assert t.run(Input("sale", amount=66_00, card=card)).approved
+    sale = t.sent[-1]
+    kept = TLV.decode(t.state.txns[-1].icc)
+    n = len(t.sent)
+    settle = t.run(Input("settlement"))
+    assert settle.approved and settle.settlement is not None, settle.message
+    uploads = [m for m in t.sent[n:] if m.mti == "0320" and m.text(60)[8:11] == "203"]
+    assert len(uploads) == 1, [m.text(60) for m in t.sent[n:]]
+    up = uploads[0]
+    tc = up[55]
+    assert isinstance(tc, TLV) and tc == kept and tc["9F27"] == b"\x40" and tc["9F26"] != sale[55]["9F26"]  # type: ignore[index]
+    assert up.text(2) == CHIP and up.text(4) == f"{66_00:012d}" and up.text(23) == "001"
+    assert up.data(62) == f"610000{66_00:012d}156".encode()
+    assert settle.settlement["batch_upload_count"] == 1 and settle.settlement["batch_upload_complete"]
+    assert t.replies[-2].text(39) == "00"  # the host took the TC upload (the last reply is the end's)
