@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from posgate.crypto.emv import cdol1_data, derive_card_key, derive_session_key, generate_ac
-from posgate.domain.chip import DEMO_CHIP_CARDS
+from posgate.domain.chip import DEMO_CHIP_CARDS, ChipPersonalisation
 from posgate.iso8583 import TLV
 from posgate.terminal.operations.base import Card, organisation_of
 
@@ -114,8 +114,10 @@ def read_card(
     randbytes: Callable[[int], bytes] | None = None,
     expiry: str | None = None,
     atc: int | None = None,
+    chip: ChipPersonalisation | None = None,
 ) -> Card:
-    """What the reader and PIN pad give for ``pan`` read with ``entry``."""
+    """What the reader and PIN pad give for ``pan`` read with ``entry``. ``chip``: the card's
+    personalisation when it is not a demo card (the fleet's cards); ``atc``: its counter."""
     if entry not in ENTRIES:
         raise ValueError(f"entry must be one of {', '.join(ENTRIES)}")
     if not pan.isdigit() or not 12 <= len(pan) <= 19:
@@ -129,7 +131,7 @@ def read_card(
         return Card(pan=pan, entry=entry, track2=t2, pin=pin, organisation=org)
     if randbytes is None or when is None:
         raise ValueError("an IC read needs randbytes and the time")
-    personal = chip_key(pan)
+    personal = (chip.psn, derive_card_key(chip.imk_ac, pan, chip.psn)) if chip is not None else chip_key(pan)
     if personal is None:
         icc = icc_data(amount, when, randbytes, pin=bool(pin), tap=entry == "tap", atc=atc)
         return Card(pan=pan, entry=entry, track2=t2, expiry=exp, seq="001", icc=icc, pin=pin, organisation=org)
