@@ -88,6 +88,13 @@ def test_tampered_amount_breaks_the_cryptogram() -> None:
     assert ask(i, icc, 100).response_code == "59"
 
 
+def test_field4_other_than_the_signed_amount_is_declined() -> None:
+    s, i = issuer()
+    r = ask(i, field55(5, 1_000)[0], 100)  # a valid cryptogram for 10.00, field 4 says 1.00
+    assert (r.response_code, r.icc) == ("59", None)
+    assert s.card_by_pan(PAN).balance == 100_000  # type: ignore[union-attr]
+
+
 def test_replayed_or_older_atc_is_declined() -> None:
     s, i = issuer()
     first = field55(7, 1_000)[0]

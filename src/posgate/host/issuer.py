@@ -22,8 +22,9 @@ A card state or limit is always checked before the balance.
 Chip cards (issue 14, docs/decisions.md C1): a request whose field 55 carries an ARQC (9F26)
 for a card holding issuer master keys is checked before the rules above: an ATC (9F36) not
 above the highest one seen → ``59``; a cryptogram that does not verify (EMV option A card key,
-common session key for the ATC, ISO 9797-1 MAC algorithm 3 over the CDOL1 data) → ``59``; an
-unreadable field 55 → ``30``. Once the ARQC verifies, the ATC is recorded and the answer,
+common session key for the ATC, ISO 9797-1 MAC algorithm 3 over the CDOL1 data) → ``59``; a
+debit or hold for another amount than the card signed (9F02) → ``59``; an unreadable field 55
+→ ``30``. Once the ARQC verifies, the ATC is recorded and the answer,
 whatever it is, carries tag 91 = ARPC (method 1) ‖ ARC so that the card can tell it came from
 its issuer. Undo requests and offline advices are never checked (the money already moved). Approvals take an auth code
 from the store (unique across host processes). The organisation (``CUP``, ``VIS``...) comes
@@ -129,6 +130,9 @@ class BuiltinIssuer:
         if not verify_ac(session_key, data, arqc):
             return IssuerResult(ICC_REFUSED, None, None, org, bank)
         store.update_card(pan_hash, icc_atc=atc)
+        amount = tags.get("9F02")
+        if request.kind in ("debit", "hold") and isinstance(amount, bytes) and amount.hex() != f"{request.amount:012d}":
+            return IssuerResult(ICC_REFUSED, None, None, org, bank)  # the card signed another amount than field 4
         return session_key, arqc
 
     def _authorize_card(self, request: IssuerRequest, now: datetime) -> IssuerResult:
