@@ -30,3 +30,27 @@ def test_fleet_chip_sales_are_verified_and_their_tcs_uploaded(tmp_path: Path) ->
             assert card is not None and card.icc_atc == 6 * run
         uploads = [r for r in host.store.settlements.values() if r.uploaded]
         assert uploads and all(s.uploaded >= 6 for s in uploads)  # every TC went up (203), plus the end
+
+
+def test_provisioned_fleet_cards_are_chip_cards_with_sealed_keys(tmp_path: Path) -> None:
+    from sqlalchemy import select, update
+
+    from posgate.fleet.fleet import FLEET_CHIP, fleet_pan, provision
+    from posgate.store.database import Database
+    from posgate.store.schema import cards
+
+    url, key = f"sqlite:///{tmp_path / 'h.db'}", str(tmp_path / "master.key")
+    provision(url, 2, key_file=key)
+    db = Database.open(url, key_file=key)
+    try:
+        with db.engine.begin() as conn:  # as provisioned before chip sales existed
+            conn.execute(update(cards).values(chip=False, icc_keys_enc=None))
+        provision(url, 2, key_file=key)
+        with db.engine.connect() as conn:
+            rows = conn.execute(select(cards.c.pan_hash, cards.c.chip, cards.c.icc_keys_enc)).all()
+        assert {r[0] for r in rows} == {db.keyring.pan_hash(fleet_pan(i)) for i in (1, 2)}
+        for _, chip, blob in rows:
+            assert chip and blob is not None and FLEET_CHIP.imk_ac not in bytes(blob)
+            assert db.keyring.decrypt_key(bytes(blob), b"icc") == FLEET_CHIP.keys
+    finally:
+        db.close()

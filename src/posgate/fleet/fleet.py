@@ -158,7 +158,7 @@ def fleet_cards(n_terminals: int) -> list[tuple[str, str]]:
 
 def provision(db_url: str, n: int, *, key_file: str | None = None) -> tuple[list[TerminalSpec], list[tuple[str, str]]]:
     """Create (idempotently) N fleet terminals, their merchants and cards in the host's database."""
-    from sqlalchemy import select
+    from sqlalchemy import select, update
 
     from posgate.store.admin import add_card, add_merchant, add_terminal
     from posgate.store.database import Database
@@ -179,9 +179,13 @@ def provision(db_url: str, n: int, *, key_file: str | None = None) -> tuple[list
                 if spec.terminal_id not in have_t:
                     add_terminal(conn, db.keyring, spec.terminal_id, spec.merchant_id, tmk=spec.tmk, actor="fleet")
             for pan, expiry in card_list:
-                if db.keyring.pan_hash(pan) not in have_c:
+                h = db.keyring.pan_hash(pan)
+                if h not in have_c:
                     add_card(conn, db.keyring, pan, expiry, DEMO_PIN, balance=FLEET_CARD_BALANCE, actor="fleet",
                              chip=True, icc_keys=FLEET_CHIP.keys)  # fmt: skip
+                else:  # a card provisioned before chip sales existed becomes the chip card it is now used as
+                    conn.execute(update(cards).where(cards.c.pan_hash == h, cards.c.icc_keys_enc.is_(None))
+                                 .values(chip=True, icc_keys_enc=db.keyring.encrypt_key(FLEET_CHIP.keys, b"icc")))  # fmt: skip
     finally:
         db.close()
     return specs, card_list
