@@ -125,3 +125,24 @@ def test_keys_are_sealed_at_rest_and_not_in_repr() -> None:
     assert card is not None and card.icc_keys_enc is not None
     assert P.imk_ac not in card.icc_keys_enc and P.imk_ac.hex() not in repr(card).lower()
     assert s.icc_master_keys(card.icc_keys_enc) == P.keys
+
+
+def test_verify_tc_against_a_pyemv_tc() -> None:
+    _, i = issuer()
+    icc, _, sk = field55(5, 1_000)
+    assert ask(i, icc).response_code == "00"
+    tags = TLV.decode(icc)
+    data = b"".join(v for t, v in tags.items if t not in ("9F26", "9F27", "9F10") and isinstance(v, bytes))
+    data += bytes.fromhex("03A0A802")
+
+    def tc_icc(tc: bytes, atc_tags: TLV = tags) -> bytes:
+        return TLV([*(((t, tc) if t == "9F26" else (t, b"\x40") if t == "9F27" else (t, v)) for t, v in atc_tags.items),
+                    ("8A", b"00")]).raw  # fmt: skip
+
+    good = pac.generate_ac(sk, b"00" + data, pac.PaddingType.EMV)
+    assert ask(i, tc_icc(good), 0, kind="verify_tc").response_code == "00"
+    assert ask(i, tc_icc(bytes([good[0] ^ 1]) + good[1:]), 0, kind="verify_tc").response_code == "59"
+    later = TLV.decode(field55(6, 1_000)[0])  # an ATC the issuer never saw with an ARQC
+    assert ask(i, tc_icc(good, later), 0, kind="verify_tc").response_code == "59"
+    card = i._store.card(i._store.pan_hash(PAN))  # type: ignore[attr-defined]
+    assert card is not None and card.balance == 99_000  # verifying moves nothing

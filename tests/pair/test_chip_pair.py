@@ -176,3 +176,19 @@ def test_the_tc_goes_up_in_the_batch_upload_after_settlement() -> None:
     assert up.data(62) == f"610000{66_00:012d}156".encode()
     assert settle.settlement["batch_upload_count"] == 1 and settle.settlement["batch_upload_complete"]
     assert t.replies[-2].text(39) == "00"  # the host took the TC upload (the last reply is the end's)
+
+
+def test_a_tc_that_does_not_verify_is_refused_by_the_host_at_upload() -> None:
+    t = signed_on()
+    assert t.run(Input("sale", amount=7_00, card=t.card(7_00, atc=0x0060))).approved
+    entry = t.state.txns[-1]
+    kept = TLV.decode(entry.icc)
+    tc = kept["9F26"]
+    assert isinstance(tc, bytes)
+    forged = TLV([(k, bytes([tc[0] ^ 1]) + tc[1:] if k == "9F26" else v) for k, v in kept.items])
+    t.state = t.state.with_txn(replace(entry, icc=forged.raw))
+    settle = t.run(Input("settlement"))
+    assert settle.settlement is not None and not settle.settlement["batch_upload_complete"]
+    assert [r.text(39) for r in t.replies if r.mti == "0330"] == ["59", "00"]  # the TC, then the end (207)
+    (s,) = t.world.store.settlements.values()
+    assert s.uploaded == 0  # the forged TC was not counted

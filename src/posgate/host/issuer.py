@@ -26,7 +26,9 @@ common session key for the ATC, ISO 9797-1 MAC algorithm 3 over the CDOL1 data) 
 debit or hold for another amount than the card signed (9F02) → ``59``; an unreadable field 55
 → ``30``. Once the ARQC verifies, the ATC is recorded and the answer,
 whatever it is, carries tag 91 = ARPC (method 1) ‖ ARC so that the card can tell it came from
-its issuer. Undo requests and offline advices are never checked (the money already moved). Approvals take an auth code
+its issuer. Undo requests and offline advices are never checked (the money already moved).
+``verify_tc`` (the batch upload's 203/205) checks the transaction certificate the card made
+after the ARPC: ``00`` or ``59``, nothing moved. Approvals take an auth code
 from the store (unique across host processes). The organisation (``CUP``, ``VIS``...) comes
 back in every answer about a known card: it decides domestic vs foreign totals (9.1).
 
@@ -85,6 +87,8 @@ class BuiltinIssuer:
         return "BuiltinIssuer()"
 
     def authorize(self, request: IssuerRequest, now: datetime) -> IssuerResult:
+        if request.kind == "verify_tc":
+            return self._check_tc(request)
         if request.icc is None or request.kind in _UNDO or request.kind == "force_debit":
             return self._authorize_card(request, now)
         chip = self._check_arqc(request)
@@ -96,6 +100,34 @@ class BuiltinIssuer:
         session_key, arqc = chip
         arc = arc_of(result.response_code)
         return replace(result, icc=TLV([("91", arpc_method1(session_key, arqc, arc) + arc)]).raw)
+
+    def _check_tc(self, request: IssuerRequest) -> IssuerResult:
+        """A chip transaction's TC from the batch upload (203/205): ``00`` when it verifies (or the
+        card is not one we hold keys for), ``59`` when not; moves no money, records nothing. The
+        TC is the card's MAC over ARC (8A) ‖ CDOL1 data under the session key of its ATC, an ATC
+        the issuer has already seen with the ARQC (so not above the last one)."""
+        store = self._store
+        card = store.card(store.pan_hash(request.pan))
+        if card is None:  # not one of ours: nothing to check it with
+            return IssuerResult("00", organisation="")
+        org, bank = card.organisation, card.organisation + request.pan[:6]
+        if not card.chip or card.icc_keys_enc is None or request.icc is None:
+            return IssuerResult("00", None, None, org, bank)
+        try:
+            tags = {t: v for t, v in TLV.decode(request.icc).items if isinstance(v, bytes)}
+            tc, atc, arc = tags.get("9F26"), tags.get("9F36"), tags.get("8A")
+            if tc is None or atc is None or arc is None or tags.get("9F27") != b"\x40":
+                return IssuerResult(ICC_REFUSED, None, None, org, bank)
+            n = int.from_bytes(atc, "big")
+            if card.icc_atc is None or n > card.icc_atc:
+                return IssuerResult(ICC_REFUSED, None, None, org, bank)  # no ARQC was ever verified for it
+            psn = request.pan_seq[-2:] if request.pan_seq else "00"
+            imk_ac = store.icc_master_keys(card.icc_keys_enc)[:16]
+            session_key = derive_session_key(derive_card_key(imk_ac, request.pan, psn), n)
+            ok = verify_ac(session_key, arc + cdol1_data(tags), tc)
+        except (CodecError, CryptoError):
+            return IssuerResult("30", None, None, org, bank)
+        return IssuerResult("00" if ok else ICC_REFUSED, None, None, org, bank)
 
     def _check_arqc(self, request: IssuerRequest) -> IssuerResult | tuple[bytes, bytes] | None:
         """``None``: nothing to check (no cryptogram, or a card without issuer keys); a refusal;
