@@ -25,9 +25,16 @@ from posgate.crypto.emv import (  # noqa: E402
 PAN, PSN = "6225880000000000010", "01"
 IMK_AC = bytes.fromhex("9E15204313F7318ACB79B90BD986AD29")
 TAGS = {
-    "9F02": bytes.fromhex("000000012345"), "9F03": bytes(6), "9F1A": bytes.fromhex("0156"),
-    "95": bytes(5), "5F2A": bytes.fromhex("0156"), "9A": bytes.fromhex("261203"), "9C": b"\x00",
-    "9F37": bytes.fromhex("1A2B3C4D"), "82": bytes.fromhex("7C00"), "9F36": bytes.fromhex("002A"),
+    "9F02": bytes.fromhex("000000012345"),
+    "9F03": bytes(6),
+    "9F1A": bytes.fromhex("0156"),
+    "95": bytes(5),
+    "5F2A": bytes.fromhex("0156"),
+    "9A": bytes.fromhex("261203"),
+    "9C": b"\x00",
+    "9F37": bytes.fromhex("1A2B3C4D"),
+    "82": bytes.fromhex("7C00"),
+    "9F36": bytes.fromhex("002A"),
     "9F10": bytes.fromhex("07010103A0A802010A010000000000"),
 }
 

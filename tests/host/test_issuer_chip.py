@@ -52,7 +52,9 @@ def field55(atc: int, amount: int, *, tamper: bool = False) -> tuple[bytes, byte
 
 
 def ask(i: BuiltinIssuer, icc: bytes, amount: int = 1_000, kind: str = "debit"):  # type: ignore[no-untyped-def]
-    return i.authorize(IssuerRequest(kind=kind, pan=PAN, expiry=None, amount=amount, icc=icc, pan_seq="001"), NOW)
+    return i.authorize(
+        IssuerRequest(kind=kind, pan=PAN, expiry=None, amount=amount, icc=icc, pan_seq="001"), NOW
+    )
 
 
 def test_valid_arqc_is_approved_with_an_arpc_pyemv_agrees_with() -> None:
@@ -84,7 +86,9 @@ def test_tampered_arqc_is_declined_59_without_arpc_and_changes_nothing() -> None
 
 def test_tampered_amount_breaks_the_cryptogram() -> None:
     _, i = issuer()
-    icc = field55(5, 1_000)[0].replace(bytes.fromhex("9F0206000000001000"), bytes.fromhex("9F0206000000000100"))
+    icc = field55(5, 1_000)[0].replace(
+        bytes.fromhex("9F0206000000001000"), bytes.fromhex("9F0206000000000100")
+    )
     assert ask(i, icc, 100).response_code == "59"
 
 

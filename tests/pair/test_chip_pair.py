@@ -52,7 +52,9 @@ class ChipDriver:
             if on_reply is not None and msg.mti == "0210":
                 changed = on_reply(state, msg)
                 signer = state
-                body = CODEC.encode(changed, mac=lambda mab, k=signer: mac_of(k, mab))  # re-MAC'd: only 55 differs
+                body = CODEC.encode(
+                    changed, mac=lambda mab, k=signer: mac_of(k, mab)
+                )  # re-MAC'd: only 55 differs
                 msg = CODEC.decode(body)
             self.replies.append(msg)
             state, out = machine.on_reply(state, body, now, requirement=f"{reply.header[2] & 0x0F}")
