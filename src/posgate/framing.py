@@ -2,8 +2,9 @@
 
 :class:`FrameReader` takes whatever bytes arrive (all at once, byte by byte, several frames and
 a half) and hands back whole :class:`Frame` objects; it owns no socket and no clock. A length
-that cannot hold a TPDU and a header, or exceeds the configured maximum, raises
-:class:`FramingError` — the connection must then be closed, since the stream has lost sync.
+that cannot hold a TPDU and a header, or exceeds the configured maximum, is a
+:class:`FramingError` — the connection must then be closed, since the stream has lost sync;
+the whole frames read before it are still handed back (and answered) first.
 :func:`encode_frame` is the inverse. :class:`Tpdu` and :class:`Header` give the two prefixes
 names (the reply swaps the TPDU addresses; the header's 6th digit is the processing requirement).
 """
@@ -19,12 +20,19 @@ DEFAULT_MAX_FRAME = 4096  # a CUP message with a 999-byte signature stays under 
 
 
 class FramingError(ValueError):
-    """The byte stream is not a sequence of CUP frames."""
+    """The byte stream is not a sequence of CUP frames. ``rest``: the bytes from the bad
+    length prefix on (for a relay that passes them through untouched)."""
+
+    rest: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
 class Tpdu:
-    """``60`` + destination address (4 digits) + source address (4 digits)."""
+    """``60`` + destination address (4 digits) + source address (4 digits).
+
+    Liberal in what it reads: any 5 bytes parse (as upper-case hex), since the host only swaps
+    the two addresses and never interprets them; :meth:`variant` says how the TPDU departs
+    from the BCD form of 1.1, for ``posgate decode`` and the logs."""
 
     id: str = "60"
     destination: str = "0003"
@@ -32,9 +40,9 @@ class Tpdu:
 
     @classmethod
     def parse(cls, raw: bytes) -> Tpdu:
-        s = raw.hex()
-        if len(raw) != TPDU_LEN or not s.isdigit():
-            raise FramingError("TPDU: expected 5 BCD bytes")
+        if len(raw) != TPDU_LEN:
+            raise FramingError("TPDU: expected 5 bytes")
+        s = raw.hex().upper()
         return cls(s[0:2], s[2:6], s[6:10])
 
     @classmethod
@@ -51,6 +59,13 @@ class Tpdu:
         """The reply's TPDU: destination and source exchanged (D1)."""
         return Tpdu(self.id, self.source, self.destination)
 
+    def variant(self) -> str:
+        """``"BCD"`` for the form of 1.1, else what differs (e.g. ``"id 68, hex destination"``)."""
+        notes = [f"id {self.id}"] if self.id != "60" else []
+        notes += [f"hex {name}" for name, v in (("destination", self.destination), ("source", self.source))
+                  if not v.isdigit()]  # fmt: skip
+        return ", ".join(notes) or "BCD"
+
     def __str__(self) -> str:
         return self.id + self.destination + self.source
 
@@ -61,8 +76,13 @@ REQ_NONE, REQ_PARAMETERS, REQ_STATUS, REQ_SIGN_ON = "0", "1", "2", "3"
 
 @dataclass(frozen=True, slots=True)
 class Header:
-    """12 BCD digits: application category (2), spec version (2), terminal status (1),
-    processing requirement (1), software sub-version (6)."""
+    """12 digits: application category (2), spec version (2), terminal status (1),
+    processing requirement (1), software sub-version (6).
+
+    Liberal in what it reads: any 6 bytes parse (as upper-case hex). Real traffic carries hex
+    digits in the vendor's sub-version (``60310031110E``, docs/field-dialects.md); the host
+    echoes the header as received, changing only the processing-requirement digit of its reply
+    (D2). :meth:`variant` says how a header departs from the all-BCD form of 1.3."""
 
     category: str = "60"
     version: str = "31"
@@ -72,9 +92,9 @@ class Header:
 
     @classmethod
     def parse(cls, raw: bytes) -> Header:
-        s = raw.hex()
-        if len(raw) != HEADER_LEN or not s.isdigit():
-            raise FramingError("header: expected 6 BCD bytes")
+        if len(raw) != HEADER_LEN:
+            raise FramingError("header: expected 6 bytes")
+        s = raw.hex().upper()
         return cls(s[0:2], s[2:4], s[4], s[5], s[6:12])
 
     @classmethod
@@ -90,6 +110,13 @@ class Header:
     def with_requirement(self, requirement: str) -> Header:
         return Header(self.category, self.version, self.status, requirement, self.sub_version)
 
+    def variant(self) -> str:
+        """``"BCD"`` for the all-BCD form of 1.3, else which parts carry hex digits
+        (e.g. ``"hex sub-version"``)."""
+        parts = (("category", self.category), ("version", self.version), ("status", self.status),
+                 ("requirement", self.requirement), ("sub-version", self.sub_version))  # fmt: skip
+        return ", ".join(f"hex {name}" for name, v in parts if not v.isdigit()) or "BCD"
+
     def __str__(self) -> str:
         return self.category + self.version + self.status + self.requirement + self.sub_version
 
@@ -103,7 +130,7 @@ class Frame:
     @property
     def requirement(self) -> str:
         """The processing-requirement digit of the header (a reply's instruction, D2)."""
-        return f"{self.header[2] & 0x0F}" if len(self.header) == HEADER_LEN else "0"
+        return f"{self.header[2] & 0x0F:X}" if len(self.header) == HEADER_LEN else "0"
 
 
 def encode_frame(tpdu: bytes, header: bytes, body: bytes, max_size: int = DEFAULT_MAX_FRAME) -> bytes:
@@ -116,28 +143,46 @@ def encode_frame(tpdu: bytes, header: bytes, body: bytes, max_size: int = DEFAUL
 
 
 class FrameReader:
-    """Feed bytes, get frames. Keeps at most one partial frame buffered."""
+    """Feed bytes, get frames. Keeps at most one partial frame buffered.
 
-    __slots__ = ("_buf", "max_size")
+    Frames before a bad length prefix are never thrown away: when one :meth:`feed` holds whole
+    frames followed by stray bytes (a length that cannot be right), it returns those frames and
+    keeps the error in :attr:`error`; the caller answers them, then closes (the stream has lost
+    sync, so nothing after the stray bytes can be trusted). The next :meth:`feed` raises it.
+    When the very first length of a feed is bad, :meth:`feed` raises at once, as before.
+    """
+
+    __slots__ = ("_buf", "max_size", "error")
 
     def __init__(self, max_size: int = DEFAULT_MAX_FRAME) -> None:
         self._buf = bytearray()
         self.max_size = max_size
+        self.error: FramingError | None = None
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add ``data``; return every frame now complete (possibly none)."""
+        if self.error is not None:
+            raise self.error
         buf = self._buf
         buf += data
         frames: list[Frame] = []
         p, end = 0, len(buf)
         while end - p >= 2:
             size = (buf[p] << 8) | buf[p + 1]
+            problem = None
             if size < PREFIX_LEN + 10:  # TPDU + header + MTI + bitmap at the very least
+                problem = f"frame length {size} is too short for a TPDU, a header and a message"
+            elif size > self.max_size:
+                problem = f"frame length {size} exceeds the maximum of {self.max_size}"
+            if problem is not None:
+                if frames:
+                    problem += f" (stray bytes after {len(frames)} whole frame{'s' if len(frames) > 1 else ''})"
+                self.error = FramingError(problem)
+                self.error.rest = bytes(buf[p:])
                 del buf[:]
-                raise FramingError(f"frame length {size} is too short for a TPDU, a header and a message")
-            if size > self.max_size:
-                del buf[:]
-                raise FramingError(f"frame length {size} exceeds the maximum of {self.max_size}")
+                if not frames:
+                    raise self.error
+                return frames
             if end - p - 2 < size:
                 break
             start = p + 2

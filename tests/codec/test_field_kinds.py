@@ -71,6 +71,8 @@ ROWS = [
     Row("LLLVAR an field 54 balance", 54, "1002156C000000012345", h("0020") + b"1002156C000000012345"),
     Row("LLLVAR ans field 63", 63, "01 ", h("0003 30 31 20")),
     Row("LLLVAR ans empty", 63, "", h("0000")),
+    # Scan-to-pay (docs/decisions.md Q1): the payment code in 59 as tag A3 + 3-digit length + code.
+    Row("LLLVAR ans field 59 QR code", 59, "A30196288000000000000011", h("0024") + b"A30196288000000000000011"),
     # b fixed: raw bytes.
     Row("b64 PIN block", 52, h("7D6A7408DFE2E9E5"), h("7D6A7408DFE2E9E5")),
     Row("b64 MAC (ASCII hex)", 64, b"D37CEFE6", b"D37CEFE6"),

@@ -114,10 +114,22 @@ def test_a_length_over_the_maximum_is_an_error(max_size: int, size: int) -> None
     assert reader.pending == 0
 
 
-def test_a_bad_length_after_good_frames_still_raises() -> None:
+def test_a_bad_length_after_good_frames_hands_back_the_frames_then_raises() -> None:
+    # Whole frames before stray bytes are answered first (they may be money); the error is kept
+    # for the caller, who closes after answering, and the next feed raises it.
+    reader = FrameReader()
+    frames = reader.feed(v.SIGN_ON_A + v.SIGN_ON_B + b"\x00\x05")
+    assert [f.body for f in frames] == [v.SIGN_ON_A[13:], v.SIGN_ON_B[13:]]
+    assert reader.error is not None and "stray bytes after 2 whole frames" in str(reader.error)
+    assert reader.pending == 0
+    with pytest.raises(FramingError):
+        reader.feed(v.SIGN_ON_A)
+
+
+def test_a_bad_length_first_raises_at_once() -> None:
     reader = FrameReader()
     with pytest.raises(FramingError):
-        reader.feed(v.SIGN_ON_A + b"\x00\x05")
+        reader.feed(b"\x00\x05" + v.SIGN_ON_A)
 
 
 def test_encode_frame_checks_its_parts() -> None:
@@ -146,7 +158,7 @@ def test_tpdu_parse_encode_and_swap() -> None:
     assert str(Tpdu.from_hex("6005810000")) == "6005810000"
 
 
-@pytest.mark.parametrize("raw", ["60000300", "600003000000", "6A00030000"])
+@pytest.mark.parametrize("raw", ["60000300", "600003000000"])
 def test_tpdu_parse_rejects(raw: str) -> None:
     with pytest.raises(FramingError):
         Tpdu.parse(bytes.fromhex(raw))
@@ -170,10 +182,34 @@ def test_header_parse_encode_and_requirement() -> None:
     assert Header.parse(Header().encode()) == Header()
 
 
-@pytest.mark.parametrize("raw", ["6031000000", "60310000000000", "6031000000AB"])
+@pytest.mark.parametrize("raw", ["6031000000", "60310000000000"])
 def test_header_parse_rejects(raw: str) -> None:
     with pytest.raises(FramingError):
         Header.parse(bytes.fromhex(raw))
+
+
+@pytest.mark.parametrize(
+    ("raw", "variant"),
+    [
+        ("603100000000", "BCD"),
+        ("60310031110E", "hex sub-version"),  # a real 0810 header (docs/field-dialects.md)
+        ("6031000000AB", "hex sub-version"),
+        ("6A3100000000", "hex category"),
+    ],
+)
+def test_header_parse_reads_hex_digits_and_names_the_variant(raw: str, variant: str) -> None:
+    h = Header.parse(bytes.fromhex(raw))
+    assert h.variant() == variant
+    assert str(h) == raw and h.encode() == bytes.fromhex(raw)  # echoed exactly as received
+
+
+@pytest.mark.parametrize(
+    ("raw", "variant"), [("6000030000", "BCD"), ("6A00030000", "id 6A"), ("6000AB0000", "hex destination")]
+)
+def test_tpdu_parse_reads_any_address_and_names_the_variant(raw: str, variant: str) -> None:
+    t = Tpdu.parse(bytes.fromhex(raw))
+    assert t.variant() == variant
+    assert t.encode() == bytes.fromhex(raw)
 
 
 @given(st.text("0123456789", min_size=10, max_size=10), st.text("0123456789", min_size=12, max_size=12))
@@ -184,3 +220,9 @@ def test_tpdu_and_header_round_trip(tpdu: str, header: str) -> None:
     hd = Header.from_hex(header)
     assert str(hd) == header and Header.parse(hd.encode()) == hd
     assert hd.with_requirement(header[5]) == hd
+
+
+def test_the_stray_bytes_are_kept_for_a_relay() -> None:
+    reader = FrameReader()
+    reader.feed(v.SIGN_ON_A + b"\x00\x05junk")
+    assert reader.error is not None and reader.error.rest == b"\x00\x05junk"

@@ -106,8 +106,14 @@ def _check_decode(body: bytes) -> None:
     fast = _outcome(CODEC.decode, body)  # anything but CodecError fails the test here
     assert fast == _outcome(CODEC._decode_reference, body)
     if fast[0] == "ok":
-        # Whatever the codec accepts it reproduces exactly: the wire form is canonical.
-        assert CODEC.encode(fast[1]) == body
+        # Whatever the codec accepts it reproduces exactly, except a pad nibble: an odd-length
+        # BCD field padded with F (as real terminals send) is read and written back with 0.
+        again = CODEC.encode(fast[1])
+        assert len(again) == len(body) and CODEC.decode(again) == fast[1]
+        for a, b in zip(again, body, strict=True):
+            if a != b:
+                assert {a & 0x0F, b & 0x0F} == {0x0, 0xF} and a >> 4 == b >> 4 or \
+                    {a >> 4, b >> 4} == {0x0, 0xF} and a & 0x0F == b & 0x0F, (again, body)  # fmt: skip
 
 
 @ERROR_ONLY
@@ -155,8 +161,16 @@ def test_encoding_any_values_raises_codec_error_only(mti: str, fields: dict[int,
     msg = Message(mti, fields)
     fast = _outcome(CODEC.encode, msg)
     assert fast == _outcome(CODEC._encode_reference, msg, False)
-    if fast[0] == "ok":
+    if fast[0] != "ok":
+        return
+    # Raw bytes in a TLV field go out as given (the hostile-input tests build broken field 55s
+    # that way), so reading them back may fail, but only there and only with a CodecError.
+    raw_tlv = {str(n) for n, value in fields.items() if isinstance(n, int) and n in FIELDS
+               and FIELDS[n].tlv and isinstance(value, bytes)}  # fmt: skip
+    try:
         assert CODEC.decode(fast[1]).mti == mti
+    except CodecError as e:
+        assert e.field.split(".")[0] in raw_tlv, (e, fields)
 
 
 # ---------------------------------------------------------------- framing

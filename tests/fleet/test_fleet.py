@@ -63,16 +63,20 @@ def test_provisioned_identities_are_valid_and_stable() -> None:
 
 def test_fleet_runs_the_mix_and_settles(tmp_path: Path) -> None:
     with HostThread() as host:
-        cfg = FleetConfig(port=host.port, terminals=3, duration=None, transactions=90, timeout=5, state_dir=tmp_path,
-                          mix=parse_mix("sale=50,void=10,refund=10,balance=10,preauth=10,offline=5,signature=5"),
+        # The four demo terminals: the SM4 (国密) terminal 40000001 trades alongside the DES ones.
+        cfg = FleetConfig(port=host.port, terminals=4, duration=None, transactions=90, timeout=5, state_dir=tmp_path,
+                          mix=parse_mix("sale=45,void=10,refund=10,balance=10,preauth=10,offline=5,signature=5,qr=5"),
                           cards=CUP_ONLY, ramp=0)
         fleet = Fleet(cfg)
         before = memory_ledgers(host)[2]
         report = _run_loop(fleet.run())
         ops = report["by_operation"]
         assert set(ops) >= {"sign_on", "sale", "void", "refund", "balance", "preauth", "offline", "signature", "settlement"}
-        assert ops["sign_on"]["approved"] == 3 and report["settlements"]["count"] == 3
-        assert report["settlements"]["results"] == {"11/207": 3}  # balanced on both sides
+        # ``qr`` draws sales paid by scanned codes: in the host's ledger with entry mode 032.
+        assert any(r.entry_mode == "032" and r.response_code == "00" for r in host.store.txns.values())
+        assert ops["sign_on"]["approved"] == 4 and report["settlements"]["count"] == 4
+        assert report["settlements"]["results"] == {"11/207": 4}  # balanced on both sides
+        assert "40000001" in {t.terminal_id for t in fleet.terminals}
         assert sum(d["count"] for k, d in ops.items() if k not in ("sign_on", "settlement")) == 90
         assert report["reversals"] == 0 and report["timeouts"] == 0
         for d in ops.values():
@@ -84,7 +88,7 @@ def test_fleet_runs_the_mix_and_settles(tmp_path: Path) -> None:
         assert all(es and all(e.settled for e in es) for es in entries.values())
         result = run_audit(fleet, host, before, [])
     assert result.ok, result.as_dict()
-    assert result.settlements == 3 and result.terminal_entries > 0
+    assert result.settlements == 4 and result.terminal_entries > 0
 
 
 def test_own_card_gives_each_terminal_its_own_cardholder() -> None:

@@ -204,3 +204,45 @@ def test_no_card_data_in_traces_or_records() -> None:
     for pan in ("6212142000000000012", "6217000000000000020"):
         assert pan not in blob
     assert "=3012" not in blob and "123456" not in blob
+
+
+# ---------------------------------------------------------------- a reused bitmap
+def _with_bits(body: bytes, bits: int) -> bytes:
+    return body[:2] + (int.from_bytes(body[2:10], "big") | bits).to_bytes(8, "big") + body[10:]
+
+
+def _bit(*numbers: int) -> int:
+    return sum(1 << (64 - n) for n in numbers)
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate", "why"),
+    [
+        # A template bitmap still flags the PAN, processing code and amount of the last sale.
+        ("fields 2, 3, 4 flagged, absent", lambda b: _with_bits(b, _bit(2, 3, 4)), "bitmap flags absent fields 2, 3, 4"),
+        # A field this dialect does not define, flagged but not sent (7: transmission date, other dialects).
+        ("field 7 flagged, absent", lambda b: _with_bits(b, _bit(7)), "bitmap flags absent field 7"),
+        ("bit 1, no secondary bitmap", lambda b: _with_bits(b, _bit(1)), "bit 1 set, no secondary bitmap"),
+        ("bit 1, an empty secondary bitmap", lambda b: _with_bits(b, _bit(1))[:10] + bytes(8) + b[10:],
+         "an empty secondary bitmap"),
+        ("MAC flagged, absent", lambda b: _with_bits(b, _bit(64)), "bitmap flags absent field 64"),
+    ],
+)  # fmt: skip
+def test_a_reused_bitmap_gets_a_30_addressed_to_the_terminal_naming_the_fields(pair: tuple, name: str, mutate, why: str) -> None:
+    # Regression: a bitmap flagging fields before 11 that are not there closed the connection
+    # while the log said "rc 30"; the terminal never learned why.
+    w, t = pair
+    echo = CODEC.encode(Message("0820", {11: "000321", 41: t.tid, 42: t.mid, 60: "00000001301"}))
+    r = w.process(mutate(echo))
+    assert r.body is not None and not r.close, r.trace
+    assert r.response_code == "30"
+    reply = CODEC.decode(r.body)
+    assert (reply.mti, reply.text(11), reply.text(41), reply.text(42), reply.text(39)) == ("0830", "000321", t.tid, t.mid, "30")
+    assert r.trace[0][0] == "Decode" and why in r.trace[0][2]
+
+
+def test_garbage_with_a_request_mti_still_closes_and_says_why() -> None:
+    w = make_world()
+    r = w.process(bytes.fromhex("0200") + bytes.fromhex("7FFFFFFFFFFFFFFE") + b"\xee" * 60)
+    assert r.body is None and r.close
+    assert "11, 41, 42 unreadable, closing" in r.trace[0][2]

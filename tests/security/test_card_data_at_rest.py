@@ -38,13 +38,15 @@ import pytest
 from posgate.console.backup import libpq_url, pg_tool
 from posgate.fleet.hostproc import HostProcess
 from posgate.store.testing import pg_available, temp_pg_database
-from posgate.terminal.cards import DEMO_CARDS, read_card
+from posgate.terminal.cards import DEMO_CARDS, read_card, read_qr
 from posgate.terminal.client import Endpoint, TerminalSession, run_operation
 from posgate.terminal.journal import Journal
 from posgate.terminal.machine import Input, Result
 from posgate.terminal.operations.base import Card
 
-QR_PANS = ("6288000000000000011", "6288000000000000029", "6288000000000000037", "6288000000000000045")
+# Scan-to-pay demo payment codes (docs/decisions.md Q3): card data like PANs.
+QR_PANS = ("6288000000000000011", "6288000000000000029", "6288000000000000037", "6288000000000000045",
+           "134567890123456789", "281234567890123456")  # fmt: skip
 CHIP = "6225880000000000010"
 OK = "6212142000000000012"
 POOR = "6217000000000000020"
@@ -165,10 +167,20 @@ def _run_day(root: Path, port: int) -> None:
     voided = ok(Input("sale", amount=700, card=card(OK, "swipe", 700)))
     ok(Input("void", voucher=voided.stan))
     ok(Input("refund", amount=500, card=card(OK, "swipe", 500), rrn=sale.rrn, orig_date=sale.date))
+    # Scan-to-pay: the code in field 59 (hashed, masked, encrypted at rest like a PAN).
+    qr = ok(Input("sale", amount=600, card=read_qr(QR_PANS[0])))
+    ok(Input("void", voucher=qr.stan))
+    ok(Input("sale", amount=610, card=read_qr(QR_PANS[4])))
+    alipay = ok(Input("sale", amount=620, card=read_qr(QR_PANS[5])))
+    ok(Input("refund", amount=100, card=read_qr(QR_PANS[5]), rrn=alipay.rrn, orig_date=alipay.date))
+    assert run_operation(s, Input("sale", amount=630, card=read_qr(QR_PANS[1]))).response_code == "09"
+    ok(Input("qr_query"))
+    assert run_operation(s, Input("sale", amount=640, card=read_qr(QR_PANS[2]))).response_code == "51"
+    assert run_operation(s, Input("sale", amount=650, card=read_qr(QR_PANS[3]))).response_code == "54"
     run_operation(s, Input("offline", amount=400, card=card(OK, "manual", 400), auth_code="123456", kind="settlement"))
     assert run_operation(s, Input("settlement")).response_code == "00"
     # The journal's readers still get the card numbers back (reprint, batch upload...).
-    assert {t.pan for t, _ in j.transactions(include_settled=True)} >= {CHIP, OK}
+    assert {t.pan for t, _ in j.transactions(include_settled=True)} >= {CHIP, OK, QR_PANS[0], QR_PANS[1]}
     # The terminal journal stays open: its -wal and -shm are searched as they are.
 
 

@@ -55,6 +55,13 @@ def test_demo_data_and_idempotence(db):
         "6217000000000000079": ("3012", "debit", "CUP", "active", 10_000_000, 50_000, False),
         "6225880000000000010": ("3012", "credit", "CUP", "active", 5_000_000, None, True),
         "4761730000000011": ("3012", "debit", "VIS", "active", 10_000_000, None, False),
+        # scan-to-pay demo payment codes (docs/decisions.md Q3)
+        "6288000000000000011": ("3012", "debit", "CUP", "active", 10_000_000, None, False),
+        "6288000000000000029": ("3012", "debit", "CUP", "password", 10_000_000, None, False),
+        "6288000000000000037": ("3012", "debit", "CUP", "active", 0, None, False),
+        "6288000000000000045": ("2001", "debit", "CUP", "active", 10_000_000, None, False),
+        "134567890123456789": ("3012", "debit", "CUP", "active", 10_000_000, None, False),
+        "281234567890123456": ("3012", "debit", "CUP", "active", 10_000_000, None, False),
     }
     assert len(cards) == len(expected)
     for pan, want in expected.items():

@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import select, text, update
 
 from pair.harness import CARDS, HEADER, Clock, PairTerminal
@@ -21,7 +22,7 @@ from posgate.store import schema as s
 from posgate.store.database import Database
 from posgate.store.demo import provision_demo
 from posgate.store.keyring import KeyringError, load_keyring
-from posgate.store.migrate import current_revisions, head_revisions, upgrade
+from posgate.store.migrate import alembic_config, current_revisions, head_revisions, upgrade
 
 BEFORE = "0003_drop_terminal_batch_index"
 
@@ -70,7 +71,13 @@ def test_the_stored_reply_is_sealed_and_replayed_byte_for_byte(world: SqlWorld) 
 
 
 def _as_written_by_0003(db: Database) -> list[bytes]:
-    """Turn the database back into what a host before 0004 left: clear replies, revision 0003."""
+    """Turn the database back into what a host before 0004 left: clear replies, revision 0003.
+    The revisions after 0004 are downgraded properly first (their columns would exist twice)."""
+    cfg = alembic_config()
+    with db.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004_seal_stored_replies")
+        conn.commit()
     clear = []
     with db.engine.begin() as conn:
         for i, blob in conn.execute(select(s.transactions.c.id, s.transactions.c.reply).where(s.transactions.c.reply.is_not(None))).all():

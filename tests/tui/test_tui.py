@@ -49,6 +49,15 @@ async def type_digits(pilot: Any, digits: str) -> None:
     await pilot.pause()
 
 
+async def sign_in(pilot: Any, code: str, password: str) -> None:
+    """The operator sign-in the TUI starts with: number, then password (on the keypad)."""
+    await until(pilot, EntryScreen)
+    pilot.app.screen.value = ""
+    await type_digits(pilot, code)
+    await until(pilot, EntryScreen)
+    await type_digits(pilot, password)
+
+
 async def draw_signature(pilot: Any) -> None:
     await pilot.mouse_down("#canvas", offset=(3, 2))
     for x, y in ((8, 6), (14, 3), (20, 8), (26, 2), (32, 7)):
@@ -89,7 +98,7 @@ async def sale(pilot: Any, amount: str = "1234", card_index: int = 0, pin: str =
 
 async def test_sale_from_menu_to_slip_with_a_mouse_signature(tmp_path):
     backend = StubBackend()
-    app = PosApp(backend, slip_dir=tmp_path)
+    app = PosApp(backend, slip_dir=tmp_path, login=False)
     async with app.run_test(size=SIZE) as pilot:
         await sale(pilot, keys=True)
         result = await until(pilot, MessageScreen)
@@ -125,7 +134,7 @@ async def test_sale_from_menu_to_slip_with_a_mouse_signature(tmp_path):
 
 async def test_manual_entry_of_a_lost_card_is_declined_and_prints_nothing():
     backend = StubBackend()
-    app = PosApp(backend, lang="en")
+    app = PosApp(backend, lang="en", login=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, MenuScreen)
         await pilot.press("1")
@@ -152,7 +161,7 @@ async def test_manual_entry_of_a_lost_card_is_declined_and_prints_nothing():
 async def test_unsigned_sale_is_made_up_from_admin():
     backend = StubBackend()
     voucher = await seed_sale(backend, 500)  # approved, never signed
-    app = PosApp(backend)
+    app = PosApp(backend, login=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, MenuScreen)
         assert status_of(backend).unsigned == 1
@@ -179,7 +188,7 @@ async def test_unsigned_sale_is_made_up_from_admin():
 async def test_void_with_supervisor_password_and_reprint():
     backend = StubBackend()
     voucher = await seed_sale(backend, 2000)
-    app = PosApp(backend, lang="en")
+    app = PosApp(backend, lang="en", login=False)
     async with app.run_test(size=SIZE) as pilot:
         # Void: wrong password first.
         await until(pilot, MenuScreen)
@@ -223,7 +232,7 @@ async def test_settlement_slip_and_language_toggle():
     backend = StubBackend()
     await seed_sale(backend, 1000)
     await seed_sale(backend, 250, card_index=2)  # foreign card
-    app = PosApp(backend)
+    app = PosApp(backend, login=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, MenuScreen)
         assert "已签到" in str(app.screen.query_one("#status").render())
@@ -233,6 +242,8 @@ async def test_settlement_slip_and_language_toggle():
         assert "Sale" in str(app.screen.query_one("#menu-sale").label)
         assert "Batch 000001" in str(app.screen.query_one("#status").render())
         await pilot.press("6")
+        await until(pilot, EntryScreen)  # settlement is a supervisor function
+        await type_digits(pilot, "123456")
         await until(pilot, MessageScreen)
         await pilot.press("enter")
         slip = await until(pilot, SlipScreen)
@@ -240,6 +251,9 @@ async def test_settlement_slip_and_language_toggle():
         assert "SETTLEMENT SLIP" in text and "BALANCED" in text
         assert "10.00" in text and "2.50" in text
         await pilot.click("#slip-done")
+        msg = await until(pilot, MessageScreen)  # the two sales were settled unsigned: said so
+        assert "Settled unsigned: 000002, 000003" in str(msg.query_one("#message").render())
+        await pilot.press("enter")
         await until(pilot, MenuScreen)
         assert backend.state.batch == "000002" and not backend.state.txns
         # Reprint the settlement slip.
@@ -252,7 +266,7 @@ async def test_settlement_slip_and_language_toggle():
 
 async def test_escape_cancels_a_flow_before_anything_is_sent():
     backend = StubBackend()
-    app = PosApp(backend)
+    app = PosApp(backend, login=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, MenuScreen)
         await pilot.press("1")
@@ -267,7 +281,7 @@ async def test_escape_cancels_a_flow_before_anything_is_sent():
 async def test_status_line_shows_counts():
     backend = StubBackend()
     await seed_sale(backend, 100)
-    app = PosApp(backend, lang="en")
+    app = PosApp(backend, lang="en", login=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, MenuScreen)
         status = str(app.screen.query_one("#status").render())
@@ -278,10 +292,12 @@ async def test_status_line_shows_counts():
 async def test_escape_at_the_settlement_confirmation_settles_nothing():
     backend = StubBackend()
     await seed_sale(backend, 100)
-    app = PosApp(backend)
+    app = PosApp(backend, login=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, MenuScreen)
         await pilot.press("6")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, "123456")
         await until(pilot, MessageScreen)
         await pilot.press("escape")
         await until(pilot, MenuScreen)

@@ -16,7 +16,7 @@ from .test_tui import SIZE, sale, type_digits, until
 async def test_status_upload_from_the_admin_menu() -> None:
     """状态上送 had no way in: the admin menu now offers it next to the parameter download."""
     backend = StubBackend()
-    app = PosApp(backend, lang="en")
+    app = PosApp(backend, lang="en", login=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, MenuScreen)
         await pilot.press("0")
@@ -55,7 +55,7 @@ class RefusingBackend(StubBackend):
     ],
 )
 async def test_a_refusal_tells_the_cashier_what_to_do(code: str, lang: str, text: str) -> None:
-    app = PosApp(RefusingBackend(code), lang=lang)
+    app = PosApp(RefusingBackend(code), lang=lang, login=False)
     async with app.run_test(size=SIZE) as pilot:
         await sale(pilot)
         msg: Any = await until(pilot, MessageScreen)

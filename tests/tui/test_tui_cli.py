@@ -31,7 +31,8 @@ async def test_build_app_opens_the_terminal_journal(tmp_path):
     settings = Settings(tmp_path, "127.0.0.1", 18583, "10000001", None, None, "6000030000", "603100000000", None, None, 5.0)
     app = build_app(settings, lang="en")
     assert isinstance(app.backend, ClientBackend)
-    assert app.backend.address == "127.0.0.1:18583" and app.operator == "01" and app.lang == "en"
+    assert app.backend.address == "127.0.0.1:18583" and app.lang == "en"
+    assert app.login and app.operator == "--" and app.suggested_operator == "01"  # nobody signed in yet
     assert app.backend.state.config.terminal_id == "10000001"
     assert app.backend.verify_operator("00", "123456", "supervisor") == ""
     assert app.backend.verify_operator("00", "000000", "supervisor") != ""

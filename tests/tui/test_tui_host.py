@@ -21,7 +21,7 @@ from posgate.terminal.tui import (
     status_of,
 )
 
-from .test_tui import SIZE, draw_signature, sale, type_digits, until
+from .test_tui import SIZE, draw_signature, sale, sign_in, type_digits, until
 
 server = pytest.importorskip("posgate.host.server", reason="the host is not built yet")
 
@@ -53,6 +53,8 @@ async def test_sale_against_a_real_host(tmp_path, host_port):
     backend = ClientBackend(session)
     app = PosApp(backend, slip_dir=tmp_path / "slips")
     async with app.run_test(size=SIZE) as pilot:
+        await sign_in(pilot, "01", "0000")  # operator sign-in against the journal's register
+        assert app.operator == "01" and journal.get("operator") == "01"
         await sale(pilot, amount="1234")  # signs on by itself first (D5)
         await until(pilot, MessageScreen, timeout=20)
         sale_result = app.results[-1]

@@ -121,12 +121,14 @@ def list_transactions(
     day_from: str = "", day_to: str = "", card: str = "", amount: str = Query("", description="yuan, e.g. 12.34"),
     voucher: str = "", type: str = "", result: str = "", page: int = Query(1, ge=1),  # noqa: A002
     per_page: int = Query(100, ge=1, le=1000),
+    method: str = Query("", description="card | qr | unionpay | wechat | alipay (scan-to-pay wallets)"),
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Search transactions (newest first). Items carry ``amount`` in fen and ``signed``."""
+    """Search transactions (newest first). Items carry ``amount`` in fen, ``signed`` and
+    ``payment_method`` (``card``, or the QR wallet)."""
     state = st(request)
     q = TxnQuery(day_from=day_from, day_to=day_to, terminal_id=terminal_id, merchant_id=merchant_id, card=card,
                  amount=amount, rrn=rrn, voucher=voucher, type=type, result=result, unsigned=unsigned, page=page,
-                 per_page=per_page)  # fmt: skip
+                 per_page=per_page, method=method if method in txns.PAYMENT_METHODS else "")  # fmt: skip
     with state.db.read() as conn:
         rows, _total = txns.search(conn, p, q, state.settings.keyring)
     return [txns.api_item(r, state.tz, p.is_acquirer) for r in rows]
@@ -353,6 +355,20 @@ def terminal_reinstate(request: Request, terminal_id: str, body: ReasonIn, p: Ac
     with st(request).db.write() as conn:
         terminals.set_terminal_status(conn, p, terminal_id, False, body.reason)
     return {"terminal_id": terminal_id, "status": "active"}
+
+
+class AlgorithmIn(ReasonIn):
+    algorithm: str = Field(pattern="^(des|sm4)$")
+
+
+@router.post("/terminals/{terminal_id}/algorithm", tags=["terminals"])
+def terminal_algorithm(request: Request, terminal_id: str, body: AlgorithmIn, p: Acq) -> dict[str, Any]:
+    """Switch the terminal between DES and SM4 (国密) keys: its working keys are dropped and it
+    must sign on again with the new scheme (006 for SM4)."""
+    state = st(request)
+    with state.db.write() as conn:
+        kcv = terminals.set_algorithm(conn, p, terminal_id, body.algorithm, body.reason, state.settings.keyring)
+    return {"terminal_id": terminal_id, "algorithm": body.algorithm, "tmk_kcv": kcv, "resign_requested": True}
 
 
 @router.put("/terminals/{terminal_id}/params", tags=["terminals"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, false, select, true, update
+from sqlalchemy import Connection, and_, false, or_, select, true, update
 from sqlalchemy.sql import ColumnElement
 
 from posgate.console.auth import Principal
@@ -54,8 +54,9 @@ def approved_clause() -> ColumnElement[bool]:
 
 
 def unsigned_clause() -> ColumnElement[bool]:
+    # A QR payment (22 = 03x) is confirmed on the customer's phone: it never needs a signature (Q4).
     return and_(approved_clause(), T.signed.is_(False), T.operation.in_(sorted(SIGNABLE)), T.source == "terminal",
-                T.mti != "0400")  # fmt: skip
+                T.mti != "0400", or_(T.entry_mode.is_(None), T.entry_mode.not_like("03%")))  # fmt: skip
 
 
 def side(operation: str, processing_code: str | None) -> str:

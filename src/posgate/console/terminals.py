@@ -3,7 +3,9 @@
 Changes go through the same columns the host reads: ``resign_requested``/``resign_reason``
 (the host answers the next request with header requirement 3, D2), ``approved_serial`` (D7: the
 replacement device's next sign-on succeeds and opens a new batch), ``status`` (suspension, D6),
-``params`` + ``params_pending`` (header requirement 1: the terminal downloads its parameters).
+``params`` + ``params_pending`` (header requirement 1: the terminal downloads its parameters),
+``algorithm`` (DES or SM4 keys, docs/dialect.md 4.4: the store's ``set_algorithm``, which drops
+the working keys and asks for a sign-on with the new scheme).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from posgate.console.auth import Principal
 from posgate.console.fmt import fmt_time, today, utcnow
 from posgate.console.ledger import scope, unsigned_clause
 from posgate.console.txns import ConsoleError, NotFound
-from posgate.store.admin import reinstate_merchant
+from posgate.store.admin import AdminError, reinstate_merchant
+from posgate.store.admin import set_algorithm as store_set_algorithm
 from posgate.store.schema import differences, merchants, sign_ons, terminals, transactions
 
 TC, MC, S = terminals.c, merchants.c, sign_ons.c
@@ -51,7 +54,8 @@ TERMINAL_COLS = [TC.id, TC.terminal_id, MC.merchant_id, MC.name.label("merchant_
                  MC.name_en.label("merchant_name_en"), MC.status.label("merchant_status"), TC.device_serial,
                  TC.pending_serial, TC.approved_serial, TC.status, TC.suspended_reason, TC.batch_no, TC.signed_on_day,
                  TC.last_sign_on_at, TC.signed_off, TC.operator, TC.key_scheme, TC.mac_failures, TC.resign_requested,
-                 TC.resign_reason, TC.params, TC.params_pending, TC.last_response_codes, TC.tmk_kcv]  # fmt: skip
+                 TC.resign_reason, TC.params, TC.params_pending, TC.last_response_codes, TC.tmk_kcv,
+                 TC.algorithm]  # fmt: skip
 
 
 def _with_merchant() -> Any:
@@ -171,6 +175,22 @@ def set_terminal_status(conn: Connection, p: Principal, terminal_id: str, suspen
           object_id=terminal_id, merchant_id=row["merchant_id"],
           before={"status": row["status"], "suspended_reason": row["suspended_reason"]},
           after={"status": new, "suspended_reason": reason if suspend else None}, detail=reason, at=now)  # fmt: skip
+
+
+def set_algorithm(conn: Connection, p: Principal, terminal_id: str, algorithm: str, reason: str, keyring: Any,
+                  now: datetime | None = None) -> str:  # fmt: skip
+    """Switch the terminal between DES and SM4 (国密) keys; returns the TMK's new check value."""
+    _terminal_row(conn, p, terminal_id)
+    reason = _reason(reason)
+    if algorithm not in ("des", "sm4"):
+        raise ConsoleError("Choose DES or SM4.")
+    if keyring is None:
+        raise ConsoleError("The console has no master key here; use posgate admin terminal set-algorithm.", 409)
+    try:
+        new = store_set_algorithm(conn, keyring, terminal_id, algorithm, actor=p.username, detail=reason)
+    except AdminError:
+        raise ConsoleError("The terminal uses these keys already, or its TMK does not fit SM4 (16 bytes).", 409) from None
+    return new.kcv
 
 
 def set_params(conn: Connection, p: Principal, terminal_id: str, values: dict[str, str], now: datetime | None = None) -> dict[str, str]:

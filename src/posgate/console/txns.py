@@ -62,6 +62,7 @@ class TxnQuery:
     type: str = ""  # operation
     result: str = ""  # approved | declined | a response code
     unsigned: bool = False
+    method: str = ""  # payment method: card | qr | unionpay | wechat | alipay (PAYMENT_METHODS)
     page: int = 1
     per_page: int = 50
 
@@ -83,6 +84,7 @@ class TxnQuery:
             day_from=g("day_from"), day_to=g("day_to"), terminal_id=g("terminal_id"), merchant_id=g("merchant_id"),
             card=g("card"), amount=g("amount"), rrn=g("rrn"), voucher=g("voucher"), type=g("type"),
             result=g("result"), unsigned=g("unsigned").lower() in ("1", "true", "yes", "on"), page=page,
+            method=g("method") if g("method") in PAYMENT_METHODS else "",
             per_page=per_page,
         )  # fmt: skip
 
@@ -139,7 +141,36 @@ def _conditions(q: TxnQuery, p: Principal, keyring: Any) -> list[Any]:
         cond.append(T.response_code == q.result.upper())
     if q.unsigned:
         cond.append(unsigned_clause())
+    if q.method:
+        cond.append(_method_clause(q.method))
     return cond
+
+
+# Payment method filter and column (scan-to-pay, docs/decisions.md Q1/Q3): the entry mode 03x
+# says a code was scanned; the wallet is told by the code's first digits (kept in pan_masked).
+PAYMENT_METHODS = ("card", "qr", "unionpay", "wechat", "alipay")
+_QR = T.entry_mode.like("03%")
+
+
+def _method_clause(method: str) -> Any:
+    if method == "card":
+        return or_(T.entry_mode.is_(None), T.entry_mode.not_like("03%"))
+    if method == "qr":
+        return _QR
+    if method == "unionpay":
+        return and_(_QR, T.pan_masked.like("62%"))
+    if method == "wechat":
+        return and_(_QR, or_(*(T.pan_masked.like(f"{h}%") for h in range(10, 16))), func.length(T.pan_masked) == 18)
+    return and_(_QR, or_(*(T.pan_masked.like(f"{h}%") for h in range(25, 31))))  # alipay
+
+
+def payment_method(row: dict[str, Any]) -> str:
+    """``card`` or the wallet of a QR payment (``unionpay``, ``wechat``, ``alipay``, ``qr``)."""
+    from posgate.dialect.qr import is_qr_entry, wallet_of
+
+    if not is_qr_entry(row.get("entry_mode")):
+        return "card"
+    return wallet_of(row.get("pan_masked") or "").key
 
 
 def _like(text: str) -> str:
@@ -159,7 +190,10 @@ def search(conn: Connection, p: Principal, q: TxnQuery, keyring: Any = None, lim
         stmt = stmt.limit(limit)
     else:
         stmt = stmt.limit(q.per_page).offset((q.page - 1) * q.per_page)
-    return [dict(r) for r in conn.execute(stmt).mappings()], int(total)
+    rows = [dict(r) for r in conn.execute(stmt).mappings()]
+    for r in rows:
+        r["method"] = payment_method(r)
+    return rows, int(total)
 
 
 # Pipeline internals an API item carries only for acquirer staff (merchants get business fields:
@@ -181,6 +215,7 @@ def api_item(row: dict[str, Any], tz: str, technical: bool = True) -> dict[str, 
         "status": row["status"], "original_id": row["original_id"], "refunded_amount": row["refunded_amount"],
         "signed": bool(row["signed"]), "source": row["source"], "operator": row["operator"],
         "entry_mode": row.get("entry_mode"), "entry_method": english("entry_mode", row.get("entry_mode")),
+        "payment_method": payment_method(row),
     }  # fmt: skip
     if not technical:
         for k in TECHNICAL_FIELDS:
@@ -197,7 +232,7 @@ def _iso(dt: datetime | None) -> str | None:
 
 def needs_signature(row: dict[str, Any]) -> bool:
     return (is_approved_row(row) and not row["signed"] and row["operation"] in SIGNABLE and row["source"] == "terminal"
-            and row["mti"] != "0400")  # fmt: skip
+            and row["mti"] != "0400" and payment_method(row) == "card")  # fmt: skip
 
 
 def detail(conn: Connection, p: Principal, txn_id: int) -> dict[str, Any]:

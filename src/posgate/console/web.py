@@ -501,6 +501,11 @@ async def _terminal_action(request: Request, terminal_id: str, p: Principal, act
             elif action == "approve-device":
                 serial = terminals.approve_device(conn, p, terminal_id, reason)
                 msg = _("Device {serial} approved: its next sign-on opens a new batch.", serial=serial)
+            elif action == "algorithm":
+                alg = str(f.get("algorithm", ""))
+                kcv = terminals.set_algorithm(conn, p, terminal_id, alg, reason, st(request).settings.keyring)
+                msg = _("Keys set to {alg} (TMK check value {kcv}): the terminal signs on again with the new scheme.",
+                        alg=alg.upper(), kcv=kcv)  # fmt: skip
             elif action in ("suspend", "reinstate"):
                 terminals.set_terminal_status(conn, p, terminal_id, action == "suspend", reason)
                 msg = _("Terminal suspended.") if action == "suspend" else _("Terminal reinstated.")
@@ -532,6 +537,11 @@ async def terminal_suspend(request: Request, terminal_id: str, p: Acq) -> Respon
 @router.post("/terminals/{terminal_id}/reinstate")
 async def terminal_reinstate(request: Request, terminal_id: str, p: Acq) -> Response:
     return await _terminal_action(request, terminal_id, p, "reinstate")
+
+
+@router.post("/terminals/{terminal_id}/algorithm")
+async def terminal_algorithm(request: Request, terminal_id: str, p: Acq) -> Response:
+    return await _terminal_action(request, terminal_id, p, "algorithm")
 
 
 @router.post("/terminals/{terminal_id}/params")

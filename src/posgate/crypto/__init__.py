@@ -3,7 +3,8 @@
 What it owns: DES/TDES (one adapter over ``cryptography``'s decrepit ``TripleDES``, always
 with 24-byte keys), key check values, sign-on working keys (field 62), ISO 9564 PIN blocks
 (formats 0-4), the CUP ECB MAC and the ISO 9797-1 / X9.9 / X9.19 MACs, CUP track-data
-encryption, TDES and AES DUKPT, and Luhn. Every algorithm is locked to the verified vectors
+encryption, TDES and AES DUKPT, and Luhn; and SM4 (国密) for national-cryptography terminals,
+where the cipher is a parameter of the same key, MAC, PIN and track methods (``ciphers``). Every algorithm is locked to the verified vectors
 of ``crypto-vectors.json`` by ``tests/crypto``.
 
 Why it is shaped this way: it is pure computation. It does no I/O and reads neither the
@@ -15,6 +16,7 @@ in a ``repr``, a log line or an exception message.
 
 from __future__ import annotations
 
+from posgate.crypto.ciphers import DES, SM4, BlockCipher, cipher_for
 from posgate.crypto.dukpt import (
     aes_dukpt_initial_key,
     aes_dukpt_transaction_key,
@@ -28,6 +30,7 @@ from posgate.crypto.errors import CheckValueError, CryptoError, PinBlockError
 from posgate.crypto.keys import (
     WorkingKeys,
     generate_working_keys,
+    scheme_cipher,
     set_odd_parity,
     unwrap_working_keys,
     wrap_working_keys,
@@ -54,16 +57,21 @@ from posgate.crypto.pinblock import (
     pin_from_format0,
     translate_pin_block,
 )
+from posgate.crypto.sm4 import sm4_decrypt, sm4_encrypt
 from posgate.crypto.tdes import des_decrypt, des_encrypt, kcv
 from posgate.crypto.track import decrypt_track, encrypt_track
 
 __all__ = [
+    "DES",
+    "SM4",
+    "BlockCipher",
     "CheckValueError",
     "CryptoError",
     "PinBlockError",
     "WorkingKeys",
     "aes_dukpt_initial_key",
     "aes_dukpt_transaction_key",
+    "cipher_for",
     "cup_ecb_mac",
     "decrypt_pin",
     "decrypt_pin_block",
@@ -91,7 +99,10 @@ __all__ = [
     "pin_block_format4_decipher",
     "pin_block_format4_encipher",
     "pin_from_format0",
+    "scheme_cipher",
     "set_odd_parity",
+    "sm4_decrypt",
+    "sm4_encrypt",
     "translate_pin_block",
     "unwrap_working_keys",
     "wrap_working_keys",

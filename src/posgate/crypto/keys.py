@@ -15,7 +15,15 @@ DES for an 8-byte key and TDES for a 16-byte key. 60.3 selects the layout:
 001    24    PIK(8) CV(4) MAK(8) CV(4)                          single length
 003    40    PIK(16) CV(4) MAK(8) 00*8 CV(4)                   double-length PIK
 004    60    as 003, then TDK(16) CV(4)                         plus track key
+006    60    PIK(16) CV(4) MAK(16) CV(4) TDK(16) CV(4)          SM4 (国密), below
 =====  ====  ==================================================================
+
+Scheme ``006`` is the SM4 sign-on of national-cryptography terminals (docs/dialect.md 4.4):
+the TMK and all three working keys are 16-byte SM4 keys, each wrapped with SM4-ECB under the
+TMK, each check value the leftmost 4 bytes of SM4(key, 16 zero bytes). SM4 keys have no
+parity and no weak keys: they are 16 random bytes. The cipher is a parameter
+(:class:`~posgate.crypto.ciphers.BlockCipher`), so wrapping, unwrapping and check values are
+one code path for DES and SM4; :data:`SCHEME_CIPHER` says which cipher a scheme uses.
 
 The MAK is single length in all three schemes (decision D3); the unused half of its 16-byte
 slot is zeros. Some acquirers send a full 16-byte MAK in that slot instead; wrapping a
@@ -36,11 +44,13 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from posgate.crypto.ciphers import DES, SM4, BlockCipher
 from posgate.crypto.errors import CheckValueError, CryptoError
-from posgate.crypto.tdes import des_decrypt, des_encrypt, kcv
 
 __all__ = [
     "SCHEMES",
+    "SCHEME_CIPHER",
+    "scheme_cipher",
     "WorkingKeys",
     "field62_length",
     "generate_working_keys",
@@ -78,9 +88,13 @@ SCHEMES: dict[str, tuple[int, int, int | None]] = {
     "001": (8, 8, None),
     "003": (16, 8, None),
     "004": (16, 8, 16),
+    "006": (16, 16, 16),
 }
 
-_F62_LENGTH = {"001": 24, "003": 40, "004": 60}
+#: The cipher of each scheme's keys (TMK, working keys, check values, MAC, PIN, track).
+SCHEME_CIPHER: dict[str, BlockCipher] = {"001": DES, "003": DES, "004": DES, "006": SM4}
+
+_F62_LENGTH = {"001": 24, "003": 40, "004": 60, "006": 60}
 _CV_LEN = 4
 _MAX_ATTEMPTS = 32
 
@@ -117,32 +131,41 @@ def _check_key(name: str, key: object, lengths: tuple[int, ...]) -> None:
         raise CryptoError(f"{name} must be {allowed} bytes, got {len(key)}")
 
 
-def _cv_text(key: bytes) -> str:
-    return f"<{len(key)} bytes, KCV {kcv(key, _CV_LEN).hex().upper()}>"
+def _cv_text(key: bytes, cipher: BlockCipher) -> str:
+    return f"<{len(key)} bytes, KCV {cipher.kcv(key, _CV_LEN).hex().upper()}>"
 
 
 @dataclass(frozen=True, repr=False)
 class WorkingKeys:
-    """Clear working keys of one sign-on. ``repr`` shows lengths and check values only."""
+    """Clear working keys of one sign-on. ``repr`` shows lengths and check values only.
+
+    ``cipher`` is the block cipher the keys are for: :data:`DES` (schemes 001/003/004) or
+    :data:`SM4` (scheme 006).
+    """
 
     pik: bytes
     mak: bytes
     tdk: bytes | None = None
+    cipher: BlockCipher = DES
 
     def __post_init__(self) -> None:
-        _check_key("PIK", self.pik, (8, 16, 24))
-        _check_key("MAK", self.mak, (8, 16, 24))
+        lengths = self.cipher.key_lengths
+        _check_key("PIK", self.pik, lengths)
+        _check_key("MAK", self.mak, lengths)
         if self.tdk is not None:
-            _check_key("TDK", self.tdk, (16, 24))
+            _check_key("TDK", self.tdk, tuple(n for n in lengths if n >= 16))
 
     def __repr__(self) -> str:
-        tdk = "None" if self.tdk is None else _cv_text(self.tdk)
-        return f"WorkingKeys(pik={_cv_text(self.pik)}, mak={_cv_text(self.mak)}, tdk={tdk})"
+        c = self.cipher
+        tdk = "None" if self.tdk is None else _cv_text(self.tdk, c)
+        alg = "" if c is DES else f", cipher={c.name}"
+        return f"WorkingKeys(pik={_cv_text(self.pik, c)}, mak={_cv_text(self.mak, c)}, tdk={tdk}{alg})"
 
     __str__ = __repr__
 
     def check_values(self) -> dict[str, bytes]:
         """The 4-byte check values, by key name (what field 62 carries)."""
+        kcv = self.cipher.kcv
         out = {"PIK": kcv(self.pik, _CV_LEN), "MAK": kcv(self.mak, _CV_LEN)}
         if self.tdk is not None:
             out["TDK"] = kcv(self.tdk, _CV_LEN)
@@ -153,7 +176,13 @@ def _scheme(scheme: str) -> tuple[int, int, int | None]:
     try:
         return SCHEMES[scheme]
     except (KeyError, TypeError):
-        raise CryptoError(f"unknown working-key scheme {scheme!r} (expected 001, 003 or 004)") from None
+        raise CryptoError(f"unknown working-key scheme {scheme!r} (expected 001, 003, 004 or 006)") from None
+
+
+def scheme_cipher(scheme: str) -> BlockCipher:
+    """The cipher of the keys of 60.3 ``scheme`` (SM4 for ``006``, DES/TDES otherwise)."""
+    _scheme(scheme)
+    return SCHEME_CIPHER[scheme]
 
 
 def field62_length(scheme: str) -> int:
@@ -162,11 +191,13 @@ def field62_length(scheme: str) -> int:
     return _F62_LENGTH[scheme]
 
 
-def _random_key(length: int, randbytes: Callable[[int], bytes]) -> bytes:
+def _random_key(length: int, randbytes: Callable[[int], bytes], cipher: BlockCipher = DES) -> bytes:
     for _ in range(_MAX_ATTEMPTS):
         raw = randbytes(length)
         if not isinstance(raw, bytes | bytearray) or len(raw) != length:
             raise CryptoError(f"randbytes({length}) did not return {length} bytes")
+        if cipher is not DES:
+            return bytes(raw)  # SM4: no parity bit, no weak keys
         key = set_odd_parity(bytes(raw))
         if not is_weak_key(key):
             return key
@@ -174,20 +205,30 @@ def _random_key(length: int, randbytes: Callable[[int], bytes]) -> bytes:
 
 
 def generate_working_keys(scheme: str, randbytes: Callable[[int], bytes]) -> WorkingKeys:
-    """Fresh random working keys for ``scheme`` (``"001"``, ``"003"`` or ``"004"``).
+    """Fresh random working keys for ``scheme`` (``"001"``, ``"003"``, ``"004"`` or ``"006"``).
 
-    001: PIK 8, MAK 8 bytes; 003: PIK 16, MAK 8; 004: PIK 16, MAK 8, TDK 16. Every key byte
-    has odd parity; weak keys are drawn again.
+    001: PIK 8, MAK 8 bytes; 003: PIK 16, MAK 8; 004: PIK 16, MAK 8, TDK 16: every key byte
+    has odd parity; weak keys are drawn again. 006 (SM4): PIK, MAK, TDK 16 random bytes each.
     """
     pik_len, mak_len, tdk_len = _scheme(scheme)
-    pik = _random_key(pik_len, randbytes)
-    mak = _random_key(mak_len, randbytes)
-    tdk = _random_key(tdk_len, randbytes) if tdk_len else None
-    return WorkingKeys(pik=pik, mak=mak, tdk=tdk)
+    cipher = SCHEME_CIPHER[scheme]
+    pik = _random_key(pik_len, randbytes, cipher)
+    mak = _random_key(mak_len, randbytes, cipher)
+    tdk = _random_key(tdk_len, randbytes, cipher) if tdk_len else None
+    return WorkingKeys(pik=pik, mak=mak, tdk=tdk, cipher=cipher)
 
 
-def _check_tmk(tmk: bytes) -> None:
-    _check_key("TMK", tmk, (8, 16, 24))
+def _check_tmk(tmk: bytes, cipher: BlockCipher = DES) -> None:
+    _check_key("TMK", tmk, cipher.key_lengths)
+
+
+def _wrap_sm4(tmk: bytes, keys: WorkingKeys) -> bytes:
+    if keys.cipher is not SM4 or keys.tdk is None:
+        raise CryptoError("scheme 006 needs SM4 working keys with a TDK")
+    out = []
+    for key in (keys.pik, keys.mak, keys.tdk):
+        out += [SM4.encrypt(tmk, key), SM4.kcv(key, _CV_LEN)]
+    return b"".join(out)
 
 
 def wrap_working_keys(tmk: bytes, scheme: str, keys: WorkingKeys) -> bytes:
@@ -197,23 +238,29 @@ def wrap_working_keys(tmk: bytes, scheme: str, keys: WorkingKeys) -> bytes:
     16-byte MAK in the slot when ``keys.mak`` is 16 bytes); 004 = 60 (003 + TDK16 CV4).
     """
     pik_len, _, tdk_len = _scheme(scheme)
-    _check_tmk(tmk)
+    cipher = SCHEME_CIPHER[scheme]
+    _check_tmk(tmk, cipher)
+    if cipher is SM4:
+        return _wrap_sm4(tmk, keys)
+    if keys.cipher is not DES:
+        raise CryptoError(f"scheme {scheme} needs DES working keys")
     if len(keys.pik) != pik_len:
         raise CryptoError(f"scheme {scheme} needs a {pik_len}-byte PIK, got {len(keys.pik)}")
     if scheme == "001":
         if len(keys.mak) != 8:
             raise CryptoError(f"scheme 001 needs an 8-byte MAK, got {len(keys.mak)}")
-        mak_slot = des_encrypt(tmk, keys.mak)
+        mak_slot = DES.encrypt(tmk, keys.mak)
     else:
         if len(keys.mak) not in (8, 16):
             raise CryptoError(f"scheme {scheme} needs an 8- or 16-byte MAK, got {len(keys.mak)}")
-        mak_slot = des_encrypt(tmk, keys.mak)
+        mak_slot = DES.encrypt(tmk, keys.mak)
         if len(mak_slot) == 8:
             mak_slot += bytes(8)
     if tdk_len is None and keys.tdk is not None:
         raise CryptoError(f"scheme {scheme} carries no TDK")
+    kcv = DES.kcv
     out = [
-        des_encrypt(tmk, keys.pik),
+        DES.encrypt(tmk, keys.pik),
         kcv(keys.pik, _CV_LEN),
         mak_slot,
         kcv(keys.mak, _CV_LEN),
@@ -221,12 +268,12 @@ def wrap_working_keys(tmk: bytes, scheme: str, keys: WorkingKeys) -> bytes:
     if tdk_len is not None:
         if keys.tdk is None or len(keys.tdk) != tdk_len:
             raise CryptoError(f"scheme {scheme} needs a {tdk_len}-byte TDK")
-        out += [des_encrypt(tmk, keys.tdk), kcv(keys.tdk, _CV_LEN)]
+        out += [DES.encrypt(tmk, keys.tdk), kcv(keys.tdk, _CV_LEN)]
     return b"".join(out)
 
 
-def _verified(name: str, key: bytes, cv: bytes) -> bytes:
-    if not hmac.compare_digest(kcv(key, _CV_LEN), cv):
+def _verified(name: str, key: bytes, cv: bytes, cipher: BlockCipher = DES) -> bytes:
+    if not hmac.compare_digest(cipher.kcv(key, _CV_LEN), cv):
         raise CheckValueError(name)
     return key
 
@@ -238,11 +285,20 @@ def unwrap_working_keys(tmk: bytes, scheme: str, field62: bytes) -> WorkingKeys:
     :class:`CryptoError` when the field has the wrong length for ``scheme``.
     """
     _, _, tdk_len = _scheme(scheme)
-    _check_tmk(tmk)
+    cipher = SCHEME_CIPHER[scheme]
+    _check_tmk(tmk, cipher)
     f = bytes(field62)
     want = _F62_LENGTH[scheme]
     if len(f) != want:
         raise CryptoError(f"field 62 for scheme {scheme} must be {want} bytes, got {len(f)}")
+    if cipher is SM4:
+        sm4_keys = [
+            _verified(name, SM4.decrypt(tmk, f[i : i + 16]), f[i + 16 : i + 20], SM4)
+            for name, i in (("PIK", 0), ("MAK", 20), ("TDK", 40))
+        ]
+        return WorkingKeys(pik=sm4_keys[0], mak=sm4_keys[1], tdk=sm4_keys[2], cipher=SM4)
+    des_decrypt = DES.decrypt
+    kcv = DES.kcv
     if scheme == "001":
         pik = _verified("PIK", des_decrypt(tmk, f[0:8]), f[8:12])
         mak = _verified("MAK", des_decrypt(tmk, f[12:20]), f[20:24])

@@ -25,6 +25,13 @@ PIN digits and the fill rule. Any failure (most often a wrong key or a wrong PAN
 :func:`translate_pin_block` re-encrypts a block from one key to another without ever
 returning the PIN (what a switch does between a terminal's PIK and an issuer key).
 
+*SM4 terminals* (docs/dialect.md 4.4, docs/decisions.md N3) use format 0 widened to the
+16-byte SM4 block: a 32-nibble PIN field ``0`` n PIN ``F…`` XOR a 32-nibble PAN field of
+20 ``0`` nibbles + the same 12 PAN digits, SM4-ECB under the 16-byte PIK. The format-0
+functions take the cipher as a parameter (``cipher=SM4``); :func:`translate_pin_block`
+re-blocks the PIN when the source and destination ciphers differ (SM4 terminal PIK -> DES
+zone key), as an HSM's translate-with-format-conversion does.
+
 Randomness (format 3 and 4 fill) is passed in by the caller; nothing here draws it.
 """
 
@@ -33,8 +40,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from posgate.crypto.aes import aes_decrypt, aes_encrypt
+from posgate.crypto.ciphers import DES, BlockCipher
 from posgate.crypto.errors import PinBlockError
-from posgate.crypto.tdes import des_decrypt, des_encrypt
 
 __all__ = [
     "decrypt_pin",
@@ -75,29 +82,36 @@ def _check_pan(pan: str) -> None:
         raise PinBlockError("PAN must be 2 to 19 decimal digits")
 
 
-def pan_field_format0(pan: str) -> bytes:
-    """The 8-byte PAN field of formats 0 and 3: ``0000`` + 12 rightmost PAN digits excl. check digit."""
+def pan_field_format0(pan: str, width: int = 8) -> bytes:
+    """The PAN field of formats 0 and 3: ``0`` nibbles + 12 rightmost PAN digits excl. check digit.
+
+    8 bytes (``0000`` + 12 digits) for DES; ``width=16`` for the SM4 block (20 ``0`` + 12 digits).
+    """
     _check_pan(pan)
-    return bytes.fromhex("0000" + pan[:-1][-12:].rjust(12, "0"))
+    return bytes.fromhex(pan[:-1][-12:].rjust(12, "0").rjust(2 * width, "0"))
 
 
-def _pin_field(control: str, pin: str, fill: str) -> str:
+def _pin_field(control: str, pin: str, fill: str, width: int = 8) -> str:
     _check_pin(pin)
     head = f"{control}{len(pin):X}{pin}"
-    need = 16 - len(head)
+    need = 2 * width - len(head)
     if len(fill) < need:
         raise PinBlockError(f"format {control} needs {need} fill nibbles, got {len(fill)}")
     return head + fill[:need]
 
 
 def _xor8(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(8, "big")
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
-def pin_block_format0(pin: str, pan: str) -> bytes:
-    """Clear ISO 9564-1 format 0 (ANSI X9.8) PIN block: ``0`` n PIN ``F…`` XOR PAN field."""
-    field = bytes.fromhex(_pin_field("0", pin, "F" * 14))
-    return _xor8(field, pan_field_format0(pan))
+def pin_block_format0(pin: str, pan: str, cipher: BlockCipher = DES) -> bytes:
+    """Clear ISO 9564-1 format 0 (ANSI X9.8) PIN block: ``0`` n PIN ``F…`` XOR PAN field.
+
+    One cipher block wide: 8 bytes for DES, 16 for SM4 (``cipher=SM4``).
+    """
+    n = cipher.block
+    field = bytes.fromhex(_pin_field("0", pin, "F" * (2 * n - 2), n))
+    return _xor8(field, pan_field_format0(pan, n))
 
 
 def _fill_nibbles(fill: bytes) -> str:
@@ -158,7 +172,7 @@ def _parse_pin_field(field: bytes, control: str, fill_ok: Callable[[str], bool])
     pin = s[2 : 2 + n]
     if not pin.isdigit():
         raise PinBlockError("PIN block has non-decimal PIN digits")
-    if not fill_ok(s[2 + n : 16]):
+    if not fill_ok(s[2 + n :]):
         raise PinBlockError(f"PIN block fill does not follow format {control}")
     return pin
 
@@ -175,15 +189,16 @@ def _any_fill(fill: str) -> bool:
     return True
 
 
-def _check_block8(block: bytes) -> bytes:
-    if not isinstance(block, bytes | bytearray) or len(block) != 8:
-        raise PinBlockError("PIN block must be 8 bytes")
+def _check_block8(block: bytes, width: int = 8) -> bytes:
+    if not isinstance(block, bytes | bytearray) or len(block) != width:
+        raise PinBlockError(f"PIN block must be {width} bytes")
     return bytes(block)
 
 
-def pin_from_format0(block: bytes, pan: str) -> str:
+def pin_from_format0(block: bytes, pan: str, cipher: BlockCipher = DES) -> str:
     """The PIN of a clear format 0 block; checks control nibble, length 4..12 and ``F`` fill."""
-    return _parse_pin_field(_xor8(_check_block8(block), pan_field_format0(pan)), "0", _all_f)
+    n = cipher.block
+    return _parse_pin_field(_xor8(_check_block8(block, n), pan_field_format0(pan, n)), "0", _all_f)
 
 
 def pin_from_format1(block: bytes) -> str:
@@ -201,37 +216,51 @@ def pin_from_format3(block: bytes, pan: str) -> str:
     return _parse_pin_field(_xor8(_check_block8(block), pan_field_format0(pan)), "3", _all_af)
 
 
-def encrypt_pin_block(pik: bytes, clear_block: bytes) -> bytes:
-    """Encrypt an 8-byte PIN block: DES for an 8-byte PIK, TDES for 16 (or 24) bytes."""
-    return des_encrypt(pik, _check_block8(clear_block))
+def encrypt_pin_block(pik: bytes, clear_block: bytes, cipher: BlockCipher = DES) -> bytes:
+    """Encrypt one PIN block: DES for an 8-byte PIK, TDES for 16 (or 24) bytes; SM4 16 bytes."""
+    return cipher.encrypt(pik, _check_block8(clear_block, cipher.block))
 
 
-def decrypt_pin_block(pik: bytes, enc_block: bytes) -> bytes:
-    """Decrypt an 8-byte PIN block (inverse of :func:`encrypt_pin_block`)."""
-    return des_decrypt(pik, _check_block8(enc_block))
+def decrypt_pin_block(pik: bytes, enc_block: bytes, cipher: BlockCipher = DES) -> bytes:
+    """Decrypt one PIN block (inverse of :func:`encrypt_pin_block`)."""
+    return cipher.decrypt(pik, _check_block8(enc_block, cipher.block))
 
 
-def encrypt_pin(pik: bytes, pin: str, pan: str) -> bytes:
-    """What a terminal puts in field 52: format 0 block encrypted under the PIK."""
-    return encrypt_pin_block(pik, pin_block_format0(pin, pan))
+def encrypt_pin(pik: bytes, pin: str, pan: str, cipher: BlockCipher = DES) -> bytes:
+    """What a terminal sends as its PIN block: format 0 encrypted under the PIK."""
+    return encrypt_pin_block(pik, pin_block_format0(pin, pan, cipher), cipher)
 
 
-def decrypt_pin(pik: bytes, enc_block: bytes, pan: str) -> str:
-    """What a host/issuer does with field 52: decrypt under the PIK and decode format 0."""
-    return pin_from_format0(decrypt_pin_block(pik, enc_block), pan)
+def decrypt_pin(pik: bytes, enc_block: bytes, pan: str, cipher: BlockCipher = DES) -> str:
+    """What a host/issuer does with a PIN block: decrypt under the PIK and decode format 0."""
+    return pin_from_format0(decrypt_pin_block(pik, enc_block, cipher), pan, cipher)
 
 
-def translate_pin_block(src_key: bytes, dst_key: bytes, enc_block: bytes, *, pan: str | None = None) -> bytes:
+def translate_pin_block(
+    src_key: bytes,
+    dst_key: bytes,
+    enc_block: bytes,
+    *,
+    pan: str | None = None,
+    src_cipher: BlockCipher = DES,
+    dst_cipher: BlockCipher = DES,
+) -> bytes:
     """Re-encrypt a PIN block from ``src_key`` to ``dst_key``; the PIN is never returned.
 
-    The format is kept as is. With ``pan`` given, the clear block is first checked to be a
-    well-formed format 0 block for that PAN (a wrong source key or PAN then raises
-    :class:`PinBlockError` instead of forwarding garbage).
+    With one block size on both sides the format is kept as is; with ``pan`` given, the clear
+    block is first checked to be a well-formed format 0 block for that PAN (a wrong source
+    key or PAN then raises :class:`PinBlockError` instead of forwarding garbage). When the
+    ciphers' blocks differ (an SM4 terminal's 16-byte block to a DES zone key) the block must
+    be format 0 and ``pan`` is required: the PIN is re-blocked as format 0 for the destination.
     """
-    clear = decrypt_pin_block(src_key, enc_block)
-    if pan is not None:
-        pin_from_format0(clear, pan)
-    return encrypt_pin_block(dst_key, clear)
+    clear = decrypt_pin_block(src_key, enc_block, src_cipher)
+    if src_cipher.block == dst_cipher.block:
+        if pan is not None:
+            pin_from_format0(clear, pan, src_cipher)
+        return encrypt_pin_block(dst_key, clear, dst_cipher)
+    if pan is None:
+        raise PinBlockError("re-blocking a PIN between ciphers needs the PAN (format 0)")
+    return encrypt_pin(dst_key, pin_from_format0(clear, pan, src_cipher), pan, dst_cipher)
 
 
 # --- format 4 (AES) -------------------------------------------------------------------------

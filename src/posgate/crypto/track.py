@@ -26,6 +26,10 @@ form" once returned the PAN run into the expiry date, and the host declined a go
 ``14``. So a track is in the ``D`` form only if it shows a ``D``; otherwise it is taken as
 the ``=`` form, the form of the wire and of the card reader. Pass ``separator=`` to be exact.
 
+*SM4 terminals* (docs/dialect.md 4.4): the same rule with the 16-byte SM4 block under the
+SM4 TDK: the TDB is ``bcd[-17:-1]`` and tracks shorter than 33 digits are left-padded with
+``F``. ``cipher=SM4``; one code path for both.
+
 After decryption the block must hold track nibbles only (digits, ``D``, leading ``F``);
 anything else means a wrong TDK and raises :class:`CryptoError`. No message contains track
 data.
@@ -33,12 +37,11 @@ data.
 
 from __future__ import annotations
 
+from posgate.crypto.ciphers import DES, BlockCipher
 from posgate.crypto.errors import CryptoError
-from posgate.crypto.tdes import des_decrypt, des_encrypt
 
 __all__ = ["decrypt_track", "encrypt_track", "track_data_block"]
 
-_MIN_DIGITS = 17
 _CLEAR_NIBBLES = frozenset("0123456789D")
 _ANY_NIBBLES = frozenset("0123456789ABCDEF")
 
@@ -62,9 +65,13 @@ def _nibbles(track: str, allowed: frozenset[str]) -> str:
     return s
 
 
-def _padded(s: str) -> tuple[str, int, bool]:
-    """(even-length nibble string with >= 18 nibbles, F nibbles prepended, 0 appended?)."""
-    lead = max(0, _MIN_DIGITS - len(s))
+def _min_digits(cipher: BlockCipher) -> int:
+    return 2 * cipher.block + 1  # 17 for DES, 33 for SM4
+
+
+def _padded(s: str, cipher: BlockCipher = DES) -> tuple[str, int, bool]:
+    """(even-length nibble string with >= 2*block+2 nibbles, F nibbles prepended, 0 appended?)."""
+    lead = max(0, _min_digits(cipher) - len(s))
     s = "F" * lead + s
     odd = len(s) % 2 == 1
     return (s + "0" if odd else s), lead, odd
@@ -74,34 +81,38 @@ def _render(s: str, sep: str) -> str:
     return s if sep == "D" else s.replace("D", "=")
 
 
-def track_data_block(track: str) -> bytes:
-    """The clear 8-byte TDB of ``track``: ``bcd[-9:-1]`` after the padding rules above."""
-    s, _, _ = _padded(_nibbles(track, _CLEAR_NIBBLES))
-    return bytes.fromhex(s[-18:-2])
+def track_data_block(track: str, cipher: BlockCipher = DES) -> bytes:
+    """The clear TDB of ``track``: ``bcd[-9:-1]`` (DES) or ``bcd[-17:-1]`` (SM4) after padding."""
+    s, _, _ = _padded(_nibbles(track, _CLEAR_NIBBLES), cipher)
+    w = 2 * cipher.block + 2
+    return bytes.fromhex(s[-w:-2])
 
 
-def encrypt_track(tdk: bytes, track: str, *, separator: str | None = None) -> str:
+def encrypt_track(tdk: bytes, track: str, *, separator: str | None = None, cipher: BlockCipher = DES) -> str:
     """Encrypt the TDB of ``track`` (digits with ``=`` or ``D``) under the TDK.
 
     Returns the track in the same alphabet as the input (see the module docstring).
     """
     sep = _separator(track, separator)
-    s, _, odd = _padded(_nibbles(track, _CLEAR_NIBBLES))
-    enc = des_encrypt(tdk, bytes.fromhex(s[-18:-2])).hex().upper()
-    out = s[:-18] + enc + s[-2:]
+    s, _, odd = _padded(_nibbles(track, _CLEAR_NIBBLES), cipher)
+    w = 2 * cipher.block + 2
+    enc = cipher.encrypt(tdk, bytes.fromhex(s[-w:-2])).hex().upper()
+    out = s[:-w] + enc + s[-2:]
     return _render(out[:-1] if odd else out, sep)
 
 
-def decrypt_track(tdk: bytes, track: str, *, separator: str | None = None) -> str:
+def decrypt_track(tdk: bytes, track: str, *, separator: str | None = None, cipher: BlockCipher = DES) -> str:
     """Inverse of :func:`encrypt_track`; raises :class:`CryptoError` if the result is not a track."""
     sep = _separator(track, separator)
     s = _nibbles(track, _ANY_NIBBLES)
-    if len(s) < _MIN_DIGITS:
-        raise CryptoError(f"encrypted track must have at least {_MIN_DIGITS} nibbles, got {len(s)}")
+    need = _min_digits(cipher)
+    if len(s) < need:
+        raise CryptoError(f"encrypted track must have at least {need} nibbles, got {len(s)}")
     odd = len(s) % 2 == 1
     if odd:
         s += "0"
-    clear = s[:-18] + des_decrypt(tdk, bytes.fromhex(s[-18:-2])).hex().upper() + s[-2:]
+    w = 2 * cipher.block + 2
+    clear = s[:-w] + cipher.decrypt(tdk, bytes.fromhex(s[-w:-2])).hex().upper() + s[-2:]
     if odd:
         clear = clear[:-1]
     clear = clear.lstrip("F")

@@ -43,6 +43,7 @@ FIELDS: dict[int, FieldSpec] = {
         n(53, 16, name="Security control information", zh="安全控制信息"),
         lllvar(54, AN, 20, name="Additional amounts (balance)", zh="附加金额"),
         lllvar(55, B, 255, name="IC card data (BER-TLV)", zh="IC卡数据域", tlv=True),
+        lllvar(59, ANS, 120, name="Reserved private (QR payment code, tag A3)", zh="自定义域(付款码)", sensitivity=PAN),
         lllvar(60, N, 17, name="Reserved private (60.1-60.7)", zh="自定义域"),
         lllvar(61, N, 29, name="Original message data", zh="原始信息域"),
         lllvar(62, B, 999, name="Reserved private (keys, serial, parameters, JBIG image)", zh="自定义域"),

@@ -30,8 +30,9 @@ class Decoded:
             out["length"] = self.length
         if self.tpdu:
             out["tpdu"] = str(self.tpdu)
+            out["tpdu_variant"] = self.tpdu.variant()
         if self.header:
-            out["header"] = {"raw": str(self.header), "requirement": self.header.requirement}
+            out["header"] = {"raw": str(self.header), "requirement": self.header.requirement, "variant": self.header.variant()}
         out["fields"] = describe_rows(self.message)
         return out
 
@@ -40,9 +41,11 @@ class Decoded:
         if self.length is not None:
             lines.append(f"length  {self.length}")
         if self.tpdu:
-            lines.append(f"TPDU    {self.tpdu}  (destination {self.tpdu.destination}, source {self.tpdu.source})")
+            lines.append(f"TPDU    {self.tpdu}  (destination {self.tpdu.destination}, source {self.tpdu.source};"
+                         f" variant: {self.tpdu.variant()})")  # fmt: skip
         if self.header:
-            lines.append(f"header  {self.header}  (processing requirement {self.header.requirement})")
+            lines.append(f"header  {self.header}  (processing requirement {self.header.requirement};"
+                         f" variant: {self.header.variant()})")  # fmt: skip
         rows = describe_rows(self.message)
         width = max(len(r["path"]) for r in rows)
         lines += [f"{r['path']:>{width}}  {r['name']:<62} {r['value']}" for r in rows]

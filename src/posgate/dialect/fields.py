@@ -197,7 +197,11 @@ def parse_terminal_info(value: bytes) -> str:
         raise CodecError("62", "an ASCII device serial") from None
 
 
-KEY_BLOCK_LENGTHS = {"001": 24, "003": 40, "004": 60}
+#: Field 62 of a financial request from an SM4 (国密) terminal: this prefix + the 16-byte SM4
+#: PIN block (docs/dialect.md 4.4); field 52 then holds 8 zero bytes.
+SM4_PIN_PREFIX = b"SM016"
+
+KEY_BLOCK_LENGTHS = {"001": 24, "003": 40, "004": 60, "006": 60}
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -217,17 +221,21 @@ class KeyBlock:
     def parse(cls, scheme: str, value: bytes) -> KeyBlock:
         want = KEY_BLOCK_LENGTHS.get(scheme)
         if want is None:
-            raise CodecError("60.3", "key scheme 001, 003 or 004")
+            raise CodecError("60.3", "key scheme 001, 003, 004 or 006")
         if len(value) != want:
             raise CodecError("62", f"{want} bytes of working keys for scheme {scheme}")
         if scheme == "001":
             return cls(scheme, value[0:8], value[8:12], value[12:20], value[20:24])
+        if scheme == "006":  # SM4 (4.4): three 16-byte keys, each with its check value
+            return cls(scheme, value[0:16], value[16:20], value[20:36], value[36:40], value[40:56], value[56:60])
         tdk, tdk_cv = (value[40:56], value[56:60]) if scheme == "004" else (b"", b"")
         return cls(scheme, value[0:16], value[16:20], value[20:28], value[36:40], tdk, tdk_cv)
 
     def format(self) -> bytes:
         if self.scheme == "001":
             return self.pik + self.pik_cv + self.mak + self.mak_cv
+        if self.scheme == "006":
+            return self.pik + self.pik_cv + self.mak + self.mak_cv + self.tdk + self.tdk_cv
         out = self.pik + self.pik_cv + self.mak + bytes(8) + self.mak_cv
         return out + self.tdk + self.tdk_cv if self.scheme == "004" else out
 

@@ -59,6 +59,8 @@ OPERATIONS: dict[str, Operation] = {
         _op("offline_settlement", "离线结算", "Offline settlement", "0220", "000000", "00", "30", "000", False, True, "debit"),
         _op("settlement_adjust", "结算调整", "Settlement adjust", "0220", "000000", "00", "32", "000", False, True, "debit"),
         _op("tip_adjust", "结算调整(追加小费)", "Adjust (add tip)", "0220", "000000", "00", "34", "000", False, True, "debit"),
+        # Scan-to-pay: the query of a payment waiting for the customer's password (docs/decisions.md Q1).
+        _op("qr_query", "扫码查询", "QR payment query", "0200", "730000", "00", "22", "000", False, True),
         _op("reversal", "冲正", "Reversal", "0400", "", "", "", "", False, True),
         _op("settlement", "结算", "Settlement", "0500", "", "", "00", "201", False, False),
         _op("batch_upload", "批上送", "Batch upload", "0320", "", "", "00", "", False, False),
@@ -67,7 +69,7 @@ OPERATIONS: dict[str, Operation] = {
     )
 }
 
-SIGN_ON_SCHEMES = ("001", "003", "004")
+SIGN_ON_SCHEMES = ("001", "003", "004", "006")  # 006: SM4 (国密) keys (docs/dialect.md 4.4)
 BATCH_UPLOAD_CODES = ("201", "202", "203", "204", "205", "206", "207")
 
 # (mti, field 3, field 25, 60.1) → operation name, for the financial messages.

@@ -17,6 +17,8 @@ def yuan_to_fen(text: str) -> int:
         d = Decimal(text.strip().replace(",", ""))
     except InvalidOperation:
         raise AmountError(f"not an amount: {text!r} (use yuan, e.g. 12.34)") from None
+    if not d.is_finite():  # NaN, Infinity: Decimal parses them, and they have no exponent to check
+        raise AmountError(f"not an amount: {text!r} (use yuan, e.g. 12.34)")
     if d.as_tuple().exponent < -2:  # type: ignore[operator]
         raise AmountError("at most two decimals (fen)")
     fen = int(d * 100)

@@ -150,7 +150,8 @@ async def _scheduler(run: ChaosRun, stop_at: float) -> None:
     if cfg.db and _is_postgres(cfg.db) and cfg.restart_postgres and cfg.target is None:
         db_restart_at = time.monotonic() + (stop_at - time.monotonic()) * rng.uniform(0.3, 0.6)
     start = time.monotonic()
-    planned_kills = [start + (stop_at - start) * (i + 1) / (cfg.host_kills + 1) for i in range(cfg.host_kills or 0)]
+    kills = cfg.host_kills or 0
+    planned_kills = [start + (stop_at - start) * (i + 1) / (kills + 1) for i in range(kills)]
     while True:
         await asyncio.sleep(rng.expovariate(1.0 / max(0.05, cfg.fault_every)))
         now = time.monotonic()

@@ -26,11 +26,11 @@ def _fail(message: str, code: int = 2) -> None:
 def fleet(
     host: str = typer.Option("127.0.0.1", "--host", help="The CUP host (loopback only)."),
     port: int = typer.Option(8583, "--port", help="Its terminal port."),
-    terminals: int = typer.Option(3, "--terminals", "-n", min=1, max=5000, help="Simulated terminals (demo: at most 3)."),
+    terminals: int = typer.Option(4, "--terminals", "-n", min=1, max=5000, help="Simulated terminals (demo: at most 4; the 4th is the SM4 terminal 40000001)."),
     duration: float | None = typer.Option(None, "--duration", help="Seconds of load (default 10 unless --transactions)."),
     transactions: int | None = typer.Option(None, "--transactions", min=1, help="Stop after this many operations."),
     mix: str = typer.Option("sale=70,void=5,refund=3,balance=10,preauth=5,offline=4,signature=3", "--mix",
-                            help="Weights per operation: sale, void, refund, balance, preauth, offline, signature."),
+                            help="Weights per operation: sale, void, refund, balance, preauth, offline, signature, qr (扫码: a sale paid with a demo payment code)."),
     state: Path | None = typer.Option(None, "--state", help="Keep each terminal's journal in this directory (else in memory)."),
     provision: bool = typer.Option(False, "--provision", help="Create the terminals, merchants and cards in --db first."),
     db: str | None = typer.Option(None, "--db", help="The host's database URL (with --provision)."),
@@ -58,8 +58,8 @@ def fleet(
             _fail("--provision needs --db URL (the host's database)")
         assert db is not None
         specs, cards = do_provision(db, terminals)
-    elif terminals > 3:
-        _fail(f"the demo has 3 terminals; for {terminals} add --provision --db URL (the host's database)")
+    elif terminals > 4:
+        _fail(f"the demo has 4 terminals; for {terminals} add --provision --db URL (the host's database)")
     if duration is None and transactions is None:
         duration = 10.0
     cfg = FleetConfig(host=host, port=port, terminals=terminals, duration=duration, transactions=transactions, mix=weights,

@@ -25,7 +25,7 @@ The report (:class:`FleetStats`) gives TPS, latency percentiles per operation (t
 wait: from the input to the result, make-up sign-ons and reversals included), response codes,
 reversals sent, re-sign-ons, settlements and their results.
 
-Terminals: the three demo terminals, or ``--provision --db URL`` to create N terminals, their
+Terminals: the four demo terminals (40000001 with SM4 keys), or ``--provision --db URL`` to create N terminals, their
 merchants and enough issuer cards directly in the host's database (the store's admin API, the
 same one ``posgate admin`` uses). Provisioned TMKs are derived from the TID (test keys: this
 is a load generator) so that a second run finds the same keys.
@@ -50,21 +50,24 @@ from typing import Any
 from posgate.domain.chip import DEMO_CHIP_CARDS, ChipPersonalisation
 from posgate.fleet.net import require_loopback
 from posgate.terminal import machine
-from posgate.terminal.cards import next_atc, read_card
+from posgate.terminal.cards import next_atc, read_card, read_qr
 from posgate.terminal.client import Endpoint, TerminalSession
 from posgate.terminal.journal import Journal
 from posgate.terminal.machine import Card, Input, Result, Send, TerminalConfig, TerminalError, TerminalState
+from posgate.terminal.state import TxnEntry
 
-# docs/demo-data.md: the three demo terminals and the cards a sale is approved on.
+# docs/demo-data.md: the four demo terminals (the last one SM4, 国密) and the cards a sale is
+# approved on. (TID, MID, TMK, serial, key algorithm)
 DEMO_TERMINALS = (
-    ("10000001", "898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001"),
-    ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002"),
-    ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
+    ("10000001", "898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001", "des"),
+    ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002", "des"),
+    ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003", "des"),
+    ("40000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0004", "sm4"),
 )
 DEMO_CARDS = (("6212142000000000012", "3012"), ("4761730000000011", "3012"))
 DEMO_PIN = "123456"
 
-OPERATIONS = ("sale", "chip", "void", "refund", "balance", "preauth", "offline", "signature")
+OPERATIONS = ("sale", "chip", "void", "refund", "balance", "preauth", "offline", "signature", "qr")
 DEFAULT_MIX = "sale=60,chip=10,void=5,refund=3,balance=10,preauth=5,offline=4,signature=3"
 # ``chip``: a sale with a chip card inserted, its ARQC made by the terminal's card simulator
 # (posgate.terminal.cards) and checked by the issuer; the card checks the ARPC (issue 14). The
@@ -72,6 +75,10 @@ DEFAULT_MIX = "sale=60,chip=10,void=5,refund=3,balance=10,preauth=5,offline=4,si
 # issuer (its master keys, each card its own derived key), each terminal inserting its own.
 DEMO_CHIP_CARD = ("6225880000000000010", "3012")
 FLEET_CHIP = DEMO_CHIP_CARDS["6225880000000000010"]._replace(psn="00")
+
+# Scan-to-pay demo codes the issuer approves (docs/decisions.md Q3): ``qr`` in the mix is a sale
+# paid with one of them; a void or refund of such a sale carries its code again (Q1).
+DEMO_QR_CODES = ("6288000000000000011", "134567890123456789", "281234567890123456")
 
 
 def parse_mix(text: str) -> dict[str, int]:
@@ -124,16 +131,17 @@ class TerminalSpec:
     merchant_id: str
     tmk: bytes = field(repr=False)
     serial: str
+    algorithm: str = "des"  # sm4: the terminal signs on with 006 and uses SM4 throughout
 
     def config(self) -> TerminalConfig:
         return TerminalConfig(terminal_id=self.terminal_id, merchant_id=self.merchant_id, tmk=self.tmk,
-                              serial=self.serial, scheme="004")  # fmt: skip
+                              serial=self.serial, scheme="004", algorithm=self.algorithm)  # fmt: skip
 
 
 def demo_specs(n: int) -> list[TerminalSpec]:
     if n > len(DEMO_TERMINALS):
         raise ValueError(f"the demo has {len(DEMO_TERMINALS)} terminals; for {n} use --provision --db URL")
-    return [TerminalSpec(t, m, bytes.fromhex(k), s) for t, m, k, s in DEMO_TERMINALS[:n]]
+    return [TerminalSpec(t, m, bytes.fromhex(k), s, a) for t, m, k, s, a in DEMO_TERMINALS[:n]]
 
 
 FLEET_MERCHANT_BASE = 898100099900000
@@ -186,6 +194,10 @@ def provision(db_url: str, n: int, *, key_file: str | None = None) -> tuple[list
                 else:  # a card provisioned before chip sales existed becomes the chip card it is now used as
                     conn.execute(update(cards).where(cards.c.pan_hash == h, cards.c.icc_keys_enc.is_(None))
                                  .values(chip=True, icc_keys_enc=db.keyring.encrypt_key(FLEET_CHIP.keys, b"icc")))  # fmt: skip
+            for code in DEMO_QR_CODES:  # what ``qr`` in the mix pays with
+                if db.keyring.pan_hash(code) not in have_c:
+                    add_card(conn, db.keyring, code, "3012", DEMO_PIN, balance=FLEET_CARD_BALANCE, actor="fleet",
+                             payment_code=True)  # fmt: skip
     finally:
         db.close()
     return specs, card_list
@@ -391,6 +403,11 @@ class SimTerminal:
 # -- the workload ----------------------------------------------------------------------------------------
 
 
+def _again(t: TxnEntry) -> Card:
+    """The card of a logged sale presented again: its code when it was a QR payment."""
+    return read_qr(t.pan) if t.entry_mode.startswith("03") else card_for(t.pan, t.expiry or "3012")
+
+
 class Workload:
     """Draws the next operation for a terminal from the mix and builds its input."""
 
@@ -439,6 +456,8 @@ class Workload:
             card = read_card(pan, "insert", pin=DEMO_PIN, amount=amount, when=datetime.now(UTC), randbytes=rng.randbytes,
                              expiry=expiry, atc=self.atc(pan) if self.atc else None, chip=self.chip)  # fmt: skip
             return Input("sale", amount=amount, card=card)
+        if op == "qr":
+            return Input("sale", amount=self.amount(), card=read_qr(rng.choice(DEMO_QR_CODES)))
         if op == "balance":
             return Input("balance", card=self.card())
         if op == "preauth":
@@ -449,13 +468,13 @@ class Workload:
             if not sales:
                 return None
             t = rng.choice(sales)
-            return Input("void", voucher=t.stan, card=card_for(t.pan, t.expiry or "3012"))
+            return Input("void", voucher=t.stan, card=_again(t))
         if op == "refund":
             sales = [t for t in batch if t.operation == "sale" and t.status == "approved" and t.rrn and t.pan]
             if not sales:
                 return None
             t = rng.choice(sales)
-            return Input("refund", amount=max(1, t.amount // 2), card=card_for(t.pan, t.expiry or "3012"),
+            return Input("refund", amount=max(1, t.amount // 2), card=_again(t),
                          rrn=t.rrn, orig_date=t.date or datetime.now(UTC).strftime("%m%d"))  # fmt: skip
         if op == "offline":
             return Input("offline", kind="settlement", amount=self.amount(), card=self.card(),
@@ -472,7 +491,7 @@ class Workload:
 class FleetConfig:
     host: str = "127.0.0.1"
     port: int = 8583
-    terminals: int = 3
+    terminals: int = 4  # the demo four, the SM4 terminal 40000001 included
     duration: float | None = 10.0
     transactions: int | None = None
     mix: dict[str, int] = field(default_factory=lambda: parse_mix(DEFAULT_MIX))

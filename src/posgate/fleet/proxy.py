@@ -341,6 +341,11 @@ class FaultProxy:
                     kind = self._decide(direction, req_mti or last_request_mti)
                     if not await self._apply(kind, frame, writer, conn, req_mti):
                         return
+                if frames.error is not None:  # whole frames, then stray bytes: those pass through untouched
+                    self.stats[f"unframed_{direction}"] += 1
+                    transparent = True
+                    writer.write(frames.error.rest)
+                    await writer.drain()
         except (ConnectionError, OSError):
             return
         finally:

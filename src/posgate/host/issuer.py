@@ -17,6 +17,12 @@ One method, :meth:`BuiltinIssuer.authorize`, answers one :class:`IssuerRequest` 
    PIN stays blocked (``75``) until the next day; a right PIN resets the count;
 6. per-transaction limit ``61``; 7. available balance (balance − held) ``51``.
 
+Scan-to-pay (docs/decisions.md Q1–Q3): a wallet payment code is kept like a card (hashed,
+encrypted); a code in state ``password`` stands for a wallet that holds the payment until the
+customer enters a password on the phone: a ``debit`` is answered ``09`` (in progress) and
+changes nothing; the terminal's query then asks ``confirm_debit``, which is the debit itself
+(the customer has entered the password). ``confirm_debit`` of any other code is a plain debit.
+
 A card state or limit is always checked before the balance.
 
 Chip cards (issue 14, docs/decisions.md C1): a request whose field 55 carries an ARQC (9F26)
@@ -28,7 +34,8 @@ debit or hold for another amount than the card signed (9F02) → ``59``; an unre
 whatever it is, carries tag 91 = ARPC (method 1) ‖ ARC so that the card can tell it came from
 its issuer. Undo requests and offline advices are never checked (the money already moved).
 ``verify_tc`` (the batch upload's 203/205) checks the transaction certificate the card made
-after the ARPC: ``00`` or ``59``, nothing moved. Approvals take an auth code
+after the ARPC: ``00`` or ``59``, nothing moved. A payment code (QR, entry mode 03x, field 59)
+has no field 55 and is never checked. Approvals take an auth code
 from the store (unique across host processes). The organisation (``CUP``, ``VIS``...) comes
 back in every answer about a known card: it decides domestic vs foreign totals (9.1).
 
@@ -58,6 +65,7 @@ from posgate.iso8583.errors import CodecError
 
 PIN_TRIES = 3
 _STATE_CODES = {"lost": "41", "stolen": "43", "restricted": "62"}
+PENDING = "09"  # request in progress (section 7): the wallet waits for the customer's password
 _UNDO = frozenset({"reverse_debit", "reverse_credit", "reverse_capture", "reverse_release"})
 # A chip card whose cryptogram fails or whose ATC goes backwards (docs/decisions.md C1): the
 # dialect's 59 "有作弊嫌疑 / 卡片校验错" (suspected fraud / card check error), a plain decline.
@@ -190,8 +198,15 @@ class BuiltinIssuer:
             else:  # reverse_release
                 changes = {"held": card.held + amount}
         else:
-            if card.state != "active":
-                return IssuerResult(_STATE_CODES.get(card.state, "05"), None, None, org, bank)
+            state = card.state
+            if state == "password":  # a payment code whose wallet waits for the password
+                if kind == "debit":
+                    return IssuerResult(PENDING, None, None, org, bank)
+                state = "active"
+            if kind == "confirm_debit":
+                kind = "debit"
+            if state != "active":
+                return IssuerResult(_STATE_CODES.get(state, "05"), None, None, org, bank)
             month, today = self._local_day(now)
             if card.expiry < month:
                 return IssuerResult("54", None, None, org, bank)

@@ -340,6 +340,8 @@ DEMO_TERMINALS = (
     ("10000002", "898100012340001", "31313131313131313232323232323232", "DEMO0002"),
     ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
 )
+# The national-cryptography (国密) terminal: SM4 TMK, sign-on 006 (docs/dialect.md 4.4).
+DEMO_SM4_TERMINALS = (("40000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0004"),)
 # PAN, expiry, balance (fen), kind, organisation, chip, state, per-transaction limit (fen)
 DEMO_CARDS = (
     ("6212142000000000012", "3012", 10_000_000, "debit", "CUP", False, "active", None),
@@ -353,6 +355,15 @@ DEMO_CARDS = (
     ("4761730000000011", "3012", 10_000_000, "debit", "VIS", False, "active", None),
 )
 DEMO_PIN = "123456"
+# Scan-to-pay demo payment codes (docs/decisions.md Q3; the same as posgate.store.demo.QR_CODES).
+DEMO_QR_CODES = (
+    ("6288000000000000011", "3012", 10_000_000, "debit", "CUP", False, "active", None),  # approved
+    ("6288000000000000029", "3012", 10_000_000, "debit", "CUP", False, "password", None),  # 09, then 00
+    ("6288000000000000037", "3012", 0, "debit", "CUP", False, "active", None),  # 51
+    ("6288000000000000045", "2001", 10_000_000, "debit", "CUP", False, "active", None),  # expired: 54
+    ("134567890123456789", "3012", 10_000_000, "debit", "CUP", False, "active", None),  # WeChat Pay style
+    ("281234567890123456", "3012", 10_000_000, "debit", "CUP", False, "active", None),  # Alipay style
+)
 
 
 def demo_memory_store(env: Env) -> MemoryStore:
@@ -364,7 +375,9 @@ def demo_memory_store(env: Env) -> MemoryStore:
         store.add_merchant(mid, name, name_en, mcc, fee)
     for tid, mid, tmk, serial in DEMO_TERMINALS:
         store.add_terminal(tid, mid, bytes.fromhex(tmk), serial, at=now)
-    for pan, expiry, balance, kind, org, chip, state, limit in DEMO_CARDS:
+    for tid, mid, tmk, serial in DEMO_SM4_TERMINALS:
+        store.add_terminal(tid, mid, bytes.fromhex(tmk), serial, at=now, algorithm="sm4")
+    for pan, expiry, balance, kind, org, chip, state, limit in (*DEMO_CARDS, *DEMO_QR_CODES):
         chip_keys = DEMO_CHIP_CARDS.get(pan)
         store.add_card(pan, expiry, balance, pin=DEMO_PIN, kind=kind, organisation=org, chip=chip, state=state,
                        per_txn_limit=limit, icc_keys=chip_keys.keys if chip_keys else None)  # fmt: skip

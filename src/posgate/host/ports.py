@@ -64,6 +64,8 @@ class TerminalRecord:
     params_pending: bool
     # Added by the host core (additive): field 62 of the last 0820/362 status upload, decoded.
     last_status_upload: dict[str, Any] | None = None
+    # The cipher of the terminal's TMK and keys (docs/dialect.md 4.4): des | sm4 (sign-on 006).
+    algorithm: str = "des"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from posgate.host.participants.originals import MarkOriginal
 from posgate.host.participants.parameters import DownloadParameters, UploadStatus
 from posgate.host.participants.pin import TranslatePin
 from posgate.host.participants.preauth import FindPreauth
+from posgate.host.participants.qr import ConfirmQrOriginal, FindQrOriginal
 from posgate.host.participants.record import Record
 from posgate.host.participants.refund import FindRefundOriginal, MarkRefunded
 from posgate.host.participants.reply import BuildReply
@@ -83,6 +84,9 @@ GROUPS: dict[str, Sequence[Participant]] = {
     "completion_void": [check_fields, check_batch, read_card, FindVoidOriginal(("completion",)), pin,
                         AuthorizeWithIssuer("credit"), MarkOriginal("voided")],
     **{name: [check_fields, check_batch, *group[1:]] for name, group in ADVICES.items()},
+    # scan-to-pay: the query of a QR sale answered 09 (docs/decisions.md Q2)
+    "qr_query": [check_fields, check_batch, read_card, FindQrOriginal(), AuthorizeWithIssuer("confirm_debit"),
+                 ConfirmQrOriginal()],
     "reversal": [check_fields, ReverseOriginal()],
     "script_advice": [check_fields, RecordScriptAdvice()],
     "signature": [check_fields, StoreSignature()],

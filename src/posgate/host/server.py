@@ -178,7 +178,8 @@ class _NoIssuer:
 
 
 class TerminalProtocol(asyncio.Protocol):
-    __slots__ = ("host", "transport", "reader", "peer", "pending", "busy", "last_rx", "partial_since", "paused", "closed", "eof")
+    __slots__ = ("host", "transport", "reader", "peer", "pending", "busy", "last_rx", "partial_since", "paused", "closed", "eof",
+                 "stray")
 
     def __init__(self, host: Host) -> None:
         self.host = host
@@ -192,6 +193,7 @@ class TerminalProtocol(asyncio.Protocol):
         self.paused = False
         self.closed = False
         self.eof = False
+        self.stray: str | None = None  # stray bytes after whole frames: answer those, then close
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -240,6 +242,17 @@ class TerminalProtocol(asyncio.Protocol):
                 self.paused = True
                 assert self.transport is not None
                 self.transport.pause_reading()
+        if self.reader.error is not None:
+            # Whole frames, then bytes that cannot start a frame: the frames are answered first
+            # (they were complete and may be money), then the connection is closed, since
+            # nothing after the stray bytes can be found again.
+            self.stray = str(self.reader.error)
+            if not self.paused and self.transport is not None:
+                self.paused = True
+                self.transport.pause_reading()
+            if not self.busy and not self.pending:
+                self.finish("framing", self.stray)
+            return
         if self.reader.pending:
             if self.partial_since is None:
                 self.partial_since = now
@@ -258,7 +271,8 @@ class TerminalProtocol(asyncio.Protocol):
         frame, t0 = self.pending.popleft()
         self.busy = True
         self.host.submit(self, frame, t0)
-        if self.paused and len(self.pending) <= self.host.config.max_queued_per_connection // 2 and self.transport:
+        if (self.paused and self.stray is None and len(self.pending) <= self.host.config.max_queued_per_connection // 2
+                and self.transport):  # fmt: skip
             self.paused = False
             self.transport.resume_reading()
 
@@ -280,12 +294,24 @@ class TerminalProtocol(asyncio.Protocol):
             transport.write(size.to_bytes(2, "big") + tpdu + reply.header + reply.body)
         m.LATENCY.observe(self.host.loop.time() - t0)
         if reply.close:
-            transport.close()
+            self.closed = True
+            transport.close()  # close(), not abort(): a reply just written still leaves
             return
         if self.pending:
             self._submit_next()
+        elif self.stray is not None:
+            self.finish("framing", self.stray)
         elif self.eof:
             transport.close()
+
+    def finish(self, reason: str, detail: str) -> None:
+        """Close after the replies already written have left (stray bytes after whole frames)."""
+        m.FRAMES_REJECTED.labels(reason).inc()
+        log.warning("closing connection after answering the whole frames: %s", detail,
+                    extra=fields(peer=self.peer, reason=reason))  # fmt: skip
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
 
     def reject(self, reason: str, detail: str) -> None:
         m.FRAMES_REJECTED.labels(reason).inc()
@@ -793,6 +819,15 @@ class WorkerPool:
 # -- the host ------------------------------------------------------------------------------------
 
 
+def _decline_reason(reply: Reply) -> str:
+    """The detail of the step that declined (``"field 35: a 0 or F pad nibble"``), without its code."""
+    for _who, vote, detail in reversed(getattr(reply, "trace", None) or ()):
+        if vote == "ABORTED" and detail:
+            code, _, rest = detail.partition(" ")
+            return rest or code
+    return ""
+
+
 class Host:
     """Listening socket + connections + commit workers. Use :meth:`start` then :meth:`serve_until_stopped`."""
 
@@ -851,14 +886,17 @@ class Host:
             proto.deliver(frame, t0, reply)  # the reply leaves first; counting and logging after
             if reply is not None:
                 op = getattr(reply, "operation", None) or "unknown"
-                rc = getattr(reply, "response_code", None) or ""
+                # A reply that was not sent has no response code on the wire: never count or log it as one.
+                rc = (getattr(reply, "response_code", None) or "") if reply.body is not None else "none"
                 counter = counters.get((op, rc))
                 if counter is None:  # labels() validates and locks: once per (operation, code)
                     counter = counters[(op, rc)] = m.TRANSACTIONS.labels(op, rc)
                 counter.inc()
                 if op == "reversal":
                     m.REVERSALS.labels(rc).inc()
-                if logging_on:
+                if reply.body is None:
+                    self._log_unanswered(proto, frame, reply)
+                elif logging_on:
                     self._log_transaction(proto, frame, t0, reply, op, rc)
         if self._in_flight == 0:
             self._idle.set()
@@ -869,7 +907,18 @@ class Host:
             text = describe_short(request if request is not None else decode(frame.body))
         except Exception:  # noqa: BLE001 - an undecodable request is described by its size only
             text = f"undecodable request, {len(frame.body)} bytes"
-        log.info(text, extra=fields(operation=op, rc=rc, ms=round((self.loop.time() - t0) * 1000, 2), peer=proto.peer))
+        extra: dict[str, Any] = {"operation": op, "rc": rc, "ms": round((self.loop.time() - t0) * 1000, 2), "peer": proto.peer}
+        why = _decline_reason(reply)
+        if why:
+            extra["reason"] = why  # the field and what was expected (trace details hold no card data)
+        log.info(text, extra=fields(**extra))
+
+    @staticmethod
+    def _log_unanswered(proto: TerminalProtocol, frame: Frame, reply: Reply) -> None:
+        """A request the host could not answer: the log says so, and why (never an ``rc``)."""
+        log.warning("no reply sent, connection closed: %s", _decline_reason(reply) or "nothing to answer",
+                    extra=fields(peer=proto.peer, bytes=len(frame.body)))  # fmt: skip
+
 
     def note_refused(self, peer: str) -> None:
         now = time.monotonic()
@@ -900,6 +949,7 @@ class Host:
         m.HEALTH.state = "stopping"
         log.info("shutting down: no new connections; finishing %d requests in flight", self._in_flight)
         if self.server is not None:
+            await self._stop_accepting()
             self.server.close()
         # Stop reading: requests already received are finished, nothing new is started.
         for proto in list(self.connections):
@@ -925,6 +975,24 @@ class Host:
             await self.server.wait_closed()
         log.info("host stopped")
         self._stopped.set()
+
+    async def _stop_accepting(self) -> None:
+        """No new connection from here on, and none half-accepted when the server closes.
+
+        On the standard selector loop a connection accepted in the iteration before the stop
+        gets its transport in a task of the next iteration; if ``server.close()`` ran first, the
+        transport's constructor fails (3.11: ``Server._attach`` asserts the server still has
+        sockets) and the accepted socket is never closed. So the listening sockets stop being
+        read first, and the loop runs the iterations that task needs (its first step builds the
+        transport, the next calls ``connection_made``), a count of iterations, not a wait for
+        time. uvloop accepts and attaches in one callback: there is no such gap to close."""
+        assert self.server is not None
+        if not isinstance(self.loop, asyncio.BaseEventLoop) or not hasattr(self.loop, "_selector"):
+            return
+        for sock in getattr(self.server, "sockets", ()):
+            self.loop.remove_reader(sock.fileno())
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

@@ -56,6 +56,12 @@ _LLL = [bytes.fromhex(f"{i:04d}") for i in range(1000)]
 # the TDK (53.3 = 1, spec 6.3), the other hex nibbles of the ciphertext, written A, B, C, E, F
 # (a D nibble of the ciphertext reads as ``=``, as posgate.crypto.encrypt_track writes it).
 _TRACK = frozenset("0123456789=ABCEF")
+# The pad nibble of an odd number of digits, as ``bytes.hex()`` writes it. Liberal in what we
+# read: the CUP sources pad with 0 (1.5), but real terminals also pad with F (a captured 0200
+# whose track 2 ends in an F nibble and whose MAC verifies: docs/field-dialects.md). The pad
+# carries no digit, so accepting either changes no value; the MAC is checked over the bytes as
+# received (``Message.raw``). We always write 0.
+PAD_NIBBLES = frozenset("0f")
 
 
 def _digits_ok(s: str) -> bool:
@@ -120,12 +126,12 @@ def compile_field(spec: FieldSpec) -> tuple[Decoder, Encoder]:
                 s = chunk.hex()
                 if odd:
                     if left:
-                        if s[-1] != "0":
-                            raise CodecError(path, "a 0 pad nibble after left-justified digits", p)
+                        if s[-1] not in PAD_NIBBLES:
+                            raise CodecError(path, "a 0 or F pad nibble after left-justified digits", p)
                         s = s[:-1]
                     else:
-                        if s[0] != "0":
-                            raise CodecError(path, "a 0 pad nibble before right-justified digits", p)
+                        if s[0] not in PAD_NIBBLES:
+                            raise CodecError(path, "a 0 or F pad nibble before right-justified digits", p)
                         s = s[1:]
                 if not s.isdigit():
                     raise CodecError(path, f"{max_len} {what}", p)
@@ -155,8 +161,8 @@ def compile_field(spec: FieldSpec) -> tuple[Decoder, Encoder]:
                     pad, s = s[-1], s[:-1]
                 else:
                     pad, s = s[0], s[1:]
-                if pad != "0":
-                    raise CodecError(path, "a 0 pad nibble", p)
+                if pad not in PAD_NIBBLES:
+                    raise CodecError(path, "a 0 or F pad nibble", p)
             if track:
                 s = s.upper().replace("D", "=")
             if not digits_ok(s):
@@ -307,18 +313,22 @@ def _gen_decoder(specs: list[FieldSpec]) -> FastDecoder:
         if not first.variable and first.kind is Kind.N:
             nbytes = sum((s.max_len + 1) // 2 for s in run)
             emit(f"  h = b[{at()}:{at(nbytes)}].hex()")
-            checks = ["not h.isdigit()"]
+            checks = []
             nib = 0
             for s in run:
                 width = (s.max_len + 1) // 2 * 2
                 start = nib
                 if s.max_len % 2:
                     pad = nib + s.max_len if s.left else nib
-                    checks.append(f'h[{pad}] != "0"')
+                    checks.append(f'h[{pad}] not in "0f"')
                     start = nib if s.left else nib + 1
                 emit(f"  v{s.number} = h[{start}:{start + s.max_len}]")
                 nib += width
-            emit(f"  if {' or '.join(checks)}: return None")
+            # All digits (then every pad is 0), or the digits without the pads (an F pad, PAD_NIBBLES).
+            digits = "not h.isdigit()"
+            if checks:
+                digits = f"(not h.isdigit() and not ({' + '.join(f'v{s.number}' for s in run)}).isdigit())"
+            emit(f"  if {' or '.join([*checks, digits])}: return None")
             off += nbytes
         elif not first.variable and first.kind in (Kind.AN, Kind.ANS):
             total = sum(s.max_len for s in run)
@@ -352,10 +362,10 @@ def _gen_decoder(specs: list[FieldSpec]) -> FastDecoder:
                 emit("  h = b[s:p].hex()")
                 emit("  if n & 1:")
                 if s.left:
-                    emit('   if h[-1] != "0": return None')
+                    emit('   if h[-1] not in "0f": return None')
                     emit("   h = h[:-1]")
                 else:
-                    emit('   if h[0] != "0": return None')
+                    emit('   if h[0] not in "0f": return None')
                     emit("   h = h[1:]")
                 if s.kind is Kind.N:
                     emit("  if h and not h.isdigit(): return None")

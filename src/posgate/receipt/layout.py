@@ -79,7 +79,7 @@ def slip_rows(slip: Slip, lang: str = "zh", *, bilingual: bool = True) -> list[R
     rows.append(pair("card_number"))
     rows.append(Row("text", slip.card_line()))
     if slip.entry_mode in ENTRY_MODES:
-        _, zh, en = ENTRY_MODES[slip.entry_mode]
+        zh, en = slip.entry_text()
         rows.append(pair("entry_mode", " ".join(_two(zh, en, lang, bilingual))))
     rows.append(pair("txn_type"))
     rows.append(Row("text", " ".join(_two(slip.txn_type("zh"), slip.txn_type("en"), lang, bilingual))))

@@ -22,6 +22,7 @@ from enum import StrEnum
 
 from posgate.dialect.fields import SideTotals
 from posgate.dialect.operations import OPERATIONS
+from posgate.dialect.qr import wallet_of
 from posgate.domain.masking import mask_pan
 from posgate.domain.money import fen_to_yuan
 
@@ -45,10 +46,12 @@ ENTRY_MODES: dict[str, tuple[str, str, str]] = {
     "tap": ("C", "挥卡", "CONTACTLESS"),
     "manual": ("M", "手输", "MANUAL"),
     "fallback": ("F", "降级", "FALLBACK"),
+    # scan-to-pay (docs/decisions.md Q4): the English name is the wallet's, by the code (entry_text)
+    "qr": ("Q", "扫码支付", "QR PAYMENT"),
 }
 
 # Field 22 (POS entry mode) digits 1-2 → entry mode; a slip accepts either form.
-POS_ENTRY_CODES = {"01": "manual", "02": "swipe", "05": "insert", "07": "tap", "80": "fallback", "90": "swipe",
+POS_ENTRY_CODES = {"01": "manual", "02": "swipe", "03": "qr", "05": "insert", "07": "tap", "80": "fallback", "90": "swipe",
                    "95": "insert", "96": "tap", "98": "tap"}  # fmt: skip
 
 
@@ -175,6 +178,15 @@ class Slip:
         object.__setattr__(self, "card_number", mask_card_number(self.card_number))
         object.__setattr__(self, "entry_mode", entry_mode_name(self.entry_mode))
         object.__setattr__(self, "copy", Copy(self.copy))
+        if self.entry_mode == "qr":  # paid on the customer's phone: never a signature line (Q4)
+            object.__setattr__(self, "signature_required", False)
+
+    def entry_text(self) -> tuple[str, str]:
+        """The entry-mode row, zh and en: a QR payment names its wallet ("扫码支付 UnionPay QR")."""
+        if self.entry_mode == "qr":
+            return "扫码支付", wallet_of(self.card_number).en
+        _, zh, en = ENTRY_MODES[self.entry_mode]
+        return zh, en
 
     # ---------------------------------------------------------------- derived
     def txn_type(self, lang: str = "zh") -> str:

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from posgate.crypto.ciphers import ALGORITHMS, cipher_for
 from posgate.crypto.keys import set_odd_parity
 from posgate.crypto.luhn import luhn_valid
-from posgate.crypto.tdes import kcv
 from posgate.domain.masking import mask_pan
 from posgate.host.participants import lapse
 from posgate.host.ports import Env
@@ -178,10 +178,29 @@ def parse_tmk(hex_key: str) -> bytes:
     return key
 
 
+def _check_algorithm(algorithm: str, tmk: bytes | None) -> None:
+    if algorithm not in ALGORITHMS:
+        raise AdminError(f"the algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
+    if tmk is not None and len(tmk) not in cipher_for(algorithm).key_lengths:
+        raise AdminError(f"an {algorithm.upper()} TMK must be 16 bytes (32 hex digits), got {len(tmk)}")
+
+
+def tmk_check_value(tmk: bytes, algorithm: str = "des") -> str:
+    """The TMK's check value as shown to the key custodian: 4 bytes of E(TMK, zero block)."""
+    return cipher_for(algorithm).kcv(tmk).hex().upper()
+
+
+def _new_tmk(algorithm: str) -> bytes:
+    raw = secrets.token_bytes(16)
+    return raw if algorithm == "sm4" else set_odd_parity(raw)  # SM4 keys carry no parity
+
+
 def add_terminal(conn: Connection, keyring: Keyring, terminal_id: str, merchant_id: str, *, tmk: bytes | None = None,
-                 serial: str | None = None, batch_no: str = "000001", actor: str = "cli") -> NewTerminal:  # fmt: skip
+                 serial: str | None = None, batch_no: str = "000001", actor: str = "cli",
+                 algorithm: str = "des") -> NewTerminal:  # fmt: skip
     _check_digits("terminal id (field 41)", terminal_id, 8)
     _check_digits("batch number", batch_no, 6)
+    _check_algorithm(algorithm, tmk)
     merchant_pk = conn.execute(select(s.merchants.c.id).where(s.merchants.c.merchant_id == merchant_id)).scalar()
     if merchant_pk is None:
         raise AdminError(f"no merchant {merchant_id}; add it first with 'posgate admin merchant add'")
@@ -189,27 +208,59 @@ def add_terminal(conn: Connection, keyring: Keyring, terminal_id: str, merchant_
         raise AdminError(f"terminal {terminal_id} exists already ('posgate admin terminal list' shows it)")
     generated = None
     if tmk is None:
-        tmk = generated = set_odd_parity(secrets.token_bytes(16))
-    check = kcv(tmk).hex().upper()
+        tmk = generated = _new_tmk(algorithm)
+    check = tmk_check_value(tmk, algorithm)
     now = _now()
     conn.execute(
         insert(s.terminals),
         {"terminal_id": terminal_id, "merchant_pk": merchant_pk, "tmk_enc": keyring.encrypt(tmk, b"tmk"),
-         "tmk_kcv": check, "device_serial": serial, "batch_no": batch_no, "params": {}, "created_at": now},
+         "tmk_kcv": check, "device_serial": serial, "batch_no": batch_no, "params": {}, "created_at": now,
+         "algorithm": algorithm},
     )  # fmt: skip
     existing = select(s.batches.c.id).where(s.batches.c.terminal_id == terminal_id, s.batches.c.batch_no == batch_no)
     if conn.execute(existing).first() is None:
         conn.execute(insert(s.batches), {"terminal_id": terminal_id, "batch_no": batch_no, "opened_at": now, "status": "open"})
     _audit(conn, actor, "terminal.add", "terminal", terminal_id, merchant_id,
-           after={"merchant_id": merchant_id, "tmk_kcv": check, "device_serial": serial, "batch_no": batch_no})  # fmt: skip
+           after={"merchant_id": merchant_id, "tmk_kcv": check, "device_serial": serial, "batch_no": batch_no,
+                  "algorithm": algorithm})  # fmt: skip
     return NewTerminal(terminal_id, check, generated)
+
+
+def set_algorithm(conn: Connection, keyring: Keyring, terminal_id: str, algorithm: str, *, tmk: bytes | None = None,
+                  actor: str = "cli", detail: str | None = None) -> NewTerminal:  # fmt: skip
+    """Switch a terminal between DES and SM4 (国密) keys.
+
+    The working keys of the old cipher are dropped and the terminal is asked to sign on again
+    (header requirement 3): its next sign-on must use the new scheme (006 for SM4). A new TMK
+    may be given (a 24-byte DES TMK cannot serve SM4); otherwise the TMK stays and its check
+    value is recomputed under the new cipher for the key custodian.
+    """
+    _check_algorithm(algorithm, tmk)
+    row = _terminal_row(conn, terminal_id)
+    t = s.terminals.c
+    old, tmk_enc = conn.execute(select(t.algorithm, t.tmk_enc).where(t.terminal_id == terminal_id)).one()
+    key = tmk if tmk is not None else keyring.decrypt(tmk_enc, b"tmk")
+    _check_algorithm(algorithm, key)
+    if old == algorithm and tmk is None:
+        raise AdminError(f"terminal {terminal_id} uses {algorithm.upper()} already; nothing to change")
+    check = tmk_check_value(key, algorithm)
+    conn.execute(
+        update(s.terminals).where(t.terminal_id == terminal_id).values(
+            algorithm=algorithm, tmk_enc=keyring.encrypt(key, b"tmk"), tmk_kcv=check, key_scheme=None, pik_enc=None,
+            mak_enc=None, tdk_enc=None, resign_requested=True, resign_reason="algorithm",
+        )
+    )  # fmt: skip
+    _audit(conn, actor, "terminal.set_algorithm", "terminal", terminal_id, row.merchant_id,
+           before={"algorithm": old}, after={"algorithm": algorithm, "tmk_kcv": check, "new_tmk": tmk is not None},
+           detail=detail)  # fmt: skip
+    return NewTerminal(terminal_id, check, None)
 
 
 def list_terminals(conn: Connection) -> list[dict[str, Any]]:
     t, m = s.terminals.c, s.merchants.c
     q = (
-        select(t.terminal_id, m.merchant_id, t.tmk_kcv, t.device_serial, t.pending_serial, t.approved_serial, t.status,
-               t.batch_no, t.signed_on_day, t.key_scheme, t.resign_requested)  # fmt: skip
+        select(t.terminal_id, m.merchant_id, t.tmk_kcv, t.algorithm, t.device_serial, t.pending_serial,
+               t.approved_serial, t.status, t.batch_no, t.signed_on_day, t.key_scheme, t.resign_requested)  # fmt: skip
         .join_from(s.terminals, s.merchants, t.merchant_pk == m.id)
         .order_by(t.terminal_id)
     )
@@ -252,19 +303,26 @@ def request_resign(conn: Connection, terminal_id: str, *, reason: str = "support
 
 # -- the built-in issuer's cards ---------------------------------------------------------------
 
-CARD_STATES = ("active", "lost", "stolen", "restricted", "blocked")
+# ``password``: a scan-to-pay code whose wallet waits for the customer's password (09, then the
+# terminal's query approves it; docs/decisions.md Q2).
+CARD_STATES = ("active", "lost", "stolen", "restricted", "blocked", "password")
 
 
 def add_card(conn: Connection, keyring: Keyring, pan: str, expiry: str, pin: str, *, balance: int, kind: str = "debit",
              organisation: str = "CUP", chip: bool = False, state: str = "active", per_txn_limit: int | None = None,
-             actor: str = "cli", icc_keys: bytes | None = None) -> str:  # fmt: skip
-    """Add a card to the built-in issuer; returns the masked PAN. ``icc_keys``: a chip card's
-    IMK-AC ‖ IMK-SMI ‖ IMK-SMC (48 bytes), stored sealed under the local master key."""
-    if icc_keys is not None and (len(icc_keys) != 48 or not chip):
+             actor: str = "cli", payment_code: bool = False, icc_keys: bytes | None = None) -> str:  # fmt: skip
+    """Add a card to the built-in issuer; returns the masked PAN. ``payment_code``: a wallet's
+    scan-to-pay code (16 to 24 digits, no Luhn digit), kept exactly as a PAN is (Q3).
+    ``icc_keys``: a chip card's IMK-AC ‖ IMK-SMI ‖ IMK-SMC (48 bytes), stored sealed under the
+    local master key."""
+    if icc_keys is not None and (len(icc_keys) != 48 or not chip or payment_code):
         raise AdminError("chip keys are three double-length keys (48 bytes), for a chip card")
-    if not (13 <= len(pan) <= 19 and pan.isdigit()):
+    if payment_code:
+        if not (16 <= len(pan) <= 24 and pan.isdigit()):
+            raise AdminError("the payment code must be 16 to 24 digits")
+    elif not (13 <= len(pan) <= 19 and pan.isdigit()):
         raise AdminError("the PAN must be 13 to 19 digits")
-    if not luhn_valid(pan):
+    elif not luhn_valid(pan):
         raise AdminError("the PAN fails the Luhn check; check the digits")
     _check_digits("expiry (YYMM)", expiry, 4)
     if not (4 <= len(pin) <= 12 and pin.isdigit()):

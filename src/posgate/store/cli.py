@@ -175,6 +175,7 @@ def terminal_add(
     merchant_id: str = typer.Option(..., "--merchant", help="The merchant's 15-digit id."),
     tmk: str | None = typer.Option(None, "--tmk", help="TMK in hex (32 or 48 digits); generated when absent."),
     serial: str | None = typer.Option(None, "--serial", help="Device serial; else recorded at the first sign-on."),
+    algorithm: str = typer.Option("des", "--algorithm", help="Key cipher: des, or sm4 (国密: sign-on 006, 32-digit TMK)."),
     db: str = DB_OPTION,
 ) -> None:
     """Add a terminal; prints the TMK's check value (and the TMK itself when generated)."""
@@ -182,8 +183,8 @@ def terminal_add(
 
     with _admin(db) as (conn, keyring):
         key = parse_tmk(tmk) if tmk else None
-        new = add_terminal(conn, keyring, terminal_id, merchant_id, tmk=key, serial=serial)
-    typer.echo(f"terminal {terminal_id} added; TMK check value {new.kcv}")
+        new = add_terminal(conn, keyring, terminal_id, merchant_id, tmk=key, serial=serial, algorithm=algorithm.lower())
+    typer.echo(f"terminal {terminal_id} added ({algorithm.upper()}); TMK check value {new.kcv}")
     if new.tmk_generated is not None:
         typer.echo(f"generated TMK (load it into the PIN pad, then discard this output): {new.tmk_generated.hex().upper()}")
 
@@ -205,6 +206,23 @@ def terminal_approve_device(terminal_id: str = typer.Argument(...), serial: str 
     with _admin(db) as (conn, _):
         approve_device(conn, terminal_id, serial)
     typer.echo(f"device {serial} approved for terminal {terminal_id}; it may sign on now")
+
+
+@terminal_app.command("set-algorithm")
+def terminal_set_algorithm(
+    terminal_id: str = typer.Argument(...),
+    algorithm: str = typer.Argument(..., help="des, or sm4 (国密)."),
+    tmk: str | None = typer.Option(None, "--tmk", help="A new TMK in hex for the new cipher; else the TMK stays."),
+    db: str = DB_OPTION,
+) -> None:
+    """Switch a terminal between DES and SM4 keys; it must sign on again with the new scheme."""
+    from posgate.store.admin import parse_tmk, set_algorithm
+
+    with _admin(db) as (conn, keyring):
+        key = parse_tmk(tmk) if tmk else None
+        new = set_algorithm(conn, keyring, terminal_id, algorithm.lower(), tmk=key)
+    typer.echo(f"terminal {terminal_id} now uses {algorithm.upper()} keys; TMK check value {new.kcv}; "
+               "it will be asked to sign on again")  # fmt: skip
 
 
 @terminal_app.command("resign")

@@ -41,6 +41,11 @@ TERMINALS = (
     ("20000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
 )
 
+SM4_TERMINALS = (
+    # terminal_id, merchant_id, SM4 TMK, device serial: the national-cryptography (国密) terminal
+    ("40000001", "898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0004"),
+)
+
 PIN = "123456"
 
 
@@ -68,6 +73,17 @@ CARDS = (
     DemoCard("4761730000000011", "3012", "debit", "VIS", False, "active", 10_000_000),
 )
 
+# Scan-to-pay demo payment codes (docs/decisions.md Q3), fixed values outside kits rely on.
+# Kept in the issuer's cards table like a PAN (hashed, encrypted; no clear code at rest).
+QR_CODES = (
+    DemoCard("6288000000000000011", "3012", "debit", "CUP", False, "active", 10_000_000),  # UnionPay QR: approved
+    DemoCard("6288000000000000029", "3012", "debit", "CUP", False, "password", 10_000_000),  # 09, then the query: 00
+    DemoCard("6288000000000000037", "3012", "debit", "CUP", False, "active", 0),  # 51
+    DemoCard("6288000000000000045", "2001", "debit", "CUP", False, "active", 10_000_000),  # code expired: 54
+    DemoCard("134567890123456789", "3012", "debit", "CUP", False, "active", 10_000_000),  # WeChat Pay style
+    DemoCard("281234567890123456", "3012", "debit", "CUP", False, "active", 10_000_000),  # Alipay style
+)
+
 
 def provision_demo(engine: Engine, keyring: Keyring) -> int:
     """Create whatever of the demo data is missing; returns the number of objects created."""
@@ -87,10 +103,12 @@ def _provision(conn: Connection, keyring: Keyring) -> int:
             admin.add_merchant(conn, mid, name, mcc, fee, name_en=name_en, actor=ACTOR)
             created += 1
     have = set(conn.execute(select(s.terminals.c.terminal_id)).scalars())
-    for tid, mid, tmk, serial in TERMINALS:
-        if tid not in have:
-            admin.add_terminal(conn, keyring, tid, mid, tmk=bytes.fromhex(tmk), serial=serial, actor=ACTOR)
-            created += 1
+    for algorithm, terminals in (("des", TERMINALS), ("sm4", SM4_TERMINALS)):
+        for tid, mid, tmk, serial in terminals:
+            if tid not in have:
+                admin.add_terminal(conn, keyring, tid, mid, tmk=bytes.fromhex(tmk), serial=serial, actor=ACTOR,
+                                   algorithm=algorithm)  # fmt: skip
+                created += 1
     have = set(conn.execute(select(s.cards.c.pan_hash)).scalars())
     for c in CARDS:
         chip_keys = DEMO_CHIP_CARDS.get(c.pan)
@@ -100,10 +118,15 @@ def _provision(conn: Connection, keyring: Keyring) -> int:
                            chip=c.chip, state=c.state, per_txn_limit=c.per_txn_limit, actor=ACTOR,
                            icc_keys=keys)  # fmt: skip
             created += 1
-        elif keys is not None:  # a demo chip card provisioned before chip keys existed (0005) gets its keys
+        elif keys is not None:  # a demo chip card provisioned before chip keys existed (0006) gets its keys
             conn.execute(update(s.cards).where(s.cards.c.pan_hash == keyring.pan_hash(c.pan),
                                                s.cards.c.icc_keys_enc.is_(None))
                          .values(icc_keys_enc=keyring.encrypt_key(keys, b"icc")))  # fmt: skip
+    for c in QR_CODES:
+        if keyring.pan_hash(c.pan) not in have:
+            admin.add_card(conn, keyring, c.pan, c.expiry, PIN, balance=c.balance, kind=c.kind, organisation=c.organisation,
+                           state=c.state, actor=ACTOR, payment_code=True)  # fmt: skip
+            created += 1
     return created
 
 

@@ -92,6 +92,7 @@ terminals = Table(
     Column("mak_enc", LargeBinary),
     Column("tdk_enc", LargeBinary),
     Column("mac_algorithm", String(8), nullable=False, server_default="cup"),  # cup | x919
+    Column("algorithm", String(8), nullable=False, server_default="des"),  # des | sm4 (国密): the TMK's cipher
     Column("mac_failures", Integer, nullable=False, server_default="0"),  # consecutive A0s
     Column("resign_requested", Boolean, nullable=False, server_default="0"),  # header requirement 3
     Column("resign_reason", String(32)),  # support | mac_failures | cutoff
@@ -140,7 +141,7 @@ cards = Table(
     Column("pin_tries", Integer, nullable=False, server_default="0"),
     Column("pin_tries_day", String(10)),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # Chip (0005): IMK-AC ‖ IMK-SMI ‖ IMK-SMC sealed under the local master key (purpose ``icc``),
+    # Chip (0006): IMK-AC ‖ IMK-SMI ‖ IMK-SMC sealed under the local master key (purpose ``icc``),
     # and the highest ATC of a verified ARQC (replays at or below it are declined).
     Column("icc_keys_enc", LargeBinary),
     Column("icc_atc", Integer),

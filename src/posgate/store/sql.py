@@ -452,6 +452,7 @@ _TERMINAL_COLS = [
     _T.c.approved_serial, _T.c.status, _T.c.batch_no, _T.c.signed_on_day, _T.c.signed_off, _T.c.operator,
     _T.c.key_scheme, _T.c.pik_enc, _T.c.mak_enc, _T.c.tdk_enc, _T.c.mac_algorithm, _T.c.mac_failures,
     _T.c.resign_requested, _T.c.resign_reason, _T.c.params, _T.c.params_pending, _T.c.last_status_upload,
+    _T.c.algorithm,
 ]  # fmt: skip
 _MERCHANT_COLS_AT = len(_TERMINAL_COLS)  # the terminal lookup also reads its merchant's row (see terminal())
 _CARD_FIELDS = [f.name for f in dc_fields(CardRecord)]
@@ -724,7 +725,7 @@ class SqlHostStore:
             tdk=None if r[15] is None else dec(r[15], b"tdk"),
             mac_algorithm=r[16], mac_failures=r[17], resign_requested=bool(r[18]), resign_reason=r[19],
             params=self._f.json_out(r[20]) or {}, params_pending=bool(r[21]),
-            last_status_upload=self._f.json_out(r[22]),
+            last_status_upload=self._f.json_out(r[22]), algorithm=r[23],
         )  # fmt: skip
         if r_hashable:
             if len(_TERMINAL_RECORDS) >= 4096:

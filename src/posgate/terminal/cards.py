@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from posgate.crypto.emv import cdol1_data, derive_card_key, derive_session_key, generate_ac
+from posgate.dialect.qr import check_code
 from posgate.domain.chip import DEMO_CHIP_CARDS, ChipPersonalisation
 from posgate.iso8583 import TLV
 from posgate.terminal.operations.base import Card, organisation_of
@@ -143,3 +144,10 @@ def read_card(
     icc = icc_data(amount, when, randbytes, pin=bool(pin), tap=entry == "tap", key=key, atc=atc)
     return Card(pan=pan, entry=entry, track2=t2, expiry=exp, seq=psn.zfill(3), icc=icc, pin=pin,
                 organisation=org, chip_key=key)  # fmt: skip
+
+
+def read_qr(code: str) -> Card:
+    """What the scanner gives for a customer's payment code (scan-to-pay, docs/decisions.md Q1):
+    the code stands where the PAN stands; the organisation is CUP (the acquirer settles every
+    wallet's QR payments in the domestic totals, Q4). Raises ValueError for a malformed code."""
+    return Card(pan=check_code(code), entry="qr", organisation="CUP")

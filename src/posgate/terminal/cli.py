@@ -28,11 +28,15 @@ import typer
 
 from posgate.domain.masking import mask_pan
 from posgate.domain.money import AmountError, fen_to_yuan, yuan_to_fen
+from posgate.terminal import cli_checks as checks
+from posgate.terminal.cli_checks import optional
 
 DEMO_TERMINALS = {
     "10000001": ("898100012340001", "159D86C7C1F779EA29F77A6858E0DA2A", "DEMO0001"),
     "10000002": ("898100012340001", "31313131313131313232323232323232", "DEMO0002"),
     "20000001": ("898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0003"),
+    # the national-cryptography (国密) terminal: SM4 TMK, signs on with 006
+    "40000001": ("898100012340002", "0123456789ABCDEFFEDCBA9876543210", "DEMO0004", "sm4"),
 }
 DEFAULT_STATE = Path(os.environ.get("POSGATE_TERMINAL_STATE", str(Path.home() / ".posgate" / "terminal")))
 
@@ -56,8 +60,11 @@ def register(root: typer.Typer) -> None:
 def tui(
     ctx: typer.Context,
     stub: bool = typer.Option(False, "--stub", help="No host: a built-in stub approves the demo cards."),
-    lang: str = typer.Option("zh", "--lang", help="zh or en (F2 toggles)."),
-    operator: str | None = typer.Option(None, "--operator", help="Operator number (default: the journal's)."),
+    lang: str = typer.Option("zh", "--lang", help="zh or en (F2 toggles).", callback=checks.lang),
+    operator: str | None = typer.Option(
+        None, "--operator", help="Operator number offered at sign-in (default: the journal's).",
+        callback=optional(checks.operator_code),
+    ),
 ) -> None:
     """Full-screen POS terminal emulator (全屏终端): menu, keypad, cards, PIN, signature, slips."""
     from posgate.terminal.tui import main  # Textual loads only for this command
@@ -78,6 +85,7 @@ class Settings:
     serial: str | None
     scheme: str | None
     timeout: float | None
+    algorithm: str | None = None
 
 
 class Fail(Exception):
@@ -90,26 +98,37 @@ def _main(
     state_dir: Path = typer.Option(
         DEFAULT_STATE, "--state", envvar="POSGATE_TERMINAL_STATE", help="Directory of the terminal's journal."
     ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Host address."),
-    port: int = typer.Option(8583, "--port", help="Host ISO 8583 port."),
-    tid: str | None = typer.Option(None, "--tid", help="Terminal id (field 41); default 10000001."),
-    mid: str | None = typer.Option(None, "--mid", help="Merchant id (field 42)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Host address.", callback=checks.host),
+    port: int = typer.Option(8583, "--port", help="Host ISO 8583 port (1-65535).", min=1, max=65535),
+    tid: str | None = typer.Option(
+        None, "--tid", help="Terminal id (field 41), 8 digits; default 10000001.", callback=optional(checks.terminal_id)
+    ),
+    mid: str | None = typer.Option(
+        None, "--mid", help="Merchant id (field 42), 15 digits.", callback=optional(checks.merchant_id)
+    ),
     tmk: str | None = typer.Option(
-        None, "--tmk", help="Terminal master key, 32 hex digits (stored, never shown)."
+        None, "--tmk", help="Terminal master key, 32 hex digits (stored, never shown).", callback=optional(checks.tmk)
     ),
-    tpdu: str = typer.Option("6000030000", "--tpdu", help="TPDU, 10 hex digits."),
+    tpdu: str = typer.Option("6000030000", "--tpdu", help="TPDU, 10 hex digits.", callback=checks.tpdu),
     header: str = typer.Option(
-        "603100000000", "--header", help="Message header, 12 digits (the category becomes 61 for IC)."
+        "603100000000", "--header", help="Message header, 12 digits (the category becomes 61 for IC).",
+        callback=checks.header,
     ),
-    serial: str | None = typer.Option(None, "--serial", help="Device serial sent at sign-on (field 62)."),
+    serial: str | None = typer.Option(
+        None, "--serial", help="Device serial sent at sign-on (field 62).", callback=optional(checks.serial)
+    ),
     scheme: str | None = typer.Option(
-        None, "--scheme", help="Sign-on key scheme: 001, 003 or 004 (default 004)."
+        None, "--scheme", help="Sign-on key scheme: 001, 003 or 004 (default 004).", callback=optional(checks.scheme)
     ),
     timeout: float | None = typer.Option(
-        None, "--timeout", help="Seconds to wait for each reply (default: parameter 12, else 60)."
+        None, "--timeout", help="Seconds to wait for each reply (default: parameter 12, else 60).",
+        min=0.1, max=600.0,
+    ),
+    algorithm: str | None = typer.Option(
+        None, "--algorithm", help="Key cipher: des (default) or sm4 (国密: sign-on 006, 32-digit SM4 TMK)."
     ),
 ) -> None:
-    ctx.obj = Settings(state_dir, host, port, tid, mid, tmk, tpdu, header, serial, scheme, timeout)
+    ctx.obj = Settings(state_dir, host, port, tid, mid, tmk, tpdu, header, serial, scheme, timeout, algorithm)
 
 
 # ------------------------------------------------------------------ plumbing
@@ -131,6 +150,8 @@ def _open(s: Settings) -> Any:
     base = TerminalConfig(terminal_id=tid)
     if demo:
         base = replace(base, merchant_id=demo[0], tmk=bytes.fromhex(demo[1]), serial=demo[2])
+        if len(demo) > 3:
+            base = replace(base, algorithm=demo[3])
     try:
         j = Journal.open(s.state_dir, tid, base)
     except JournalKeyError as e:  # a sealed journal without its key (docs/decisions.md S1)
@@ -151,9 +172,17 @@ def _open(s: Settings) -> Any:
         changes["serial"] = s.serial
     if s.scheme:
         if s.scheme not in ("001", "003", "004"):
-            raise Fail("--scheme must be 001, 003 or 004")
+            raise Fail("--scheme must be 001, 003 or 004 (an SM4 terminal always signs on with 006)")
         changes["scheme"] = s.scheme
+    if s.algorithm:
+        if s.algorithm.lower() not in ("des", "sm4"):
+            raise Fail("--algorithm must be des or sm4")
+        changes["algorithm"] = s.algorithm.lower()
     new = replace(config, **changes) if changes else config
+    if new.algorithm == "sm4" and len(new.tmk) != 16:
+        raise Fail("--tmk: an SM4 TMK is 32 hex digits")
+    if new.algorithm == "sm4" and s.scheme:
+        raise Fail("--scheme: an SM4 (国密) terminal signs on with 006 only")
     if new != config:
         j.set_config(new)
     if j.created:
@@ -224,6 +253,22 @@ def _card(pan: str | None, entry: str, pin: str | None, amount: int = 0, expiry:
         raise Fail(str(e)) from None
 
 
+def _card_or_qr(pan: str | None, qr: str | None, entry: str, pin: str | None, amount: int = 0, j: Any = None) -> Any:
+    """The card as read, or the customer's payment code as scanned (--qr; docs/decisions.md Q1)."""
+    from posgate.terminal.cards import read_qr
+
+    if qr is None:
+        if not pan:
+            raise Fail("请刷卡或扫码 / --card or --qr is required")
+        return _card(pan, entry, pin, amount, j=j)
+    if pan:
+        raise Fail("--card 与 --qr 只能选一 / give --card or --qr, not both")
+    try:
+        return read_qr(qr)
+    except ValueError as e:
+        raise Fail(str(e)) from None
+
+
 def _signature(path: Path | None) -> tuple[bytes, str]:
     if path is None:
         return b"", ""
@@ -240,41 +285,55 @@ def _signature(path: Path | None) -> tuple[bytes, str]:
         raise Fail(f"签名图像错误 / cannot use the signature image: {e}") from None
 
 
-def _emit(result: Any, as_json: bool, extra_notice: str = "") -> None:
+def _emit(result: Any, as_json: bool, extra_notice: str = "", state: Any = None) -> None:
+    """Print what the cashier must know, from the final state (posgate.terminal.outcome): the
+    title follows the outcome, a pending reversal is said once, plainly, and nothing foretold
+    on the way ("will be reversed") contradicts an approval."""
+    from posgate.terminal.outcome import bilingual_title, outcome
+
+    seen = outcome(result, state)
     d = result.as_dict()
-    if extra_notice:
-        d["notices"] = [*d["notices"], extra_notice]
+    d["message"] = seen.message
+    d["notices"] = [*seen.notices, *([extra_notice] if extra_notice else [])]
+    d["outcome"] = seen.kind
+    d["reversal_pending"] = (
+        {"stan": state.reversal.stan, "operation": state.reversal.operation}
+        if seen.reversal_pending and state is not None
+        else None
+    )
     d["exit_code"] = result.exit_code
     if as_json:
         typer.echo(json.dumps(d, ensure_ascii=False, indent=2))
-    else:
-        head = "交易成功" if result.approved else ("交易失败" if result.error else "交易拒绝")
-        typer.echo(
-            f"{head}: {result.message}" + (f" [{result.response_code}]" if result.response_code else "")
-        )
-        if result.action_worth_showing:
-            typer.echo(f"  请 ACTION: {result.action}")
-        for key, label in (
-            ("stan", "凭证号 STAN"),
-            ("batch", "批次号 BATCH"),
-            ("rrn", "参考号 RRN"),
-            ("auth_code", "授权码 AUTH"),
-            ("pan_masked", "卡号 CARD"),
-        ):
-            if d.get(key):
-                typer.echo(f"  {label}: {d[key]}")
-        if d.get("amount"):
-            typer.echo(f"  金额 AMOUNT: RMB {fen_to_yuan(d['amount'])}")
-        if d.get("balance") is not None:
-            typer.echo(f"  余额 BALANCE: RMB {fen_to_yuan(d['balance'])}")
-        if result.settlement:
-            st = result.settlement
-            typer.echo(
-                f"  内卡 domestic: {st['domestic_result_text']}  外卡 foreign: {st['foreign_result_text']}  批上送 uploaded: {st['batch_upload_count']}"
-            )
-            typer.echo(f"  新批次 new batch: {st['new_batch']}")
-        for n in d["notices"]:
-            typer.echo(f"  * {n}")
+        return
+    typer.echo(
+        f"{bilingual_title(seen.kind, result.operation)}: {seen.message}"
+        + (f" [{result.response_code}]" if result.response_code else "")
+    )
+    if result.action_worth_showing:  # what the cashier does next (call the acquirer, another card...)
+        typer.echo(f"  请 ACTION: {result.action}")
+    for key, label in (
+        ("stan", "凭证号 STAN"),
+        ("batch", "批次号 BATCH"),
+        ("rrn", "参考号 RRN"),
+        ("auth_code", "授权码 AUTH"),
+        ("pan_masked", "卡号 CARD"),
+    ):
+        if d.get(key):
+            typer.echo(f"  {label}: {d[key]}")
+    if d.get("amount"):
+        typer.echo(f"  金额 AMOUNT: RMB {fen_to_yuan(d['amount'])}")
+    if d.get("balance") is not None:
+        typer.echo(f"  余额 BALANCE: RMB {fen_to_yuan(d['balance'])}")
+    if result.settlement and state is not None:
+        st = result.settlement
+        typer.echo(_settlement_text(dict(st), state, str(st.get("operator") or "01")))
+        upload = "完成 complete" if st.get("batch_upload_complete", True) else "未完成 incomplete"
+        typer.echo(f"  批上送 batch upload: {st.get('batch_upload_count', 0)} 笔 txns, {upload}")
+        if st.get("unsigned"):
+            typer.echo(f"  未签名 unsigned: {', '.join(st['unsigned'])}")
+        typer.echo(f"  新批次 new batch: {st.get('new_batch', '')}")
+    for n in d["notices"]:
+        typer.echo(f"  * {n}")
 
 
 def _run(ctx: typer.Context, as_json: bool, build: Any) -> None:
@@ -294,7 +353,7 @@ def _run(ctx: typer.Context, as_json: bool, build: Any) -> None:
         from posgate.terminal.client import run_operation
 
         result = run_operation(session, inp)
-        _emit(result, as_json, notice)
+        _emit(result, as_json, notice, session.state)
         code = result.exit_code
     except (Fail, TerminalError, OperatorError) as e:
         j.close()
@@ -312,6 +371,8 @@ def _refuse(message: str, as_json: bool) -> None:
                     "error": "refused",
                     "message": message,
                     "response_code": "",
+                    "outcome": "refused",
+                    "reversal_pending": None,
                     "exit_code": 2,
                 },
                 ensure_ascii=False,
@@ -323,19 +384,30 @@ def _refuse(message: str, as_json: bool) -> None:
 
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
-CARD = typer.Option(None, "--card", help="Card number (PAN); the reader is simulated.")
-PIN = typer.Option(None, "--pin", help="Cardholder PIN (encrypted under the PIK at once, never stored).")
-ENTRY = typer.Option("swipe", "--entry", help="swipe | insert | tap | manual | fallback")
-OPERATOR = typer.Option(None, "--operator", help="Operator code (default: the signed-in operator, else 01).")
-PASSWORD = typer.Option(None, "--password", help="The operator's password.")
-SUPERVISOR = typer.Option(None, "--supervisor", help="Supervisor (00) password.")
+CARD = typer.Option(None, "--card", help="Card number (PAN); the reader is simulated.", callback=optional(checks.card_number))
+QR = typer.Option(
+    None, "--qr", help="扫码 The customer's payment code (UnionPay QR, WeChat Pay, Alipay), as scanned."
+)
+PIN = typer.Option(None, "--pin", help="Cardholder PIN (encrypted under the PIK at once, never stored).",
+                   callback=optional(checks.pin))
+ENTRY = typer.Option("swipe", "--entry", help="swipe | insert | tap | manual | fallback", callback=checks.entry_mode)
+OPERATOR = typer.Option(None, "--operator", help="Operator code (default: the signed-in operator, else 01).",
+                        callback=optional(checks.operator_code))
+PASSWORD = typer.Option(None, "--password", help="The operator's password.", callback=optional(checks.password))
+SUPERVISOR = typer.Option(None, "--supervisor", help="Supervisor (00) password.", callback=optional(checks.password))
+AMOUNT = typer.Argument(..., help="Amount in yuan, e.g. 12.34", callback=checks.amount)
+OPT_AMOUNT = typer.Argument(None, help="Amount in yuan, e.g. 12.34", callback=optional(checks.amount))
+VOUCHER = typer.Option(..., "--voucher", help="Voucher number (STAN) of the original.", callback=checks.voucher)
+OPT_VOUCHER = typer.Option(None, "--voucher", help="Voucher number (STAN).", callback=optional(checks.voucher))
+AUTH = typer.Option(None, "--auth", help="Authorisation code (6).", callback=optional(checks.auth_code))
+MMDD = typer.Option(None, "--date", help="MMDD of the original.", callback=optional(checks.month_day))  # fmt: skip
 
 
 # ------------------------------------------------------------------ commands
 
 
 @app.command()
-def signon(ctx: typer.Context, scheme: str | None = typer.Option(None, "--scheme", help="001 | 003 | 004"),
+def signon(ctx: typer.Context, scheme: str | None = typer.Option(None, "--scheme", help="001 | 003 | 004", callback=optional(checks.scheme)),
            operator: str | None = OPERATOR, password: str | None = PASSWORD, as_json: bool = JSON) -> None:  # fmt: skip
     """POS sign-on (签到): download fresh working keys; records the batch and the clock offset."""
     from posgate.terminal.machine import Input
@@ -345,6 +417,8 @@ def signon(ctx: typer.Context, scheme: str | None = typer.Option(None, "--scheme
     def build(j: Any) -> tuple[Any, str]:
         if scheme and scheme not in ("001", "003", "004"):
             raise Fail("--scheme must be 001, 003 or 004")
+        if scheme and j.config.algorithm == "sm4":
+            raise Fail("--scheme: an SM4 (国密) terminal signs on with 006 only")
         return Input(
             "sign_on", scheme=scheme or "", operator=_operator(j, operator, password), cause="manual"
         ), ""
@@ -369,27 +443,41 @@ def echo(ctx: typer.Context, as_json: bool = JSON) -> None:
 
 
 @app.command()
-def sale(ctx: typer.Context, amount: str = typer.Argument(..., help="Amount in yuan, e.g. 12.34"), card: str | None = CARD,
-         pin: str | None = PIN, entry: str = ENTRY, operator: str | None = OPERATOR, password: str | None = PASSWORD,
-         signature: Path | None = typer.Option(None, "--signature", help="PNG of the cardholder's signature (e-signature upload)."),
+def sale(ctx: typer.Context, amount: str = AMOUNT, card: str | None = CARD,
+         qr: str | None = QR, pin: str | None = PIN, entry: str = ENTRY, operator: str | None = OPERATOR, password: str | None = PASSWORD,
+         signature: Path | None = typer.Option(None, "--signature", help="PNG of the cardholder's signature (e-signature upload).",
+                                               exists=True, dir_okay=False, readable=True),
          as_json: bool = JSON) -> None:  # fmt: skip
-    """Sale (消费)."""
+    """Sale (消费): a card, or a scanned payment code (扫码, --qr)."""
     from posgate.terminal.machine import Input
 
     def build(j: Any) -> tuple[Any, str]:
         fen = _amount(amount)
-        if not card:
-            raise Fail("请刷卡 / --card is required")
+        the_card = _card_or_qr(card, qr, entry, pin, fen, j=j)
         jbig, notice = _signature(signature)
         return Input(
             "sale",
             amount=fen,
-            card=_card(card, entry, pin, fen, j=j),
+            card=the_card,
             operator=_operator(j, operator, password),
             signature=jbig,
         ), notice
 
     _run(ctx, as_json, build)
+
+
+@app.command()
+def query(ctx: typer.Context, voucher: str | None = typer.Option(None, "--voucher", help="Voucher (STAN) of the QR sale; default: the latest one waiting.",
+                                             callback=optional(checks.voucher)),
+          as_json: bool = JSON) -> None:  # fmt: skip
+    """扫码查询 Query a QR payment that waits for the customer's password (answered 09)."""
+    from posgate.terminal.machine import Input
+
+    _run(
+        ctx,
+        as_json,
+        lambda j: (Input("qr_query", voucher=voucher or "", operator=_operator(j, None, None)), ""),
+    )
 
 
 @app.command()
@@ -412,7 +500,7 @@ def balance(
 
 
 @app.command()
-def void(ctx: typer.Context, voucher: str = typer.Option(..., "--voucher", help="Voucher number (STAN) of the sale."),
+def void(ctx: typer.Context, voucher: str = VOUCHER,
          card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
          as_json: bool = JSON) -> None:  # fmt: skip
     """Sale void (消费撤销): needs the supervisor password."""
@@ -428,25 +516,24 @@ def void(ctx: typer.Context, voucher: str = typer.Option(..., "--voucher", help=
 
 
 @app.command()
-def refund(ctx: typer.Context, amount: str = typer.Argument(..., help="Amount in yuan."),
-           rrn: str = typer.Option(..., "--rrn", help="RRN of the original transaction."),
-           date: str = typer.Option(..., "--date", help="Date of the original transaction, MMDD."),
-           card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
-           as_json: bool = JSON) -> None:  # fmt: skip
-    """Refund (退货): needs the supervisor password; not reversible."""
+def refund(ctx: typer.Context, amount: str = AMOUNT,
+           rrn: str = typer.Option(..., "--rrn", help="RRN of the original transaction (12).", callback=checks.rrn),
+           date: str = typer.Option(..., "--date", help="Date of the original transaction, MMDD.", callback=checks.month_day),
+           card: str | None = CARD, qr: str | None = QR, pin: str | None = PIN, entry: str = ENTRY,
+           supervisor: str | None = SUPERVISOR, as_json: bool = JSON) -> None:  # fmt: skip
+    """Refund (退货): needs the supervisor password; not reversible. A QR payment: --qr CODE."""
     from posgate.terminal.machine import Input
 
     def build(j: Any) -> tuple[Any, str]:
         _supervisor(j, supervisor)
         fen = _amount(amount)
-        if not card:
-            raise Fail("请刷卡 / --card is required")
+        the_card = _card_or_qr(card, qr, entry, pin, fen, j=j)
         return Input(
             "refund",
             amount=fen,
             rrn=rrn,
             orig_date=date,
-            card=_card(card, entry, pin, fen, j=j),
+            card=the_card,
             operator=_operator(j, None, None),
         ), ""
 
@@ -454,7 +541,7 @@ def refund(ctx: typer.Context, amount: str = typer.Argument(..., help="Amount in
 
 
 @app.command()
-def preauth(ctx: typer.Context, amount: str = typer.Argument(...), card: str | None = CARD, pin: str | None = PIN,
+def preauth(ctx: typer.Context, amount: str = AMOUNT, card: str | None = CARD, pin: str | None = PIN,
             entry: str = ENTRY, as_json: bool = JSON) -> None:  # fmt: skip
     """Pre-authorisation (预授权)."""
     from posgate.terminal.machine import Input
@@ -486,8 +573,8 @@ def _preauth_ref(name: str, ctx: typer.Context, amount: str | None, auth: str | 
 
 
 @app.command("preauth-void")
-def preauth_void(ctx: typer.Context, amount: str | None = typer.Argument(None), auth: str | None = typer.Option(None, "--auth"),
-                 date: str | None = typer.Option(None, "--date", help="MMDD of the pre-auth"), voucher: str | None = typer.Option(None, "--voucher"),
+def preauth_void(ctx: typer.Context, amount: str | None = OPT_AMOUNT, auth: str | None = AUTH,
+                 date: str | None = MMDD, voucher: str | None = OPT_VOUCHER,
                  card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
                  as_json: bool = JSON) -> None:  # fmt: skip
     """Pre-auth void (预授权撤销)."""
@@ -495,8 +582,8 @@ def preauth_void(ctx: typer.Context, amount: str | None = typer.Argument(None), 
 
 
 @app.command()
-def completion(ctx: typer.Context, amount: str = typer.Argument(...), auth: str | None = typer.Option(None, "--auth"),
-               date: str | None = typer.Option(None, "--date", help="MMDD of the pre-auth"), voucher: str | None = typer.Option(None, "--voucher"),
+def completion(ctx: typer.Context, amount: str = AMOUNT, auth: str | None = AUTH,
+               date: str | None = MMDD, voucher: str | None = OPT_VOUCHER,
                card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
                as_json: bool = JSON) -> None:  # fmt: skip
     """Pre-auth completion (预授权完成)."""
@@ -504,7 +591,7 @@ def completion(ctx: typer.Context, amount: str = typer.Argument(...), auth: str 
 
 
 @app.command("completion-void")
-def completion_void(ctx: typer.Context, voucher: str = typer.Option(..., "--voucher", help="Voucher (STAN) of the completion."),
+def completion_void(ctx: typer.Context, voucher: str = VOUCHER,
                     card: str | None = CARD, pin: str | None = PIN, entry: str = ENTRY, supervisor: str | None = SUPERVISOR,
                     as_json: bool = JSON) -> None:  # fmt: skip
     """Pre-auth completion void (预授权完成撤销)."""
@@ -512,11 +599,11 @@ def completion_void(ctx: typer.Context, voucher: str = typer.Option(..., "--vouc
 
 
 @app.command()
-def offline(ctx: typer.Context, amount: str | None = typer.Argument(None, help="Amount in yuan (settlement, adjust)."),
-            card: str | None = CARD, entry: str = ENTRY, auth: str | None = typer.Option(None, "--auth", help="Phone authorisation code."),
-            kind: str = typer.Option("settlement", "--kind", help="settlement (30) | adjust (32) | tip (34)"),
-            voucher: str | None = typer.Option(None, "--voucher", help="Voucher to adjust / add a tip to."),
-            tip: str | None = typer.Option(None, "--tip", help="Tip in yuan (kind tip)."), as_json: bool = JSON) -> None:  # fmt: skip
+def offline(ctx: typer.Context, amount: str | None = OPT_AMOUNT,
+            card: str | None = CARD, entry: str = ENTRY, auth: str | None = AUTH,
+            kind: str = typer.Option("settlement", "--kind", help="settlement (30) | adjust (32) | tip (34)", callback=checks.offline_kind),
+            voucher: str | None = OPT_VOUCHER,
+            tip: str | None = typer.Option(None, "--tip", help="Tip in yuan (kind tip).", callback=optional(checks.amount)), as_json: bool = JSON) -> None:  # fmt: skip
     """Offline transaction (离线结算 / 结算调整 / 追加小费): stored now, uploaded after the next online one."""
     from posgate.terminal.machine import Input
 
@@ -530,8 +617,9 @@ def offline(ctx: typer.Context, amount: str | None = typer.Argument(None, help="
 
 
 @app.command()
-def signature(ctx: typer.Context, voucher: str = typer.Option(..., "--voucher"),
-              image: Path = typer.Option(..., "--signature", help="PNG of the signature."), as_json: bool = JSON) -> None:  # fmt: skip
+def signature(ctx: typer.Context, voucher: str = VOUCHER,
+              image: Path = typer.Option(..., "--signature", help="PNG of the signature.", exists=True, dir_okay=False, readable=True),
+              as_json: bool = JSON) -> None:  # fmt: skip
     """Upload a (make-up) e-signature for a transaction of the current batch."""
     from posgate.terminal.machine import Input
 
@@ -583,7 +671,7 @@ def _local(ctx: typer.Context) -> Any:
 
 
 @app.command()
-def reprint(ctx: typer.Context, voucher: str | None = typer.Option(None, "--voucher", help="Voucher (STAN); default the last."),
+def reprint(ctx: typer.Context, voucher: str | None = OPT_VOUCHER,
             settlement: bool = typer.Option(False, "--settlement", help="Reprint the last settlement slip."), as_json: bool = JSON) -> None:  # fmt: skip
     """Reprint a slip (重打印) from the journal."""
     j = _local(ctx)
@@ -593,13 +681,16 @@ def reprint(ctx: typer.Context, voucher: str | None = typer.Option(None, "--vouc
         j.close()
         if not slip:
             _refuse("没有结算记录 / no settlement yet", as_json)
-        typer.echo(json.dumps(slip, ensure_ascii=False, indent=2) if as_json else _settlement_text(slip))
+        typer.echo(
+            json.dumps(slip, ensure_ascii=False, indent=2)
+            if as_json
+            else _settlement_text(slip, state, str(slip.get("operator") or "01"), reprint=True)
+        )
         return
     t = j.find(voucher) if voucher else (state.txns[-1] if state.txns else None)
     if t is None:
         rows = j.transactions(include_settled=True)
         t = rows[-1][0] if rows and not voucher else None
-    config = j.config
     j.close()
     if t is None:
         _refuse(f"无此交易 / no transaction {voucher or ''}".strip(), as_json)
@@ -607,7 +698,7 @@ def reprint(ctx: typer.Context, voucher: str | None = typer.Option(None, "--vouc
     if as_json:
         typer.echo(json.dumps(_txn_json(t), ensure_ascii=False, indent=2))
         return
-    typer.echo(_slip_text(t, config, state.merchant_name))
+    typer.echo(_slip_text(t, state))
 
 
 def _txn_json(t: Any) -> dict[str, Any]:
@@ -618,58 +709,20 @@ def _txn_json(t: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _slip_text(t: Any, config: Any, merchant_name: str) -> str:
-    try:
-        from posgate.receipt import Slip, render_text
+def _slip_text(t: Any, state: Any) -> str:
+    """The reprinted merchant copy, built where the TUI builds it (signature state included)."""
+    from posgate.receipt import render_text
+    from posgate.terminal.slips import slip_for
 
-        when = datetime.fromisoformat(t.at) if t.at else _now()
-        entry = {"01": "manual", "02": "swipe", "05": "insert", "07": "tap"}.get(t.entry_mode[:2], "")
-        slip = Slip(merchant_name=merchant_name, merchant_id=config.merchant_id, terminal_id=config.terminal_id,
-                    operator=t.operator, card_number=t.pan, operation=t.operation, batch_no=t.batch, stan=t.stan,
-                    when=when, amount=t.amount, card_org=t.card_org, entry_mode=entry, auth_code=t.auth_code, rrn=t.rrn,
-                    original_stan=t.original_stan, signature_required=t.signature != "", reprint=True)  # fmt: skip
-        return str(render_text(slip))
-    except Exception:  # noqa: BLE001 - the colleague's module may change; fall back to a plain slip
-        from posgate.dialect.operations import OPERATIONS
-
-        o = OPERATIONS[t.operation]
-        lines = [
-            "POS签购单 (重打印 REPRINT)", f"商户名称: {merchant_name}", f"商户编号: {config.merchant_id}", f"终端编号: {config.terminal_id}",
-            f"卡号: {mask_pan(t.pan)}", f"交易类型: {o.zh} {o.en}", f"批次号: {t.batch}  凭证号: {t.stan}",
-            f"授权码: {t.auth_code}  参考号: {t.rrn}", f"日期时间: {t.at}", f"金额: RMB {fen_to_yuan(t.amount)}",
-        ]  # fmt: skip
-        return "\n".join(lines)
+    return str(render_text(slip_for(state, t, reprint=True)))
 
 
-def _settlement_text(slip: dict[str, Any]) -> str:
-    try:
-        from posgate.dialect.fields import SideTotals
-        from posgate.receipt import SettlementSlip, render_settlement_text
+def _settlement_text(slip: dict[str, Any], state: Any, operator: str, *, reprint: bool = False) -> str:
+    """The settlement slip (totals per side, balanced or not), as the TUI shows it."""
+    from posgate.receipt import render_settlement_text
+    from posgate.terminal.slips import settlement_slip_from
 
-        def side_totals(name: str) -> SideTotals:
-            t = slip.get("totals", {}).get(name, {})
-            return SideTotals(t.get("debit_amount", 0), t.get("debit_count", 0), t.get("credit_amount", 0),
-                              t.get("credit_count", 0), slip.get(name + "_result", "3"))  # fmt: skip
-
-        return str(render_settlement_text(SettlementSlip(
-            merchant_name=slip.get("merchant_name", ""), merchant_id=slip.get("merchant_id", ""),
-            terminal_id=slip.get("terminal_id", ""), operator=slip.get("operator", "01"), batch_no=slip.get("settled_batch", ""),
-            when=datetime.fromisoformat(slip["settled_at"]), domestic=side_totals("domestic"), foreign=side_totals("foreign"), reprint=True,
-        )))  # fmt: skip
-    except Exception:  # noqa: BLE001, S110 - the colleague's module may change; fall back to plain lines
-        pass
-    lines = [
-        f"结算总计单 SETTLEMENT  批次号 {slip.get('settled_batch')}",
-        f"商户 {slip.get('merchant_name')} {slip.get('merchant_id')}  终端 {slip.get('terminal_id')}",
-    ]
-    for side, zh in (("domestic", "内卡"), ("foreign", "外卡")):
-        tot = slip.get("totals", {}).get(side, {})
-        lines.append(
-            f"{zh}: 借记 {tot.get('debit_count', 0)} 笔 RMB {fen_to_yuan(tot.get('debit_amount', 0))}  "
-            f"贷记 {tot.get('credit_count', 0)} 笔 RMB {fen_to_yuan(tot.get('credit_amount', 0))}  {slip.get(side + '_result_text')}"
-        )
-    lines.append(f"批上送 {slip.get('batch_upload_count')} 笔; 时间 {slip.get('settled_at')}")
-    return "\n".join(lines)
+    return str(render_settlement_text(settlement_slip_from(slip, state, operator, reprint=reprint)))
 
 
 @app.command()
@@ -681,7 +734,8 @@ def journal(ctx: typer.Context, all_batches: bool = typer.Option(False, "--all",
     state = j.load()
     c = state.config
     status = {
-        "terminal_id": c.terminal_id, "merchant_id": c.merchant_id, "serial": c.serial, "scheme": c.scheme,
+        "terminal_id": c.terminal_id, "merchant_id": c.merchant_id, "serial": c.serial, "scheme": c.sign_on_scheme(),
+        "algorithm": c.algorithm,
         "signed_on": state.keys is not None, "signed_on_date": state.signed_on_date, "sign_on_owed": state.sign_on_owed,
         "batch": state.batch, "last_stan": f"{state.stan:06d}", "clock_offset": state.clock_offset,
         "pending_reversal": None if state.reversal is None else {"stan": state.reversal.stan, "operation": state.reversal.operation,
@@ -714,23 +768,26 @@ def operator_list(ctx: typer.Context, as_json: bool = JSON) -> None:
     j = _local(ctx)
     ops = j.operators()
     current = j.get("operator", "")
-    j.close()
     rows = [
-        {"code": o.code, "role": o.role, "locked_until": o.locked_until, "signed_in": o.code == current}
+        {"code": o.code, "role": o.role, "locked_until": o.locked_until, "signed_in": o.code == current,
+         "locked_until_local": j.local_time(o.locked_until) if o.locked_until else None}
         for o in ops
-    ]
+    ]  # fmt: skip
+    j.close()
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         for r in rows:
             typer.echo(
-                f"{r['code']} {r['role']}{' *' if r['signed_in'] else ''}{' locked until ' + r['locked_until'] if r['locked_until'] else ''}"
+                f"{r['code']} {r['role']}{' *' if r['signed_in'] else ''}{' locked until ' + r['locked_until_local'] if r['locked_until_local'] else ''}"
             )
 
 
 @operator_app.command("add")
-def operator_add(ctx: typer.Context, code: str = typer.Argument(...), password: str = typer.Option(..., "--password"),
-                 role: str = typer.Option("operator", "--role"), admin: str = typer.Option(..., "--admin", help="Password of 99 (or 00 for operators).")) -> None:  # fmt: skip
+def operator_add(ctx: typer.Context, code: str = typer.Argument(..., callback=checks.operator_code),
+                 password: str = typer.Option(..., "--password", callback=checks.password),
+                 role: str = typer.Option("operator", "--role", callback=checks.role),
+                 admin: str = typer.Option(..., "--admin", help="Password of 99 (or 00 for operators).", callback=checks.password)) -> None:  # fmt: skip
     """Add an operator (needs the system administrator's password; the supervisor's for cashiers)."""
     from posgate.terminal.journal import OperatorError
 
@@ -751,8 +808,9 @@ def operator_add(ctx: typer.Context, code: str = typer.Argument(...), password: 
 
 
 @operator_app.command("passwd")
-def operator_passwd(ctx: typer.Context, code: str = typer.Argument(...), old: str = typer.Option(..., "--old"),
-                    new: str = typer.Option(..., "--new")) -> None:  # fmt: skip
+def operator_passwd(ctx: typer.Context, code: str = typer.Argument(..., callback=checks.operator_code),
+                    old: str = typer.Option(..., "--old", callback=checks.password),
+                    new: str = typer.Option(..., "--new", callback=checks.password)) -> None:  # fmt: skip
     """Change an operator's password (give the old one, or 99's for another operator)."""
     from posgate.terminal.journal import OperatorError
 
@@ -774,7 +832,9 @@ def operator_passwd(ctx: typer.Context, code: str = typer.Argument(...), old: st
 
 @operator_app.command("signin")
 def operator_signin(
-    ctx: typer.Context, code: str = typer.Argument(...), password: str = typer.Option(..., "--password")
+    ctx: typer.Context,
+    code: str = typer.Argument(..., callback=checks.operator_code),
+    password: str = typer.Option(..., "--password", callback=checks.password),
 ) -> None:
     """Operator sign-in (操作员签到, local): later transactions carry this operator."""
     from posgate.terminal.journal import OperatorError

@@ -50,7 +50,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from posgate.crypto import WorkingKeys, des_decrypt, des_encrypt
+from posgate.crypto import CryptoError, WorkingKeys, scheme_cipher
 from posgate.dialect.cup import CODEC
 from posgate.terminal.state import Event, PendingReversal, TerminalConfig, TerminalState, TxnEntry
 
@@ -398,10 +398,15 @@ class Journal:
         row = c.execute("SELECT scheme, pik, mak, tdk FROM working_keys WHERE id = 1").fetchone()
         if row is not None:
             tmk = config.tmk
+            try:  # the keys are kept under the TMK with their own cipher (SM4 for scheme 006)
+                cipher = scheme_cipher(row[0])
+            except CryptoError:
+                cipher = scheme_cipher("004")
             kw["keys"] = WorkingKeys(
-                pik=des_decrypt(tmk, row[1]),
-                mak=des_decrypt(tmk, row[2]),
-                tdk=des_decrypt(tmk, row[3]) if row[3] else None,
+                pik=cipher.decrypt(tmk, row[1]),
+                mak=cipher.decrypt(tmk, row[2]),
+                tdk=cipher.decrypt(tmk, row[3]) if row[3] else None,
+                cipher=cipher,
             )
         row = c.execute(
             "SELECT body, operation, stan, amount, category, attempts, created_at FROM reversal WHERE id = 1"
@@ -442,13 +447,14 @@ class Journal:
                 wk = state.keys
                 if wk is not None:
                     tmk = state.config.tmk
+                    enc = wk.cipher.encrypt
                     c.execute(
                         "INSERT INTO working_keys(id, scheme, pik, mak, tdk) VALUES (1, ?, ?, ?, ?)",
                         (
                             state.key_scheme,
-                            des_encrypt(tmk, wk.pik),
-                            des_encrypt(tmk, wk.mak),
-                            des_encrypt(tmk, wk.tdk) if wk.tdk else None,
+                            enc(tmk, wk.pik),
+                            enc(tmk, wk.mak),
+                            enc(tmk, wk.tdk) if wk.tdk else None,
                         ),
                     )
             if last is None or last.reversal != state.reversal:
@@ -586,6 +592,15 @@ class Journal:
                 (_hasher().hash(password), code),
             )
 
+    def local_time(self, stamp: str) -> str:
+        """A stored (UTC) time as the terminal's wall clock — its configured zone (the demo
+        acquirer's Asia/Shanghai by default), named, so a cashier never has to convert."""
+        from zoneinfo import ZoneInfo
+
+        zone = self.config.timezone
+        at = datetime.fromisoformat(stamp)
+        return f"{at.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M:%S} ({zone})"
+
     def verify_operator(
         self, code: str, password: str, now: datetime, *, role: str | None = None
     ) -> Operator:
@@ -600,9 +615,8 @@ class Journal:
                 f"操作员 {code} 不是{'主管' if role == 'supervisor' else role} / operator {code} is not a {role}"
             )
         if op.locked_until and datetime.fromisoformat(op.locked_until) > now:
-            raise OperatorError(
-                f"操作员已锁定，请于 {op.locked_until[:19]} 后重试 / operator {code} is locked until {op.locked_until[:19]}"
-            )
+            until = self.local_time(op.locked_until)
+            raise OperatorError(f"操作员已锁定，请于 {until} 后重试 / operator {code} is locked until {until}")
         row = self.conn.execute("SELECT hash FROM operators WHERE code = ?", (code,)).fetchone()
         try:
             _hasher().verify(row[0], password)
@@ -618,8 +632,9 @@ class Journal:
                     "UPDATE operators SET failed = ?, locked_until = ? WHERE code = ?", (failed, locked, code)
                 )
             if locked:
+                until = self.local_time(locked)
                 raise OperatorError(
-                    f"密码错误次数过多，操作员已锁定 / too many wrong passwords: operator {code} locked for a while"
+                    f"密码错误次数过多，操作员已锁定至 {until} / too many wrong passwords: operator {code} locked until {until}"
                 ) from None
             raise OperatorError(
                 f"密码错 / wrong password for operator {code} ({MAX_FAILED_SIGNINS - failed} tries left)"

@@ -53,6 +53,7 @@ from posgate.terminal.operations import (
     offline,
     parameters,
     preauth,
+    qr_query,
     refund,
     reversal,
     sale,
@@ -125,6 +126,7 @@ HANDLERS: dict[str, ModuleType] = {
     "status_upload": parameters,
     "balance": balance,
     "sale": sale,
+    "qr_query": qr_query,
     "void": void,
     "refund": refund,
     "preauth": preauth,
@@ -141,7 +143,8 @@ HANDLERS: dict[str, ModuleType] = {
     "signature": signature,
 }
 
-FINANCIAL = ("balance", "sale", "void", "refund", "preauth", "preauth_void", "completion", "completion_void")
+FINANCIAL = ("balance", "sale", "void", "refund", "preauth", "preauth_void", "completion", "completion_void",
+             "qr_query")
 # Operations that need a sign-on today first (D5); sign-on, sign-off and echo do not.
 NEED_SIGN_ON = (*FINANCIAL, "settlement", "signature", "parameter_download", "status_upload")
 

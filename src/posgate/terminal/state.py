@@ -50,13 +50,20 @@ class TerminalConfig:
     merchant_id: str = "898100012340001"
     tmk: bytes = field(default=DEMO_TMK, repr=False)
     serial: str = "DEMO0001"
-    scheme: str = "004"  # sign-on key scheme (60.3 001 / 003 / 004)
+    scheme: str = "004"  # sign-on key scheme (60.3 001 / 003 / 004; 006 with algorithm sm4)
     currency: str = "156"
     merchant_name: str = "演示便利店"
     timezone: str = "Asia/Shanghai"
     mac_algorithm: str = "cup"  # cup (5.2) | x919 (5.4, per-terminal option)
     encrypt_tracks: bool = True  # with a TDK (scheme 004): fields 35/36 encrypted, 53.3 = 1
     partial_approval: bool = False  # 60.6
+    # The TMK's cipher: des, or sm4 (国密: signs on with 006; SM4 MAC, PIN block in 62 and
+    # track encryption, docs/dialect.md 4.4).
+    algorithm: str = "des"
+
+    def sign_on_scheme(self) -> str:
+        """The 60.3 key scheme this terminal signs on with (006 whenever its TMK is SM4)."""
+        return "006" if self.algorithm == "sm4" else self.scheme
 
 
 @dataclass(frozen=True, slots=True)

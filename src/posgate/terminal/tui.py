@@ -51,12 +51,14 @@ from textual.widget import Widget
 from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
-from posgate.dialect.fields import SideTotals
 from posgate.domain.masking import mask_pan
 from posgate.domain.money import fen_to_yuan
 from posgate.domain.response_codes import describe
-from posgate.receipt import Copy, SettlementSlip, Slip, render_settlement_text, render_text
-from posgate.signature import SignatureError, SignatureImage, StrokesPad, encode_for_field62, jbig_to_png
+from posgate.receipt import SettlementSlip, Slip, render_settlement_text, render_text
+from posgate.signature import SignatureError, SignatureImage, StrokesPad, encode_for_field62
+from posgate.terminal.outcome import outcome
+from posgate.terminal.outcome import title as outcome_title
+from posgate.terminal.slips import settlement_slip_from, slip_for
 
 if TYPE_CHECKING:
     from posgate.terminal.operations.base import Card, Input, Result
@@ -89,6 +91,17 @@ WORDS: dict[str, tuple[str, str]] = {
     "enter_pan": ("请输入卡号", "Card number"),
     "enter_expiry": ("请输入有效期(YYMM)", "Expiry date (YYMM)"),
     "supervisor_pwd": ("请输入主管密码", "Supervisor password"),
+    "login": ("操作员签到", "Operator sign-in"),
+    "enter_operator": ("请输入操作员号", "Operator number"),
+    "enter_op_pwd": ("请输入操作员密码", "Operator password"),
+    "login_failed": ("签到失败", "Sign-in refused"),
+    "admin_no_trade": (
+        "系统管理员不能交易，请用操作员号签到",
+        "The system administrator cannot trade: sign in as an operator",
+    ),
+    "welcome": ("操作员已签到", "Operator signed in"),
+    "unsigned_settled": ("未签名交易已结算", "Settled unsigned"),
+    "upload_incomplete": ("批上送未完成，请再次结算", "Batch upload incomplete: settle again"),
     "admin_pwd": ("请输入系统管理员密码", "System administrator password"),
     "wrong_pwd": ("密码错误", "Wrong password"),
     "enter_pin": ("请持卡人输入密码", "Cardholder, enter your PIN"),
@@ -99,6 +112,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "insert": ("插卡", "Insert"),
     "tap": ("挥卡", "Tap"),
     "manual": ("手输卡号", "Manual"),
+    "qr": ("扫码", "Scan code"),
+    "scan_code": ("请扫描或输入顾客付款码", "Scan or type the customer's payment code"),
+    "bad_code": ("付款码无效", "Invalid payment code"),
+    "qr_wait": ("等待顾客输入密码", "Waiting for the customer's password"),
+    "qr_query_now": ("顾客输入密码后按确认查询，Esc 放弃", "Press Enter to query once the customer has entered the password; Esc to stop"),
     "processing": ("处理中，请稍候…", "Processing, please wait…"),
     "approved": ("交易成功", "Approved"),
     "declined": ("交易失败", "Declined"),
@@ -228,6 +246,14 @@ class PosBackend(Protocol):
         """ "" when the password is right (and the operator has ``role``), else why not."""
         ...
 
+    def role_of(self, code: str) -> str | None:
+        """The operator's role (sysadmin, supervisor, operator), None when there is no such one."""
+        ...
+
+    def sign_in(self, code: str) -> None:
+        """Operator sign-in (操作员签到) done: later transactions carry ``code``."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -274,6 +300,18 @@ class ClientBackend:
             return str(e)
         return ""
 
+    def role_of(self, code: str) -> str | None:
+        journal = getattr(self.session, "journal", None)
+        if journal is None:
+            return DEMO_OPERATORS.get(code, (None,))[0]
+        op = journal.operator(code)
+        return op.role if op is not None else None
+
+    def sign_in(self, code: str) -> None:
+        journal = getattr(self.session, "journal", None)
+        if journal is not None:
+            journal.put("operator", code)  # as `posgate terminal operator signin` does
+
     @property
     def state(self) -> TerminalState:
         return self.session.state
@@ -298,6 +336,8 @@ def _check_demo_operator(code: str, password: str, role: str | None) -> str:
 
 
 _STUB_DECLINES = {
+    "6288000000000000037": "51",  # demo payment codes (docs/decisions.md Q3)
+    "6288000000000000045": "54",
     "6217000000000000038": "54",
     "6217000000000000046": "41",
     "6217000000000000053": "43",
@@ -323,6 +363,8 @@ class StubBackend:
         self.delay = delay
         self.inputs: list[Input] = []
         self._rrn = 0
+        self._failed: dict[str, int] = {}
+        self._locked: dict[str, datetime] = {}
 
     @property
     def state(self) -> TerminalState:
@@ -332,7 +374,35 @@ class StubBackend:
         return None
 
     def verify_operator(self, code: str, password: str, role: str | None = None) -> str:
-        return _check_demo_operator(code, password, role)
+        """The demo operators, with the journal's lockout rule: three wrong passwords in a row
+        lock the operator for ten minutes (by the stub's clock), the right one resets the count."""
+        from datetime import timedelta
+
+        from posgate.terminal.journal import DEFAULT_LOCKOUT_MINUTES, MAX_FAILED_SIGNINS
+
+        now = self.clock()
+        until = self._locked.get(code)
+        if until is not None and until > now:
+            return f"操作员已锁定，请于 {until:%H:%M:%S} 后重试 / operator {code} is locked until {until:%H:%M:%S}"
+        problem = _check_demo_operator(code, password, role)
+        if problem.startswith("密码错误"):
+            failed = self._failed.get(code, 0) + 1
+            if failed >= MAX_FAILED_SIGNINS:
+                self._failed[code] = 0
+                self._locked[code] = now + timedelta(minutes=DEFAULT_LOCKOUT_MINUTES)
+                return f"密码错误次数过多，操作员已锁定 / too many wrong passwords: operator {code} locked"
+            self._failed[code] = failed
+            return f"密码错 / wrong password for operator {code} ({MAX_FAILED_SIGNINS - failed} tries left)"
+        if not problem:
+            self._failed.pop(code, None)
+            self._locked.pop(code, None)
+        return problem
+
+    def role_of(self, code: str) -> str | None:
+        return DEMO_OPERATORS.get(code, (None,))[0]
+
+    def sign_in(self, code: str) -> None:
+        return None
 
     def _next_stan(self) -> str:
         from posgate.terminal.state import next_stan
@@ -391,7 +461,8 @@ class StubBackend:
             stan, new_batch = self._next_stan(), next_batch(s.batch)
             slip: dict[str, Any] = {"settled_batch": s.batch, "new_batch": new_batch, "domestic_result": "1",
                     "foreign_result": "1", "totals": totals_dict(totals(s)), "stan": stan,
-                    "settled_at": now.replace(microsecond=0).isoformat()}  # fmt: skip
+                    "settled_at": now.replace(microsecond=0).isoformat(),
+                    "unsigned": [t.stan for t in s.txns if t.signature in ("unsigned", "pending")]}  # fmt: skip
             self._state = replace(self._state, txns=(), signatures={}, batch=new_batch, last_settlement=slip)
             return replace(answer("00", stan=stan), settlement=slip)
         card = inp.card
@@ -420,14 +491,15 @@ class StubBackend:
         if name == "balance":
             return answer(code, stan=stan, pan_masked=mask_pan(card.pan), balance=10_000_000)
         auth = f"{self._rrn:06d}"
-        org = "CUP" if card.pan.startswith("62") else "VIS"
+        qr = card.entry == "qr"  # a scanned payment code: CUP, field 22 = 032, no signature (Q1, Q4)
+        org = "CUP" if card.pan.startswith("62") or qr else "VIS"
         entry = TxnEntry(stan=stan, batch=s.batch, operation=name, amount=amount, pan=card.pan, expiry=card.expiry,
-                         entry_mode=card.entry, card_org=org, rrn=rrn, auth_code=auth, date=now.strftime("%m%d"),
+                         entry_mode="032" if qr else card.entry, card_org=org, rrn=rrn, auth_code=auth, date=now.strftime("%m%d"),
                          time=now.strftime("%H%M%S"), at=now.replace(microsecond=0).isoformat(),
                          operator=inp.operator, original_stan=original.stan if original else "",
                          original_date=inp.orig_date, issuer_bank="01020000" if org == "CUP" else "",
                          acquirer_bank="00049990",
-                         signature="unsigned" if name not in ("preauth_void",) else "")  # fmt: skip
+                         signature="unsigned" if name not in ("preauth_void",) and not qr else "")  # fmt: skip
         state = self._state.with_txn(entry)
         if original is not None:
             state = state.with_txn(replace(original, status="voided"))
@@ -446,88 +518,7 @@ class StubBackend:
 # ============================================================================ slips
 
 
-def settlement_slip_from(info: Any, state: TerminalState, operator: str, *, reprint: bool = False,
-                         merchant_name_en: str = "") -> SettlementSlip:  # fmt: skip
-    """The settlement slip of the core's settlement record (``Result.settlement`` /
-    ``state.last_settlement``): totals per side and the 48 result flags."""
-    info = dict(info or {})
-    totals = info.get("totals") or {}
-
-    def side(name: str) -> SideTotals:
-        t = totals.get(name) or {}
-        flag = str(info.get(f"{name}_result", "1"))[:1] or "1"
-        return SideTotals(int(t.get("debit_amount", 0)), int(t.get("debit_count", 0)), int(t.get("credit_amount", 0)),
-                          int(t.get("credit_count", 0)), flag)  # fmt: skip
-
-    when = datetime.now(ZoneInfo(state.config.timezone)).replace(tzinfo=None, microsecond=0)
-    if info.get("settled_at"):
-        try:
-            when = datetime.fromisoformat(str(info["settled_at"])).replace(tzinfo=None)
-        except ValueError:
-            pass
-    return SettlementSlip(
-        merchant_name=str(info.get("merchant_name") or state.merchant_name),
-        merchant_id=str(info.get("merchant_id") or state.config.merchant_id),
-        terminal_id=str(info.get("terminal_id") or state.config.terminal_id),
-        operator=operator,
-        batch_no=str(info.get("settled_batch") or state.batch),
-        when=when,
-        domestic=side("domestic"),
-        foreign=side("foreign"),
-        merchant_name_en=merchant_name_en,
-        currency=state.config.currency,
-        reprint=reprint,
-    )
-
-
-def parse_when(entry: TxnEntry, zone: str) -> datetime:
-    if entry.at:
-        try:
-            return datetime.fromisoformat(entry.at).replace(tzinfo=None)
-        except ValueError:
-            pass
-    now = datetime.now(ZoneInfo(zone))
-    try:
-        return datetime.strptime(f"{now.year}{entry.date}{entry.time}", "%Y%m%d%H%M%S")
-    except ValueError:
-        return now.replace(tzinfo=None, microsecond=0)
-
-
-def slip_for(state: TerminalState, entry: TxnEntry, *, signature_png: bytes | None = None, make_up: bool = False,
-             reprint: bool = False, copy: Copy = Copy.MERCHANT, merchant_name_en: str = "") -> Slip:  # fmt: skip
-    """The sales slip of a transaction of the batch log."""
-    signed = entry.signature in ("pending", "uploaded")
-    png = signature_png
-    if png is None and signed:
-        jbig = state.signatures.get(entry.stan)
-        png = jbig_to_png(jbig) if jbig else b""  # b"": signed, picture not kept on this terminal
-    return Slip(
-        merchant_name=state.merchant_name,
-        merchant_name_en=merchant_name_en,
-        merchant_id=state.config.merchant_id,
-        terminal_id=state.config.terminal_id,
-        operator=entry.operator,
-        card_number=mask_pan(entry.pan) if entry.pan else "",
-        operation=entry.operation,
-        batch_no=entry.batch,
-        stan=entry.stan,
-        when=parse_when(entry, state.config.timezone),
-        amount=entry.amount,
-        issuer=entry.issuer_bank,
-        acquirer=entry.acquirer_bank,
-        card_org=entry.card_org,
-        entry_mode=entry.entry_mode,
-        auth_code=entry.auth_code,
-        rrn=entry.rrn,
-        currency=state.config.currency,
-        original_stan=entry.original_stan,
-        original_date=entry.original_date,
-        signature_required=entry.signature != "",
-        signature_png=png if (signed or signature_png is not None) else None,
-        make_up_signature=make_up,
-        copy=copy,
-        reprint=reprint,
-    )
+# slip_for, settlement_slip_from, parse_when: posgate.terminal.slips (shared with the CLI)
 
 
 # ============================================================================ widgets
@@ -702,6 +693,16 @@ class PosScreen(Screen[Any]):
     def action_cancel(self) -> None:
         self.answer(None)
 
+    def say(self, text: str) -> str:
+        """A prompt given as a key of WORDS is said in the current language — also after F2
+        on this very screen (a prompt built as text would stay in the language it was built in)."""
+        return self.w(text) if text in WORDS else text
+
+    def button_has_focus(self) -> bool:
+        """A focused button owns Enter (its own binding presses it): a screen's Enter shortcut
+        (OK, next copy, submit) must not take the key from Save PDF, Cancel, Done."""
+        return isinstance(self.focused, Button)
+
 
 SLIP_OPERATIONS = frozenset({"sale", "void", "refund", "preauth", "preauth_void", "completion", "completion_void",
                              "offline_settlement", "settlement_adjust", "tip_adjust", "completion_advice"})  # fmt: skip
@@ -746,24 +747,36 @@ class EntryScreen(PosScreen):
     str) or None."""
 
     def __init__(self, prompt: str, mode: str = "digits", *, max_len: int = 12, min_len: int = 1,
-                 hint: str = "", allow_empty: bool = False) -> None:  # fmt: skip
+                 hint: str = "", allow_empty: bool = False, cancellable: bool = True,
+                 title_key: str = "") -> None:  # fmt: skip
         super().__init__()
         self.prompt, self.mode, self.max_len, self.min_len = prompt, mode, max_len, min_len
-        self.hint, self.allow_empty = hint, allow_empty
+        self.hint, self.allow_empty, self.cancellable = hint, allow_empty, cancellable
+        self.title_key = title_key or self.title_key
         self.value = ""
 
+    def action_cancel(self) -> None:
+        if self.cancellable:  # the operator sign-in cannot be escaped: there is nothing behind it
+            self.answer(None)
+
     def body(self) -> ComposeResult:
-        yield Static(self.prompt, id="prompt")
+        yield Static(self.say(self.prompt), id="prompt")
         yield Display(self.shown(), id="display")
-        yield Static(self.hint, id="hint")
+        yield Static(self.say(self.hint), id="hint")
         with Horizontal(id="entry-row"):
             with Grid(id="keypad"):
                 for k in KEYPAD:
                     label = {"clear": self.w("clear"), "back": "←"}.get(k, k)
-                    yield Button(label, id=f"key-{k}", classes="key")
+                    key = Button(label, id=f"key-{k}", classes="key")
+                    key.can_focus = False  # clicked, never focused: Enter stays with OK / Cancel
+                    yield key
             with Vertical(id="entry-actions"):
                 yield Button(self.w("confirm"), id="enter", variant="success")
-                yield Button(self.w("cancel"), id="cancel", variant="error")
+                if self.cancellable:
+                    yield Button(self.w("cancel"), id="cancel", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#enter", Button).focus()
 
     def shown(self) -> str:
         if self.mode == "amount":
@@ -795,11 +808,20 @@ class EntryScreen(PosScreen):
             self.answer("")
             return
         if len(self.value) < self.min_len or (self.mode == "amount" and int(self.value or "0") <= 0):
-            self.query_one("#hint", Static).update(Text(self.hint or "?", style="bold red"))
+            self.query_one("#hint", Static).update(Text(self.say(self.hint) or "?", style="bold red"))
             return
         self.answer(self.value)
 
+    def on_paste(self, event: events.Paste) -> None:
+        """A pasted payment code or number: its digits, as if typed."""
+        event.stop()
+        for ch in event.text:
+            if ch.isdigit():
+                self.type_key(ch)
+
     def on_key(self, event: events.Key) -> None:
+        if event.key == "enter" and self.button_has_focus():
+            return  # Enter presses the focused button (Cancel is not OK)
         if event.key in ("enter", "backspace", "delete") or (event.character or "").isdigit():
             event.stop()
             self.type_key(
@@ -829,9 +851,13 @@ class ChoiceScreen(PosScreen):
         self.choices = list(choices)
 
     def body(self) -> ComposeResult:
-        yield Static(self.prompt, id="prompt")
+        yield Static(self.say(self.prompt), id="prompt")
         yield OptionList(
-            *[Option(f"{i + 1} {text}", id=key) for i, (key, text) in enumerate(self.choices)], id="choices"
+            *[
+                Option(f"{i + 1} {self.say(key) if key in WORDS else text}", id=key)
+                for i, (key, text) in enumerate(self.choices)
+            ],
+            id="choices",
         )
         yield Button(self.w("cancel"), id="cancel", variant="error")
 
@@ -868,6 +894,7 @@ class CardScreen(PosScreen):
         with Horizontal(id="card-actions"):
             for mode in ("swipe", "insert", "tap", "manual"):
                 yield Button(self.w(mode), id=f"entry-{mode}", variant="primary")
+            yield Button(self.w("qr"), id="entry-qr", variant="warning")  # 扫码: the customer's payment code
             yield Button(self.w("cancel"), id="cancel", variant="error")
 
     def on_mount(self) -> None:
@@ -914,7 +941,7 @@ class MessageScreen(PosScreen):
         self.answer(True)
 
     def on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
+        if event.key == "enter" and not self.button_has_focus():
             event.stop()
             self.answer(True)
 
@@ -1018,10 +1045,22 @@ class SlipScreen(PosScreen):
             yield Button(self.w("save_pdf"), id="slip-pdf")
             yield Button(self.w("done"), id="slip-done", variant="success")
 
+    def on_mount(self) -> None:
+        self.focus_default()
+
+    def focus_default(self) -> None:
+        """Enter on the default button does what Enter always did: next copy, else done."""
+        for bid in ("#slip-next", "#slip-done"):
+            found = self.query(bid)
+            if found:
+                found.first(Button).focus()
+                return
+
     async def next_copy(self) -> None:
         if self.index + 1 < len(self.slips):
             self.index += 1
             await self.recompose()
+            self.focus_default()
         else:
             self.answer(None)
 
@@ -1051,7 +1090,7 @@ class SlipScreen(PosScreen):
             self.answer(None)
 
     async def on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
+        if event.key == "enter" and not self.button_has_focus():
             event.stop()
             await self.next_copy()
 
@@ -1070,11 +1109,16 @@ class PosApp(App[None]):
     ]
 
     def __init__(self, backend: PosBackend, *, lang: str = "zh", operator: str = "01",
-                 slip_dir: Path | None = None, merchant_name_en: str = "") -> None:  # fmt: skip
+                 slip_dir: Path | None = None, merchant_name_en: str = "", login: bool = True) -> None:  # fmt: skip
         super().__init__()
         self.backend = backend
         self.lang = "en" if lang.lower().startswith("en") else "zh"
-        self.operator = operator
+        # With ``login`` (the default, and always from the command line) nobody is signed in
+        # until an operator gives number and password (操作员签到); ``operator`` is then only the
+        # number offered first. Without it (tests of other screens) ``operator`` is signed in.
+        self.login = login
+        self.operator = "--" if login else operator
+        self.suggested_operator = operator if operator.isdigit() and len(operator) == 2 else ""
         self.slip_dir = slip_dir or Path.cwd() / "slips"
         self.merchant_name_en = merchant_name_en
         self.signatures: dict[tuple[str, str], bytes] = {}  # (batch, STAN) -> PNG captured here
@@ -1087,6 +1131,8 @@ class PosApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(MenuScreen())
+        if self.login:
+            self.start_flow("login")
 
     async def on_unmount(self) -> None:
         await self.backend.close()
@@ -1104,7 +1150,7 @@ class PosApp(App[None]):
         return bool(await self.ask(MessageScreen(heading, lines, ok=ok)))
 
     async def password(self, operator: str, prompt_key: str, role: str | None = None) -> bool:
-        pwd = await self.ask(EntryScreen(self.w(prompt_key), "secret", max_len=8, min_len=4))
+        pwd = await self.ask(EntryScreen(prompt_key, "secret", max_len=8, min_len=4))
         if pwd is None:
             return False
         problem = self.backend.verify_operator(operator, pwd, role)
@@ -1118,11 +1164,22 @@ class PosApp(App[None]):
         if chosen is None:
             return None
         demo, entry = chosen
+        if entry == "qr":  # 扫码: scanned (a scanner types like a keyboard) or typed / pasted
+            from posgate.terminal.cards import read_qr
+
+            scanned = await self.ask(EntryScreen(self.w("scan_code"), "digits", max_len=24, min_len=16))
+            if scanned is None:
+                return None
+            try:
+                return read_qr(scanned)
+            except ValueError as e:
+                await self.tell(self.w("bad_code"), str(e), ok=False)
+                return None
         if entry == "manual":  # 手输卡号: the cashier keys in the card number and expiry
-            pan = await self.ask(EntryScreen(self.w("enter_pan"), "digits", max_len=19, min_len=13))
+            pan = await self.ask(EntryScreen("enter_pan", "digits", max_len=19, min_len=13))
             if pan is None:
                 return None
-            expiry = await self.ask(EntryScreen(self.w("enter_expiry"), "digits", max_len=4, min_len=4))
+            expiry = await self.ask(EntryScreen("enter_expiry", "digits", max_len=4, min_len=4))
             if expiry is None:
                 return None
             demo = DemoCard(pan, expiry, "", "")
@@ -1130,11 +1187,11 @@ class PosApp(App[None]):
         if pin:
             code = await self.ask(
                 EntryScreen(
-                    self.w("enter_pin"),
+                    "enter_pin",
                     "secret",
                     max_len=12,
                     min_len=4,
-                    hint=self.w("pin_skip"),
+                    hint="pin_skip",
                     allow_empty=True,
                 )
             )
@@ -1151,8 +1208,9 @@ class PosApp(App[None]):
         try:
             result = await self.backend.run(inp)
         except TerminalError as e:
+            # Refused by the terminal itself: nothing went to the host, nothing was declined.
             await self.pop_screen()
-            await self.tell(self.w("declined"), str(e), ok=False)
+            await self.tell(outcome_title("refused", self.lang), str(e), ok=False)
             return None
         await self.pop_screen()
         self.results.append(result)
@@ -1161,9 +1219,11 @@ class PosApp(App[None]):
         return result
 
     async def show_result(self, result: Result) -> None:
-        lines = [
-            f"{result.response_code}  {result.message_zh if self.lang == 'zh' else result.message_en or result.message_zh}"
-        ]
+        """The result screen: its title follows the outcome (approved / declined / no answer /
+        failed), and a reversal is mentioned only when the terminal still owes one
+        (:mod:`posgate.terminal.outcome`), with its voucher number."""
+        seen = outcome(result, self.backend.state, self.lang)
+        lines = [f"{result.response_code}  {seen.message}".strip()]
         if result.action_worth_showing:  # what to do next (call the acquirer, another card...)
             lines.append(result.action_zh if self.lang == "zh" else result.action_en or result.action_zh)
         if result.amount:
@@ -1174,8 +1234,8 @@ class PosApp(App[None]):
             lines.append(f"{self.w('balance_is')}: RMB {fen_to_yuan(result.balance)}")
         if result.stan:
             lines.append(f"{word('stan', self.lang)} {result.stan}  {result.rrn}")
-        lines += list(result.notices)
-        await self.tell(self.w("approved" if result.approved else "declined"), *lines, ok=result.approved)
+        lines += list(seen.notices)
+        await self.tell(seen.title(self.lang), *lines, ok=result.approved)
 
     def entry(self, stan: str, batch: str | None = None) -> TxnEntry | None:
         state = self.backend.state
@@ -1224,6 +1284,19 @@ class PosApp(App[None]):
         if result is None:
             return
         await self.show_result(result)
+        while result.error == "pending" and result.stan:  # a QR payment waiting for the password (Q2)
+            waiting = result.stan
+            if not await self.tell(self.w("qr_wait"), self.w("qr_query_now")):
+                return
+            from posgate.terminal.operations.base import Input as Request
+
+            queried = await self.process(Request("qr_query", voucher=waiting, operator=self.operator))
+            if queried is None:
+                return
+            await self.show_result(queried)
+            if queried.error == "pending":
+                continue
+            result = replace(queried, stan=waiting) if queried.approved else queried
         if not result.approved or not result.stan:
             return
         entry = self.entry(result.stan)
@@ -1233,10 +1306,35 @@ class PosApp(App[None]):
             await self.capture_signature(entry)
         await self.print_slips(entry)
 
+    async def flow_login(self) -> None:
+        """Operator sign-in (操作员签到): number and password, checked by the terminal's operator
+        register — wrong passwords count, three in a row lock the operator for a while (the
+        journal's rule, the same as the CLI's). It cannot be escaped; it repeats until an
+        operator (a cashier or the supervisor, not the system administrator) is in."""
+        while True:
+            ask_code = EntryScreen("enter_operator", "digits", max_len=2, min_len=2, cancellable=False,
+                                   title_key="login")  # fmt: skip
+            ask_code.value = self.suggested_operator if self.operator == "--" else ""
+            code = await self.ask(ask_code)
+            pwd = await self.ask(EntryScreen(f"{self.w('enter_op_pwd')} ({code})", "secret", max_len=8, min_len=4,
+                                             cancellable=False, title_key="login"))  # fmt: skip
+            problem = self.backend.verify_operator(code, pwd)
+            if not problem and self.backend.role_of(code) == "sysadmin":
+                problem = self.w("admin_no_trade")
+            if problem:
+                await self.tell(self.w("login_failed"), problem, ok=False)
+                continue
+            self.operator = code
+            self.backend.sign_in(code)
+            self.notify(f"{self.w('welcome')}: {code}")
+            for bar in self.screen.query(StatusBar):
+                bar.refresh_status()
+            return
+
     async def flow_sale(self) -> None:
         from posgate.terminal.operations.base import Input
 
-        amount = await self.ask(EntryScreen(self.w("enter_amount"), "amount", max_len=12))
+        amount = await self.ask(EntryScreen("enter_amount", "amount", max_len=12))
         if amount is None:
             return
         card = await self.card_and_pin(amount=int(amount))
@@ -1249,7 +1347,7 @@ class PosApp(App[None]):
 
         if not await self.password("00", "supervisor_pwd", "supervisor"):
             return
-        voucher = await self.ask(EntryScreen(self.w("enter_voucher"), "digits", max_len=6))
+        voucher = await self.ask(EntryScreen("enter_voucher", "digits", max_len=6))
         if voucher is None:
             return
         original = self.entry(voucher)
@@ -1271,13 +1369,13 @@ class PosApp(App[None]):
 
         if not await self.password("00", "supervisor_pwd", "supervisor"):
             return
-        rrn = await self.ask(EntryScreen(self.w("enter_rrn"), "digits", max_len=12, min_len=12))
+        rrn = await self.ask(EntryScreen("enter_rrn", "digits", max_len=12, min_len=12))
         if rrn is None:
             return
-        date = await self.ask(EntryScreen(self.w("enter_date"), "digits", max_len=4, min_len=4))
+        date = await self.ask(EntryScreen("enter_date", "digits", max_len=4, min_len=4))
         if date is None:
             return
-        amount = await self.ask(EntryScreen(self.w("enter_amount"), "amount"))
+        amount = await self.ask(EntryScreen("enter_amount", "amount"))
         if amount is None:
             return
         card = await self.card_and_pin(pin=False, amount=int(amount))
@@ -1301,21 +1399,23 @@ class PosApp(App[None]):
         from posgate.terminal.operations.base import Input
 
         keys = ("preauth", "preauth_void", "completion", "completion_void")
-        choice = await self.ask(ChoiceScreen(self.w("preauth_menu"), [(k, self.w(k)) for k in keys]))
+        choice = await self.ask(ChoiceScreen("preauth_menu", [(k, self.w(k)) for k in keys]))
         if choice is None:
             return
         if choice == "completion_void":
             await self.flow_void("completion_void")
             return
+        if choice == "preauth_void" and not await self.password("00", "supervisor_pwd", "supervisor"):
+            return
         auth = date = ""
         if choice != "preauth":
-            auth = await self.ask(EntryScreen(self.w("enter_auth"), "digits", max_len=6, min_len=6))
+            auth = await self.ask(EntryScreen("enter_auth", "digits", max_len=6, min_len=6))
             if auth is None:
                 return
-            date = await self.ask(EntryScreen(self.w("enter_date"), "digits", max_len=4, min_len=4))
+            date = await self.ask(EntryScreen("enter_date", "digits", max_len=4, min_len=4))
             if date is None:
                 return
-        amount = await self.ask(EntryScreen(self.w("enter_amount"), "amount"))
+        amount = await self.ask(EntryScreen("enter_amount", "amount"))
         if amount is None:
             return
         card = await self.card_and_pin(pin=choice != "preauth_void", amount=int(amount))
@@ -1330,6 +1430,8 @@ class PosApp(App[None]):
     async def flow_settlement(self) -> None:
         from posgate.terminal.operations.base import Input
 
+        if not await self.password("00", "supervisor_pwd", "supervisor"):
+            return
         if not await self.tell(self.w("settlement"), self.w("confirm_settle")):
             return
         result = await self.process(Input("settlement", operator=self.operator))
@@ -1341,6 +1443,17 @@ class PosApp(App[None]):
         slip = settlement_slip_from(result.settlement, self.backend.state, self.operator,
                                     merchant_name_en=self.merchant_name_en)  # fmt: skip
         await self.ask(SlipScreen(settlement=slip))
+        # What the slip does not say: transactions settled unsigned, an incomplete batch upload,
+        # the notices of the way (signature uploads, advices) — the cashier must see them too.
+        info = result.settlement
+        seen = outcome(result, self.backend.state, self.lang)
+        extra = [*seen.notices]
+        if info.get("unsigned"):
+            extra.append(f"{self.w('unsigned_settled')}: {', '.join(info['unsigned'])}")
+        if not info.get("batch_upload_complete", True):
+            extra.append(self.w("upload_incomplete"))
+        if extra:
+            await self.tell(seen.title(self.lang), seen.message, *extra, ok=True)
 
     async def flow_sign_on(self) -> None:
         from posgate.terminal.operations.base import Input
@@ -1355,11 +1468,14 @@ class PosApp(App[None]):
         result = await self.process(Input("sign_off", operator=self.operator))
         if result is not None:
             await self.show_result(result)
+            if result.approved and self.login:  # signed off: the next operator signs in
+                self.operator = "--"
+                await self.flow_login()
 
     async def flow_reprint(self) -> None:
         choice = await self.ask(
             ChoiceScreen(
-                self.w("reprint"), [(k, self.w(k)) for k in ("reprint_last", "reprint_any", "reprint_settle")]
+                "reprint", [(k, self.w(k)) for k in ("reprint_last", "reprint_any", "reprint_settle")]
             )
         )
         if choice is None:
@@ -1382,7 +1498,7 @@ class PosApp(App[None]):
                 slip_txns = [t for t in state.txns if t.operation in SLIP_OPERATIONS]
                 entry = slip_txns[-1] if slip_txns else None
         else:
-            voucher = await self.ask(EntryScreen(self.w("enter_voucher"), "digits", max_len=6))
+            voucher = await self.ask(EntryScreen("enter_voucher", "digits", max_len=6))
             if voucher is None:
                 return
             entry = self.entry(voucher)
@@ -1397,9 +1513,7 @@ class PosApp(App[None]):
         if not await self.password("99", "admin_pwd", "sysadmin"):
             return
         choice = await self.ask(
-            ChoiceScreen(
-                self.w("admin"), [(k, self.w(k)) for k in ("make_up", "echo", "params", "status", "info", "language")]
-            )
+            ChoiceScreen("admin", [(k, self.w(k)) for k in ("make_up", "echo", "params", "status", "info", "language")])
         )
         if choice == "echo":
             result = await self.process(Input("echo", operator=self.operator))
@@ -1427,7 +1541,7 @@ class PosApp(App[None]):
             await self.tell(self.w("none_unsigned"))
             return
         choices = [(t.stan, f"{t.stan} {mask_pan(t.pan)} RMB {fen_to_yuan(t.amount)}") for t in unsigned]
-        stan = await self.ask(ChoiceScreen(self.w("choose_unsigned"), choices))
+        stan = await self.ask(ChoiceScreen("choose_unsigned", choices))
         if stan is None:
             return
         entry = self.entry(stan)

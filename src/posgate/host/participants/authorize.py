@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from posgate.dialect.qr import PENDING
 from posgate.host.context import Context
 from posgate.host.pipeline import Participant
 from posgate.host.ports import IssuerRequest
 from posgate.iso8583 import TLV
 
 INVERSE = {
-    "debit": "reverse_debit", "force_debit": "reverse_debit", "credit": "reverse_credit",
+    "debit": "reverse_debit", "force_debit": "reverse_debit", "confirm_debit": "reverse_debit", "credit": "reverse_credit",
     "hold": "release_hold", "release_hold": "reverse_release", "capture_hold": "reverse_capture",
 }  # fmt: skip
 
@@ -57,6 +58,8 @@ class AuthorizeWithIssuer(Participant):
         if r.organisation:
             ctx.card_organisation = r.organisation
         if r.response_code != "00":
+            if r.response_code == PENDING and ctx.op is not None and ctx.op.name == "sale":
+                ctx.status = "pending"  # a QR payment waiting for the password: settled by a query (Q2)
             return ctx.decline(self.name, r.response_code, f"issuer: {kind}")
         ctx.response_code = "00"
         ctx.auth_code = r.auth_code

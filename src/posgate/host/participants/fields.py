@@ -34,6 +34,7 @@ MANDATORY: dict[str, tuple[int, ...]] = {
     "batch_upload": (11, 41, 42, 60),
     "signature": (11, 41, 42, 60, 62),
     "script_advice": (11, 41, 42, 60),
+    "qr_query": (3, 11, 22, 25, 41, 42, 59, 60, 61),
 }
 # Operations that need a card (2 or 35) in the request itself.
 NEEDS_CARD = frozenset({"balance", "sale", "preauth", "refund", "offline_settlement"})
@@ -49,7 +50,8 @@ class CheckFields(Participant):
         if missing:
             return ctx.decline(self.name, "30", "missing field " + ",".join(map(str, missing)))
         name = op.name
-        if name in NEEDS_CARD and 2 not in msg and 35 not in msg:
+        qr = 59 in msg and msg.text(22).startswith("03")  # scan-to-pay: the code in 59 (Q1)
+        if name in NEEDS_CARD and 2 not in msg and 35 not in msg and not qr:
             return ctx.decline(self.name, "30", "no card data (2 or 35)")
         f61 = msg.text(61)
         if f61:

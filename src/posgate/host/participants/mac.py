@@ -12,14 +12,16 @@ that answer before this one runs (duplicates.py: a retransmission, a ``94``) and
 to authenticate their reply.
 
 Algorithm per terminal: ``cup`` = CUP ECB MAC (8 ASCII hex characters); ``x919`` = ANSI
-X9.19 over the same MAB (8 binary bytes) with the MAK doubled when it is single length.
+X9.19 over the same MAB (8 binary bytes) with the MAK doubled when it is single length. An SM4
+(国密) terminal (``algorithm = sm4``) uses the CUP method with SM4 and 16-byte blocks
+(docs/dialect.md 4.4) whatever ``mac_algorithm`` says: X9.19 is a DES construction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from posgate.crypto import cup_ecb_mac, mac_verify, x9_19_mac
+from posgate.crypto import SM4, cup_ecb_mac, mac_verify, x9_19_mac
 from posgate.host.context import Context
 from posgate.host.pipeline import Participant
 from posgate.host.ports import TerminalRecord
@@ -28,6 +30,8 @@ from posgate.host.ports import TerminalRecord
 def mac_function(t: TerminalRecord) -> Callable[[bytes], bytes]:
     mak = t.mak
     assert mak is not None
+    if t.algorithm == "sm4":
+        return lambda mab: cup_ecb_mac(mak, mab, SM4)
     if t.mac_algorithm == "x919":
         key = mak if len(mak) == 16 else mak + mak
         return lambda mab: x9_19_mac(key, mab)

@@ -8,6 +8,8 @@ loaded — and the amount must equal (``64`` otherwise, nothing reversed).
   ``release_hold``; pre-auth void: ``reverse_release``, the pre-auth is ``approved`` again;
   void / completion void: ``reverse_credit``, the sale / completion is ``approved`` again);
   the original becomes ``reversed``; ``00``;
+* original a QR sale still ``pending`` (09, Q2) → becomes ``reversed`` (never approved by a
+  later query), ``00``, nothing to undo;
 * original declined, or voided already (the void gave the money back) → ``00``, nothing to undo;
 * original reversed already, or a 0400 with this STAN already processed → the same response
   code again, nothing re-executed, nothing written (a byte-identical one gets the stored
@@ -58,6 +60,12 @@ class ReverseOriginal(Participant):
         if original.amount != ctx.amount:
             ctx.rejected = True  # nothing reversed: a corrected 0400 with this STAN is processed afresh
             return ctx.decline(self.name, "64", f"amount differs from #{original.id}")
+        if original.status == "pending" and original.id is not None:
+            # A QR sale still waiting for the password (Q2): nothing was taken yet; cancelled
+            # here so that a later query can never approve it.
+            ctx.store.update_transaction(original.id, status="reversed")
+            ctx.response_code = "00"
+            return ctx.prepared(self.name, f"#{original.id} pending: cancelled")
         if original.response_code != "00" or original.status == "voided":
             ctx.response_code = "00"
             return ctx.prepared(self.name, f"#{original.id} is {original.status}: nothing to undo")

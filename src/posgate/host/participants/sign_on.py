@@ -14,7 +14,10 @@ Theory of operation
   wrapped under the TMK with check values (``posgate.crypto``); terminal record updated
   (keys, scheme, day, operator, cleared re-sign-on flags); register entry with its cause:
   ``make_up_formal`` > ``remote`` / ``mac_failures`` / ``cutoff`` (the reason the host asked)
-  > ``make_up_temporary`` (already signed on today from this device) > ``daily``.
+  > ``make_up_temporary`` (already signed on today from this device) > ``daily``. The scheme
+  must match the terminal's key cipher (``algorithm``): ``006`` for an SM4 (国密) terminal,
+  ``001``/``003``/``004`` for a DES one; otherwise ``40`` and nothing changes (its TMK is a key
+  of the other cipher, docs/decisions.md N5).
 
 Must never: reuse keys across sign-ons, log or trace a key, or approve an unknown device.
 """
@@ -78,6 +81,10 @@ class IssueWorkingKeys(Participant):
         msg, t, f60 = ctx.msg, ctx.terminal, ctx.f60
         assert msg is not None and t is not None and f60 is not None
         scheme = f60.nmic
+        if (scheme == "006") != (t.algorithm == "sm4"):
+            ctx.rejected = True
+            want = "006" if t.algorithm == "sm4" else "001, 003 or 004"
+            return ctx.decline(self.name, "40", f"key scheme {scheme} for a {t.algorithm.upper()} terminal (wants {want})")
         try:
             keys = generate_working_keys(scheme, ctx.env.randbytes)
             f62 = wrap_working_keys(t.tmk, scheme, keys)

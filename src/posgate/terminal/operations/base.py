@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from posgate.crypto import cup_ecb_mac, encrypt_pin, encrypt_track, mac_verify, x9_19_mac
+from posgate.crypto import SM4, cup_ecb_mac, encrypt_pin, encrypt_track, mac_verify, x9_19_mac
 from posgate.dialect.cup import CODEC
-from posgate.dialect.fields import Field60, Field63
+from posgate.dialect.fields import SM4_PIN_PREFIX, Field60, Field63
 from posgate.dialect.operations import OPERATIONS, Operation
+from posgate.dialect.qr import field59, is_qr_entry
 from posgate.domain.masking import mask_pan, split_track
 from posgate.domain.response_codes import APPROVED, describe
 from posgate.iso8583 import TLV, CodecError, Message
@@ -257,6 +258,8 @@ def mac_of(state: TerminalState, mab: bytes) -> bytes:
     keys = state.keys
     if keys is None:
         raise TerminalError("未签到 / not signed on: no MAC key")
+    if keys.cipher is SM4:  # 国密: the CUP method with SM4 and 16-byte blocks (4.4)
+        return cup_ecb_mac(keys.mak, mab, SM4)
     if state.config.mac_algorithm == "x919":
         key = keys.mak if len(keys.mak) == 16 else keys.mak * 2
         return x9_19_mac(key, mab)
@@ -283,7 +286,7 @@ def field60(type_code: str, batch: str, nmic: str, card: Card | None = None, *, 
     ).format()
 
 
-_ENTRY = {"manual": "01", "swipe": "02", "fallback": "02", "insert": "05", "tap": "07"}
+_ENTRY = {"manual": "01", "swipe": "02", "fallback": "02", "insert": "05", "tap": "07", "qr": "03"}
 REVERSAL_55_TAGS = ("95", "9F1E", "9F10", "9F36", "DF31")
 
 
@@ -291,6 +294,8 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
     """Fields 2, 14, 22, 23, 26, 35, 36, 52, 53, 55 for the card as read (spec 2, 6)."""
     if card.entry not in _ENTRY:
         raise TerminalError(f"unknown entry mode {card.entry!r} (swipe, insert, tap, manual)")
+    if card.entry == "qr":
+        return qr_fields(card)
     keys = state.keys
     f: dict[int, Any] = {}
     pin = bool(card.pin) and want_pin
@@ -307,17 +312,17 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
     encrypted = False
     if card.entry != "manual":
         tdk = keys.tdk if keys else None
-        use_tdk = tdk is not None and state.config.encrypt_tracks and state.key_scheme == "004"
+        use_tdk = tdk is not None and state.config.encrypt_tracks and state.key_scheme in ("004", "006")
         enc2 = enc3 = ""
         # The wire form of a track writes its separator '=' (a reader may hand over nibble D).
         track2, track3 = _wire_track(card.track2), _wire_track(card.track3)
-        if use_tdk and tdk is not None:
+        if use_tdk and tdk is not None and keys is not None:
             # Encrypted tracks carry hex nibbles A-F; send them only if the codec can carry
             # them (a codec limited to digits and '=' cannot), else fall back to clear tracks.
             # separator="=": the ciphertext's D nibbles must be written the way the codec
             # writes nibble D, whatever the reader's form.
-            enc2 = encrypt_track(tdk, track2, separator="=") if track2 else ""
-            enc3 = encrypt_track(tdk, track3, separator="=") if track3 else ""
+            enc2 = encrypt_track(tdk, track2, separator="=", cipher=keys.cipher) if track2 else ""
+            enc3 = encrypt_track(tdk, track3, separator="=", cipher=keys.cipher) if track3 else ""
             use_tdk = _encodable(35, enc2) and _encodable(36, enc3)
         if track2:
             f[35] = enc2 if use_tdk else track2
@@ -329,11 +334,23 @@ def card_fields(state: TerminalState, card: Card, *, want_pin: bool = True) -> d
         if keys is None:
             raise TerminalError("未签到 / not signed on: no PIN key")
         f[26] = "12"
-        f[52] = encrypt_pin(keys.pik, card.pin, card.pan)
+        if keys.cipher is SM4:
+            # The 16-byte SM4 block does not fit 52 (b64): 62 = SM016 + block, 52 zeros (4.4).
+            f[52] = bytes(8)
+            f[62] = SM4_PIN_PREFIX + encrypt_pin(keys.pik, card.pin, card.pan, SM4)
+        else:
+            f[52] = encrypt_pin(keys.pik, card.pin, card.pan)
     if pin or encrypted:
         double = keys is not None and len(keys.pik) >= 16
-        f[53] = "2" + ("6" if double else "0") + ("1" if encrypted else "0") + "0" * 13
+        alg = "4" if keys is not None and keys.cipher is SM4 else ("6" if double else "0")
+        f[53] = "2" + alg + ("1" if encrypted else "0") + "0" * 13
     return f
+
+
+def qr_fields(card: Card) -> dict[int, Any]:
+    """A scanned payment code (docs/decisions.md Q1): 22 = 032 (scanned, no PIN at the POS) and
+    the code in 59 as tag A3 + length + code; no 2, 14, 35 or PIN block."""
+    return {22: "032", 59: field59(card.pan)}
 
 
 def advice_card_fields(card: Card) -> dict[int, Any]:
@@ -344,6 +361,8 @@ def advice_card_fields(card: Card) -> dict[int, Any]:
     track or PIN block encrypted under this sign-on's keys could not be (and must not be kept)."""
     if card.entry not in _ENTRY:
         raise TerminalError(f"unknown entry mode {card.entry!r} (swipe, insert, tap, manual)")
+    if card.entry == "qr":
+        return qr_fields(card)
     expiry = card.expiry
     after = split_track(card.track2)[1] if card.track2 else None
     if not expiry and after:
@@ -485,7 +504,9 @@ def entry_from(
     org = card.org if card is not None else organisation_of(pan)
     det = reply_details(reply, org) if reply is not None else {}
     f44 = reply.text(44) if reply is not None else ""
-    sig = "unsigned" if op(name).settlement == "debit" or name == "preauth" else ""
+    # A QR payment is confirmed on the customer's phone: no signature (Q4).
+    qr = is_qr_entry(request.text(22))
+    sig = "unsigned" if (op(name).settlement == "debit" or name == "preauth") and not qr else ""
     values: dict[str, Any] = {
         "stan": stan,
         "batch": state.batch,

@@ -60,10 +60,11 @@ Record = Callable[[TerminalState, Flow, Message, Message, datetime], TerminalSta
 
 
 def reversal_message(request: Message, pan: str, reason: str = "98") -> Message:
-    """The 0400 of section 8: the original's fields less 26, 35, 36, 37, 52, 53; 39 = reason;
-    field 2 so the host can see the card without track data; a reduced field 55."""
-    fields: dict[int, Any] = {k: v for k, v in request.items() if k not in (26, 35, 36, 37, 52, 53, 64)}
-    if 2 not in fields and pan:
+    """The 0400 of section 8: the original's fields less 26, 35, 36, 37, 52, 53 (and 62, an SM4
+    terminal's PIN block); 39 = reason; field 2 so the host can see the card without track
+    data; a reduced field 55."""
+    fields: dict[int, Any] = {k: v for k, v in request.items() if k not in (26, 35, 36, 37, 52, 53, 62, 64)}
+    if 2 not in fields and 59 not in fields and pan:  # a QR payment keeps its code in 59 (Q1)
         fields[2] = pan
     icc = request.get(55)
     if isinstance(icc, TLV):

@@ -12,17 +12,27 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from posgate.dialect.qr import PENDING
 from posgate.iso8583 import TLV, Message
 from posgate.terminal.operations import financial
 from posgate.terminal.operations.base import Flow, Input, Step, TerminalError, entry_from
 from posgate.terminal.state import TerminalState
 
 NAME = "sale"
+# What a cashier is told when a scanned code is refused (the wire code is the card's, Q2).
+QR_MESSAGES = {
+    "54": ("付款码已失效，请顾客刷新付款码", "the payment code has expired: ask the customer to refresh it"),
+    "51": (
+        "余额不足，请顾客更换付款方式",
+        "not sufficient funds: ask the customer for another payment method",
+    ),
+    "14": ("无效付款码", "invalid payment code"),
+}
 
 
 def validate(state: TerminalState, inp: Input) -> None:
     if inp.card is None or not inp.card.pan:
-        raise TerminalError("请刷卡 / a card is required")
+        raise TerminalError("请刷卡或扫码 / a card or a payment code is required")
     if inp.amount <= 0:
         raise TerminalError("请输入金额 / the amount must be above 0.00")
 
@@ -57,7 +67,25 @@ def build(state: TerminalState, flow: Flow, step: Step, now: datetime) -> tuple[
 def on_reply(
     state: TerminalState, flow: Flow, step: Step, reply: Message, now: datetime
 ) -> tuple[TerminalState, Flow]:
-    return financial.handle_reply(state, flow, step, reply, now, NAME, record)
+    state, flow = financial.handle_reply(state, flow, step, reply, now, NAME, record)
+    card, result = flow.input.card, flow.result
+    if (card is not None and card.entry == "qr" and reply.text(39) == PENDING and result is not None
+            and not result.error and state.reversal is None):  # fmt: skip
+        # The wallet waits for the customer's password (Q2): an authenticated 09 is kept in the
+        # log as ``qr_pending`` (counted nowhere) for the query that will settle it.
+        request = flow.request
+        assert request is not None
+        entry = entry_from(state, now, NAME, request.text(11), int(request.text(4)), card, request, reply,
+                           flow.input.operator, status="qr_pending")  # fmt: skip
+        state = state.with_txn(entry)
+        result = replace(result, error="pending", message_zh="等待顾客输入密码，请稍后查询",
+                         message_en="waiting for the customer's password; query the payment "
+                                    f"(posgate terminal query {request.text(11)})")  # fmt: skip
+        flow = replace(flow, result=result)
+    elif card is not None and card.entry == "qr" and result is not None and reply.text(39) in QR_MESSAGES:
+        zh, en = QR_MESSAGES[reply.text(39)]
+        flow = replace(flow, result=replace(result, message_zh=zh, message_en=en))
+    return state, flow
 
 
 def on_timeout(

@@ -40,7 +40,7 @@ from posgate.terminal.operations.base import (
 )
 from posgate.terminal.state import TerminalState, TxnEntry, next_batch, next_stan
 
-EXCLUDED = ("offline_declined", "adjusted", "refund_pending", "refund_unconfirmed", "declined")
+EXCLUDED = ("offline_declined", "adjusted", "refund_pending", "refund_unconfirmed", "declined", "qr_pending")
 RESULT_TEXT = {
     "1": ("对账平", "balanced"),
     "0": ("对账平", "balanced"),

@@ -39,9 +39,12 @@ KEY_CHECK_EN = "working-key check value mismatch"
 
 
 def build(state: TerminalState, flow: Flow, step: Step, now: datetime) -> tuple[TerminalState, Flow, Any]:
-    scheme = step.data or flow.input.scheme or state.config.scheme
+    scheme = step.data or flow.input.scheme or state.config.sign_on_scheme()
     if scheme not in SIGN_ON_SCHEMES:
         raise ValueError(f"key scheme must be one of {', '.join(SIGN_ON_SCHEMES)}")
+    if (scheme == "006") != (state.config.algorithm == "sm4"):
+        # The TMK is a key of one cipher: an SM4 TMK cannot unwrap DES keys, nor the reverse.
+        raise ValueError(f"key scheme {scheme} does not fit a {state.config.algorithm.upper()} terminal")
     state, stan = next_stan(state)
     fields: dict[int, Any] = {
         11: stan,
@@ -96,7 +99,7 @@ def on_reply(
     request = flow.request
     assert request is not None
     cause = step.cause or "manual"
-    scheme = flow.data.get("scheme", state.config.scheme)
+    scheme = flow.data.get("scheme", state.config.sign_on_scheme())
     if reply.mti != "0810" or reply.text(11) != request.text(11) or reply.text(41) != request.text(41):
         state = event(state, now, "sign_on", cause, "mismatch", f"scheme {scheme}")
         return _fail(

@@ -39,7 +39,11 @@ def validate(state: TerminalState, inp: Input) -> None:
 
 
 def card_for(orig: TxnEntry, inp: Input) -> Card:
-    return inp.card if inp.card is not None else Card(pan=orig.pan, entry="manual", expiry=orig.expiry)
+    if inp.card is not None:
+        return inp.card
+    if orig.entry_mode.startswith("03"):  # a QR payment: its code again, from the log (Q1)
+        return Card(pan=orig.pan, entry="qr")
+    return Card(pan=orig.pan, entry="manual", expiry=orig.expiry)
 
 
 def build(state: TerminalState, flow: Flow, step: Step, now: datetime) -> tuple[TerminalState, Flow, Any]:
