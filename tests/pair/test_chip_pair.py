@@ -194,3 +194,42 @@ def test_a_tc_that_does_not_verify_is_refused_by_the_host_at_upload() -> None:
     assert [r.text(39) for r in t.replies if r.mti == "0330"] == ["59", "00"]  # the TC, then the end (207)
     (s,) = t.world.store.settlements.values()
     assert s.uploaded == 0  # the forged TC was not counted
+
+
+def test_the_chip_card_works_on_the_sm4_terminal_too() -> None:
+    """The card's cryptogram is the card's (its issuer's 3DES keys), whatever cipher the terminal
+    speaks to the host: on the SM4 demo terminal 40000001 (MAC, PIN block and tracks in SM4) the
+    ARQC is verified, the ARPC checked, the TC kept and uploaded, a replayed ATC declined 59."""
+    from posgate.crypto import SM4, cup_ecb_mac
+    from posgate.terminal.state import TerminalConfig
+
+    config = TerminalConfig(terminal_id="40000001", merchant_id="898100012340002",
+                            tmk=bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"), serial="DEMO0004",
+                            merchant_name="演示餐厅", algorithm="sm4")  # fmt: skip
+    t = ChipDriver(make_world())
+    t.state = machine.new_state(config)
+    assert t.run(Input("sign_on")).approved
+    keys = t.state.keys
+    assert keys is not None and keys.cipher is SM4
+    before = balance(t)
+    r = t.run(Input("sale", amount=42_00, card=t.card(42_00, atc=0x0070)))
+    assert r.approved, r.message
+    assert balance(t) == before - 42_00 and t.state.reversal is None
+    request, reply = t.sent[-1], t.replies[-1]
+    # The request's MAC is the SM4 one; its field 55 is the card's, untouched by the terminal's cipher.
+    resigned = CODEC.decode(CODEC.encode(request, mac=lambda mab: cup_ecb_mac(keys.mak, mab, SM4)))
+    assert resigned.data(64) == request.data(64)
+    tags = {k: v for k, v in request[55].items if isinstance(v, bytes)}  # type: ignore[union-attr]
+    sk = derive_session_key(chip_key(CHIP)[1], 0x0070)  # type: ignore[index]
+    assert tags["9F26"] == generate_ac(sk, cdol1_data(tags))
+    assert reply[55]["91"] == arpc_method1(sk, tags["9F26"], arc_of("00")) + b"00"  # type: ignore[index]
+    kept = TLV.decode(t.state.txns[-1].icc)
+    assert kept["9F27"] == b"\x40" and kept["9F26"] == generate_ac(sk, b"00" + cdol1_data(tags))
+    assert t.run(Input("sale", amount=1_00, card=t.card(1_00, atc=0x0070))).response_code == "59"
+    n = len(t.sent)
+    settle = t.run(Input("settlement"))
+    assert settle.settlement is not None and settle.settlement["batch_upload_complete"], settle.message
+    uploads = [m for m in t.sent[n:] if m.mti == "0320" and m.text(60)[8:11] == "203"]
+    assert len(uploads) == 1 and uploads[0][55] == kept
+    (s,) = t.world.store.settlements.values()
+    assert s.uploaded == 1
