@@ -47,9 +47,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from posgate.domain.chip import DEMO_CHIP_CARDS, ChipPersonalisation
 from posgate.fleet.net import require_loopback
 from posgate.terminal import machine
-from posgate.terminal.cards import read_qr
+from posgate.terminal.cards import next_atc, read_card, read_qr
 from posgate.terminal.client import Endpoint, TerminalSession
 from posgate.terminal.journal import Journal
 from posgate.terminal.machine import Card, Input, Result, Send, TerminalConfig, TerminalError, TerminalState
@@ -66,12 +67,18 @@ DEMO_TERMINALS = (
 DEMO_CARDS = (("6212142000000000012", "3012"), ("4761730000000011", "3012"))
 DEMO_PIN = "123456"
 
+OPERATIONS = ("sale", "chip", "void", "refund", "balance", "preauth", "offline", "signature", "qr")
+DEFAULT_MIX = "sale=60,chip=10,void=5,refund=3,balance=10,preauth=5,offline=4,signature=3"
+# ``chip``: a sale with a chip card inserted, its ARQC made by the terminal's card simulator
+# (posgate.terminal.cards) and checked by the issuer; the card checks the ARPC (issue 14). The
+# demo fleet uses the demo chip card; a provisioned fleet's cards are chip cards of the demo
+# issuer (its master keys, each card its own derived key), each terminal inserting its own.
+DEMO_CHIP_CARD = ("6225880000000000010", "3012")
+FLEET_CHIP = DEMO_CHIP_CARDS["6225880000000000010"]._replace(psn="00")
+
 # Scan-to-pay demo codes the issuer approves (docs/decisions.md Q3): ``qr`` in the mix is a sale
 # paid with one of them; a void or refund of such a sale carries its code again (Q1).
 DEMO_QR_CODES = ("6288000000000000011", "134567890123456789", "281234567890123456")
-
-OPERATIONS = ("sale", "void", "refund", "balance", "preauth", "offline", "signature", "qr")
-DEFAULT_MIX = "sale=70,void=5,refund=3,balance=10,preauth=5,offline=4,signature=3"
 
 
 def parse_mix(text: str) -> dict[str, int]:
@@ -197,7 +204,7 @@ def fleet_cards(n_terminals: int) -> list[tuple[str, str]]:
 
 def provision(db_url: str, n: int, *, key_file: str | None = None) -> tuple[list[TerminalSpec], list[tuple[str, str]]]:
     """Create (idempotently) N fleet terminals, their merchants and cards in the host's database."""
-    from sqlalchemy import select
+    from sqlalchemy import select, update
 
     from posgate.store.admin import add_card, add_merchant, add_terminal
     from posgate.store.database import Database
@@ -218,8 +225,13 @@ def provision(db_url: str, n: int, *, key_file: str | None = None) -> tuple[list
                 if spec.terminal_id not in have_t:
                     add_terminal(conn, db.keyring, spec.terminal_id, spec.merchant_id, tmk=spec.tmk, actor="fleet")
             for pan, expiry in card_list:
-                if db.keyring.pan_hash(pan) not in have_c:
-                    add_card(conn, db.keyring, pan, expiry, DEMO_PIN, balance=FLEET_CARD_BALANCE, actor="fleet")
+                h = db.keyring.pan_hash(pan)
+                if h not in have_c:
+                    add_card(conn, db.keyring, pan, expiry, DEMO_PIN, balance=FLEET_CARD_BALANCE, actor="fleet",
+                             chip=True, icc_keys=FLEET_CHIP.keys)  # fmt: skip
+                else:  # a card provisioned before chip sales existed becomes the chip card it is now used as
+                    conn.execute(update(cards).where(cards.c.pan_hash == h, cards.c.icc_keys_enc.is_(None))
+                                 .values(chip=True, icc_keys_enc=db.keyring.encrypt_key(FLEET_CHIP.keys, b"icc")))  # fmt: skip
             for code in DEMO_QR_CODES:  # what ``qr`` in the mix pays with
                 if db.keyring.pan_hash(code) not in have_c:
                     add_card(conn, db.keyring, code, "3012", DEMO_PIN, balance=FLEET_CARD_BALANCE, actor="fleet",
@@ -438,7 +450,12 @@ class Workload:
     """Draws the next operation for a terminal from the mix and builds its input."""
 
     def __init__(self, mix: dict[str, int], cards: Sequence[tuple[str, str]], rng: random.Random,
-                 amounts: tuple[int, int] = (1, 2_000)) -> None:  # fmt: skip
+                 amounts: tuple[int, int] = (1, 2_000), chip_card: tuple[str, str] | None = None,
+                 chip: ChipPersonalisation | None = None, atc: Callable[[str], int] | None = None) -> None:  # fmt: skip
+        """``chip_card``: the card the ``chip`` operation inserts (personalised by ``chip``, else a
+        demo chip card); ``atc``: where its counter comes from (the terminal's journal), else a
+        per-process counter."""
+        self.chip_card, self.chip, self.atc = chip_card, chip, atc
         self.names = [k for k, v in mix.items() if v > 0]
         self.weights = [mix[k] for k in self.names]
         self.cards = [card_for(pan, exp) for pan, exp in cards]
@@ -469,6 +486,14 @@ class Workload:
         rng = self.rng
         if op == "sale":
             return Input("sale", amount=self.amount(), card=self.card())
+        if op == "chip":
+            if self.chip_card is None:
+                return None
+            pan, expiry = self.chip_card
+            amount = self.amount()
+            card = read_card(pan, "insert", pin=DEMO_PIN, amount=amount, when=datetime.now(UTC), randbytes=rng.randbytes,
+                             expiry=expiry, atc=self.atc(pan) if self.atc else None, chip=self.chip)  # fmt: skip
+            return Input("sale", amount=amount, card=card)
         if op == "qr":
             return Input("sale", amount=self.amount(), card=read_qr(rng.choice(DEMO_QR_CODES)))
         if op == "balance":
@@ -562,7 +587,17 @@ class Fleet:
         cfg = self.config
         rng = random.Random(cfg.seed * 1_000_003 + index)
         cards = [self.cards[index % len(self.cards)]] if cfg.own_card else self.cards
-        work = Workload(cfg.mix, cards, rng)
+        # A chip card is in one terminal at a time and its ATC in that terminal's journal (else a
+        # per-process counter): the demo's single chip card goes to the first terminal only (the
+        # others' ``chip`` draws are plain sales); a provisioned fleet inserts each terminal's own card.
+        def journal_atc(pan: str, t: SimTerminal = t) -> int:
+            return t.journal.next_atc(pan) if t.journal is not None else next_atc(pan)
+
+        if cfg.cards is None:
+            work = Workload(cfg.mix, cards, rng, chip_card=DEMO_CHIP_CARD if index == 0 else None, atc=journal_atc)
+        else:
+            own = self.cards[index % len(self.cards)]
+            work = Workload(cfg.mix, cards, rng, chip_card=own, chip=FLEET_CHIP, atc=journal_atc)
         if cfg.ramp > 0:
             await asyncio.sleep(cfg.ramp * index / max(1, len(self.terminals)))
         await self.timed(t, Input("sign_on"))

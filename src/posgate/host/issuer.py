@@ -23,7 +23,19 @@ customer enters a password on the phone: a ``debit`` is answered ``09`` (in prog
 changes nothing; the terminal's query then asks ``confirm_debit``, which is the debit itself
 (the customer has entered the password). ``confirm_debit`` of any other code is a plain debit.
 
-A card state or limit is always checked before the balance. Approvals take an auth code
+A card state or limit is always checked before the balance.
+
+Chip cards (issue 14, docs/decisions.md C1): a request whose field 55 carries an ARQC (9F26)
+for a card holding issuer master keys is checked before the rules above: an ATC (9F36) not
+above the highest one seen → ``59``; a cryptogram that does not verify (EMV option A card key,
+common session key for the ATC, ISO 9797-1 MAC algorithm 3 over the CDOL1 data) → ``59``; a
+debit or hold for another amount than the card signed (9F02) → ``59``; an unreadable field 55
+→ ``30``. Once the ARQC verifies, the ATC is recorded and the answer,
+whatever it is, carries tag 91 = ARPC (method 1) ‖ ARC so that the card can tell it came from
+its issuer. Undo requests and offline advices are never checked (the money already moved).
+``verify_tc`` (the batch upload's 203/205) checks the transaction certificate the card made
+after the ARPC: ``00`` or ``59``, nothing moved. A payment code (QR, entry mode 03x, field 59)
+has no field 55 and is never checked. Approvals take an auth code
 from the store (unique across host processes). The organisation (``CUP``, ``VIS``...) comes
 back in every answer about a known card: it decides domestic vs foreign totals (9.1).
 
@@ -34,16 +46,30 @@ passed in) or a random source (the zone key is passed in, or drawn from ``randby
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from posgate.crypto import CryptoError, decrypt_pin, generate_working_keys
+from posgate.crypto.emv import (
+    arc_of,
+    arpc_method1,
+    cdol1_data,
+    derive_card_key,
+    derive_session_key,
+    verify_ac,
+)
 from posgate.host.context import zone
 from posgate.host.ports import CardRecord, IssuerRequest, IssuerResult, IssuerStore
+from posgate.iso8583 import TLV
+from posgate.iso8583.errors import CodecError
 
 PIN_TRIES = 3
 _STATE_CODES = {"lost": "41", "stolen": "43", "restricted": "62"}
 PENDING = "09"  # request in progress (section 7): the wallet waits for the customer's password
 _UNDO = frozenset({"reverse_debit", "reverse_credit", "reverse_capture", "reverse_release"})
+# A chip card whose cryptogram fails or whose ATC goes backwards (docs/decisions.md C1): the
+# dialect's 59 "有作弊嫌疑 / 卡片校验错" (suspected fraud / card check error), a plain decline.
+ICC_REFUSED = "59"
 
 
 class BuiltinIssuer:
@@ -69,6 +95,87 @@ class BuiltinIssuer:
         return "BuiltinIssuer()"
 
     def authorize(self, request: IssuerRequest, now: datetime) -> IssuerResult:
+        if request.kind == "verify_tc":
+            return self._check_tc(request)
+        if request.icc is None or request.kind in _UNDO or request.kind == "force_debit":
+            return self._authorize_card(request, now)
+        chip = self._check_arqc(request)
+        if isinstance(chip, IssuerResult):
+            return chip
+        result = self._authorize_card(request, now)
+        if chip is None:
+            return result
+        session_key, arqc = chip
+        arc = arc_of(result.response_code)
+        return replace(result, icc=TLV([("91", arpc_method1(session_key, arqc, arc) + arc)]).raw)
+
+    def _check_tc(self, request: IssuerRequest) -> IssuerResult:
+        """A chip transaction's TC from the batch upload (203/205): ``00`` when it verifies (or the
+        card is not one we hold keys for), ``59`` when not; moves no money, records nothing. The
+        TC is the card's MAC over ARC (8A) ‖ CDOL1 data under the session key of its ATC, an ATC
+        the issuer has already seen with the ARQC (so not above the last one)."""
+        store = self._store
+        card = store.card(store.pan_hash(request.pan))
+        if card is None:  # not one of ours: nothing to check it with
+            return IssuerResult("00", organisation="")
+        org, bank = card.organisation, card.organisation + request.pan[:6]
+        if not card.chip or card.icc_keys_enc is None or request.icc is None:
+            return IssuerResult("00", None, None, org, bank)
+        try:
+            tags = {t: v for t, v in TLV.decode(request.icc).items if isinstance(v, bytes)}
+            tc, atc, arc = tags.get("9F26"), tags.get("9F36"), tags.get("8A")
+            if tc is None or atc is None or arc is None or tags.get("9F27") != b"\x40":
+                return IssuerResult(ICC_REFUSED, None, None, org, bank)
+            n = int.from_bytes(atc, "big")
+            if card.icc_atc is None or n > card.icc_atc:
+                return IssuerResult(ICC_REFUSED, None, None, org, bank)  # no ARQC was ever verified for it
+            psn = request.pan_seq[-2:] if request.pan_seq else "00"
+            imk_ac = store.icc_master_keys(card.icc_keys_enc)[:16]
+            session_key = derive_session_key(derive_card_key(imk_ac, request.pan, psn), n)
+            ok = verify_ac(session_key, arc + cdol1_data(tags), tc)
+        except (CodecError, CryptoError):
+            return IssuerResult("30", None, None, org, bank)
+        return IssuerResult("00" if ok else ICC_REFUSED, None, None, org, bank)
+
+    def _check_arqc(self, request: IssuerRequest) -> IssuerResult | tuple[bytes, bytes] | None:
+        """``None``: nothing to check (no cryptogram, or a card without issuer keys); a refusal;
+        or the session key and the verified ARQC, for the ARPC."""
+        store = self._store
+        assert request.icc is not None
+        pan_hash = store.pan_hash(request.pan)
+        card = store.card(pan_hash)
+        if card is None or not card.chip or card.icc_keys_enc is None:
+            return None
+        org = card.organisation
+        bank = org + request.pan[:6]
+        try:
+            tags = TLV.decode(request.icc)
+        except CodecError:
+            return IssuerResult("30", None, None, org, bank)
+        arqc, atc_raw = tags.get("9F26"), tags.get("9F36")
+        if not isinstance(arqc, bytes):
+            return None  # no cryptogram in this field 55 (e.g. a reduced one): nothing to verify
+        if len(arqc) != 8 or not isinstance(atc_raw, bytes) or len(atc_raw) != 2:
+            return IssuerResult("30", None, None, org, bank)
+        atc = int.from_bytes(atc_raw, "big")
+        if card.icc_atc is not None and atc <= card.icc_atc:
+            return IssuerResult(ICC_REFUSED, None, None, org, bank)  # a replayed or stale cryptogram
+        try:
+            data = cdol1_data({t: v for t, v in tags.items if isinstance(v, bytes)})
+            imk_ac = store.icc_master_keys(card.icc_keys_enc)[:16]
+            psn = request.pan_seq[-2:] if request.pan_seq else "00"
+            session_key = derive_session_key(derive_card_key(imk_ac, request.pan, psn), atc)
+        except CryptoError:
+            return IssuerResult("30", None, None, org, bank)
+        if not verify_ac(session_key, data, arqc):
+            return IssuerResult(ICC_REFUSED, None, None, org, bank)
+        store.update_card(pan_hash, icc_atc=atc)
+        amount = tags.get("9F02")
+        if request.kind in ("debit", "hold") and isinstance(amount, bytes) and amount.hex() != f"{request.amount:012d}":
+            return IssuerResult(ICC_REFUSED, None, None, org, bank)  # the card signed another amount than field 4
+        return session_key, arqc
+
+    def _authorize_card(self, request: IssuerRequest, now: datetime) -> IssuerResult:
         # One decision, then at most one card write and one auth code (written out flat, not
         # with per-call helper closures: this runs for every authorisation).
         store = self._store

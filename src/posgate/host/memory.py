@@ -25,6 +25,7 @@ from datetime import datetime
 from hashlib import sha256
 from typing import Any
 
+from posgate.domain.chip import DEMO_CHIP_CARDS
 from posgate.domain.masking import mask_pan
 from posgate.host.ports import (
     ACTIVE_STATUSES,
@@ -277,6 +278,9 @@ class MemoryStore:
     def update_card(self, pan_hash: str, **changes: Any) -> None:
         self.cards[pan_hash] = self._apply(self.cards[pan_hash], _CARD, ("card", pan_hash), changes)
 
+    def icc_master_keys(self, blob: bytes) -> bytes:
+        return bytes(a ^ b for a, b in zip(blob, self._stream(len(blob), b"icc"), strict=True))
+
     def pin_verifier(self, pan: str, pin: str) -> str:
         return hmac.new(self._secret, f"{pan}|{pin}".encode("ascii"), sha256).hexdigest()
 
@@ -305,10 +309,12 @@ class MemoryStore:
 
     def add_card(self, pan: str, expiry: str, balance: int, *, pin: str = "123456", kind: str = "debit",
                  organisation: str = "CUP", chip: bool = False, state: str = "active",
-                 per_txn_limit: int | None = None) -> CardRecord:  # fmt: skip
+                 per_txn_limit: int | None = None, icc_keys: bytes | None = None) -> CardRecord:  # fmt: skip
+        """``icc_keys``: a chip card's IMK-AC ‖ IMK-SMI ‖ IMK-SMC, kept sealed (like the PANs)."""
         h = self.pan_hash(pan)
+        sealed = self.icc_master_keys(icc_keys) if icc_keys is not None else None  # XOR: its own inverse
         c = CardRecord(len(self.cards) + 1, h, mask_pan(pan), expiry, kind, organisation, chip, state, balance, 0,
-                       per_txn_limit, self.pin_verifier(pan, pin))  # fmt: skip
+                       per_txn_limit, self.pin_verifier(pan, pin), icc_keys_enc=sealed)  # fmt: skip
         self.cards[h] = c
         return c
 
@@ -372,6 +378,7 @@ def demo_memory_store(env: Env) -> MemoryStore:
     for tid, mid, tmk, serial in DEMO_SM4_TERMINALS:
         store.add_terminal(tid, mid, bytes.fromhex(tmk), serial, at=now, algorithm="sm4")
     for pan, expiry, balance, kind, org, chip, state, limit in (*DEMO_CARDS, *DEMO_QR_CODES):
+        chip_keys = DEMO_CHIP_CARDS.get(pan)
         store.add_card(pan, expiry, balance, pin=DEMO_PIN, kind=kind, organisation=org, chip=chip, state=state,
-                       per_txn_limit=limit)  # fmt: skip
+                       per_txn_limit=limit, icc_keys=chip_keys.keys if chip_keys else None)  # fmt: skip
     return store

@@ -269,6 +269,10 @@ class IssuerRequest:
     reference: str = ""  # RRN of the transaction being authorised / reversed
     original_reference: str = ""
     hold_amount: int = 0  # for capture_hold: the amount held by the pre-authorisation
+    # Chip (added by issue 14): field 55 of the request (the card's ARQC and the data it signed)
+    # and the PAN sequence number (field 23, tag 5F34); the issuer checks the cryptogram.
+    icc: bytes | None = field(default=None, repr=False)
+    pan_seq: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +282,7 @@ class IssuerResult:
     balance: int | None = None  # available balance after the operation (for 54)
     organisation: str = "CUP"  # 63.1 of the reply
     issuer_bank: str = ""  # 44.1
+    icc: bytes | None = None  # field 55 of the reply (tag 91: ARPC + ARC), chip only
 
 
 class Issuer(Protocol):
@@ -307,6 +312,10 @@ class CardRecord:
     pin_verifier: str = field(repr=False)
     pin_tries: int = 0
     pin_tries_day: str | None = None
+    # Chip (issue 14): the issuer master keys IMK-AC ‖ IMK-SMI ‖ IMK-SMC, encrypted under the local
+    # master key (never clear at rest), and the highest ATC seen in a verified cryptogram.
+    icc_keys_enc: bytes | None = field(default=None, repr=False)
+    icc_atc: int | None = None
 
 
 class IssuerStore(Protocol):
@@ -318,6 +327,7 @@ class IssuerStore(Protocol):
     def pan_hash(self, pan: str) -> str: ...
     def pin_verifier(self, pan: str, pin: str) -> str: ...  # HMAC(local master key, pan || pin)
     def next_auth_code(self) -> str: ...
+    def icc_master_keys(self, blob: bytes) -> bytes: ...  # decrypt CardRecord.icc_keys_enc (48 bytes)
 
 
 @dataclass(frozen=True)

@@ -339,9 +339,13 @@ CARD_STATES = ("active", "lost", "stolen", "restricted", "blocked", "password")
 
 def add_card(conn: Connection, keyring: Keyring, pan: str, expiry: str, pin: str, *, balance: int, kind: str = "debit",
              organisation: str = "CUP", chip: bool = False, state: str = "active", per_txn_limit: int | None = None,
-             actor: str = "cli", payment_code: bool = False) -> str:  # fmt: skip
+             actor: str = "cli", payment_code: bool = False, icc_keys: bytes | None = None) -> str:  # fmt: skip
     """Add a card to the built-in issuer; returns the masked PAN. ``payment_code``: a wallet's
-    scan-to-pay code (16 to 24 digits, no Luhn digit), kept exactly as a PAN is (Q3)."""
+    scan-to-pay code (16 to 24 digits, no Luhn digit), kept exactly as a PAN is (Q3).
+    ``icc_keys``: a chip card's IMK-AC ‖ IMK-SMI ‖ IMK-SMC (48 bytes), stored sealed under the
+    local master key."""
+    if icc_keys is not None and (len(icc_keys) != 48 or not chip or payment_code):
+        raise AdminError("chip keys are three double-length keys (48 bytes), for a chip card")
     if payment_code:
         if not (16 <= len(pan) <= 24 and pan.isdigit()):
             raise AdminError("the payment code must be 16 to 24 digits")
@@ -366,7 +370,8 @@ def add_card(conn: Connection, keyring: Keyring, pan: str, expiry: str, pin: str
         insert(s.cards),
         {"pan_hash": pan_hash, "pan_masked": masked, "pan_enc": keyring.encrypt_pan(pan), "expiry": expiry, "kind": kind,
          "organisation": organisation, "chip": chip, "state": state, "balance": balance, "per_txn_limit": per_txn_limit,
-         "pin_verifier": keyring.pin_verifier(pan, pin), "created_at": _now()},
+         "pin_verifier": keyring.pin_verifier(pan, pin), "created_at": _now(),
+         "icc_keys_enc": keyring.encrypt_key(icc_keys, b"icc") if icc_keys is not None else None},
     )  # fmt: skip
     _audit(conn, actor, "card.add", "card", masked,
            after={"kind": kind, "organisation": organisation, "state": state, "balance": balance,

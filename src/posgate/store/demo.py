@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, update
 
+from posgate.domain.chip import DEMO_CHIP_CARDS
 from posgate.store import admin
 from posgate.store import schema as s
 from posgate.store.keyring import Keyring
@@ -110,10 +111,17 @@ def _provision(conn: Connection, keyring: Keyring) -> int:
                 created += 1
     have = set(conn.execute(select(s.cards.c.pan_hash)).scalars())
     for c in CARDS:
+        chip_keys = DEMO_CHIP_CARDS.get(c.pan)
+        keys = chip_keys.keys if chip_keys else None
         if keyring.pan_hash(c.pan) not in have:
             admin.add_card(conn, keyring, c.pan, c.expiry, PIN, balance=c.balance, kind=c.kind, organisation=c.organisation,
-                           chip=c.chip, state=c.state, per_txn_limit=c.per_txn_limit, actor=ACTOR)  # fmt: skip
+                           chip=c.chip, state=c.state, per_txn_limit=c.per_txn_limit, actor=ACTOR,
+                           icc_keys=keys)  # fmt: skip
             created += 1
+        elif keys is not None:  # a demo chip card provisioned before chip keys existed (0006) gets its keys
+            conn.execute(update(s.cards).where(s.cards.c.pan_hash == keyring.pan_hash(c.pan),
+                                               s.cards.c.icc_keys_enc.is_(None))
+                         .values(icc_keys_enc=keyring.encrypt_key(keys, b"icc")))  # fmt: skip
     for c in QR_CODES:
         if keyring.pan_hash(c.pan) not in have:
             admin.add_card(conn, keyring, c.pan, c.expiry, PIN, balance=c.balance, kind=c.kind, organisation=c.organisation,

@@ -458,7 +458,7 @@ _MERCHANT_COLS_AT = len(_TERMINAL_COLS)  # the terminal lookup also reads its me
 _CARD_FIELDS = [f.name for f in dc_fields(CardRecord)]
 _CARD_COLS = [s.cards.c[name] for name in _CARD_FIELDS]
 # Card columns written by the issuer whose Python value is exactly what reading them back gives.
-_PLAIN_CARD_CHANGES = frozenset({"balance", "held", "pin_tries", "pin_tries_day"})
+_PLAIN_CARD_CHANGES = frozenset({"balance", "held", "pin_tries", "pin_tries_day", "icc_atc"})
 _MERCHANT_COLS = [_M.c.id, _M.c.merchant_id, _M.c.name, _M.c.name_en, _M.c.mcc, _M.c.fee_rate_bp, _M.c.status,
                   _M.c.suspended_reason]  # fmt: skip
 
@@ -1049,6 +1049,9 @@ class SqlHostStore:
 
     def pin_verifier(self, pan: str, pin: str) -> str:
         return self.keyring.pin_verifier(pan, pin)
+
+    def icc_master_keys(self, blob: bytes) -> bytes:
+        return self.keyring.decrypt_key(blob, b"icc")
 
     # -- card data protection
     def pan_hash(self, pan: str) -> str:

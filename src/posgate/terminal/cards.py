@@ -3,16 +3,28 @@ real reader would hand over — track 2 (docs/demo-data.md: ``PAN=YYMM2010000000
 organisation from the BIN (62… CUP, 4… VIS...) and, for a chip (insert) or contactless (tap)
 read, a plausible field 55 (the ARQC's tags, 3.6).
 
-Randomness (the unpredictable number 9F37, the cryptogram 9F26) is passed in as
-``randbytes`` so callers decide (``os.urandom`` in the CLI, a seeded source in tests).
+Randomness (the unpredictable number 9F37; the ATC and cryptogram of a card we hold no keys
+for) is passed in as ``randbytes`` so callers decide (``os.urandom`` in the CLI, a seeded source
+in tests).
+
+A personalised chip card (the demo chip card, :data:`posgate.domain.chip.DEMO_CHIP_CARDS`) is
+simulated for real (issue 14): its AC master key is derived from the issuer master key (EMV
+option A, as a personalisation bureau would), its ARQC is the EMV MAC over its CDOL1 data under
+the session key of its ATC, and the :class:`Card` carries the key so that the card can check the
+issuer's ARPC and make its TC (:mod:`posgate.terminal.operations.chip`). The ATC lives in the
+card: callers that persist it (the CLI and TUI, in the terminal's journal) pass ``atc``; without
+one, a per-process counter per card stands in (fresh hosts in tests, the load generator).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
+from posgate.crypto.emv import cdol1_data, derive_card_key, derive_session_key, generate_ac
 from posgate.dialect.qr import check_code
+from posgate.domain.chip import DEMO_CHIP_CARDS, ChipPersonalisation
 from posgate.iso8583 import TLV
 from posgate.terminal.operations.base import Card, organisation_of
 
@@ -36,10 +48,37 @@ def track2(pan: str, expiry: str | None = None) -> str:
     return f"{pan}={expiry or DEMO_CARDS.get(pan, DEFAULT_EXPIRY)}2010000000000"
 
 
-def icc_data(amount: int, when: datetime, randbytes: Callable[[int], bytes], *, pin: bool, tap: bool) -> TLV:
+_ATC: dict[str, Iterator[int]] = {}  # stand-in ATCs per PAN, for callers that keep none
+
+
+def chip_key(pan: str) -> tuple[str, bytes] | None:
+    """(PAN sequence number, AC master key) of a personalised chip card, else None."""
+    p = DEMO_CHIP_CARDS.get(pan)
+    return (p.psn, derive_card_key(p.imk_ac, pan, p.psn)) if p else None
+
+
+def next_atc(pan: str) -> int:
+    """The next stand-in ATC of ``pan`` in this process (1, 2, ...)."""
+    return next(_ATC.setdefault(pan, itertools.count(1)))
+
+
+def icc_data(amount: int, when: datetime, randbytes: Callable[[int], bytes], *, pin: bool, tap: bool,
+             key: bytes | None = None, atc: int | None = None) -> TLV:  # fmt: skip
     """The tags of a CUP ARQC request (spec 2, field 55): 9F26 9F27 9F10 9F37 9F36 95 9A 9C
-    9F02 5F2A 82 9F1A 9F03 9F33 9F34 9F35 9F1E 84 9F09 9F41."""
-    atc = int.from_bytes(randbytes(2), "big") % 0xFFFF + 1
+    9F02 5F2A 82 9F1A 9F03 9F33 9F34 9F35 9F1E 84 9F09 9F41. With the card's AC master ``key``
+    and its ``atc``, 9F26 is the real ARQC; without, random bytes (a card we hold no keys for)."""
+    if atc is None:
+        atc = int.from_bytes(randbytes(2), "big") % 0xFFFF + 1
+    tlv = _icc_tags(amount, when, randbytes, pin=pin, tap=tap, atc=atc)
+    if key is None:
+        return tlv
+    tags = {t: v for t, v in tlv.items if isinstance(v, bytes)}
+    arqc = generate_ac(derive_session_key(key, atc), cdol1_data(tags))
+    return TLV([(t, arqc if t == "9F26" else v) for t, v in tlv.items])
+
+
+def _icc_tags(amount: int, when: datetime, randbytes: Callable[[int], bytes], *, pin: bool, tap: bool,
+              atc: int) -> TLV:  # fmt: skip
     return TLV(
         [
             ("9F26", randbytes(8)),
@@ -75,8 +114,11 @@ def read_card(
     when: datetime | None = None,
     randbytes: Callable[[int], bytes] | None = None,
     expiry: str | None = None,
+    atc: int | None = None,
+    chip: ChipPersonalisation | None = None,
 ) -> Card:
-    """What the reader and PIN pad give for ``pan`` read with ``entry``."""
+    """What the reader and PIN pad give for ``pan`` read with ``entry``. ``chip``: the card's
+    personalisation when it is not a demo card (the fleet's cards); ``atc``: its counter."""
     if entry not in ENTRIES:
         raise ValueError(f"entry must be one of {', '.join(ENTRIES)}")
     if not pan.isdigit() or not 12 <= len(pan) <= 19:
@@ -90,8 +132,18 @@ def read_card(
         return Card(pan=pan, entry=entry, track2=t2, pin=pin, organisation=org)
     if randbytes is None or when is None:
         raise ValueError("an IC read needs randbytes and the time")
-    icc = icc_data(amount, when, randbytes, pin=bool(pin), tap=entry == "tap")
-    return Card(pan=pan, entry=entry, track2=t2, expiry=exp, seq="001", icc=icc, pin=pin, organisation=org)
+    personal = (chip.psn, derive_card_key(chip.imk_ac, pan, chip.psn)) if chip is not None else chip_key(pan)
+    if personal is None:
+        icc = icc_data(amount, when, randbytes, pin=bool(pin), tap=entry == "tap", atc=atc)
+        return Card(pan=pan, entry=entry, track2=t2, expiry=exp, seq="001", icc=icc, pin=pin, organisation=org)
+    psn, key = personal
+    if atc is None:
+        atc = next_atc(pan)
+    if not 1 <= atc <= 0xFFFF:
+        raise ValueError("the card's transaction counter (ATC) is exhausted")
+    icc = icc_data(amount, when, randbytes, pin=bool(pin), tap=entry == "tap", key=key, atc=atc)
+    return Card(pan=pan, entry=entry, track2=t2, expiry=exp, seq=psn.zfill(3), icc=icc, pin=pin,
+                organisation=org, chip_key=key)  # fmt: skip
 
 
 def read_qr(code: str) -> Card:

@@ -247,27 +247,30 @@ def _amount(text: str) -> int:
         raise Fail(f"金额错误 / {e}") from None
 
 
-def _card(pan: str | None, entry: str, pin: str | None, amount: int = 0, expiry: str | None = None) -> Any:
-    from posgate.terminal.cards import read_card
+def _card(pan: str | None, entry: str, pin: str | None, amount: int = 0, expiry: str | None = None,
+          j: Any = None) -> Any:  # fmt: skip
+    from posgate.terminal.cards import chip_key, read_card
 
     if not pan:
         return None
+    # A simulated chip card's ATC goes up across runs: the journal keeps it (sealed, by PAN).
+    atc = j.next_atc(pan) if j is not None and entry in ("insert", "tap") and chip_key(pan) else None
     try:
         return read_card(
-            pan, entry, pin=pin or "", amount=amount, when=_now(), randbytes=os.urandom, expiry=expiry
+            pan, entry, pin=pin or "", amount=amount, when=_now(), randbytes=os.urandom, expiry=expiry, atc=atc
         )
     except ValueError as e:
         raise Fail(str(e)) from None
 
 
-def _card_or_qr(pan: str | None, qr: str | None, entry: str, pin: str | None, amount: int = 0) -> Any:
+def _card_or_qr(pan: str | None, qr: str | None, entry: str, pin: str | None, amount: int = 0, j: Any = None) -> Any:
     """The card as read, or the customer's payment code as scanned (--qr; docs/decisions.md Q1)."""
     from posgate.terminal.cards import read_qr
 
     if qr is None:
         if not pan:
             raise Fail("请刷卡或扫码 / --card or --qr is required")
-        return _card(pan, entry, pin, amount)
+        return _card(pan, entry, pin, amount, j=j)
     if pan:
         raise Fail("--card 与 --qr 只能选一 / give --card or --qr, not both")
     try:
@@ -460,7 +463,7 @@ def sale(ctx: typer.Context, amount: str = AMOUNT, card: str | None = CARD,
 
     def build(j: Any) -> tuple[Any, str]:
         fen = _amount(amount)
-        the_card = _card_or_qr(card, qr, entry, pin, fen)
+        the_card = _card_or_qr(card, qr, entry, pin, fen, j=j)
         jbig, notice = _signature(signature)
         return Input(
             "sale",
@@ -501,7 +504,7 @@ def balance(
     def build(j: Any) -> tuple[Any, str]:
         if not card:
             raise Fail("请刷卡 / --card is required")
-        return Input("balance", card=_card(card, entry, pin), operator=_operator(j, None, None)), ""
+        return Input("balance", card=_card(card, entry, pin, j=j), operator=_operator(j, None, None)), ""
 
     _run(ctx, as_json, build)
 
@@ -516,7 +519,7 @@ def void(ctx: typer.Context, voucher: str = VOUCHER,
     def build(j: Any) -> tuple[Any, str]:
         _supervisor(j, supervisor)
         return Input(
-            "void", voucher=voucher, card=_card(card, entry, pin), operator=_operator(j, None, None)
+            "void", voucher=voucher, card=_card(card, entry, pin, j=j), operator=_operator(j, None, None)
         ), ""
 
     _run(ctx, as_json, build)
@@ -534,7 +537,7 @@ def refund(ctx: typer.Context, amount: str = AMOUNT,
     def build(j: Any) -> tuple[Any, str]:
         _supervisor(j, supervisor)
         fen = _amount(amount)
-        the_card = _card_or_qr(card, qr, entry, pin, fen)
+        the_card = _card_or_qr(card, qr, entry, pin, fen, j=j)
         return Input(
             "refund",
             amount=fen,
@@ -558,7 +561,7 @@ def preauth(ctx: typer.Context, amount: str = AMOUNT, card: str | None = CARD, p
         if not card:
             raise Fail("请刷卡 / --card is required")
         return Input(
-            "preauth", amount=fen, card=_card(card, entry, pin, fen), operator=_operator(j, None, None)
+            "preauth", amount=fen, card=_card(card, entry, pin, fen, j=j), operator=_operator(j, None, None)
         ), ""
 
     _run(ctx, as_json, build)
@@ -573,7 +576,7 @@ def _preauth_ref(name: str, ctx: typer.Context, amount: str | None, auth: str | 
             _supervisor(j, supervisor)
         fen = _amount(amount) if amount else 0
         inp = Input(name, amount=fen, auth_code=auth or "", orig_date=date or "", voucher=voucher or "",
-                    card=_card(card, entry, pin, fen), operator=_operator(j, None, None))  # fmt: skip
+                    card=_card(card, entry, pin, fen, j=j), operator=_operator(j, None, None))  # fmt: skip
         return inp, ""
 
     _run(ctx, as_json, build)
@@ -616,7 +619,7 @@ def offline(ctx: typer.Context, amount: str | None = OPT_AMOUNT,
 
     def build(j: Any) -> tuple[Any, str]:
         fen = _amount(amount) if amount else 0
-        inp = Input("offline", amount=fen, card=_card(card, entry, None, fen), auth_code=auth or "", kind=kind,
+        inp = Input("offline", amount=fen, card=_card(card, entry, None, fen, j=j), auth_code=auth or "", kind=kind,
                     voucher=voucher or "", tip=_amount(tip) if tip else 0, operator=_operator(j, None, None))  # fmt: skip
         return inp, ""
 

@@ -367,6 +367,19 @@ class Journal:
         with self._tx():
             self._set_meta("x." + key, value)
 
+    def next_atc(self, pan: str) -> int:
+        """The next application transaction counter (ATC) of a simulated chip card, persisted so
+        that it goes up across runs as a real card's does (the issuer declines an ATC it has
+        seen). Kept in one sealed value: the counters are keyed by PAN, which is card data."""
+        label = "card_atc"
+        raw = self._meta(label)
+        counters: dict[str, int] = json.loads(self._seal.open(bytes.fromhex(raw), label)) if raw else {}
+        n = counters.get(pan, 0) + 1
+        counters[pan] = n
+        with self._tx():
+            self._set_meta(label, self._seal.seal(json.dumps(counters).encode(), label).hex())
+        return n
+
     # ------------------------------------------------------------------ state
     def load(self) -> TerminalState:
         """The terminal as last saved (no flow in progress: an interrupted request's

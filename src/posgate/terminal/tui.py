@@ -204,15 +204,17 @@ DEMO_OPERATORS = {"99": ("sysadmin", "12345678"), "00": ("supervisor", "123456")
 
 
 def make_card(
-    demo: DemoCard, entry: str, pin: str = "", amount: int = 0, when: datetime | None = None
+    demo: DemoCard, entry: str, pin: str = "", amount: int = 0, when: datetime | None = None, journal: Any = None
 ) -> Card:
-    """What the reader hands over for a demo card (:func:`posgate.terminal.cards.read_card`)."""
+    """What the reader hands over for a demo card (:func:`posgate.terminal.cards.read_card`); a
+    simulated chip card's ATC comes from ``journal`` when there is one (it goes up across runs)."""
     import os
 
-    from posgate.terminal.cards import read_card
+    from posgate.terminal.cards import chip_key, read_card
 
+    atc = journal.next_atc(demo.pan) if journal is not None and entry in ("insert", "tap") and chip_key(demo.pan) else None
     return read_card(demo.pan, entry, pin=pin, amount=amount, when=when or datetime.now(ZoneInfo("Asia/Shanghai")),
-                     randbytes=os.urandom, expiry=demo.expiry)  # fmt: skip
+                     randbytes=os.urandom, expiry=demo.expiry, atc=atc)  # fmt: skip
 
 
 # ============================================================================ backends
@@ -1195,7 +1197,8 @@ class PosApp(App[None]):
             )
             if code is None:
                 return None
-        return make_card(demo, entry, code, amount)
+        journal = getattr(getattr(self.backend, "session", None), "journal", None)
+        return make_card(demo, entry, code, amount, journal=journal)
 
     async def process(self, inp: Input) -> Result | None:
         """Run one operation with the processing screen up; TerminalError becomes a message."""

@@ -9,15 +9,29 @@ approved authorisation with its inverse (jPOS abort semantics).
 
 from __future__ import annotations
 
+from typing import Any
+
 from posgate.dialect.qr import PENDING
 from posgate.host.context import Context
 from posgate.host.pipeline import Participant
 from posgate.host.ports import IssuerRequest
+from posgate.iso8583 import TLV
 
 INVERSE = {
     "debit": "reverse_debit", "force_debit": "reverse_debit", "confirm_debit": "reverse_debit", "credit": "reverse_credit",
     "hold": "release_hold", "release_hold": "reverse_release", "capture_hold": "reverse_capture",
 }  # fmt: skip
+
+
+def _chip(ctx: Context) -> dict[str, Any]:
+    """Field 55 (the card's cryptogram and what it signed) and 23 (PAN sequence number) for the
+    issuer's ARQC check (issue 14); nothing for a request without field 55."""
+    msg = ctx.msg
+    icc = msg.get(55) if msg is not None else None
+    if not isinstance(icc, TLV):
+        return {}
+    assert msg is not None
+    return {"icc": icc.raw, "pan_seq": msg.text(23)}
 
 
 class AuthorizeWithIssuer(Participant):
@@ -36,7 +50,7 @@ class AuthorizeWithIssuer(Participant):
             kind=kind, pan=ctx.pan, expiry=ctx.expiry, amount=amount, pin_block=ctx.pin_block,
             pin_key=ctx.issuer.zone_key if ctx.pin_block else None, reference=ctx.rrn,
             original_reference=(original.rrn or "") if original else "",
-            hold_amount=ctx.extra.get("hold_amount", 0),
+            hold_amount=ctx.extra.get("hold_amount", 0), **_chip(ctx),
         )  # fmt: skip
         ctx.extra["issuer_request"] = request
         r = ctx.issuer.authorize(request, ctx.now)

@@ -6,7 +6,8 @@ settlement of the batch in 60.2 (``12`` when that batch was never settled).
   marked with the settlement (``settlement_id``); not found → difference
   ``missing_on_host``; found with another amount → difference ``amount_mismatch``.
 * ``00``/``203``, ``204``, ``205`` (IC uploads): counted, nothing to reconcile in magstripe
-  terms.
+  terms; a 203/205 carrying a TC (field 55) is checked by the issuer first (issue 14): a TC
+  that does not verify is answered ``59`` and not counted.
 * an offline advice re-sent with its own 60.1 and 60.3 = ``000`` (D11): matched by STAN when
   the host already has it; otherwise processed now like the 0220 would have been (posted to
   the issuer, recorded with MTI 0320 and source ``batch_upload``) — "recorded if new".
@@ -39,8 +40,8 @@ from posgate.host.participants.settlement import (
     totals_from_dict,
 )
 from posgate.host.pipeline import Participant, run
-from posgate.host.ports import DifferenceRecord, SettlementRecord
-from posgate.iso8583 import CodecError
+from posgate.host.ports import DifferenceRecord, IssuerRequest, SettlementRecord
+from posgate.iso8583 import TLV, CodecError
 
 
 class ReconcileUpload(Participant):
@@ -62,9 +63,25 @@ class ReconcileUpload(Participant):
                 return self._end(ctx, s)
         except CodecError as exc:
             return ctx.decline(self.name, "30", f"field {exc.field}: {exc.expected}")
+        if f60.nmic in ("203", "205"):
+            refused = self._tc(ctx)
+            if refused:
+                return ctx.decline(self.name, refused, "the transaction certificate does not verify")
         ctx.store.update_settlement(s.id, uploaded=s.uploaded + 1)
         ctx.response_code = "00"
         return ctx.prepared(self.name, f"60.3 {f60.nmic} counted")
+
+    @staticmethod
+    def _tc(ctx: Context) -> str | None:
+        """The issuer checks a chip transaction's TC (issue 14); None when it verifies."""
+        msg = ctx.msg
+        assert msg is not None
+        icc = msg.get(55)
+        if not isinstance(icc, TLV) or 2 not in msg:
+            return None
+        r = ctx.issuer.authorize(IssuerRequest(kind="verify_tc", pan=msg.text(2), expiry=None, amount=0,
+                                               icc=icc.raw, pan_seq=msg.text(23)), ctx.now)  # fmt: skip
+        return None if r.response_code == "00" else r.response_code
 
     def _entries(self, ctx: Context, s: SettlementRecord) -> str:
         t, msg = ctx.terminal, ctx.msg

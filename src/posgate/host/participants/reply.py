@@ -23,7 +23,7 @@ from posgate.dialect.fields import Field44
 from posgate.host.context import Context
 from posgate.host.participants.mac import mac_function
 from posgate.host.pipeline import Participant
-from posgate.iso8583 import FieldValue, Message
+from posgate.iso8583 import TLV, FieldValue, Message
 
 ECHO = (2, 3, 4, 11, 14, 22, 25, 41, 42, 49, 60)
 
@@ -73,6 +73,8 @@ class BuildReply(Participant):
             r = ctx.issuer_result
             if r is not None and r.issuer_bank:
                 fields[44] = Field44(r.issuer_bank, ctx.env.institution_id).format()
+            if r is not None and r.icc and op.name != "reversal":
+                fields[55] = TLV.decode(r.icc)  # tag 91: the issuer's ARPC for the card (issue 14)
             if ctx.card_organisation:
                 fields[63] = ctx.card_organisation.ljust(3)[:3]
         t = ctx.terminal

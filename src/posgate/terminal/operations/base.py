@@ -56,6 +56,9 @@ class Card:
     icc: TLV | None = field(default=None, repr=False)
     pin: str = field(default="", repr=False)
     organisation: str = ""  # card organisation as the reader knows it (CUP, VIS...); "" = by BIN
+    # A personalised chip card's AC master key (issue 14): what the card itself uses to check the
+    # issuer's ARPC and to make its TC. Inside the simulated card only; never persisted.
+    chip_key: bytes | None = field(default=None, repr=False)
 
     @property
     def ic(self) -> bool:

@@ -7,6 +7,10 @@ advice re-sent here keeps the MAC it carries as an advice.
 * ``batch_upload`` with ``data="offline"``: the offline advice of ``ref`` re-sent as a 0320
   with its own 60.1 and 60.3 ``000`` and its own STAN (D11); acknowledged only by a reply
   with a verified MAC (docs/decisions.md R3), which also settles the advice's status.
+* ``batch_upload`` with ``data="203"``/``"205"`` (issue 14): a chip transaction's TC — 2, 4,
+  22, 23, 55 as kept after the card's second GENERATE AC (9F26 = TC, 9F27 = 40), 60.3 203 when
+  its side balanced, 205 when not, 62 = ``61`` + card type (00 CUP / 01 foreign) + ``00`` +
+  amount n12 + ``156``; a new STAN in 11.
 * ``batch_end``: 0320, 60.3 ``207`` (both sides balanced) or ``202``, 48 = number of
   transactions uploaded, n4.
 
@@ -22,7 +26,7 @@ from typing import Any
 
 from posgate.dialect.fields import BatchUploadEntries, BatchUploadEntry, Field60
 from posgate.domain.response_codes import APPROVED
-from posgate.iso8583 import Message
+from posgate.iso8583 import TLV, Message
 from posgate.terminal.operations.base import (
     Flow,
     Step,
@@ -48,6 +52,20 @@ def build(state: TerminalState, flow: Flow, step: Step, now: datetime) -> tuple[
         if t is None:
             return state, flow, None
         return state, flow, (advice_message(state, t, mti="0320"), True, "60")
+    if step.data in ("203", "205"):
+        t = state.txn(step.ref, batch)
+        if t is None or not t.icc:
+            return state, flow, None
+        state, stan = next_stan(state)
+        f = base_fields(state, stan)
+        f.update({2: t.pan, 4: f"{t.amount:012d}", 55: TLV.decode(t.icc)})
+        if t.entry_mode:
+            f[22] = t.entry_mode
+        if t.card_seq:
+            f[23] = t.card_seq
+        f[60] = Field60("00", batch, step.data).format()
+        f[62] = f"61{'00' if t.domestic else '01'}00{t.amount:012d}156".encode("ascii")
+        return state, flow.with_data(pending_count=1), (Message("0320", f), False, "61")
     entries = []
     for stan in step.data:
         t = state.txn(stan, batch)

@@ -35,6 +35,7 @@ from typing import Any
 from posgate.dialect.fields import Balance
 from posgate.domain.response_codes import APPROVED, RESIGN
 from posgate.iso8583 import TLV, Message
+from posgate.terminal.operations import chip
 from posgate.terminal.operations.base import (
     REVERSAL_55_TAGS,
     Card,
@@ -193,6 +194,12 @@ def handle_reply(
         balance=balance,
         **det,
     )
+    if code in APPROVED and chip.applies(card, request):
+        assert card is not None
+        completed = chip.second_generate_ac(card, request, reply)
+        if completed is None:  # the card refuses what the issuer approved: undo it (reason 06)
+            return _card_declined(state, flow, request, reply, name, pending, o.reversible)
+        request = request.with_fields({55: completed})  # the TC is what the batch upload carries
     if code in APPROVED:
         if record is not None:
             state = record(state, flow, request, reply, now)
@@ -204,6 +211,28 @@ def handle_reply(
 
         flow = flow.push_back(*trickle_steps(state))
     return state, replace(flow, result=result)
+
+
+def _card_declined(
+    state: TerminalState, flow: Flow, request: Message, reply: Message, name: str,
+    pending: PendingReversal | None, reversible: bool,
+) -> tuple[TerminalState, Flow]:  # fmt: skip
+    """The issuer approved but the card declined (its ARPC check failed): nothing is recorded and
+    the approval is reversed at once (reason 06, with the authorisation code)."""
+    card = flow.input.card
+    result = error_result(
+        name, "card_declined", "卡片拒绝交易，交易将被冲正",
+        "the card declined: the issuer's answer (ARPC) did not verify; the transaction will be reversed",
+        stan=request.text(11), batch=state.batch, amount=int(request.text(4) or 0), pan_masked=masked(card),
+    )  # fmt: skip
+    if not reversible or pending is None:
+        return state, replace(flow, queue=(), result=replace(result, message_zh="卡片拒绝交易",
+                                                            message_en="the card declined"))  # fmt: skip
+    rec = pending.with_reason("06")
+    if reply.text(38).strip():
+        rec = replace(rec, message=rec.message.with_fields({38: reply.text(38)}))
+    state = replace(state, reversal=rec)
+    return state, replace(flow, queue=(Step("reversal"),), result=result)
 
 
 def handle_timeout(

@@ -25,7 +25,7 @@ from typing import Any
 
 from posgate.dialect.fields import Field60, Field63, SettlementTotals, SideTotals
 from posgate.domain.response_codes import RESIGN
-from posgate.iso8583 import CodecError, Message
+from posgate.iso8583 import TLV, CodecError, Message
 from posgate.terminal.operations.advice import refunds_pending
 from posgate.terminal.operations.base import (
     Flow,
@@ -89,6 +89,17 @@ def totals_dict(t: SettlementTotals) -> dict[str, Any]:
     return {"domestic": side(t.domestic), "foreign": side(t.foreign)}
 
 
+def has_tc(icc: bytes) -> bool:
+    """Field 55 as kept holds a transaction certificate (9F27 = 40, after the card's second
+    GENERATE AC)."""
+    if not icc:
+        return False
+    try:
+        return TLV.decode(icc).get("9F27") == b"\x40"
+    except CodecError:
+        return False
+
+
 def balanced(flag: str) -> bool:
     return flag in ("0", "1")
 
@@ -107,6 +118,12 @@ def upload_steps(state: TerminalState, domestic_flag: str, foreign_flag: str) ->
     for t in batch_txns(state):
         if t.offline and t.status in ("offline_sent", "offline_pending"):
             steps.append(Step("batch_upload", ref=t.stan, data="offline"))
+    # Chip transactions completed with a TC (issue 14): their TC goes up, 203 when the side
+    # balanced, 205 when not (9.3).
+    for t in batch_txns(state):
+        if counts(t) and not t.offline and has_tc(t.icc):
+            flag = foreign_flag if not t.domestic else domestic_flag
+            steps.append(Step("batch_upload", ref=t.stan, data="203" if balanced(flag) else "205"))
     end = "207" if balanced(domestic_flag) and balanced(foreign_flag) else "202"
     steps.append(Step("batch_end", data=end))
     return steps
