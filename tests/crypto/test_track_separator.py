@@ -4,8 +4,8 @@ three. With an even PAN length (14, 16, 18) the track-2 separator lies inside th
 TDK encrypts; when the ciphertext happened to hold no ``D`` nibble, ``decrypt_track`` took the
 track for the ``D`` form and gave back ``PAN`` ``D`` ``expiry``..., which no ``=`` parser splits.
 
-The block rule is checked against an independent reading of the spec (crypto.md 6,
-cup-pos-8583.md 6.3): BCD of the track with ``=`` as ``D``, a ``0`` appended when odd; the 8
+The block rule is checked against an independent reading of the spec (docs/dialect.md 6.3):
+BCD of the track with ``=`` as ``D``, a ``0`` appended when odd; the 8
 bytes that end one byte before the last byte are replaced by their TDES-ECB encryption.
 """
 

@@ -56,7 +56,7 @@ def test_issuer_on_sql_verifies_arqc_and_remembers_the_atc(db: Database) -> None
 
 def test_demo_provisioning_gives_an_older_chip_card_its_keys(db: Database) -> None:
     provision_demo(db.engine, db.keyring)
-    with db.engine.begin() as conn:  # as a database provisioned before 0006 has it
+    with db.engine.begin() as conn:  # as a database provisioned before 0007 has it
         conn.execute(update(s.cards).values(icc_keys_enc=None))
     assert _ask(db, 3) == "00"  # no keys: not checked (the legacy behaviour)
     provision_demo(db.engine, db.keyring)

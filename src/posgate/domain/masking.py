@@ -14,7 +14,7 @@ def split_track(track: str) -> tuple[str, str | None]:
     """A clear track as (PAN, what follows the separator), or (track, None) without one.
 
     The one reader of a track's PAN: the separator is written ``=`` (the wire codec, the card
-    reader) or as its BCD nibble ``D`` (crypto.md 6), and a track must read the same in both
+    reader) or as its BCD nibble ``D`` (docs/dialect.md 6.3), and a track must read the same in both
     forms. Splitting on ``=`` alone once misread a decrypted track in the ``D`` form as one
     long PAN (declined ``14``)."""
     for i, ch in enumerate(track):

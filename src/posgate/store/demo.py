@@ -118,7 +118,7 @@ def _provision(conn: Connection, keyring: Keyring) -> int:
                            chip=c.chip, state=c.state, per_txn_limit=c.per_txn_limit, actor=ACTOR,
                            icc_keys=keys)  # fmt: skip
             created += 1
-        elif keys is not None:  # a demo chip card provisioned before chip keys existed (0006) gets its keys
+        elif keys is not None:  # a demo chip card provisioned before chip keys existed (0007) gets its keys
             conn.execute(update(s.cards).where(s.cards.c.pan_hash == keyring.pan_hash(c.pan),
                                                s.cards.c.icc_keys_enc.is_(None))
                          .values(icc_keys_enc=keyring.encrypt_key(keys, b"icc")))  # fmt: skip

@@ -143,7 +143,7 @@ cards = Table(
     Column("pin_tries", Integer, nullable=False, server_default="0"),
     Column("pin_tries_day", String(10)),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # Chip (0006): IMK-AC ‖ IMK-SMI ‖ IMK-SMC sealed under the local master key (purpose ``icc``),
+    # Chip (0007): IMK-AC ‖ IMK-SMI ‖ IMK-SMC sealed under the local master key (purpose ``icc``),
     # and the highest ATC of a verified ARQC (replays at or below it are declined).
     Column("icc_keys_enc", LargeBinary),
     Column("icc_atc", Integer),

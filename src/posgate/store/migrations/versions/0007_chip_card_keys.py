@@ -5,8 +5,8 @@ purpose ``icc``), never in clear; ``cards.icc_atc``: the highest ATC of a verifi
 nullable: a card without keys is not checked (magstripe cards, chip cards of an upstream
 issuer). ``posgate`` demo provisioning gives the demo chip card its keys.
 
-Revision ID: 0006_chip_card_keys
-Revises: 0005_terminal_algorithm
+Revision ID: 0007_chip_card_keys
+Revises: 0006_terminal_dialect
 Create Date: 2026-12-03
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_chip_card_keys"
-down_revision: str | None = "0005_terminal_algorithm"
+revision: str = "0007_chip_card_keys"
+down_revision: str | None = "0006_terminal_dialect"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
