@@ -128,14 +128,7 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
             fmt = "sqlite"
             copy = work / MEMBERS[fmt]
             _private_file(copy)
-            source = sqlite3.connect(src)
-            target = sqlite3.connect(copy)
-            try:
-                with target:
-                    source.backup(target)
-            finally:
-                source.close()
-                target.close()
+            _sqlite_copy(src, copy)
             check = _sqlite_engine(copy)
             try:
                 with check.connect() as conn:
@@ -182,6 +175,18 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
             dest.unlink(missing_ok=True)
             raise
     return {**manifest, "path": str(dest), "file": dest.name, "size": dest.stat().st_size, "sha256": _sha256_file(dest)}
+
+
+def _sqlite_copy(src: str | Path, dest: str | Path) -> None:
+    """Copy one SQLite database into another with SQLite's online backup (consistent while in use)."""
+    source = sqlite3.connect(src)
+    target = sqlite3.connect(dest)
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        source.close()
+        target.close()
 
 
 def _unique(path: Path) -> Path:
@@ -298,14 +303,7 @@ def restore(path: Path, target_url: str, key_file: Path | str | None) -> dict[st
                 Path(str(target_path) + suffix).unlink(missing_ok=True)
             if not target_path.exists():
                 _private_file(target_path)
-            source = sqlite3.connect(copy)
-            target = sqlite3.connect(target_path)
-            try:
-                with target:
-                    source.backup(target)
-            finally:
-                source.close()
-                target.close()
+            _sqlite_copy(copy, target_path)
         else:
             proc = subprocess.run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
                                    "-d", libpq_url(url.render_as_string(hide_password=False)), str(copy)],
