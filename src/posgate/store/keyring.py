@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from posgate.keyfile import create_key_file
 from posgate.store.engine import sqlite_path
 
 ENV_VAR = "POSGATE_MASTER_KEY_FILE"
@@ -154,20 +155,10 @@ def load_keyring(path: Path | str | None = None, *, db_url: str | None = None, c
         if not create:
             raise KeyringError(f"master key file {p} not found, and this database was written with a key: set "
                                f"${ENV_VAR} to the key file of this database (a new key could read none of its data)") from None
-        master = secrets.token_bytes(KEY_LEN)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(master)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, p)  # atomic: never a half-written key file, never two different keys
-        except FileExistsError:  # another process created it first: use theirs
+        created = create_key_file(p, KEY_LEN)
+        if created is None:  # another process created it first: use theirs
             return load_keyring(p, create=False)
-        finally:
-            tmp.unlink(missing_ok=True)
+        master = created
     except PermissionError:
         raise KeyringError(f"master key file {p} is not readable by this user") from None
     if len(master) != KEY_LEN:

@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from posgate.crypto import CryptoError, WorkingKeys, scheme_cipher
 from posgate.dialect.cup import CODEC
+from posgate.keyfile import create_key_file
 from posgate.terminal.state import Event, PendingReversal, TerminalConfig, TerminalState, TxnEntry
 
 SCHEMA_VERSION = "2"  # 2: card data sealed under the journal key; 1: in clear (migrated on open)
@@ -134,19 +135,10 @@ def _load_key(path: Path, *, create: bool) -> _Sealer:
                 f"the journal key file {path} is missing: the card data in this terminal's journal cannot be "
                 "read without it (restore it from where the state directory was backed up)"
             ) from None
-        key = secrets.token_bytes(KEY_LEN)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)  # atomic: never a half-written key, never two different keys
-        except FileExistsError:
+        created = create_key_file(path, KEY_LEN)
+        if created is None:  # another process created it first: use theirs
             return _load_key(path, create=False)
-        finally:
-            tmp.unlink(missing_ok=True)
+        key = created
     except PermissionError:
         raise JournalKeyError(f"the journal key file {path} is not readable by this user") from None
     if len(key) != KEY_LEN:
