@@ -29,14 +29,17 @@ from posgate.console.fmt import fmt_time, yuan
 from posgate.console.i18n import HTML_LANG, LANGUAGES, I18n, normalise
 from posgate.console.labels import LABELS, TECHNICAL_ROLES, labeller, plain
 from posgate.console.ledger import OPERATION_NAMES
+from posgate.console.receipt_links import RateLimiter
 from posgate.console.settings import ConsoleSettings
 from posgate.console.txns import ConsoleError
 from posgate.domain.response_codes import describe
 
 HERE = Path(__file__).parent
 LANG_COOKIE = "posgate_lang"
+THEME_COLOUR = "#0f1b2d"  # the top bar's colour: the phone's status bar matches it
 FLASH_COOKIE = "posgate_flash"
-PUBLIC_PATHS = frozenset({"/login", "/lang/{code}", "/health", "/metrics", "/api/v1/auth/token", "/api/v1/openapi.json"})
+PUBLIC_PATHS = frozenset({"/login", "/lang/{code}", "/health", "/metrics", "/api/v1/auth/token", "/api/v1/openapi.json",
+                          "/r/{token}", "/manifest.webmanifest"})  # fmt: skip
 
 
 @dataclass
@@ -46,6 +49,7 @@ class ConsoleState:
     i18n: I18n
     templates: Jinja2Templates
     sessions: Sessions
+    receipt_limiter: RateLimiter
 
     @property
     def tz(self) -> str:
@@ -64,9 +68,10 @@ def translator(request: Request) -> Callable[..., str]:
     return state.i18n.translator(current_lang(request, state))
 
 
-def render(request: Request, name: str, ctx: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
+def render(request: Request, name: str, ctx: dict[str, Any] | None = None, status: int = 200,
+           lang: str | None = None) -> HTMLResponse:  # fmt: skip
     state: ConsoleState = request.app.state.console
-    lang = current_lang(request, state)
+    lang = lang or current_lang(request, state)
     _ = state.i18n.translator(lang)
     p = getattr(request.state, "principal", None)
     tz = state.tz
@@ -79,12 +84,28 @@ def render(request: Request, name: str, ctx: dict[str, Any] | None = None, statu
         "op_name": lambda op: OPERATION_NAMES.get(op, (op, op))[0 if lang == "zh_CN" else 1],
         "label": labeller(_), "label_codes": lambda domain: list(LABELS[domain]), "technical": p is not None and p.role in TECHNICAL_ROLES,
         "flash": (kind, _unquote(message)) if message else None, "path": request.url.path, "demo": state.settings.demo,
+        "notice_count": lambda: notice_total(state, p), "has_page": lambda path: has_page(request.app, path),
     }  # fmt: skip
     context.update(ctx or {})
     resp = state.templates.TemplateResponse(request, name, context, status_code=status)
     if flash:
         resp.delete_cookie(FLASH_COOKIE, path="/")
     return resp
+
+
+def notice_total(state: ConsoleState, p: Any) -> int:
+    """The header's bell: how many things want attention (0 when the notices cannot be counted)."""
+    if p is None:
+        return 0
+    from posgate.console.notices import total
+
+    return total(state, p)
+
+
+def has_page(app: Any, path: str) -> bool:
+    """Whether the application serves ``path`` (a GET page): the navigation links a page that
+    another part of the project adds (``/payouts``) only when it is there."""
+    return any(getattr(r, "path", None) == path and "GET" in (getattr(r, "methods", None) or ()) for r in app.routes)
 
 
 def _unquote(s: str) -> str:
@@ -116,6 +137,8 @@ def _acquirer_settings(cfg: ConsoleSettings, db: Database) -> None:
         cfg.timezone = rows["timezone"]
     if rows.get("demo") == "1":
         cfg.demo = True
+    if not cfg.public_url and rows.get("public_url"):
+        cfg.public_url = rows["public_url"]
     if cfg.backup_dir == Path("backups") and db.is_sqlite and db.engine.url.database not in (None, "", ":memory:"):
         cfg.backup_dir = Path(str(db.engine.url.database)).resolve().parent / "backups"
 
@@ -135,6 +158,7 @@ def create_app(settings: Any = None) -> FastAPI:
     state = ConsoleState(
         settings=cfg, db=db, i18n=I18n(), templates=templates,
         sessions=Sessions(db, timedelta(minutes=cfg.session_idle_minutes), timedelta(hours=cfg.session_max_hours)),
+        receipt_limiter=RateLimiter(cfg.receipt_rate_per_minute, 60.0),
     )  # fmt: skip
 
     @contextlib.asynccontextmanager
@@ -237,6 +261,20 @@ def create_app(settings: Any = None) -> FastAPI:
                 result = dict(host)  # running inside ``posgate serve``: the host's view decides
         result["console"] = {"database": console_db}
         return JSONResponse(result, status_code=200 if result.get("status") == "ok" else 503)
+
+    @app.get("/manifest.webmanifest", include_in_schema=False)
+    def manifest() -> Response:
+        """The web app manifest: the console installs on a phone's home screen (standalone)."""
+        import json
+
+        body = {
+            "name": "商户收单 · posgate merchant", "short_name": "商户收单", "lang": "zh-CN",
+            "description": "posgate merchant console", "start_url": "/?source=homescreen", "scope": "/",
+            "display": "standalone", "orientation": "portrait", "theme_color": THEME_COLOUR, "background_color": "#f4f6f9",
+            "icons": [{"src": f"/static/icons/icon-{n}.png", "sizes": f"{n}x{n}", "type": "image/png", "purpose": "any maskable"}
+                      for n in (192, 512)],
+        }  # fmt: skip
+        return Response(json.dumps(body, ensure_ascii=False), media_type="application/manifest+json")
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -25,6 +25,7 @@ def figures(conn: Connection, p: Principal, tz: str, days: int = 14) -> dict[str
         select(func.count(), func.coalesce(func.sum(T.amount), 0))
         .where(scope(T.merchant_id, p), T.day == day, T.operation.in_(sorted(SALES)), approved_clause())
     ).one()  # fmt: skip
+    by_method = takings_by_method(conn, p, day)
     attempts = conn.execute(
         select(func.count(), func.coalesce(func.sum(case((T.response_code.in_(sorted(APPROVED)), 1), else_=0)), 0))
         .where(scope(T.merchant_id, p), T.day == day, T.operation.in_(ATTEMPTS), T.mti != "0400", T.source == "terminal")
@@ -64,9 +65,25 @@ def figures(conn: Connection, p: Principal, tz: str, days: int = 14) -> dict[str
         "approval_rate": (n_ok / n_att) if n_att else None, "terminals_total": len(term_rows),
         "terminals_signed_on": signed_on, "unsigned": unsigned, "unsigned_overdue": overdue,
         "open_differences": int(open_diffs), "pending_makeup": int(pending_makeup),
-        "pending_refunds": int(pending_refunds), "chart": chart,
+        "pending_refunds": int(pending_refunds), "chart": chart, "by_method": by_method,
         "next_settlement": {"value_date": value_date or day_offset(day, 1), "net": net, "business_day": day},
     }  # fmt: skip
+
+
+def takings_by_method(conn: Connection, p: Principal, day: str) -> list[tuple[str, int, int]]:
+    """Today's approved sales by payment method: ``(method, count, amount)``, card first, then the
+    wallets (a scanned code's wallet is told by its first digits: :func:`txns.payment_method`)."""
+    from posgate.console.txns import PAYMENT_METHODS, payment_method
+
+    totals: dict[str, list[int]] = {}
+    rows = conn.execute(select(T.entry_mode, T.pan_masked, T.amount)
+                        .where(scope(T.merchant_id, p), T.day == day, T.operation.in_(sorted(SALES)), approved_clause()))  # fmt: skip
+    for r in rows.mappings():
+        t = totals.setdefault(payment_method(dict(r)), [0, 0])
+        t[0] += 1
+        t[1] += int(r["amount"] or 0)
+    order = {m: i for i, m in enumerate(PAYMENT_METHODS)}
+    return [(m, n, a) for m, (n, a) in sorted(totals.items(), key=lambda kv: order.get(kv[0], 99))]
 
 
 def chart_svg(chart: list[tuple[str, int, int]], width: int = 1000, height: int = 240, label: str = "") -> str:

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 LABELS: dict[str, dict[str, str]] = {
+    "payment_method": {"card": "Bank card", "qr": "QR payment", "unionpay": "UnionPay QR", "wechat": "WeChat Pay",
+                       "alipay": "Alipay"},
     "role": {
         "acquirer_admin": "Acquirer administrator", "support": "Support desk",
         "merchant_admin": "Merchant administrator", "merchant_clerk": "Merchant clerk",

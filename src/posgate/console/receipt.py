@@ -3,7 +3,8 @@
 The slip's content comes from :class:`posgate.receipt.Slip` (the receipt part's model, the same
 words the terminal prints); the PDF from ``posgate.receipt.pdf.render_pdf`` when that renderer is
 present, else from the small reportlab layout below (58 mm wide, the Chinese CID font, so no font
-file is needed). A make-up signature carries the "补签 MAKE-UP SIGNATURE" mark.
+file is needed). A make-up signature carries the "补签 MAKE-UP SIGNATURE" mark; with the console's public address
+known, the slip carries the QR code of the cardholder's e-receipt link.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from zoneinfo import ZoneInfo
 from posgate.console.fmt import aware
 
 
-def build_slip(txn: dict[str, Any], merchant: dict[str, Any], signature: dict[str, Any] | None, tz: str) -> Any:
+def build_slip(txn: dict[str, Any], merchant: dict[str, Any], signature: dict[str, Any] | None, tz: str,
+               receipt_url: str = "") -> Any:  # fmt: skip
     from posgate.receipt import Slip
 
     when = (aware(txn["created_at"]) or datetime.now(ZoneInfo(tz))).astimezone(ZoneInfo(tz))
@@ -34,13 +36,13 @@ def build_slip(txn: dict[str, Any], merchant: dict[str, Any], signature: dict[st
         # 03x: a QR payment, its wallet named and no signature line (card slips print as before)
         entry_mode="qr" if str(txn.get("entry_mode") or "").startswith("03") else "",
         signature_png=bytes(signature["png"]) if signature and signature.get("png") else None,
-        make_up_signature=bool(signature and signature.get("source") == "makeup"), **kw,
+        make_up_signature=bool(signature and signature.get("source") == "makeup"), receipt_url=receipt_url, **kw,
     )  # fmt: skip
 
 
 def render_pdf(txn: dict[str, Any], merchant: dict[str, Any], signature: dict[str, Any] | None, tz: str,
-               lang: str = "zh") -> bytes:  # fmt: skip
-    slip = build_slip(txn, merchant, signature, tz)
+               lang: str = "zh", receipt_url: str = "") -> bytes:  # fmt: skip
+    slip = build_slip(txn, merchant, signature, tz, receipt_url)
     try:
         from posgate.receipt import render_pdf as receipt_render_pdf
     except ImportError:  # pragma: no cover - the receipt part ships it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ class ConsoleSettings:
     scheduler: bool = True  # periodic unsigned-slip check and daily backup
     scheduler_interval: float = 60.0
     default_language: str = "zh_CN"
+    # The console's address as cardholders reach it (https://pay.example.com): e-receipt links and
+    # their QR codes on slips. Empty: the console page shows links on the address it was opened
+    # with, and PDF slips carry no QR code. Also read from POSGATE_PUBLIC_URL or the settings table.
+    public_url: str = field(default_factory=lambda: os.environ.get("POSGATE_PUBLIC_URL", ""))
+    receipt_link_days: int = 30  # an e-receipt link expires after this many days
+    receipt_rate_per_minute: int = 30  # receipt pages one client address may open a minute
 
     @classmethod
     def coerce(cls, obj: Any) -> ConsoleSettings:

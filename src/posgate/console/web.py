@@ -14,7 +14,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from posgate.console import backup as backups_mod
-from posgate.console import dashboard, makeup, settlement, terminals, txns, users
+from posgate.console import dashboard, makeup, notices, receipt_links, settlement, terminals, txns, users
 from posgate.console.app import LANG_COOKIE, ConsoleState, current_lang, redirect, render, translator
 from posgate.console.audit_view import audit_entries
 from posgate.console.auth import (
@@ -212,21 +212,118 @@ def transactions_csv(request: Request, p: Any_) -> Response:
 @router.get("/transactions/{txn_id}", response_class=HTMLResponse)
 def transaction_page(request: Request, txn_id: int, p: Any_) -> Response:
     state = st(request)
+    cfg = state.settings
     with state.db.read() as conn:
         d = txns.detail(conn, p, txn_id)
         refundable = makeup.refundable(conn, d["txn"])
         refunds = [r for r in makeup.refund_list(conn, p) if r["original_id"] == txn_id]
         annulled_by = annulment_of(conn, txn_id)
-    return render(request, "transaction.html", {"d": d, "x": d["txn"], "refundable": refundable, "refunds": refunds,
-                                                "slip_text": _slip_text(request, d), "annulled_by": annulled_by})
+    with state.db.write() as conn:  # an approved transaction gets its first e-receipt link here
+        link_state, link = receipt_links.for_console(conn, p.username, d["txn"], cfg.keyring, cfg.receipt_link_days)
+    url = receipt_links.url_for(_public_base(request), link.token) if link is not None and link.token else None
+    return render(request, "transaction.html", {
+        "d": d, "x": d["txn"], "refundable": refundable, "refunds": refunds, "slip_text": _slip_text(request, d),
+        "annulled_by": annulled_by, "link_state": link_state, "link": link, "link_url": url,
+        "link_qr": receipt_links.qr_svg(url) if url and link_state == "ok" else None,
+    })  # fmt: skip
+
+
+def _public_base(request: Request) -> str:
+    """The console's address for cardholders: the setting, else the address this page came from."""
+    return st(request).settings.public_url or str(request.base_url)
+
+
+@router.post("/transactions/{txn_id}/receipt-link/revoke")
+async def receipt_link_revoke(request: Request, txn_id: int, p: Any_) -> Response:
+    _ = translator(request)
+    await form(request)
+    try:
+        with st(request).db.write() as conn:
+            receipt_links.revoke(conn, p, txn_id)
+    except NotFound:
+        raise
+    except ConsoleError as e:
+        return redirect(f"/transactions/{txn_id}", _(e.message, **e.fields), "error")
+    return redirect(f"/transactions/{txn_id}", _("E-receipt link revoked: whoever opens it now sees that it was withdrawn."))
+
+
+@router.post("/transactions/{txn_id}/receipt-link/new")
+async def receipt_link_new(request: Request, txn_id: int, p: Any_) -> Response:
+    _ = translator(request)
+    await form(request)
+    cfg = st(request).settings
+    try:
+        with st(request).db.write() as conn:
+            receipt_links.renew(conn, p, txn_id, cfg.keyring, cfg.receipt_link_days)
+    except NotFound:
+        raise
+    except ConsoleError as e:
+        return redirect(f"/transactions/{txn_id}", _(e.message, **e.fields), "error")
+    return redirect(f"/transactions/{txn_id}", _("A new e-receipt link was made."))
+
+
+# ------------------------------------------------------------------ e-receipt for the cardholder (no login)
+
+
+def _receipt_lang(request: Request) -> str:
+    """``?lang=`` (the page's toggle), else the browser's Accept-Language, else Chinese."""
+    asked = request.query_params.get("lang", "")
+    if asked:
+        return normalise(asked)
+    accept = request.headers.get("accept-language", "").strip().lower()
+    return "en" if accept.startswith("en") else "zh_CN"
+
+
+@router.get("/r/{token}", response_class=HTMLResponse)
+def receipt_public(request: Request, token: str) -> Response:
+    state = st(request)
+    lang = _receipt_lang(request)
+    _ = state.i18n.translator(lang)
+    who = client_address(request)
+    limiter = state.receipt_limiter
+    if not limiter.allow(who):
+        page = render(request, "receipt_public.html", {"state": "limited", "token": token}, status=429, lang=lang)
+        page.headers["Retry-After"] = str(limiter.retry_after(who))
+        return page
+    with state.db.write() as conn:
+        opened = receipt_links.open_link(conn, token)
+    status = {"ok": 200, "revoked": 410, "expired": 410}.get(opened.state, 404)
+    ctx: dict[str, Any] = {"state": opened.state, "token": token}
+    if opened.txn is not None:
+        sig = opened.signature
+        ctx.update(x=opened.txn, m=opened.merchant or {}, sig=sig,
+                   sig_data=("data:image/png;base64," + base64.b64encode(bytes(sig["png"])).decode()) if sig and sig.get("png") else None)  # fmt: skip
+    page = render(request, "receipt_public.html", ctx, status=status, lang=lang)
+    page.headers["X-Robots-Tag"] = "noindex, nofollow"
+    page.headers["Referrer-Policy"] = "no-referrer"  # the token never leaves in a Referer header
+    return page
+
+
+# ------------------------------------------------------------------ notices
+
+
+@router.get("/notices", response_class=HTMLResponse)
+def notices_page(request: Request, p: Any_) -> Response:
+    state = st(request)
+    with state.db.read() as conn:
+        found = notices.collect(conn, p, state.settings)
+    return render(request, "notices.html", {"notices": found})
 
 
 @router.get("/transactions/{txn_id}/receipt.pdf")
 def receipt_pdf(request: Request, txn_id: int, p: Any_) -> Response:
     state = st(request)
+    cfg = state.settings
     with state.db.read() as conn:
         d = txns.detail(conn, p, txn_id)
-    pdf = render_pdf(d["txn"], d["merchant"], d["signature"], state.tz, "en" if current_lang(request, state) == "en" else "zh")
+    url = ""
+    if cfg.public_url:  # without the public address a cardholder could not open it: no QR code
+        with state.db.write() as conn:
+            link_state, link = receipt_links.for_console(conn, p.username, d["txn"], cfg.keyring, cfg.receipt_link_days)
+        if link_state == "ok" and link is not None and link.token:
+            url = receipt_links.url_for(cfg.public_url, link.token)
+    pdf = render_pdf(d["txn"], d["merchant"], d["signature"], state.tz, "en" if current_lang(request, state) == "en" else "zh",
+                     receipt_url=url)  # fmt: skip
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="slip-{txn_id}.pdf"'})  # fmt: skip
 
@@ -477,7 +574,8 @@ def terminals_page(request: Request, p: Any_) -> Response:
     state = st(request)
     with state.db.read() as conn:
         rows = terminals.list_terminals(conn, p, state.tz)
-    return render(request, "terminals.html", {"rows": rows, "today": today(state.tz)})
+        lapsing = lapse_warnings(conn, None if p.is_acquirer else [p.merchant_id] if p.merchant_id else [])
+    return render(request, "terminals.html", {"rows": rows, "today": today(state.tz), "lapsing": lapsing})
 
 
 @router.get("/terminals/{terminal_id}", response_class=HTMLResponse)

@@ -26,12 +26,13 @@ from posgate.receipt.model import (
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """kind: title | centre | rule | text | pair | amount | signature | columns | blank.
+    """kind: title | centre | rule | text | pair | amount | signature | columns | qr | blank.
 
     ``pair``: label ``a`` and value ``b`` (``b`` empty: a heading whose content follows);
     ``amount``: label ``a``, amount text ``b``, printed large and right-aligned;
     ``signature``: ``a`` is ``signed`` | ``make_up`` | ``unsigned`` and ``b`` the mark to print;
-    ``columns``: name ``a``, count ``b``, amount ``c``.
+    ``columns``: name ``a``, count ``b``, amount ``c``;
+    ``qr``: the link ``a`` (a QR code where the renderer can draw one, else the link as text).
     """
 
     kind: str
@@ -114,6 +115,9 @@ def slip_rows(slip: Slip, lang: str = "zh", *, bilingual: bool = True) -> list[R
         zh, en = LABELS["acknowledge"]
         rows += [Row("text", t) for t in _two(zh, en, lang, bilingual)]
         rows.append(Row("rule"))
+    if slip.receipt_url:
+        rows.append(Row("centre", both("e_receipt", lang, bilingual)))
+        rows.append(Row("qr", slip.receipt_url))
     return rows
 
 

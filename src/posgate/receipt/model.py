@@ -100,6 +100,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "unsigned": ("未签名", "UNSIGNED"),
     "make_up": ("补签", "MAKE-UP SIGNATURE"),
     "reprint": ("重打印", "REPRINT"),
+    "e_receipt": ("扫码查看电子签购单", "SCAN FOR E-RECEIPT"),
     # settlement
     "domestic": ("内卡", "CUP CARDS"),
     "foreign": ("外卡", "FOREIGN CARDS"),
@@ -173,6 +174,9 @@ class Slip:
     reprint: bool = False
     txn_type_zh: str = ""  # override the operation's name
     txn_type_en: str = ""
+    # The cardholder's e-receipt link (the console's /r/<token>): printed as a QR code on the PDF
+    # and as text on a printer; empty when the console's public address is not known.
+    receipt_url: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "card_number", mask_card_number(self.card_number))

@@ -41,6 +41,9 @@ AMOUNT_SIZE = 10.0
 LEADING = 1.3  # line height / font size
 SIGNATURE_MAX_W = PAGE_WIDTH - 2 * MARGIN
 SIGNATURE_MAX_H = 22 * mm
+QR_SIZE = 30 * mm  # a phone reads a version 3-4 code of this size from a hand's length
+QR_QUIET = 4  # modules of white around the code, as the QR standard asks
+LINK_SIZE = 5.0
 
 _registered = False
 
@@ -55,7 +58,7 @@ def _font() -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    kind: str  # text | rule | line | image | columns
+    kind: str  # text | rule | line | image | columns | qr
     text: str = ""
     size: float = TEXT_SIZE
     align: str = "left"  # left | centre | right
@@ -150,12 +153,35 @@ def _steps(rows: Sequence[Row], signature_png: bytes | None) -> list[_Step]:
             else:
                 out.append(_Step("text", "", height=TEXT_SIZE))
             out += _text(row.b, TEXT_SIZE, "right" if row.a != "unsigned" else "left")
+        elif kind == "qr":
+            out.append(_Step("qr", row.a, height=QR_SIZE + 2 * mm))
+            out += _text(row.a, LINK_SIZE, "centre")
         elif kind == "columns":
             # name left, count in the middle, amount right: three texts on one baseline.
             out.append(_Step("columns", "\x00".join((row.a, row.b, row.c)), TEXT_SIZE, height=TEXT_SIZE * LEADING))
         else:  # pragma: no cover
             raise ValueError(f"unknown row kind {kind!r}")
     return out
+
+
+def _draw_qr(c: Canvas, url: str, x: float, y: float) -> None:
+    """The link as a QR code of QR_SIZE, lower left corner at (x, y): one filled square per dark
+    module (vector, so it stays sharp at any zoom and on any printer), quiet zone included."""
+    import segno
+
+    matrix = segno.make(url, error="m", micro=False).matrix
+    n = len(matrix) + 2 * QR_QUIET
+    cell = QR_SIZE / n
+    c.saveState()
+    c.setFillColorRGB(0, 0, 0)
+    c.setStrokeColorRGB(0, 0, 0)
+    c.setLineWidth(0)
+    for r, row in enumerate(matrix):
+        top = y + QR_SIZE - (r + QR_QUIET) * cell
+        for col, dark in enumerate(row):
+            if dark:
+                c.rect(x + (col + QR_QUIET) * cell, top - cell, cell, cell, stroke=0, fill=1)
+    c.restoreState()
 
 
 def _draw_page(c: Canvas, steps: list[_Step]) -> None:
@@ -176,6 +202,8 @@ def _draw_page(c: Canvas, steps: list[_Step]) -> None:
         elif s.kind == "image" and s.image is not None:
             x = left + (right_edge - left - s.image_w) / 2
             c.drawImage(ImageReader(s.image), x, y - s.height + 0.5 * mm, width=s.image_w, height=s.height - 1 * mm)
+        elif s.kind == "qr":
+            _draw_qr(c, s.text, (PAGE_WIDTH - QR_SIZE) / 2, y - 1 * mm - QR_SIZE)
         elif s.kind == "columns":
             name, count, amount = s.text.split("\x00")
             base = y - s.size

@@ -140,6 +140,8 @@ def lay_out(rows: list[Row], width: int = WIDTH_58MM) -> list[str]:
                 out += ["", "_" * width]
         elif kind == "columns":
             out += _columns(row.a, row.b, row.c, width)
+        elif kind == "qr":  # a text printer gets the link itself (cut to the paper's width)
+            out += wrap(row.a, width)
         else:  # pragma: no cover - a new row kind without a text form
             raise ValueError(f"unknown row kind {kind!r}")
     assert all(display_width(line) <= width for line in out), "a slip line is wider than the paper"

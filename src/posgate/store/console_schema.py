@@ -138,3 +138,24 @@ backups = Table(
     Column("status", String(16), nullable=False),  # ok | failed | pruned
     Column("detail", Text),
 )
+
+# E-receipt links (电子签购单链接): what a cardholder opens without an account. Only the SHA-256 of
+# the token is used to find a link (a copied database reveals no working link); the token itself
+# is kept sealed under the master key (keyring purpose ``receipt``) so the merchant's console can
+# show the same link and QR code again. A link expires, and the merchant may revoke it.
+receipt_links = Table(
+    "receipt_links",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("transaction_id", ForeignKey("transactions.id"), nullable=False, index=True),
+    Column("merchant_id", String(15), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_sealed", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_by", String(64)),
+    Column("opened", Integer, nullable=False, server_default="0"),
+    Column("last_opened_at", DateTime(timezone=True)),
+)

@@ -1,4 +1,5 @@
-// Make-up signature pad: finger, pen or mouse on a canvas (Pointer Events), sent as a PNG data URL.
+// Make-up signature pad: finger, pen or mouse on a canvas (Pointer Events, or Touch Events where a
+// browser has no Pointer Events), sent as a PNG data URL.
 (function () {
   "use strict";
   var canvas = document.getElementById("pad");
@@ -27,14 +28,9 @@
     return { x: (e.clientX - r.left) * canvas.width / r.width, y: (e.clientY - r.top) * canvas.height / r.height };
   }
   function update() { submit.disabled = !(inked && confirmBox.checked); }
-  canvas.addEventListener("pointerdown", function (e) {
-    drawing = true; last = pos(e);
-    if (canvas.setPointerCapture) { canvas.setPointerCapture(e.pointerId); }
-    e.preventDefault();
-  });
-  canvas.addEventListener("pointermove", function (e) {
+  function start(p) { drawing = true; last = p; }
+  function move(p) {
     if (!drawing) { return; }
-    var p = pos(e);
     ctx.strokeStyle = "#111";
     ctx.lineWidth = 4;
     ctx.lineCap = "round";
@@ -46,10 +42,28 @@
     last = p;
     inked = true;
     update();
-    e.preventDefault();
-  });
-  ["pointerup", "pointercancel", "pointerleave"].forEach(function (t) {
-    canvas.addEventListener(t, function () { drawing = false; });
+  }
+  function end() { drawing = false; }
+  if (window.PointerEvent) {
+    // Pointer Events cover mouse, pen and finger alike.
+    canvas.addEventListener("pointerdown", function (e) {
+      start(pos(e));
+      if (canvas.setPointerCapture) { canvas.setPointerCapture(e.pointerId); }
+      e.preventDefault();
+    });
+    canvas.addEventListener("pointermove", function (e) { move(pos(e)); e.preventDefault(); });
+    ["pointerup", "pointercancel"].forEach(function (t) { canvas.addEventListener(t, end); });
+  } else {
+    // Older phone browsers: Touch Events draw.
+    canvas.addEventListener("touchstart", function (e) { start(pos(e.changedTouches[0])); }, { passive: false });
+    canvas.addEventListener("touchmove", function (e) { move(pos(e.changedTouches[0])); }, { passive: false });
+    canvas.addEventListener("touchend", end);
+    canvas.addEventListener("touchcancel", end);
+  }
+  // A finger on the pad must never scroll or zoom the page (CSS touch-action: none says the same
+  // to browsers that honour it): cancel the touch events' default in every browser.
+  ["touchstart", "touchmove", "touchend"].forEach(function (t) {
+    canvas.addEventListener(t, function (e) { if (e.cancelable) { e.preventDefault(); } }, { passive: false });
   });
   document.getElementById("clear").addEventListener("click", reset);
   confirmBox.addEventListener("change", update);
