@@ -35,7 +35,7 @@ pytestmark = pytest.mark.browser
 
 USERS = ["admin", "support", "mart-admin", "mart-clerk", "bistro-admin"]
 MERCHANT_USERS = ["mart-admin", "mart-clerk", "bistro-admin"]
-SKIP_SUFFIXES = (".csv", ".pdf", ".png", "/download", "/evidence")
+SKIP_SUFFIXES = (".csv", ".pdf", ".png", ".webmanifest", "/download", "/evidence")
 SKIP_PATHS = {"/login", "/lang/{code}", "/health", "/metrics", "/logout"}
 
 # English words a Chinese page may show: brand and standard names, units, the product's name.
@@ -104,7 +104,8 @@ def _extra_rows(env: Env) -> None:
 
 def _pages(env: Env) -> list[str]:
     values = {"txn_id": env.ids.mart_unsigned, "entry_id": 1, "rid": 1, "terminal_id": "10000002", "merchant_id": MART,
-              "settlement_id": env.ids.settlement_id, "backup_id": 1, "user_id": 1, "day": today("Asia/Shanghai")}  # fmt: skip
+              "settlement_id": env.ids.settlement_id, "backup_id": 1, "user_id": 1, "day": today("Asia/Shanghai"),
+              "token": "no-such-receipt-link"}  # fmt: skip
     out = []
     for r in iter_routes(env.app.routes):
         if "GET" not in r.methods or r.path.startswith("/api/") or r.path in SKIP_PATHS or r.path.endswith(SKIP_SUFFIXES):

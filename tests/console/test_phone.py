@@ -191,6 +191,8 @@ def test_phone_screenshots(live: Live, phone: Any, browser: Any) -> None:
                 _finger(page, "[data-testid=pad]", [(0.1, 0.7), (0.25, 0.2), (0.45, 0.8), (0.65, 0.25), (0.9, 0.55)])
             page.screenshot(path=str(SHOTS / f"phone-{name}-{suffix}.png"), scale="css")
         url = page.locator("[data-testid=receipt-url]").inner_text()
+        page.locator("[data-testid=receipt-link-card]").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"phone-receipt-link-{suffix}.png"), scale="css")
         page.locator("[data-testid=more-menu]").tap()
         page.screenshot(path=str(SHOTS / f"phone-menu-{suffix}.png"), scale="css")
         ctx = browser.new_context(locale="zh-CN" if suffix == "zh" else "en-GB", **PHONE)
