@@ -91,15 +91,19 @@ def live(conn: Connection, txn_id: int, keyring: Any, now: datetime | None = Non
     return _link(row, keyring) if row is not None else None
 
 
-def for_console(conn: Connection, actor: str, txn: dict[str, Any], keyring: Any, days: int) -> tuple[str, Link | None]:
+def for_console(conn: Connection, actor: str, txn: dict[str, Any], keyring: Any, days: int,
+                create: bool = True) -> tuple[str, Link | None]:  # fmt: skip
     """``(state, link)`` for the transaction page: ``ok`` with the live link (made now for an
     approved transaction that never had one), ``revoked`` / ``expired`` with the last link (a new
-    one only on the merchant's request), ``none`` when the transaction has no e-receipt."""
+    one only on the merchant's request), ``none`` when the transaction has no e-receipt.
+    ``create=False`` (a read-only connection) answers ``missing`` instead of making the first link."""
     if not is_approved_row(txn):
         return "none", None
     row = conn.execute(select(receipt_links).where(L.transaction_id == txn["id"]).order_by(L.id.desc()).limit(1)
                        ).mappings().first()  # fmt: skip
     if row is None:
+        if not create:
+            return "missing", None
         link, token = issue(conn, actor, txn, keyring, days)
         return "ok", Link(**{**link.__dict__, "token": token})
     link = _link(row, keyring)

@@ -212,20 +212,31 @@ def transactions_csv(request: Request, p: Any_) -> Response:
 @router.get("/transactions/{txn_id}", response_class=HTMLResponse)
 def transaction_page(request: Request, txn_id: int, p: Any_) -> Response:
     state = st(request)
-    cfg = state.settings
     with state.db.read() as conn:
         d = txns.detail(conn, p, txn_id)
         refundable = makeup.refundable(conn, d["txn"])
         refunds = [r for r in makeup.refund_list(conn, p) if r["original_id"] == txn_id]
         annulled_by = annulment_of(conn, txn_id)
-    with state.db.write() as conn:  # an approved transaction gets its first e-receipt link here
-        link_state, link = receipt_links.for_console(conn, p.username, d["txn"], cfg.keyring, cfg.receipt_link_days)
+    link_state, link = _receipt_link(request, p, d["txn"])
     url = receipt_links.url_for(_public_base(request), link.token) if link is not None and link.token else None
     return render(request, "transaction.html", {
         "d": d, "x": d["txn"], "refundable": refundable, "refunds": refunds, "slip_text": _slip_text(request, d),
         "annulled_by": annulled_by, "link_state": link_state, "link": link, "link_url": url,
         "link_qr": receipt_links.qr_svg(url) if url and link_state == "ok" else None,
     })  # fmt: skip
+
+
+def _receipt_link(request: Request, p: Principal, txn: dict[str, Any]) -> tuple[str, Any]:
+    """The transaction's e-receipt link; an approved transaction gets its first one here (a write
+    transaction only then: the page is read far more often than a link is made)."""
+    state = st(request)
+    cfg = state.settings
+    with state.db.read() as conn:
+        found = receipt_links.for_console(conn, p.username, txn, cfg.keyring, cfg.receipt_link_days, create=False)
+    if found[0] != "missing":
+        return found
+    with state.db.write() as conn:
+        return receipt_links.for_console(conn, p.username, txn, cfg.keyring, cfg.receipt_link_days)
 
 
 def _public_base(request: Request) -> str:
@@ -318,8 +329,7 @@ def receipt_pdf(request: Request, txn_id: int, p: Any_) -> Response:
         d = txns.detail(conn, p, txn_id)
     url = ""
     if cfg.public_url:  # without the public address a cardholder could not open it: no QR code
-        with state.db.write() as conn:
-            link_state, link = receipt_links.for_console(conn, p.username, d["txn"], cfg.keyring, cfg.receipt_link_days)
+        link_state, link = _receipt_link(request, p, d["txn"])
         if link_state == "ok" and link is not None and link.token:
             url = receipt_links.url_for(cfg.public_url, link.token)
     pdf = render_pdf(d["txn"], d["merchant"], d["signature"], state.tz, "en" if current_lang(request, state) == "en" else "zh",
