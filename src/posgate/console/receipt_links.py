@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import threading
@@ -173,8 +174,10 @@ def open_link(conn: Connection, token: str, now: datetime | None = None) -> Open
     return Opened("ok", dict(txn), dict(m) if m else {}, latest_signature(conn, int(txn["id"])))
 
 
+@functools.lru_cache(maxsize=512)
 def qr_svg(url: str, scale: int = 4) -> str:
-    """The link as an inline SVG QR code (error correction M, 4-module quiet zone)."""
+    """The link as an inline SVG QR code (error correction M, 4-module quiet zone). Cached: segno
+    is pure Python (tens of ms a code) and a link's page is shown again and again."""
     import segno
 
     return str(segno.make(url, error="m", micro=False).svg_inline(scale=scale, dark="#111", light="#fff"))
