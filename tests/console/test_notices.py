@@ -97,3 +97,15 @@ def test_payouts_link_only_when_the_page_exists(env: Env) -> None:
     html = c.get("/").text
     assert 'data-testid="payouts-link"' in html and 'href="/payouts"' in html
     assert 'href="/payouts"' not in login(env.client(), "mart-clerk").get("/").text  # clerks see no money pages
+
+
+def test_api_notices(env: Env) -> None:
+    from .helpers import api_token
+
+    c = env.client()
+    items = c.get("/api/v1/notices", headers=api_token(c, "mart-clerk")).json()
+    assert [(i["key"], i["count"], i["href"]) for i in items] == [("unsigned", 1, "/unsigned"), ("not_signed_on", 1, "/terminals")]
+    assert items[1]["message"] == "1 terminals have not signed on today" and items[1]["items"] == ["10000002"]
+    staff = c.get("/api/v1/notices", headers={**api_token(c, "support"), "Accept-Language": "zh-CN"}).json()
+    assert staff[1]["message"] == "2 台终端今天尚未签到"
+    assert c.get("/api/v1/notices").status_code == 401

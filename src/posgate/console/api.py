@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from posgate.console import backup as backups_mod
-from posgate.console import dashboard, makeup, settlement, terminals, txns
-from posgate.console.app import ConsoleState
+from posgate.console import dashboard, makeup, notices, settlement, terminals, txns
+from posgate.console.app import ConsoleState, translator
 from posgate.console.audit_view import audit_entries
 from posgate.console.auth import (
     ACQUIRER,
@@ -194,6 +194,17 @@ def unsigned(request: Request, p: Any_) -> list[dict[str, Any]]:
     with state.db.read() as conn:
         rows = txns.unsigned_list(conn, p)
     return [dict(txns.api_item(r, state.tz, p.is_acquirer), overdue=r["flagged_at"] is not None) for r in rows]
+
+
+@router.get("/notices", tags=["notices"])
+def notices_list(request: Request, p: Any_) -> list[dict[str, Any]]:
+    """What wants attention (the console's bell): one item per kind with a count above zero."""
+    state = st(request)
+    _ = translator(request)
+    with state.db.read() as conn:
+        found = notices.collect(conn, p, state.settings)
+    return [{"key": n.key, "count": n.count, "message": _(n.message, n=n.count, **n.fields), "href": n.href,
+             "items": list(n.items)} for n in found]  # fmt: skip
 
 
 # ------------------------------------------------------------------ make-up entries, differences
