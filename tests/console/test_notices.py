@@ -109,3 +109,18 @@ def test_api_notices(env: Env) -> None:
     staff = c.get("/api/v1/notices", headers={**api_token(c, "support"), "Accept-Language": "zh-CN"}).json()
     assert staff[1]["message"] == "2 台终端今天尚未签到"
     assert c.get("/api/v1/notices").status_code == 401
+
+
+def test_register_failed_payouts_once(env: Env) -> None:
+    def count_failed_payouts(session: Any, merchant_id: str | None = None) -> int:  # the payouts part's signature
+        return 1 if merchant_id == BISTRO else 0
+
+    before = list(notices.PROVIDERS)
+    try:
+        notices.register_failed_payouts(count_failed_payouts)
+        notices.register_failed_payouts(count_failed_payouts)  # wired twice by mistake: still one line
+        assert len(notices.PROVIDERS) == len(before) + 1
+        assert _counts(env, "bistro-admin")[0]["failed_payouts"] == 1
+        assert "failed_payouts" not in _counts(env, "mart-admin")[0]
+    finally:
+        notices.PROVIDERS[:] = before

@@ -5,10 +5,10 @@ A notice comes from a *provider*: a function ``(conn, principal, settings) -> No
 unsigned past ``unsigned_after_minutes``, terminals not signed on today, merchants one day from
 suspension (the lapse sweep's own rule, :func:`posgate.store.admin.lapse_warnings`) — and
 :func:`register` adds another part's. :func:`count_provider` turns a plain counter such as the
-payouts part's ``count_failed_payouts(conn, merchant_id=None)`` into a provider::
+payouts part's ``count_failed_payouts(conn, merchant_id=None)`` into a provider, and
+:func:`register_failed_payouts` does just that for it::
 
-    notices.register(notices.count_provider("failed_payouts", notices.FAILED_PAYOUTS, "/payouts",
-                                            lambda conn, mid: count_failed_payouts(conn, merchant_id=mid)))
+    notices.register_failed_payouts(count_failed_payouts)
 
 Merchant roles see their own merchant's notices; the acquirer's staff see everybody's.
 A provider that fails is skipped (logged), so one broken part never takes the console down.
@@ -102,9 +102,17 @@ PROVIDERS: list[Provider] = [unsigned_overdue, terminals_not_signed_on, lapsing_
 
 
 def register(provider: Provider) -> None:
-    """Add a provider (once: registering the same function again changes nothing)."""
-    if provider not in PROVIDERS:
+    """Add a provider (once: the same function, or another of the same name, changes nothing)."""
+    name = getattr(provider, "__name__", None)
+    if provider not in PROVIDERS and not any(getattr(q, "__name__", None) == name for q in PROVIDERS):
         PROVIDERS.append(provider)
+
+
+def register_failed_payouts(count_failed_payouts: Callable[..., int]) -> None:
+    """The payouts part's counter ``count_failed_payouts(conn, merchant_id=None) -> int`` as the
+    "failed payouts" notice, linking to ``/payouts`` (one call where the application is built)."""
+    register(count_provider("failed_payouts", FAILED_PAYOUTS, "/payouts",
+                            lambda conn, mid: count_failed_payouts(conn, merchant_id=mid)))  # fmt: skip
 
 
 def collect(conn: Connection, p: Principal, settings: Any, providers: list[Provider] | None = None) -> list[Notice]:
