@@ -1,6 +1,6 @@
 """One business day on both sides, built so that every matching outcome occurs once.
 
-Acquirer (``transactions``, day 2026-12-01, Demo Mart):      network (``network_transactions``):
+Acquirer (``transactions``, day 2025-06-01, Demo Mart):      network (``network_transactions``):
   1 sale 100.00                                              sale 100.00 (twice: a duplicate)
   2 sale 50.00                                               sale 55.00           amount mismatch
   3 sale 30.00, reversed by us                               sale 30.00           response mismatch
@@ -22,8 +22,8 @@ from sqlalchemy import Connection, insert
 from posgate.domain.masking import mask_pan
 from posgate.store import schema as s
 
-DAY = "2026-12-01"
-DATE = "20261201"
+DAY = "2025-06-01"
+DATE = "20250601"
 MART = "898100012340001"
 PAN = "6212142000000000012"
 EXPECTED = {"matched": 2, "amount_mismatch": 1, "response_mismatch": 1, "missing_ours": 1, "missing_theirs": 1,
@@ -33,7 +33,7 @@ EXPECTED = {"matched": 2, "amount_mismatch": 1, "response_mismatch": 1, "missing
 def add_txn(conn: Connection, keyring: Any, *, stan: str, amount: int, op: str = "sale", pc: str = "000000", rc: str = "00",
             status: str | None = None, mti: str = "0200", tid: str = "10000001", day: str = DAY) -> int:  # fmt: skip
     values = dict(
-        created_at=datetime(2026, 12, 1, 3, 0, tzinfo=UTC), day=day, terminal_id=tid, merchant_id=MART, batch_no="000001",
+        created_at=datetime(2025, 6, 1, 3, 0, tzinfo=UTC), day=day, terminal_id=tid, merchant_id=MART, batch_no="000001",
         stan=stan, mti=mti, operation=op, processing_code=pc, amount=amount, currency="156", pan_hash=keyring.pan_hash(PAN),
         pan_masked=mask_pan(PAN), pan_enc=keyring.encrypt_pan(PAN), card_organisation="CUP", entry_mode="021",
         response_code=rc, auth_code="123456" if rc == "00" else None, rrn=f"000000{stan}",
@@ -63,8 +63,8 @@ def network_row(stan: str, amount: int, *, pc: str = "000000", mti: str = "0200"
         business_date=DATE, acquirer_id="00049990", forwarding_id=None, rrn=f"000000{stan}", stan=stan,
         terminal_id="10000001", merchant_id=MART, mti=mti, processing_code=pc, amount_cents=amount, currency="156",
         response_code=rc, auth_code="123456" if rc == "00" else None, pan_masked=mask_pan(PAN), pan_token="ab" * 32,
-        card_kind="debit", transmission_time="1201110000", original_stan=None, original_rrn=None, stand_in=False,
-        kind=kind, reversed=reversed, created_at=datetime(2026, 12, 1, 3, 0, tzinfo=UTC),
+        card_kind="debit", transmission_time="0601110000", original_stan=None, original_rrn=None, stand_in=False,
+        kind=kind, reversed=reversed, created_at=datetime(2025, 6, 1, 3, 0, tzinfo=UTC),
     )  # fmt: skip
 
 
@@ -94,3 +94,28 @@ def write_network_day(url: str, rows: list[dict[str, Any]] | None = None) -> Non
             conn.execute(insert(network_transactions), rows if rows is not None else network_day())
     finally:
         engine.dispose()
+
+
+def import_day(db: Any) -> int:
+    """The day on both sides in ``db`` (a migrated acquirer database with the demo data),
+    the network's file made from :func:`network_day` and imported; returns the import's id."""
+    from posgate.clearing.file import format_clearing_file
+    from posgate.clearing.network_records import (
+        clearing_rows,
+        create_network_schema,
+        network_transactions,
+        to_record,
+    )
+    from posgate.clearing.service import import_file
+    from posgate.store.engine import make_engine
+
+    net = make_engine("sqlite://")  # one connection: the in-memory network database lives as long as it
+    with net.connect() as nconn:
+        create_network_schema(nconn)
+        nconn.execute(insert(network_transactions), network_day())
+        records = [to_record(r) for r in clearing_rows(nconn, DATE)]
+    net.dispose()
+    data = format_clearing_file(records, business_date=DATE, sender="CUPNETWORK", created="20261202010000")
+    with db.engine.begin() as conn:
+        acquirer_day(conn, db.keyring)
+        return import_file(conn, data, file_name=f"IND{DATE[2:]}01ACOM", actor="night-ops").file_id

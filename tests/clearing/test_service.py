@@ -3,6 +3,8 @@ with the file written from a real network database."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import func, select
 
@@ -61,7 +63,7 @@ def test_import_matches_every_record(db, day) -> None:
     result = _import(db, path)
     assert result.outcomes == EXPECTED and result.records == 6 and result.differences == 5
     with db.engine.connect() as conn:
-        rep = report(conn, "2026-12-01")
+        rep = report(conn, "2025-06-01")
         recs = conn.execute(select(cs.clearing_records.c.outcome, cs.clearing_records.c.txn_id)
                             .order_by(cs.clearing_records.c.line)).all()  # fmt: skip
     assert [d["kind"] for d in rep["differences"]] == ["duplicate", "amount_mismatch", "response_mismatch", "missing_ours",
@@ -76,16 +78,18 @@ def test_import_matches_every_record(db, day) -> None:
     )
 
 
-def test_the_same_file_twice_is_refused_and_changes_nothing(db, day) -> None:
+def test_the_same_file_twice_is_refused_and_changes_nothing(db, day, network_url, tmp_path) -> None:
     _, path = day
     _import(db, path)
     before = _counts(db)
-    with pytest.raises(ClearingError, match="imported already"):
+    with pytest.raises(ClearingError, match="imported already") as e:
         _import(db, path)
-    other = path.read_bytes().replace(b"20261201000000", b"20261201000001")  # header's created time only
-    with pytest.raises((ClearingError, ClearingFileError)):
-        with db.engine.begin() as conn:
-            import_file(conn, other, file_name="again", actor="ops")
+    assert e.value.status == 409
+    second = tmp_path / "second"
+    build_clearing_file(network_url, DATE, second, now=datetime(2025, 6, 2, 1, 0, tzinfo=UTC))
+    assert second.read_bytes() != path.read_bytes()  # another file (its creation time) for the same day
+    with pytest.raises(ClearingError, match="second file for the same day"):
+        _import(db, second)
     assert _counts(db) == before
 
 
