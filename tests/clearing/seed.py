@@ -96,7 +96,7 @@ def write_network_day(url: str, rows: list[dict[str, Any]] | None = None) -> Non
         engine.dispose()
 
 
-def import_day(db: Any) -> int:
+def import_day(db: Any, actor: str = "admin") -> int:
     """The day on both sides in ``db`` (a migrated acquirer database with the demo data),
     the network's file made from :func:`network_day` and imported; returns the import's id."""
     from posgate.clearing.file import format_clearing_file
@@ -118,4 +118,4 @@ def import_day(db: Any) -> int:
     data = format_clearing_file(records, business_date=DATE, sender="CUPNETWORK", created="20261202010000")
     with db.engine.begin() as conn:
         acquirer_day(conn, db.keyring)
-        return import_file(conn, data, file_name=f"IND{DATE[2:]}01ACOM", actor="night-ops").file_id
+        return import_file(conn, data, file_name=f"IND{DATE[2:]}01ACOM", actor=actor).file_id

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from posgate.cli import app
 from posgate.store import clearing_schema as cs
 
-from .seed import DATE, EXPECTED, acquirer_day, write_network_day
+from .seed import DATE, EXPECTED, PAN, acquirer_day, write_network_day
 
 runner = CliRunner()
 
@@ -31,6 +31,7 @@ def test_network_file_import_report(db, network_url, tmp_path) -> None:
     assert r.exit_code == 0, r.output
     assert "6 records" in r.output and "debits 5 / 295.00" in r.output and "credits 1 / 8.00" in r.output
     assert out.read_bytes().startswith(b"H ACOM 01 20250601 CUPNETWORK")
+    assert PAN.encode() not in out.read_bytes() and b"621214*********0012" in out.read_bytes()  # masked only
 
     r = run("clearing", "import", str(out), "--db", db.url, "--by", "night-ops", "--json")
     assert r.exit_code == 0, r.output

@@ -191,3 +191,35 @@ def test_keep_ours_and_refusals(db, day) -> None:
     assert res == {"status": "approved", "result_txn_id": None}
     with db.engine.begin() as conn, pytest.raises(ClearingError, match="waiting"):
         decide(conn, "carol", dup["id"], True, "", TZ)
+
+
+def test_two_checkers_at_once_write_one_adjustment(db, day) -> None:
+    """The second checker's decision waits for the first one's transaction, then finds nothing
+    pending: the ledger gets one row, not two."""
+    import threading
+
+    _import(db, day[1])
+    d = _diff(db, "missing_ours")
+    with db.engine.begin() as conn:
+        propose(conn, "alice", d["id"], "follow_network", "cleared by the network")
+    first_done, outcome = threading.Event(), {}
+
+    def second() -> None:
+        first_done.wait(10)
+        try:
+            with db.engine.begin() as conn:
+                outcome["second"] = decide(conn, "carol", d["id"], True, "", TZ)
+        except ClearingError as e:
+            outcome["second"] = e
+
+    t = threading.Thread(target=second)
+    t.start()
+    with db.engine.begin() as conn:
+        outcome["first"] = decide(conn, "bob", d["id"], True, "", TZ)
+        first_done.set()  # the second starts while the first transaction is still open
+    t.join(30)
+    assert not t.is_alive()
+    assert outcome["first"]["status"] == "approved" and isinstance(outcome["second"], ClearingError)
+    with db.engine.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(s.transactions).where(s.transactions.c.source == "clearing")).scalar_one()
+    assert n == 1

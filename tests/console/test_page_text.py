@@ -106,15 +106,14 @@ def _extra_rows(env: Env) -> None:
 def _clearing_rows(env: Env) -> None:
     """An imported clearing file: differences open, waiting for approval and resolved."""
     from clearing.seed import import_day
-
     from posgate.clearing import service
 
     import_day(env.db)
     with env.db.engine.begin() as conn:
         diffs = {d["kind"]: d["id"] for d in service.differences(conn)}
-        service.propose(conn, "support", diffs["amount_mismatch"], "follow_network", "slip says 55.00")
+        service.propose(conn, "support", diffs["amount_mismatch"], "follow_network", "签购单金额为 55.00")
         service.decide(conn, "admin", diffs["amount_mismatch"], True, "", "Asia/Shanghai")
-        service.propose(conn, "support", diffs["duplicate"], "keep_ours", "the network reverses it")
+        service.propose(conn, "support", diffs["duplicate"], "keep_ours", "由网络冲销重复记录")
 
 
 def _pages(env: Env) -> list[str]:

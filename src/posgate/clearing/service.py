@@ -316,12 +316,15 @@ def propose(
         if known is None:
             raise ClearingError("Merchant {mid} is not one of ours: keep our record and ask the network.", 409,
                                 mid=d["merchant_id"])  # fmt: skip
+    # Claim the difference first: of two people proposing at once, the second finds it taken.
+    claimed = conn.execute(
+        update(clearing_differences).where(D.id == diff_id, D.status == "open").values(status="proposed")
+    )
+    if claimed.rowcount != 1:
+        raise ClearingError("This difference has a proposal waiting for a decision, or is resolved.", 409)
     rid = conn.execute(insert(clearing_resolutions).values(
         difference_id=diff_id, action=action, note=note[:2000], status="pending", proposed_by=actor[:64], proposed_at=now,
     ).returning(S.id)).scalar_one()  # fmt: skip
-    conn.execute(
-        update(clearing_differences).where(D.id == diff_id, D.status == "open").values(status="proposed")
-    )
     audit(conn, actor=actor, action="clearing.proposed", object_type="clearing_difference", object_id=str(diff_id),
           merchant_id=d["merchant_id"], before={"status": "open"},
           after={"status": "proposed", "resolution": int(rid), "action": action, "note": note}, at=now)  # fmt: skip
@@ -341,18 +344,26 @@ def decide(conn: Connection, actor: str, diff_id: int, approve: bool, note: str,
     if not approve:
         if not note:
             raise ClearingError("Say why you reject it; the proposer will read it.")
-        conn.execute(update(clearing_resolutions).where(S.id == res["id"], S.status == "pending")
-                     .values(status="rejected", decided_by=actor[:64], decided_at=now, decision_note=note[:2000]))  # fmt: skip
+        _claim(
+            conn,
+            res["id"],
+            dict(status="rejected", decided_by=actor[:64], decided_at=now, decision_note=note[:2000]),
+        )
         conn.execute(update(clearing_differences).where(D.id == diff_id).values(status="open"))
         audit(conn, actor=actor, action="clearing.rejected", object_type="clearing_difference", object_id=str(diff_id),
               merchant_id=d["merchant_id"], before={"status": "proposed"}, after={"status": "open", "note": note}, at=now)  # fmt: skip
         return {"status": "rejected", "result_txn_id": None}
+    _claim(
+        conn,
+        res["id"],
+        dict(status="approved", decided_by=actor[:64], decided_at=now, decision_note=note[:2000] or None),
+    )
     result_txn_id = None
     if res["action"] == "follow_network":
         result_txn_id = _apply(conn, full, res, actor, tz, now)
-    conn.execute(update(clearing_resolutions).where(S.id == res["id"], S.status == "pending").values(
-        status="approved", decided_by=actor[:64], decided_at=now, decision_note=note[:2000] or None,
-        result_txn_id=result_txn_id))  # fmt: skip
+        conn.execute(
+            update(clearing_resolutions).where(S.id == res["id"]).values(result_txn_id=result_txn_id)
+        )
     conn.execute(update(clearing_differences).where(D.id == diff_id)
                  .values(status="resolved", resolved_at=now, resolved_by=actor[:64]))  # fmt: skip
     audit(conn, actor=actor, action="clearing.resolved", object_type="clearing_difference", object_id=str(diff_id),
@@ -360,6 +371,16 @@ def decide(conn: Connection, actor: str, diff_id: int, approve: bool, note: str,
           after={"status": "resolved", "action": res["action"], "proposed_by": res["proposed_by"],
                  "result_txn_id": result_txn_id, "note": note or None}, at=now)  # fmt: skip
     return {"status": "approved", "result_txn_id": result_txn_id}
+
+
+def _claim(conn: Connection, resolution_id: int, values: dict[str, Any]) -> None:
+    """Decide a pending proposal, or fail: two checkers deciding at once cannot both write to the
+    ledger (on PostgreSQL the second UPDATE waits for the first, then matches no pending row)."""
+    done = conn.execute(
+        update(clearing_resolutions).where(S.id == resolution_id, S.status == "pending").values(**values)
+    )
+    if done.rowcount != 1:
+        raise ClearingError("There is no proposal waiting for a decision.", 409)
 
 
 def _apply(
