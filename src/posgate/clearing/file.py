@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,38 +278,60 @@ def write_clearing_file(path: str | Path, records: Sequence[ClearingRecord], *, 
 # ------------------------------------------------------------------ reading
 
 
-def _fields(text: str, kind: str, cols: Sequence[Col], lineno: int) -> dict[str, str]:
-    want = _length(cols)
-    if len(text) != want:
+@dataclass(frozen=True)
+class _Layout:
+    """A record type's columns with their offsets, computed once (a day's file has many lines)."""
+
+    name: str
+    length: int
+    spans: tuple[tuple[Col, int], ...]  # (column, 0-based index of its first character)
+    where: dict[str, int]  # attribute or name -> 1-based column, for error messages
+
+    @classmethod
+    def of(cls, name: str, cols: Sequence[Col]) -> _Layout:
+        spans, pos = [], 2
+        for c in cols:
+            spans.append((c, pos))
+            pos += c.width + 1
+        return cls(name, _length(cols), tuple(spans), {(c.attr or c.name): i + 1 for c, i in spans})
+
+
+_LAYOUTS = {
+    "H": _Layout.of("header", HEADER),
+    "D": _Layout.of("detail", DETAIL),
+    "T": _Layout.of("trailer", TRAILER),
+}
+_BAD_BYTE = re.compile(rb"[^\x20-\x7e\n]")
+
+
+def _fields(text: str, kind: str, lineno: int) -> dict[str, str]:
+    layout = _LAYOUTS[kind]
+    if len(text) != layout.length:
         raise ClearingFileError(
-            f"a {_RECORD_NAMES[kind]} record is {want} characters long, this line has {len(text)}", lineno
+            f"a {layout.name} record is {layout.length} characters long, this line has {len(text)}", lineno
         )
-    out: dict[str, str] = {}
-    pos = 1  # 0-based index of the separator before the column
-    for c in cols:
-        if text[pos] != SEP:
-            raise ClearingFileError("expected a space between columns", lineno, pos + 1)
-        start = pos + 1
+    out: dict[str, str] = {"@": kind}
+    for c, start in layout.spans:
+        if text[start - 1] != SEP:
+            raise ClearingFileError("expected a space between columns", lineno, start)
         raw = text[start : start + c.width]
         value = raw.rstrip(" ")
-        if c.kind == "n" and value and not (value.isdigit() and value.isascii() and len(value) == c.width):
-            raise ClearingFileError(f"expected {c.width} digits, got {raw!r}", lineno, start + 1, c.name)
-        if value.startswith(" "):
-            raise ClearingFileError(f"text must be left-justified, got {raw!r}", lineno, start + 1, c.name)
-        if c.required and not value:
+        if value:
+            if c.kind == "n" and not (len(value) == c.width and value.isdigit() and value.isascii()):
+                raise ClearingFileError(f"expected {c.width} digits, got {raw!r}", lineno, start + 1, c.name)
+            if value[0] == " ":
+                raise ClearingFileError(
+                    f"text must be left-justified, got {raw!r}", lineno, start + 1, c.name
+                )
+        elif c.required:
             raise ClearingFileError("this column may not be blank", lineno, start + 1, c.name)
         if c.attr:
             out[c.attr] = value
-        out["@" + (c.attr or c.name)] = str(start + 1)
-        pos = start + c.width
     return out
 
 
-_RECORD_NAMES = {"H": "header", "D": "detail", "T": "trailer"}
-
-
 def _col(f: dict[str, str], attr: str) -> int:
-    return int(f["@" + attr])
+    return _LAYOUTS[f["@"]].where[attr]
 
 
 def _check_date(value: str, lineno: int, column: int, name: str) -> None:
@@ -366,18 +389,18 @@ def parse_clearing_file(data: bytes) -> ClearingFile:
     """The file's header, records and totals; :class:`ClearingFileError` for anything wrong."""
     if not data:
         raise ClearingFileError("the file is empty")
-    for i, byte in enumerate(data):
-        if byte != 0x0A and not 0x20 <= byte < 0x7F:
-            lineno = data.count(b"\n", 0, i) + 1
-            column = i - (data.rfind(b"\n", 0, i) + 1) + 1
-            raise ClearingFileError(f"byte 0x{byte:02x} is not printable ASCII", lineno, column)
+    bad = _BAD_BYTE.search(data)
+    if bad is not None:
+        i = bad.start()
+        lineno, column = data.count(b"\n", 0, i) + 1, i - (data.rfind(b"\n", 0, i) + 1) + 1
+        raise ClearingFileError(f"byte 0x{data[i]:02x} is not printable ASCII", lineno, column)
     if not data.endswith(b"\n"):
         raise ClearingFileError("the last line has no line end: the file is cut short", data.count(b"\n") + 1)
     text = data.decode("ascii")
     lines = text.split("\n")[:-1]
     if not lines or not lines[0].startswith("H"):
         raise ClearingFileError("the first line must be the header (H)", 1, 1)
-    h = _fields(lines[0], "H", HEADER, 1)
+    h = _fields(lines[0], "H", 1)
     if h["format"] != FORMAT:
         raise ClearingFileError(f"format {h['format']!r}, expected {FORMAT}", 1, _col(h, "format"), "format")
     if h["version"] != VERSION:
@@ -393,7 +416,7 @@ def parse_clearing_file(data: bytes) -> ClearingFile:
         if trailer_at is not None:
             raise ClearingFileError("a line after the trailer", n, 1)
         if kind == "D":
-            records.append(_detail(_fields(line, "D", DETAIL, n), n, h["business_date"]))
+            records.append(_detail(_fields(line, "D", n), n, h["business_date"]))
             where.append(n)
         elif kind == "T":
             trailer_at = n
@@ -403,7 +426,7 @@ def parse_clearing_file(data: bytes) -> ClearingFile:
             raise ClearingFileError(f"unknown record type {kind!r}: H, D or T", n, 1)
     if trailer_at is None:
         raise ClearingFileError("no trailer (T): the file is incomplete", len(lines) + 1)
-    t = _fields(lines[trailer_at - 1], "T", TRAILER, trailer_at)
+    t = _fields(lines[trailer_at - 1], "T", trailer_at)
     body = data[: sum(len(x) + 1 for x in lines[: trailer_at - 1])]
     digest = hashlib.sha256(body).hexdigest()
     if t["sha256"] != digest:
