@@ -100,12 +100,26 @@ def _extra_rows(env: Env) -> None:
     r = c.post("/api/v1/refund-requests", headers=clerk, json={"original_id": env.ids.mart_sale_for_refund, "amount": 10_00,
                                                                "reason": "顾客退货"})  # fmt: skip
     assert r.status_code == 201, r.text
+    _clearing_rows(env)
+
+
+def _clearing_rows(env: Env) -> None:
+    """An imported clearing file: differences open, waiting for approval and resolved."""
+    from clearing.seed import import_day
+    from posgate.clearing import service
+
+    import_day(env.db)
+    with env.db.engine.begin() as conn:
+        diffs = {d["kind"]: d["id"] for d in service.differences(conn)}
+        service.propose(conn, "support", diffs["amount_mismatch"], "follow_network", "签购单金额为 55.00")
+        service.decide(conn, "admin", diffs["amount_mismatch"], True, "", "Asia/Shanghai")
+        service.propose(conn, "support", diffs["duplicate"], "keep_ours", "由网络冲销重复记录")
 
 
 def _pages(env: Env) -> list[str]:
     values = {"txn_id": env.ids.mart_unsigned, "entry_id": 1, "rid": 1, "terminal_id": "10000002", "merchant_id": MART,
               "settlement_id": env.ids.settlement_id, "backup_id": 1, "user_id": 1, "day": today("Asia/Shanghai"),
-              "token": "no-such-receipt-link"}  # fmt: skip
+              "token": "no-such-receipt-link", "diff_id": 1}  # fmt: skip
     out = []
     for r in iter_routes(env.app.routes):
         if "GET" not in r.methods or r.path.startswith("/api/") or r.path in SKIP_PATHS or r.path.endswith(SKIP_SUFFIXES):
@@ -114,7 +128,8 @@ def _pages(env: Env) -> list[str]:
     # pages reached with query strings, and the other seeded records
     out += [f"/transactions/{env.ids.mart_declined}", f"/transactions/{env.ids.bistro_unsigned}",
             f"/settlement/batches/{env.ids.settlement_id + 1}", "/makeup?status=pending", "/makeup/new?kind=annul",
-            "/sign-ons?kind=refused", "/terminals/10000001", "/terminals/20000001"]  # fmt: skip
+            "/sign-ons?kind=refused", "/terminals/10000001", "/terminals/20000001", "/clearing?status=proposed",
+            "/clearing/differences/2", "/clearing/differences/5"]  # fmt: skip
     return sorted(set(out))
 
 

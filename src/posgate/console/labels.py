@@ -29,7 +29,17 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "source": {
         "terminal": "POS terminal", "makeup": "Make-up entry", "console": "Console", "batch_upload": "Batch upload",
+        "clearing": "Daily clearing",
     },
+    # daily clearing (posgate.clearing): a record's matching outcome, a difference's state, a resolution
+    "clearing_outcome": {
+        "matched": "Matched", "amount_mismatch": "Amounts differ", "response_mismatch": "Approved on one side only",
+        "missing_ours": "Missing on our side", "missing_theirs": "Missing on the network's side",
+        "duplicate": "Twice in the network's file", "no_effect": "Declined, nothing owed",
+    },
+    "clearing_status": {"open": "Open", "proposed": "Waiting for approval", "resolved": "Resolved"},
+    "clearing_action": {"follow_network": "Follow the network's record (adjust our ledger)",
+                        "keep_ours": "Keep our record (the network corrects its side)"},
     "proposal_status": {"pending": "Waiting for approval", "approved": "Approved by a second person", "rejected": "Rejected"},
     "refund_status": {"pending": "Waiting for approval", "rejected": "Rejected", "executed": "Refunded",
                       "failed": "Refund failed"},
@@ -77,7 +87,8 @@ LABELS: dict[str, dict[str, str]] = {
     "vote": {"prepared": "Continue", "aborted": "Declined", "done": "Finished"},
     "object_type": {"card": "Test card", "setting": "Setting", "user": "User", "client": "Client address", "transaction": "Transaction", "terminal": "Terminal",
                     "merchant": "Merchant", "backup": "Backup", "difference": "Difference",
-                    "makeup_entry": "Make-up entry", "refund_request": "Refund request"},
+                    "makeup_entry": "Make-up entry", "refund_request": "Refund request",
+                    "clearing_file": "Clearing file", "clearing_difference": "Clearing difference"},
     "audit_action": {
         "login.ok": "Logged in", "login.failed": "Failed login", "login.refused_locked": "Login refused (too many failures)",
         "login.refused_disabled": "Login refused (account disabled)", "logout": "Logged out",
@@ -97,6 +108,8 @@ LABELS: dict[str, dict[str, str]] = {
         "merchant.suspend": "Merchant suspended", "merchant.reinstate": "Merchant reinstated", "merchant.add": "Merchant added",
         "backup.created": "Backup written", "backup.downloaded": "Backup downloaded", "backup.pruned": "Backup deleted",
         "duplicate_stan": "Duplicate voucher number", "card.add": "Test card added", "setting.set": "Setting changed",
+        "clearing.imported": "Clearing file imported", "clearing.proposed": "Clearing resolution proposed",
+        "clearing.resolved": "Clearing difference resolved", "clearing.rejected": "Clearing resolution rejected",
     },
 }  # fmt: skip
 
