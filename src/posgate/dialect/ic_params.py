@@ -233,7 +233,9 @@ def _percent(value: int, what: str) -> int:
 
 def capk_check_value(rid: str, index: str, modulus: str, exponent: str) -> str:
     """SHA-1 over RID ‖ index ‖ modulus ‖ exponent (EMV Book 2, 11.2.2): the CAPK check value."""
-    return hashlib.sha1(bytes.fromhex(rid + index + modulus + exponent)).hexdigest().upper()
+    # SHA-1 is what EMV fixes for this check value (DF06 = 01); it guards against typos, not attacks.
+    digest = hashlib.sha1(bytes.fromhex(rid + index + modulus + exponent), usedforsecurity=False)
+    return digest.hexdigest().upper()
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,12 @@ from posgate.host.participants.decode import Decode
 from posgate.host.participants.duplicates import CheckDuplicate
 from posgate.host.participants.echo import Echo
 from posgate.host.participants.fields import CheckBatch, CheckFields
-from posgate.host.participants.ic_params import CheckNoCvmLimit, DownloadIcParams, EndIcDownload, QueryIcParams
+from posgate.host.participants.ic_params import (
+    CheckNoCvmLimit,
+    DownloadIcParams,
+    EndIcDownload,
+    QueryIcParams,
+)
 from posgate.host.participants.identify import CheckMerchantActive, IdentifyTerminal
 from posgate.host.participants.mac import CheckMac
 from posgate.host.participants.offline import FindAdjustOriginal, KeepTerminalAuthCode
