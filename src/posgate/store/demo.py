@@ -141,7 +141,7 @@ def _ic_params(conn: Connection) -> int:
         if aid.aid not in have_aids:
             ic_params.put_aid(conn, aid, actor=ACTOR, flag=False)
             created += 1
-    have_capks = set(conn.execute(select(s.ic_capks.c.rid, s.ic_capks.c.key_index)).tuples())
+    have_capks = {(r[0], r[1]) for r in conn.execute(select(s.ic_capks.c.rid, s.ic_capks.c.key_index))}
     for capk in UNIONPAY_TEST_CAPKS:
         if capk.key not in have_capks:
             ic_params.put_capk(conn, capk, actor=ACTOR, flag=False)
