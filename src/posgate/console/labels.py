@@ -75,7 +75,8 @@ LABELS: dict[str, dict[str, str]] = {
     "vote": {"prepared": "Continue", "aborted": "Declined", "done": "Finished"},
     "object_type": {"card": "Test card", "setting": "Setting", "user": "User", "client": "Client address", "transaction": "Transaction", "terminal": "Terminal",
                     "merchant": "Merchant", "backup": "Backup", "difference": "Difference",
-                    "makeup_entry": "Make-up entry", "refund_request": "Refund request"},
+                    "makeup_entry": "Make-up entry", "refund_request": "Refund request",
+                    "aid": "IC application", "capk": "CA public key"},
     "audit_action": {
         "login.ok": "Logged in", "login.failed": "Failed login", "login.refused_locked": "Login refused (too many failures)",
         "login.refused_disabled": "Login refused (account disabled)", "logout": "Logged out",
@@ -95,6 +96,9 @@ LABELS: dict[str, dict[str, str]] = {
         "merchant.suspend": "Merchant suspended", "merchant.reinstate": "Merchant reinstated", "merchant.add": "Merchant added",
         "backup.created": "Backup written", "backup.downloaded": "Backup downloaded", "backup.pruned": "Backup deleted",
         "duplicate_stan": "Duplicate voucher number", "card.add": "Test card added", "setting.set": "Setting changed",
+        "ic.aid.add": "IC parameters added", "ic.aid.replace": "IC parameters changed",
+        "ic.aid.remove": "IC parameters removed", "ic.capk.add": "CA public key added",
+        "ic.capk.replace": "CA public key replaced", "ic.capk.remove": "CA public key removed",
     },
 }  # fmt: skip
 
