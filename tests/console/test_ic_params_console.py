@@ -58,12 +58,13 @@ def test_change_a_limit_refuse_a_bad_key_remove(env: Env) -> None:
     r = web.post("/ic-params/capks", data=bad, follow_redirects=True)
     assert f"校验值 {KEY.check_value} 与公钥不符" in r.text and 'data-capk="A0000003330A"' not in r.text
     assert _pending(env) == {(False, True)}  # nothing changed
-    r = web.post("/ic-params/capks/A000000333/09/remove", data={"csrf_token": csrf}, follow_redirects=True)
+    r = web.post("/ic-params/capks/remove", data={"csrf_token": csrf, "rid": "A000000333", "index": "09"},
+                 follow_redirects=True)  # fmt: skip
     assert "已删除" in r.text and 'data-capk="A00000033309"' not in r.text
     assert _pending(env) == {(True, True)}
     r = web.post("/ic-params/capks", data={**bad, "index": "09"}, follow_redirects=True)
     assert 'data-capk="A00000033309"' in r.text
-    r = web.post("/ic-params/aids/A000000333010103/remove", data={"csrf_token": csrf}, follow_redirects=True)
+    r = web.post("/ic-params/aids/remove", data={"csrf_token": csrf, "aid": "A000000333010103"}, follow_redirects=True)
     assert 'data-aid="A000000333010103"' not in r.text
     assert _audit(env) == [("support", "ic.aid.replace", "A000000333010101"), ("support", "ic.capk.remove", "A000000333/09"),
                            ("support", "ic.capk.add", "A000000333/09"), ("support", "ic.aid.remove", "A000000333010103")]

@@ -20,6 +20,8 @@ from posgate.domain.money import fen_to_yuan
 from posgate.store import ic_params as store
 
 _TAG = re.compile(r"\(([0-9A-F]{4})\)")
+# One literal: the catalogue's msgids are collected from the source.
+MISMATCH = "Check value {given} does not match the key: the SHA-1 of its RID, index, modulus and exponent is {computed}. Nothing was saved."  # noqa: E501
 
 
 def page(conn: Connection) -> dict[str, Any]:
@@ -79,9 +81,7 @@ def save_capk(conn: Connection, p: Principal, form: dict[str, Any]) -> Capk:
     except ValueError as e:
         if "does not match" in str(e):
             computed = capk_check_value(key.rid, key.index, key.modulus, key.exponent)
-            raise ConsoleError("Check value {given} does not match the key: the SHA-1 of its RID, index, modulus "
-                               "and exponent is {computed}. Nothing was saved.", given=key.check_value,
-                               computed=computed) from None  # fmt: skip
+            raise ConsoleError(MISMATCH, given=key.check_value, computed=computed) from None
         if "YYYYMMDD" in str(e):
             raise ConsoleError("The value of {tag} is not valid.", tag="DF05") from None
         raise _invalid(e) from None

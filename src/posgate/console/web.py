@@ -736,9 +736,9 @@ async def ic_aid_save(request: Request, p: Acq) -> Response:
                             "Saved. Terminals download the new IC parameters after their next transaction.")
 
 
-@router.post("/ic-params/aids/{aid}/remove")
-async def ic_aid_remove(request: Request, aid: str, p: Acq) -> Response:
-    return await _ic_change(request, p, lambda conn, f: ic_params.remove_aid(conn, p, aid),
+@router.post("/ic-params/aids/remove")
+async def ic_aid_remove(request: Request, p: Acq) -> Response:
+    return await _ic_change(request, p, lambda conn, f: ic_params.remove_aid(conn, p, str(f.get("aid", ""))),
                             "Removed. Terminals download the list again after their next transaction.")
 
 
@@ -748,9 +748,10 @@ async def ic_capk_save(request: Request, p: Acq) -> Response:
                             "Saved. Terminals download the new CA public keys after their next transaction.")
 
 
-@router.post("/ic-params/capks/{rid}/{index}/remove")
-async def ic_capk_remove(request: Request, rid: str, index: str, p: Acq) -> Response:
-    return await _ic_change(request, p, lambda conn, f: ic_params.remove_capk(conn, p, rid, index),
+@router.post("/ic-params/capks/remove")
+async def ic_capk_remove(request: Request, p: Acq) -> Response:
+    return await _ic_change(request, p, lambda conn, f: ic_params.remove_capk(conn, p, str(f.get("rid", "")),
+                                                                             str(f.get("index", ""))),
                             "Removed. Terminals download the list again after their next transaction.")
 
 
