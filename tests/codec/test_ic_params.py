@@ -84,3 +84,27 @@ def test_requests_and_bad_field_62() -> None:
             icp.parse_query_reply(raw)
     with pytest.raises(CodecError):
         icp.parse_download_reply(b"0")
+
+
+# Whole replies of a CUP host (MTI onwards): a CAPK query answer (0830, 60.3 372) and an AID
+# download answer (0810, 380); the field 62 vectors above are cut from these.
+REAL_0830_372 = (
+    "0830001800000ac0001414431009093135303930393833363435333030303030303131343031323334353637383930313233343500"
+    "110000000137200116" + CAPK_QUERY_REPLY.hex()
+)
+REAL_0810_380 = (
+    "0810001800000ac0001414431609093135303930393833363436323030303030303131343031323334353637383930313233343500"
+    "110000000138000112" + AID_DOWNLOAD_REPLY.hex()
+)
+
+
+def test_real_download_replies_decode_and_are_recognised() -> None:
+    from posgate.dialect.cup import CODEC
+    from posgate.dialect.operations import identify
+
+    query = CODEC.decode(bytes.fromhex(REAL_0830_372))
+    assert query.mti == "0830" and query.text(39) == "00" and query.text(60) == "00000001372"
+    assert identify(query).name == "capk_query" and query.data(62) == CAPK_QUERY_REPLY
+    download = CODEC.decode(bytes.fromhex(REAL_0810_380))
+    assert identify(download).name == "aid_download" and download.data(62) == AID_DOWNLOAD_REPLY
+    assert CODEC.encode(download) == bytes.fromhex(REAL_0810_380)
