@@ -101,3 +101,16 @@ def test_admin_sets_a_no_pin_limit_and_a_bad_key_is_refused_in_the_browser(live:
     # English too.
     page.click("[data-lang=en]")
     assert page.locator("h1").inner_text() == "IC parameters"
+
+
+def test_a_no_pin_tap_is_not_an_unsigned_slip(env: Env) -> None:
+    """An approved contactless sale without PIN (22 = 072) was 免密免签: nothing to sign (C2)."""
+    from .helpers import MART, _txn
+
+    with env.db.engine.begin() as conn:
+        tap = _txn(conn, env.db.keyring, tid="10000001", mid=MART, stan="000801", amount=88_00)
+        pin_tap = _txn(conn, env.db.keyring, tid="10000001", mid=MART, stan="000802", amount=1_200_00)
+        conn.execute(s.transactions.update().where(s.transactions.c.id == tap).values(entry_mode="072"))
+        conn.execute(s.transactions.update().where(s.transactions.c.id == pin_tap).values(entry_mode="071"))
+    page = login(env.client(), "mart-admin").get("/unsigned").text
+    assert f'data-txn-id="{pin_tap}"' in page and f'data-txn-id="{tap}"' not in page
