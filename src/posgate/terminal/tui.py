@@ -440,7 +440,7 @@ class StubBackend:
             self._state = replace(s, keys=None, signed_on_date="")
             self._next_stan()
             return answer("00")
-        if name in ("echo", "parameter_download", "status_upload"):
+        if name in ("echo", "parameter_download", "status_upload", "ic_download"):
             self._next_stan()
             return answer("00")
         if s.keys is None or s.signed_on_date != now.date().isoformat():
