@@ -69,6 +69,12 @@ def _answer_once(code: str, *, mti: str = "0200", mac: bool = False):  # noqa: A
     return rewrite
 
 
+def _next_stan(state: Path, port: int) -> str:
+    """The STAN the next request will carry (the first sign-on also fetched IC parameters)."""
+    rc, j = cli(state, port, "journal", "--json")
+    return f"{int(j['status']['last_stan']) + 1:06d}"
+
+
 def test_approved_after_a_make_up_sign_on_never_says_it_will_be_reversed(tmp_path: Path) -> None:
     """Response A0 without a MAC: sign on again, reverse the first attempt, retry: approved.
     The cashier reads approved and nothing about a reversal to come (it is done)."""
@@ -91,10 +97,11 @@ def test_a_decline_without_a_mac_says_plainly_that_a_reversal_is_pending(tmp_pat
     with HostThread() as host:
         state = tmp_path / "s"
         assert cli(state, host.port, "signon")[0] == 0
+        stan = _next_stan(state, host.port)  # after the sign-on and its IC parameter download
         host.rewrite = _answer_once("51")
         rc, out = cli(state, host.port, "sale", "5.00", "--card", OK, "--pin", "123456")
         assert rc == 1 and out.startswith("交易拒绝 Declined"), out
-        assert "冲正未完成：凭证号 000002" in out and "reversal pending: voucher 000002" in out, out
+        assert f"冲正未完成：凭证号 {stan}" in out and f"reversal pending: voucher {stan}" in out, out
         # The next sale sends the reversal first; approved, nothing pending any more.
         rc, out = cli(state, host.port, "sale", "5.00", "--card", OK, "--pin", "123456")
         assert rc == 0 and out.startswith("交易成功 Approved") and "冲正未完成" not in out, out
@@ -104,10 +111,11 @@ def test_no_answer_is_a_communication_failure_with_the_reversal_said_once(tmp_pa
     with HostThread() as host:
         state = tmp_path / "s"
         assert cli(state, host.port, "signon")[0] == 0
+        stan = _next_stan(state, host.port)
         host.mute = True
         rc, out = cli(state, host.port, "sale", "3.00", "--card", OK, "--pin", "123456", timeout=0.5)
         assert rc == 2 and out.startswith("通讯失败 Communication failure"), out
-        assert "冲正未完成：凭证号 000002" in out, out
+        assert f"冲正未完成：凭证号 {stan}" in out, out
         port = host.port
     # The host is gone: nothing left, so nothing to reverse — and no claim that anything will be.
     rc, out = cli(state, port, "sale", "3.00", "--card", OK, "--pin", "123456", timeout=0.5)
@@ -135,6 +143,7 @@ def test_text_settle_prints_the_totals_as_the_slip_does(tmp_path: Path) -> None:
     with HostThread() as host:
         state = tmp_path / "s"
         assert cli(state, host.port, "signon")[0] == 0
+        stan = int(_next_stan(state, host.port))
         for amount in ("12.34", "7.66"):
             assert cli(state, host.port, "sale", amount, "--card", OK, "--pin", "123456")[0] == 0
         rc, out = cli(state, host.port, "settle", "--supervisor", "123456")
@@ -146,4 +155,4 @@ def test_text_settle_prints_the_totals_as_the_slip_does(tmp_path: Path) -> None:
         assert (
             "对账平 BALANCED" in out and "批上送 batch upload: 0" in out and "新批次 new batch: 000002" in out
         ), out
-        assert "未签名 unsigned: 000002, 000003" in out, out
+        assert f"未签名 unsigned: {stan:06d}, {stan + 1:06d}" in out, out

@@ -61,3 +61,19 @@ async def test_a_refusal_tells_the_cashier_what_to_do(code: str, lang: str, text
         msg: Any = await until(pilot, MessageScreen)
         shown = str(msg.query_one("#message").render())
         assert code in shown and text in shown.replace("\n", "")
+
+
+async def test_ic_download_from_the_admin_menu() -> None:
+    """IC public keys and parameters (370-372, 380-382) on demand, next to the status upload."""
+    backend = StubBackend()
+    app = PosApp(backend, lang="en", login=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, MenuScreen)
+        await pilot.press("0")
+        await until(pilot, EntryScreen)
+        await type_digits(pilot, "12345678")
+        choices = await until(pilot, ChoiceScreen)
+        assert [k for k, _label in choices.choices][4] == "ic_params"
+        await pilot.press("5")
+        await until(pilot, MessageScreen)
+        assert backend.inputs[-1].operation == "ic_download"

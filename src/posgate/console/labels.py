@@ -88,7 +88,8 @@ LABELS: dict[str, dict[str, str]] = {
     "object_type": {"card": "Test card", "setting": "Setting", "user": "User", "client": "Client address", "transaction": "Transaction", "terminal": "Terminal",
                     "merchant": "Merchant", "backup": "Backup", "difference": "Difference",
                     "makeup_entry": "Make-up entry", "refund_request": "Refund request",
-                    "clearing_file": "Clearing file", "clearing_difference": "Clearing difference"},
+                    "clearing_file": "Clearing file", "clearing_difference": "Clearing difference",
+                    "aid": "IC application", "capk": "CA public key"},
     "audit_action": {
         "login.ok": "Logged in", "login.failed": "Failed login", "login.refused_locked": "Login refused (too many failures)",
         "login.refused_disabled": "Login refused (account disabled)", "logout": "Logged out",
@@ -110,6 +111,9 @@ LABELS: dict[str, dict[str, str]] = {
         "duplicate_stan": "Duplicate voucher number", "card.add": "Test card added", "setting.set": "Setting changed",
         "clearing.imported": "Clearing file imported", "clearing.proposed": "Clearing resolution proposed",
         "clearing.resolved": "Clearing difference resolved", "clearing.rejected": "Clearing resolution rejected",
+        "ic.aid.add": "IC parameters added", "ic.aid.replace": "IC parameters changed",
+        "ic.aid.remove": "IC parameters removed", "ic.capk.add": "CA public key added",
+        "ic.capk.replace": "CA public key replaced", "ic.capk.remove": "CA public key removed",
     },
 }  # fmt: skip
 

@@ -53,10 +53,15 @@ def approved_clause() -> ColumnElement[bool]:
     return and_(T.response_code.in_(sorted(APPROVED)), T.status.notin_(DEAD))
 
 
+NO_CVM_ENTRY = "072"  # contactless, no PIN: approved only at or under the no-CVM limit (C2)
+
+
 def unsigned_clause() -> ColumnElement[bool]:
-    # A QR payment (22 = 03x) is confirmed on the customer's phone: it never needs a signature (Q4).
+    # A QR payment (22 = 03x) is confirmed on the customer's phone: it never needs a signature (Q4);
+    # nor does an approved contactless sale without PIN (22 = 072): 免密免签 (docs/decisions.md C2).
     return and_(approved_clause(), T.signed.is_(False), T.operation.in_(sorted(SIGNABLE)), T.source == "terminal",
-                T.mti != "0400", or_(T.entry_mode.is_(None), T.entry_mode.not_like("03%")))  # fmt: skip
+                T.mti != "0400", or_(T.entry_mode.is_(None), and_(T.entry_mode.not_like("03%"),
+                                                                  T.entry_mode != NO_CVM_ENTRY)))  # fmt: skip
 
 
 def side(operation: str, processing_code: str | None) -> str:

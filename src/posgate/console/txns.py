@@ -16,6 +16,7 @@ from posgate.console.audit import audit
 from posgate.console.auth import Principal
 from posgate.console.fmt import fmt_time, parse_yuan, utcnow, yuan
 from posgate.console.ledger import (
+    NO_CVM_ENTRY,
     OPERATION_NAMES,
     SIGNABLE,
     approved_clause,
@@ -232,7 +233,7 @@ def _iso(dt: datetime | None) -> str | None:
 
 def needs_signature(row: dict[str, Any]) -> bool:
     return (is_approved_row(row) and not row["signed"] and row["operation"] in SIGNABLE and row["source"] == "terminal"
-            and row["mti"] != "0400" and payment_method(row) == "card")  # fmt: skip
+            and row["mti"] != "0400" and payment_method(row) == "card" and row.get("entry_mode") != NO_CVM_ENTRY)  # fmt: skip
 
 
 def detail(conn: Connection, p: Principal, txn_id: int) -> dict[str, Any]:

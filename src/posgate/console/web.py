@@ -14,7 +14,17 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from posgate.console import backup as backups_mod
-from posgate.console import dashboard, makeup, notices, receipt_links, settlement, terminals, txns, users
+from posgate.console import (
+    dashboard,
+    ic_params,
+    makeup,
+    notices,
+    receipt_links,
+    settlement,
+    terminals,
+    txns,
+    users,
+)
 from posgate.console.app import LANG_COOKIE, ConsoleState, current_lang, redirect, render, translator
 from posgate.console.audit_view import audit_entries
 from posgate.console.auth import (
@@ -813,6 +823,54 @@ def backup_download(request: Request, backup_id: int, p: AdminOnly) -> Response:
     if path is None:
         raise NotFound()
     return FileResponse(path, media_type="application/x-tar", filename=path.name)
+
+
+# ------------------------------------------------------------------ IC parameters and CA public keys
+
+
+@router.get("/ic-params", response_class=HTMLResponse)
+def ic_params_page(request: Request, p: Acq) -> Response:
+    with st(request).db.read() as conn:
+        data = ic_params.page(conn)
+    return render(request, "ic_params.html", data)
+
+
+async def _ic_change(request: Request, p: Principal, change: Any, done: str) -> Response:
+    f = await form(request)
+    _ = translator(request)
+    try:
+        with st(request).db.write() as conn:
+            change(conn, f)
+    except NotFound:
+        raise
+    except ConsoleError as e:
+        return redirect("/ic-params", _(e.message, **e.fields), "error")
+    return redirect("/ic-params", _(done))
+
+
+@router.post("/ic-params/aids")
+async def ic_aid_save(request: Request, p: Acq) -> Response:
+    return await _ic_change(request, p, lambda conn, f: ic_params.save_aid(conn, p, f),
+                            "Saved. Terminals download the new IC parameters after their next transaction.")
+
+
+@router.post("/ic-params/aids/remove")
+async def ic_aid_remove(request: Request, p: Acq) -> Response:
+    return await _ic_change(request, p, lambda conn, f: ic_params.remove_aid(conn, p, str(f.get("aid", ""))),
+                            "Removed. Terminals download the list again after their next transaction.")
+
+
+@router.post("/ic-params/capks")
+async def ic_capk_save(request: Request, p: Acq) -> Response:
+    return await _ic_change(request, p, lambda conn, f: ic_params.save_capk(conn, p, f),
+                            "Saved. Terminals download the new CA public keys after their next transaction.")
+
+
+@router.post("/ic-params/capks/remove")
+async def ic_capk_remove(request: Request, p: Acq) -> Response:
+    return await _ic_change(request, p, lambda conn, f: ic_params.remove_capk(conn, p, str(f.get("rid", "")),
+                                                                             str(f.get("index", ""))),
+                            "Removed. Terminals download the list again after their next transaction.")
 
 
 # ------------------------------------------------------------------ users, audit

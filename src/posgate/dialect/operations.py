@@ -48,6 +48,13 @@ OPERATIONS: dict[str, Operation] = {
         _op("echo", "回响测试", "Echo test", "0820", "", "", "00", "301", False, False),
         _op("parameter_download", "参数传递", "Parameter download", "0800", "", "", "00", "360", False, False),
         _op("status_upload", "状态上送", "Status upload", "0820", "", "", "00", "362", False, False),
+        # IC public keys and IC parameters (docs/dialect.md 3.12): query, download, end.
+        _op("capk_query", "IC卡公钥查询", "IC public key query", "0820", "", "", "00", "372", False, False),
+        _op("capk_download", "IC卡公钥下载", "IC public key download", "0800", "", "", "00", "370", False, False),
+        _op("capk_end", "IC卡公钥下载结束", "IC public key download end", "0800", "", "", "00", "371", False, False),
+        _op("aid_query", "IC卡参数查询", "IC parameter query", "0820", "", "", "00", "382", False, False),
+        _op("aid_download", "IC卡参数下载", "IC parameter download", "0800", "", "", "00", "380", False, False),
+        _op("aid_end", "IC卡参数下载结束", "IC parameter download end", "0800", "", "", "00", "381", False, False),
         _op("balance", "查询", "Balance inquiry", "0200", "310000", "00", "01", "000", False, True),
         _op("preauth", "预授权", "Pre-authorisation", "0100", "030000", "06", "10", "000", True, True),
         _op("preauth_void", "预授权撤销", "Pre-auth void", "0100", "200000", "06", "11", "000", True, True),
@@ -72,6 +79,9 @@ OPERATIONS: dict[str, Operation] = {
 
 SIGN_ON_SCHEMES = ("001", "003", "004", "006")  # 006: SM4 (国密) keys (docs/dialect.md 4.4)
 BATCH_UPLOAD_CODES = ("201", "202", "203", "204", "205", "206", "207")
+
+IC_DOWNLOAD_NAMES = ("capk_query", "capk_download", "capk_end", "aid_query", "aid_download", "aid_end")
+_IC_DOWNLOADS = {(OPERATIONS[n].mti, OPERATIONS[n].type_code, OPERATIONS[n].nmic): OPERATIONS[n] for n in IC_DOWNLOAD_NAMES}
 
 # (mti, field 3, field 25, 60.1) → operation name, for the financial messages.
 _FINANCIAL = {(o.mti, o.processing_code, o.condition_code, o.type_code): o.name for o in OPERATIONS.values() if o.financial}
@@ -100,9 +110,9 @@ def identify(msg: Message, aliases: Mapping[int, Mapping[str, str]] | None = Non
             return OPERATIONS["sign_on"]
         if nmic == "360":
             return OPERATIONS["parameter_download"]
-        return None
+        return _IC_DOWNLOADS.get(("0800", type_code, nmic))
     if mti == "0820":
-        for name in ("sign_off", "echo", "status_upload", "signature"):
+        for name in ("sign_off", "echo", "status_upload", "signature", "capk_query", "aid_query"):
             op = OPERATIONS[name]
             if nmic == op.nmic and type_code == op.type_code:
                 return op

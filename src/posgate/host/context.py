@@ -16,7 +16,7 @@ random source (``now``/``local`` come from ``env.now()`` once per request).
 
 Invariants: ``response_code`` is None until a participant decides; the first decline wins
 (later participants of the group do not run); ``requirement`` only ever rises to a more
-urgent processing requirement (3 beats 1 beats 0).
+urgent processing requirement (3 beats 1 beats 4 beats 5 beats 2 beats 0).
 """
 
 from __future__ import annotations
@@ -153,4 +153,5 @@ class Context:
         return f"Context(op={op}, response_code={self.response_code}, steps={len(self.trace)})"
 
 
-_RANK = {"0": 0, "2": 1, "1": 2, "3": 3}
+# 3 sign on, 1 parameters, 4 IC public keys, 5 IC parameters, 2 status upload, 0 nothing.
+_RANK = {"0": 0, "2": 1, "5": 2, "4": 3, "1": 4, "3": 5}

@@ -25,6 +25,7 @@ from datetime import datetime
 from hashlib import sha256
 from typing import Any
 
+from posgate.dialect.ic_params import DEMO_AIDS, UNIONPAY_TEST_CAPKS, AidParams, Capk
 from posgate.domain.chip import DEMO_CHIP_CARDS
 from posgate.domain.masking import mask_pan
 from posgate.host.ports import (
@@ -82,6 +83,8 @@ class MemoryStore:
         self.risk_hits: list[dict[str, Any]] = []
         self.audit_log: list[dict[str, Any]] = []
         self.cards: dict[str, CardRecord] = {}
+        self.aids: dict[str, AidParams] = {}
+        self.capks: dict[tuple[str, str], Capk] = {}
         self._rrn = 0
         self._auth = 0
 
@@ -91,6 +94,26 @@ class MemoryStore:
     # -- acquirer-wide
     def setting(self, key: str, default: str | None = None) -> str | None:
         return self.settings.get(key, default)
+
+    # -- IC parameters and CA public keys
+    def ic_aids(self) -> Sequence[AidParams]:
+        return [self.aids[k] for k in sorted(self.aids)]
+
+    def ic_capks(self) -> Sequence[Capk]:
+        return [self.capks[k] for k in sorted(self.capks)]
+
+    def put_ic_params(self, aids: Sequence[AidParams] = (), capks: Sequence[Capk] = ()) -> None:
+        """Add or replace AIDs and CAPKs (checked) and flag every terminal to download them,
+        as ``posgate admin`` does on the SQL store."""
+        for a in aids:
+            a = a.checked()
+            self.aids[a.aid] = a
+        for c in capks:
+            c = c.checked()
+            self.capks[c.key] = c
+        for tid in list(self.terminals):
+            self.update_terminal(tid, **({"aid_pending": True} if aids else {}),
+                                 **({"capk_pending": True} if capks else {}))  # fmt: skip
 
     # -- terminals and merchants
     def terminal(self, terminal_id: str) -> TerminalRecord | None:
@@ -381,4 +404,7 @@ def demo_memory_store(env: Env) -> MemoryStore:
         chip_keys = DEMO_CHIP_CARDS.get(pan)
         store.add_card(pan, expiry, balance, pin=DEMO_PIN, kind=kind, organisation=org, chip=chip, state=state,
                        per_txn_limit=limit, icc_keys=chip_keys.keys if chip_keys else None)  # fmt: skip
+    # IC parameters (docs/demo-data.md): terminals fetch them at their first sign-on.
+    store.aids.update({a.aid: a for a in DEMO_AIDS})
+    store.capks.update({c.key: c for c in UNIONPAY_TEST_CAPKS})
     return store

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from posgate.dialect.ic_params import AidParams, Capk
+
 
 @dataclass(frozen=True, slots=True)
 class MerchantRecord:
@@ -68,6 +70,9 @@ class TerminalRecord:
     algorithm: str = "des"
     # The dialect profile the terminal speaks (posgate.dialect.profiles), "cup" = the baseline.
     dialect: str = "cup"
+    # IC public keys / IC parameters changed since its last download (header requirement 4 / 5).
+    capk_pending: bool = False
+    aid_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +200,10 @@ class RiskRule:
 class HostStore(Protocol):
     # -- acquirer-wide
     def setting(self, key: str, default: str | None = None) -> str | None: ...
+
+    # -- IC parameters and CA public keys (docs/dialect.md 3.12), in key order
+    def ic_aids(self) -> Sequence[AidParams]: ...
+    def ic_capks(self) -> Sequence[Capk]: ...
 
     # -- terminals and merchants
     def terminal(self, terminal_id: str) -> TerminalRecord | None: ...

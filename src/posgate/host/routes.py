@@ -27,6 +27,12 @@ from posgate.host.participants.decode import Decode
 from posgate.host.participants.duplicates import CheckDuplicate
 from posgate.host.participants.echo import Echo
 from posgate.host.participants.fields import CheckBatch, CheckFields
+from posgate.host.participants.ic_params import (
+    CheckNoCvmLimit,
+    DownloadIcParams,
+    EndIcDownload,
+    QueryIcParams,
+)
 from posgate.host.participants.identify import CheckMerchantActive, IdentifyTerminal
 from posgate.host.participants.mac import CheckMac
 from posgate.host.participants.offline import FindAdjustOriginal, KeepTerminalAuthCode
@@ -69,9 +75,12 @@ GROUPS: dict[str, Sequence[Participant]] = {
     "echo": [check_fields, Echo()],
     "parameter_download": [check_fields, DownloadParameters()],
     "status_upload": [check_fields, UploadStatus()],
+    # IC public keys and IC parameters (docs/dialect.md 3.12)
+    **{f"{kind}_{step}": [check_fields, participant(kind)] for kind in ("capk", "aid")
+       for step, participant in (("query", QueryIcParams), ("download", DownloadIcParams), ("end", EndIcDownload))},
     # financial
     "balance": [check_fields, check_batch, read_card, pin, AuthorizeWithIssuer("balance"), ReturnBalance()],
-    "sale": [check_fields, check_batch, read_card, CheckRisk(), pin, authorize_sale()],
+    "sale": [check_fields, check_batch, read_card, CheckNoCvmLimit(), CheckRisk(), pin, authorize_sale()],
     "void": [check_fields, check_batch, read_card, FindVoidOriginal(), pin, AuthorizeWithIssuer("credit"),
              MarkOriginal("voided")],
     "refund": [check_fields, check_batch, read_card, FindRefundOriginal(), AuthorizeWithIssuer("credit"),

@@ -27,6 +27,10 @@ admin_app.add_typer(card_app, name="card")
 
 
 def register(app: typer.Typer) -> None:
+    from posgate.store.ic_params_cli import aid_app, capk_app
+
+    admin_app.add_typer(aid_app, name="aid")
+    admin_app.add_typer(capk_app, name="capk")
     app.add_typer(db_app, name="db")
     app.add_typer(admin_app, name="admin")
     _register_console_users()

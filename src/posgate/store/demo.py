@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, select, update
 
+from posgate.dialect.ic_params import DEMO_AIDS, UNIONPAY_TEST_CAPKS
 from posgate.domain.chip import DEMO_CHIP_CARDS
-from posgate.store import admin
+from posgate.store import admin, ic_params
 from posgate.store import schema as s
 from posgate.store.keyring import Keyring
 
@@ -126,6 +127,24 @@ def _provision(conn: Connection, keyring: Keyring) -> int:
         if keyring.pan_hash(c.pan) not in have:
             admin.add_card(conn, keyring, c.pan, c.expiry, PIN, balance=c.balance, kind=c.kind, organisation=c.organisation,
                            state=c.state, actor=ACTOR, payment_code=True)  # fmt: skip
+            created += 1
+    created += _ic_params(conn)
+    return created
+
+
+def _ic_params(conn: Connection) -> int:
+    """The UnionPay AIDs (no-CVM limit ¥1,000.00) and test CA public keys of docs/demo-data.md.
+    Terminals fetch them at their first sign-on: no terminal is flagged."""
+    created = 0
+    have_aids = set(conn.execute(select(s.ic_aids.c.aid)).scalars())
+    for aid in DEMO_AIDS:
+        if aid.aid not in have_aids:
+            ic_params.put_aid(conn, aid, actor=ACTOR, flag=False)
+            created += 1
+    have_capks = {(r[0], r[1]) for r in conn.execute(select(s.ic_capks.c.rid, s.ic_capks.c.key_index))}
+    for capk in UNIONPAY_TEST_CAPKS:
+        if capk.key not in have_capks:
+            ic_params.put_capk(conn, capk, actor=ACTOR, flag=False)
             created += 1
     return created
 

@@ -103,6 +103,10 @@ terminals = Table(
     Column("last_status_upload", JSON),  # field 62 of the last 0820/362, decoded
     Column("last_response_codes", JSON),  # the last few codes, for the console
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # IC public keys / IC parameters changed since the terminal's last download: header
+    # requirement 4 / 5 in its next reply (docs/dialect.md 3.12; migration 0008).
+    Column("capk_pending", Boolean, nullable=False, server_default="0"),
+    Column("aid_pending", Boolean, nullable=False, server_default="0"),
 )
 
 sign_ons = Table(
@@ -296,4 +300,43 @@ audit_log = Table(
     Column("before", JSON),
     Column("after", JSON),
     Column("detail", Text),
+)
+
+
+# IC card parameters per application (AID) and CA public keys, downloaded by terminals with
+# 0800/380 and 0800/370 (docs/dialect.md 3.12; posgate.dialect.ic_params; migration 0008).
+ic_aids = Table(
+    "ic_aids",
+    metadata,
+    Column("aid", String(32), primary_key=True),  # 9F06, hex
+    Column("app_version", String(4), nullable=False),  # 9F08
+    Column("asi", Integer, nullable=False),  # DF01
+    Column("tac_default", String(10), nullable=False),  # DF11
+    Column("tac_online", String(10), nullable=False),  # DF12
+    Column("tac_denial", String(10), nullable=False),  # DF13
+    Column("floor_limit", BigInteger, nullable=False),  # 9F1B, fen
+    Column("threshold", BigInteger, nullable=False),  # DF15, fen
+    Column("max_target_percent", Integer, nullable=False),  # DF16
+    Column("target_percent", Integer, nullable=False),  # DF17
+    Column("ddol", String(504), nullable=False),  # DF14
+    Column("online_pin", Boolean, nullable=False),  # DF18
+    Column("ec_limit", BigInteger, nullable=False),  # 9F7B, fen
+    Column("cl_floor_limit", BigInteger, nullable=False),  # DF19, fen
+    Column("cl_transaction_limit", BigInteger, nullable=False),  # DF20, fen
+    Column("cvm_limit", BigInteger, nullable=False),  # DF21, fen: the no-CVM (免密免签) limit
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+ic_capks = Table(
+    "ic_capks",
+    metadata,
+    Column("rid", String(10), primary_key=True),  # 9F06
+    Column("key_index", String(2), primary_key=True),  # 9F22
+    Column("expiry", String(8), nullable=False),  # DF05, YYYYMMDD
+    Column("hash_algorithm", String(2), nullable=False),  # DF06
+    Column("algorithm", String(2), nullable=False),  # DF07
+    Column("modulus", Text, nullable=False),  # DF02, hex
+    Column("exponent", String(6), nullable=False),  # DF04, hex
+    Column("check_value", String(40), nullable=False),  # DF03, SHA-1 hex (verified when added)
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

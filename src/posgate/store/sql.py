@@ -62,6 +62,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, ColumnElement
 
 from posgate.crypto.tdes import kcv
+from posgate.dialect.ic_params import AidParams, Capk
 from posgate.host.ports import (
     ACTIVE_STATUSES,
     DEBIT_ACTIVITY_OPERATIONS,
@@ -76,6 +77,7 @@ from posgate.host.ports import (
     TxnRecord,
 )
 from posgate.store import schema as s
+from posgate.store.ic_params import aid_from_row, aid_select, capk_from_row, capk_select
 from posgate.store.keyring import Keyring
 
 # What counts as an approved debit for risk velocity and merchant totals (the contract's rule).
@@ -452,7 +454,7 @@ _TERMINAL_COLS = [
     _T.c.approved_serial, _T.c.status, _T.c.batch_no, _T.c.signed_on_day, _T.c.signed_off, _T.c.operator,
     _T.c.key_scheme, _T.c.pik_enc, _T.c.mak_enc, _T.c.tdk_enc, _T.c.mac_algorithm, _T.c.mac_failures,
     _T.c.resign_requested, _T.c.resign_reason, _T.c.params, _T.c.params_pending, _T.c.last_status_upload,
-    _T.c.algorithm, _T.c.dialect,
+    _T.c.algorithm, _T.c.dialect, _T.c.capk_pending, _T.c.aid_pending,
 ]  # fmt: skip
 _MERCHANT_COLS_AT = len(_TERMINAL_COLS)  # the terminal lookup also reads its merchant's row (see terminal())
 _CARD_FIELDS = [f.name for f in dc_fields(CardRecord)]
@@ -680,6 +682,13 @@ class SqlHostStore:
         row = self._one("setting", lambda: select(s.settings.c.value).where(s.settings.c.key == bindparam("k")), {"k": key})
         return default if row is None else row[0]
 
+    # -- IC parameters and CA public keys (docs/dialect.md 3.12)
+    def ic_aids(self) -> Sequence[AidParams]:
+        return [aid_from_row(r) for r in self._all("ic_aids", aid_select, {})]
+
+    def ic_capks(self) -> Sequence[Capk]:
+        return [capk_from_row(r) for r in self._all("ic_capks", capk_select, {})]
+
     # -- terminals and merchants
     def terminal(self, terminal_id: str) -> TerminalRecord | None:
         self._merchant_hint = None
@@ -726,6 +735,7 @@ class SqlHostStore:
             mac_algorithm=r[16], mac_failures=r[17], resign_requested=bool(r[18]), resign_reason=r[19],
             params=self._f.json_out(r[20]) or {}, params_pending=bool(r[21]),
             last_status_upload=self._f.json_out(r[22]), algorithm=r[23], dialect=r[24],
+            capk_pending=bool(r[25]), aid_pending=bool(r[26]),
         )  # fmt: skip
         if r_hashable:
             if len(_TERMINAL_RECORDS) >= 4096:

@@ -152,7 +152,8 @@ def _open(s: Settings) -> Any:
         found = sorted(Path(s.state_dir).glob("terminal-*.sqlite")) if Path(s.state_dir).exists() else []
         tid = found[0].name[len("terminal-") : -len(".sqlite")] if len(found) == 1 else "10000001"
     demo = DEMO_TERMINALS.get(tid)
-    base = TerminalConfig(terminal_id=tid)
+    # A terminal set up here fetches IC public keys and parameters at its first sign-on.
+    base = TerminalConfig(terminal_id=tid, ic_params=True)
     if demo:
         base = replace(base, merchant_id=demo[0], tmk=bytes.fromhex(demo[1]), serial=demo[2])
         if len(demo) > 3:
@@ -662,6 +663,15 @@ def params(ctx: typer.Context, as_json: bool = JSON) -> None:
     _run(ctx, as_json, lambda j: (Input("parameter_download"), ""))
 
 
+@app.command("download-ic-params")
+def download_ic_params(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Download IC public keys and IC parameters now (IC卡公钥/参数下载, 372/370/371 then 382/380/381);
+    also done at the first sign-on and when the host asks for it."""
+    from posgate.terminal.machine import Input
+
+    _run(ctx, as_json, lambda j: (Input("ic_download"), ""))
+
+
 @app.command("status-upload")
 def status_upload(ctx: typer.Context, as_json: bool = JSON) -> None:
     """Upload the terminal status (状态上送, 0820/362); also done when the host asks for it."""
@@ -733,6 +743,32 @@ def _settlement_text(slip: dict[str, Any], state: Any, operator: str, *, reprint
     from posgate.terminal.slips import settlement_slip_from
 
     return str(render_settlement_text(settlement_slip_from(slip, state, operator, reprint=reprint)))
+
+
+@app.command("ic-params")
+def ic_params(ctx: typer.Context, as_json: bool = JSON) -> None:
+    """Show the IC public keys and IC parameters loaded (AIDs with their contactless limits)."""
+    from posgate.terminal.operations.ic_params import loaded_aids, loaded_capks
+
+    j = _local(ctx)
+    state = j.load()
+    j.close()
+    capks, aids = loaded_capks(state), loaded_aids(state)
+    if as_json:
+        out = {"capks": [c.as_dict() for c in capks], "capks_at": state.ic.get("capks_at", ""),
+               "aids": [a.as_dict() for a in aids], "aids_at": state.ic.get("aids_at", "")}  # fmt: skip
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    if not state.ic:
+        typer.echo("未下载IC卡参数 / no IC public keys or parameters loaded: posgate terminal download-ic-params")
+        return
+    typer.echo(f"IC卡公钥 / CA public keys ({len(capks)}, {state.ic.get('capks_at', '-')}):")
+    for c in capks:
+        typer.echo(f"  {c.rid} {c.index}  expires {c.expiry}  {len(c.modulus) * 4} bits  check {c.check_value}")
+    typer.echo(f"IC卡参数 / AIDs ({len(aids)}, {state.ic.get('aids_at', '-')}):")
+    for a in aids:
+        typer.echo(f"  {a.aid}  免密限额 no-CVM limit {fen_to_yuan(a.cvm_limit)}  非接交易限额 contactless limit "
+                   f"{fen_to_yuan(a.cl_transaction_limit)}  脱机最低限额 floor {fen_to_yuan(a.cl_floor_limit)}")  # fmt: skip
 
 
 @app.command()

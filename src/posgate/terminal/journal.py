@@ -385,6 +385,8 @@ class Journal:
                 kw[k] = int(v) if k in ("stan", "clock_offset") else v
         params = self._meta("s.params")
         kw["params"] = json.loads(params) if params else {}
+        ic = self._meta("s.ic")
+        kw["ic"] = json.loads(ic) if ic else {}
         last = self._meta("s.last_settlement")
         kw["last_settlement"] = json.loads(last) if last else {}
         row = c.execute("SELECT scheme, pik, mak, tdk FROM working_keys WHERE id = 1").fetchone()
@@ -430,6 +432,8 @@ class Journal:
                     self._set_meta("s." + k, str(getattr(state, k)))
             if last is None or last.params != state.params:
                 self._set_meta("s.params", json.dumps(dict(state.params), ensure_ascii=False))
+            if last is None or last.ic != state.ic:  # IC public keys and parameters: public data
+                self._set_meta("s.ic", json.dumps(dict(state.ic), sort_keys=True))
             if last is None or last.last_settlement != state.last_settlement:
                 self._set_meta(
                     "s.last_settlement", json.dumps(dict(state.last_settlement), ensure_ascii=False)

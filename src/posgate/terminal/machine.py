@@ -49,6 +49,7 @@ from posgate.terminal.operations import (
     balance,
     batch_upload,
     echo,
+    ic_params,
     offline,
     parameters,
     preauth,
@@ -141,12 +142,13 @@ HANDLERS: dict[str, ModuleType] = {
     "batch_end": batch_upload,
     "settlement_close": settlement,
     "signature": signature,
+    **{f"{kind}_{part}": ic_params for kind in ic_params.KINDS for part in ("query", "download", "end")},
 }
 
 FINANCIAL = ("balance", "sale", "void", "refund", "preauth", "preauth_void", "completion", "completion_void",
              "qr_query")
 # Operations that need a sign-on today first (D5); sign-on, sign-off and echo do not.
-NEED_SIGN_ON = (*FINANCIAL, "settlement", "signature", "parameter_download", "status_upload")
+NEED_SIGN_ON = (*FINANCIAL, "settlement", "signature", "parameter_download", "status_upload", "ic_download")
 
 
 def new_state(config: TerminalConfig | None = None) -> TerminalState:
@@ -209,6 +211,8 @@ def _plan(state: TerminalState, inp: Input, now: datetime) -> tuple[TerminalStat
         steps.append(Step("signature", ref=inp.voucher, primary=True))
     elif name in ("sign_off", "parameter_download", "status_upload"):
         steps.append(Step(name, primary=True))
+    elif name == "ic_download":  # both lists: CA public keys, then IC parameters (3.12)
+        steps.extend((*ic_params.steps("capk", "manual"), *ic_params.steps("aid", "manual", primary=True)))
     else:
         raise TerminalError(f"unknown operation {name!r}")
     return state, Flow(inp, tuple(steps))
@@ -298,17 +302,34 @@ def on_reply(
         return _advance(replace(state, flow=flow), flow, now)
     state, flow = handler.on_reply(state, flow, step, msg, now)
     answered = flow.result is None or flow.result.error not in ("mismatch", "mac")
-    if answered and (step.kind != "sign_on" or requirement in ("1", "2")):
+    if answered and (step.kind != "sign_on" or requirement in ("1", "2", "4", "5")):
         # The host's processing requirement, declines included (D2); not from a reply that
         # does not answer our request, and a sign-on's own "3" would only loop.
         flow = _obey(flow, requirement)
+    if step.kind == "sign_on" and state.keys is not None and state.config.ic_params and not state.ic_loaded:
+        # The first sign-on of a terminal with no IC public keys or parameters: fetch them.
+        for kind, at in (("capk", "capks_at"), ("aid", "aids_at")):
+            if not state.ic.get(at) and not _ic_queued(flow, kind):
+                flow = flow.push_back(*ic_params.steps(kind, "first sign-on", secondary=True))
     return _advance(replace(state, flow=flow), flow, now)
+
+
+def _ic_queued(flow: Flow, kind: str) -> bool:
+    prefix = kind + "_"
+    current = flow.current is not None and flow.current.kind.startswith(prefix)
+    return current or any(s.kind.startswith(prefix) for s in flow.queue)
 
 
 def _obey(flow: Flow, requirement: str) -> Flow:
     """Queue what the host asked for in the header's processing requirement (1.3, D2)."""
-    if requirement not in ("1", "2", "3") or requirement in flow.obeyed:
+    if requirement not in ("1", "2", "3", "4", "5") or requirement in flow.obeyed:
         return flow
+    if requirement in ("4", "5"):  # IC public keys / IC parameters (3.12), unless under way
+        kind = "capk" if requirement == "4" else "aid"
+        flow = replace(flow, obeyed=flow.obeyed | {requirement})
+        if _ic_queued(flow, kind):
+            return flow
+        return flow.push_back(*ic_params.steps(kind, f"host requirement {requirement}", secondary=True))
     kinds = {"3": "sign_on", "1": "parameter_download", "2": "status_upload"}
     kind = kinds[requirement]
     if any(s.kind == kind for s in flow.queue):

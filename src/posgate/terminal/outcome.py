@@ -33,7 +33,8 @@ TITLES: dict[str, tuple[str, str]] = {
 }
 
 # Operations that move no money: their success is "done", not a transaction approved.
-HOUSEKEEPING = frozenset({"sign_on", "sign_off", "echo", "parameter_download", "status_upload", "signature"})
+HOUSEKEEPING = frozenset({"sign_on", "sign_off", "echo", "parameter_download", "status_upload", "signature",
+                          "ic_download"})
 DONE = ("操作成功", "Done")
 
 # Result.error values meaning the host's answer never came back (or the request never left).

@@ -56,6 +56,9 @@ def signature_picture(state: TerminalState, entry: TxnEntry, kept_png: bytes | N
         return b""
 
 
+NO_CVM_REMARK = "免密免签 No PIN, no signature"
+
+
 def slip_for(state: TerminalState, entry: TxnEntry, *, signature_png: bytes | None = None, make_up: bool = False,
              reprint: bool = False, copy: Copy = Copy.MERCHANT, merchant_name_en: str = "") -> Slip:  # fmt: skip
     """The sales slip of a transaction of the batch log (current or settled)."""
@@ -80,7 +83,8 @@ def slip_for(state: TerminalState, entry: TxnEntry, *, signature_png: bytes | No
         currency=state.config.currency,
         original_stan=entry.original_stan,
         original_date=entry.original_date,
-        signature_required=entry.signature != "",
+        signature_required=entry.signature != "" and not entry.no_cvm,
+        remarks=NO_CVM_REMARK if entry.no_cvm else "",
         signature_png=signature_picture(state, entry, signature_png),
         make_up_signature=make_up,
         copy=copy,

@@ -61,6 +61,9 @@ class TerminalConfig:
     # The TMK's cipher: des, or sm4 (国密: signs on with 006; SM4 MAC, PIN block in 62 and
     # track encryption, docs/dialect.md 4.4).
     algorithm: str = "des"
+    # Download IC public keys and IC parameters (370-372, 380-382) by itself at the first sign-on
+    # while none are loaded (the host's header requirement 4 / 5 is obeyed either way).
+    ic_params: bool = False
 
     def sign_on_scheme(self) -> str:
         """The 60.3 key scheme this terminal signs on with (006 whenever its TMK is SM4)."""
@@ -111,6 +114,7 @@ class TxnEntry:
     settlement_date: str = ""
     script: str = ""  # "pending:<script id hex>" when the issuer sent scripts (71/72), then "sent"
     request: bytes = field(default=b"", repr=False)  # a queued advice as first sent, without MAC
+    no_cvm: bool = False  # a contactless sale under the no-CVM limit: 免密免签 (docs/decisions.md C2)
 
     @property
     def pan_masked(self) -> str:
@@ -175,6 +179,9 @@ class TerminalState:
     sign_on_owed: str = ""  # cause of a make-up sign-on owed before the next transaction
     clock_offset: int = 0  # host time minus terminal time at the last sign-on, seconds
     params: Mapping[str, str] = field(default_factory=dict)
+    # Downloaded IC data (docs/dialect.md 3.12): {"capks": [Capk fields...], "capks_at": ISO time,
+    # "aids": [AidParams fields...], "aids_at": ISO time}; a list is replaced whole by a download.
+    ic: Mapping[str, Any] = field(default_factory=dict)
     reversal: PendingReversal | None = None
     txns: tuple[TxnEntry, ...] = ()
     signatures: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # STAN -> JBIG
@@ -203,6 +210,11 @@ class TerminalState:
     @property
     def auto_sign_off(self) -> bool:
         return self.param("21") == "1"
+
+    @property
+    def ic_loaded(self) -> bool:
+        """Whether IC public keys and IC parameters were downloaded (even empty lists)."""
+        return bool(self.ic.get("capks_at")) and bool(self.ic.get("aids_at"))
 
     @property
     def merchant_name(self) -> str:

@@ -144,6 +144,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "make_up": ("补签", "Make-up signature"),
     "params": ("参数下载", "Parameter download"),
     "status": ("状态上送", "Status upload"),
+    "ic_params": ("IC卡公钥/参数下载", "IC keys and parameters download"),
     "info": ("终端信息", "Terminal information"),
     "language": ("切换语言 English", "Language: 中文"),
     "choose_unsigned": ("选择未签名交易", "Choose an unsigned transaction"),
@@ -439,7 +440,7 @@ class StubBackend:
             self._state = replace(s, keys=None, signed_on_date="")
             self._next_stan()
             return answer("00")
-        if name in ("echo", "parameter_download", "status_upload"):
+        if name in ("echo", "parameter_download", "status_upload", "ic_download"):
             self._next_stan()
             return answer("00")
         if s.keys is None or s.signed_on_date != now.date().isoformat():
@@ -1513,14 +1514,14 @@ class PosApp(App[None]):
         if not await self.password("99", "admin_pwd", "sysadmin"):
             return
         choice = await self.ask(
-            ChoiceScreen("admin", [(k, self.w(k)) for k in ("make_up", "echo", "params", "status", "info", "language")])
+            ChoiceScreen("admin", [(k, self.w(k)) for k in ("make_up", "echo", "params", "status", "ic_params", "info", "language")])
         )
         if choice == "echo":
             result = await self.process(Input("echo", operator=self.operator))
             if result is not None:
                 await self.show_result(result)
-        elif choice in ("params", "status"):
-            kind = "parameter_download" if choice == "params" else "status_upload"
+        elif choice in ("params", "status", "ic_params"):
+            kind = {"params": "parameter_download", "status": "status_upload", "ic_params": "ic_download"}[choice]
             result = await self.process(Input(kind, operator=self.operator))
             if result is not None:
                 await self.show_result(result)

@@ -8,6 +8,7 @@ later message with the same key is processed afresh (see duplicates.py).
 from __future__ import annotations
 
 from posgate.host.context import Context
+from posgate.host.participants.ic_params import ic_requirement
 from posgate.host.participants.lapse import lapsed, suspend_for_lapse
 from posgate.host.pipeline import Participant
 from posgate.host.ports import SignOnEntry
@@ -37,6 +38,8 @@ class IdentifyTerminal(Participant):
             ctx.require("3")
         if t.params_pending:
             ctx.require("1")
+        if t.capk_pending or t.aid_pending:
+            ctx.require(ic_requirement(t))
         return ctx.prepared(self.name, tid)
 
 

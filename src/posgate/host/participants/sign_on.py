@@ -27,6 +27,7 @@ from __future__ import annotations
 from posgate.crypto import CryptoError, generate_working_keys, wrap_working_keys
 from posgate.dialect.fields import parse_terminal_info
 from posgate.host.context import Context
+from posgate.host.participants.ic_params import ic_requirement
 from posgate.host.participants.identify import record_refused_sign_on
 from posgate.host.pipeline import Participant
 from posgate.host.ports import SignOnEntry
@@ -120,7 +121,7 @@ class IssueWorkingKeys(Participant):
         ))  # fmt: skip
         ctx.response_code = "00"
         # The sign-on answers the host's request to sign on again; parameters may still wait.
-        ctx.requirement = "1" if t.params_pending else "0"
+        ctx.requirement = "1" if t.params_pending else ic_requirement(t)
         ctx.reply[60] = "00" + batch_no + scheme
         ctx.reply[62] = f62
         return ctx.prepared(self.name, f"{cause}, scheme {scheme}, batch {batch_no}")

@@ -16,6 +16,7 @@ from posgate.dialect.qr import PENDING
 from posgate.iso8583 import TLV, Message
 from posgate.terminal.operations import financial
 from posgate.terminal.operations.base import Flow, Input, Step, TerminalError, entry_from
+from posgate.terminal.operations.ic_params import card_aid, contactless_cvm, no_cvm_limit
 from posgate.terminal.state import TerminalState
 
 NAME = "sale"
@@ -35,6 +36,10 @@ def validate(state: TerminalState, inp: Input) -> None:
         raise TerminalError("请刷卡或扫码 / a card or a payment code is required")
     if inp.amount <= 0:
         raise TerminalError("请输入金额 / the amount must be above 0.00")
+    if contactless_cvm(state, inp.card, inp.amount) == "pin" and not inp.card.pin:
+        limit = no_cvm_limit(state, card_aid(inp.card)) or 0
+        raise TerminalError(f"超过免密限额 {limit // 100}.{limit % 100:02d}，请输入密码 / above the no-PIN limit "
+                            f"{limit // 100}.{limit % 100:02d}: the cardholder must enter the PIN")  # fmt: skip
 
 
 def script_id(reply: Message) -> str:
@@ -57,11 +62,19 @@ def record(
         state, now, NAME, request.text(11), int(request.text(4)), inp.card, request, reply, inp.operator
     )
     entry = replace(entry, script=script_id(reply))
+    if flow.data.get("no_cvm"):  # 免密免签: no PIN was asked, no signature is (docs/decisions.md C2)
+        entry = replace(entry, no_cvm=True, signature="")
     return state.with_txn(entry)
 
 
 def build(state: TerminalState, flow: Flow, step: Step, now: datetime) -> tuple[TerminalState, Flow, Any]:
-    return financial.build_request(state, flow, NAME, now, flow.input.card, flow.input.amount)
+    card, amount = flow.input.card, flow.input.amount
+    if contactless_cvm(state, card, amount) == "none":
+        # qPBOC at or under the no-CVM limit: online without a PIN even if one was keyed (22 = 072).
+        assert card is not None
+        state, flow, built = financial.build_request(state, flow, NAME, now, replace(card, pin=""), amount)
+        return state, flow.with_data(no_cvm=True), built
+    return financial.build_request(state, flow, NAME, now, card, amount)
 
 
 def on_reply(
