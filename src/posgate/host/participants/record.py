@@ -25,6 +25,9 @@ _REPLACED = (
 )  # fmt: skip
 
 
+FALLBACK_ENTRY = "80"  # ISO 8583 POS entry mode: chip-to-stripe fallback
+
+
 def _entry_mode(ctx: Context) -> str | None:
     """Field 22 as sent; a stripe read after a chip failure (60.5 = 2) is kept as ``80`` + the
     PIN digit, the ISO 8583 entry mode for a chip-to-stripe fallback, so that the console and the
@@ -32,7 +35,7 @@ def _entry_mode(ctx: Context) -> str | None:
     assert ctx.msg is not None
     f22 = ctx.msg.text(22)
     if f22 and is_fallback(ctx):
-        return "80" + f22[2:3]
+        return FALLBACK_ENTRY + f22[2:3]
     return f22 or None
 
 
