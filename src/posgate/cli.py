@@ -38,7 +38,7 @@ def _root(
 def decode(
     hex_message: list[str] = typer.Argument(..., metavar="HEX...", help="The message in hex (framed or bare, spaces allowed); '-' reads stdin."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    profile: str | None = typer.Option(None, "--profile", help="Dialect profile to decode with (default: the CUP baseline)."),
+    profile: str | None = typer.Option(None, "--profile", help="Dialect profile to decode with (default: the one the bytes point to, else the CUP baseline)."),
 ) -> None:
     """Print a CUP message field by field, sub-fields included, with card data masked."""
     from posgate.dialect.decode import DecodeInputError, decode_any

@@ -159,6 +159,8 @@ def test_decode_cli_with_a_profile() -> None:
     assert rows["48"]["value"] == BILL[48] and rows["60.4+"]["value"] == "00060"
     assert "Sale" in rows["mti"]["name"]  # 190000 / 81 read through the profile's aliases
     assert rows["2"]["value"] == "621214*********0012"  # masked as ever
-    assert runner.invoke(app, ["decode", hexed]).exit_code == 2  # the baseline cannot read it
+    assert runner.invoke(app, ["decode", "--profile", "cup", hexed]).exit_code == 2  # the baseline cannot read it
+    found = json.loads(runner.invoke(app, ["decode", "--json", hexed]).output)  # without --profile: found
+    assert found["profile"] == "gz-bill" and "the baseline cannot read field 48" in found["profile_reason"]
     bad = runner.invoke(app, ["decode", "--profile", "nope", hexed])
     assert bad.exit_code == 2 and "cup, x919, gz-bill" in bad.output

@@ -23,7 +23,8 @@ from .wire import TPDU, echo_body, exchange, frame, sign_on_body
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])  # fmt: skip
 CORPUS = json.loads((Path(__file__).parents[1] / "data" / "real-messages" / "corpus.json").read_text("utf-8"))
-REQUESTS = [m for m in CORPUS["messages"] if m["direction"] == "request"]
+REQUESTS = [m for m in CORPUS["messages"] if m["direction"] == "request" and m.get("answer") != "none"]
+UNREADABLE = [m for m in CORPUS["messages"] if m.get("answer") == "none"]
 
 
 def _served(host: HostProcess) -> None:
@@ -41,6 +42,13 @@ def test_every_real_request_is_answered_by_the_real_host(host: HostProcess) -> N
         assert got.tpdu == sent.tpdu[:1] + sent.tpdu[3:5] + sent.tpdu[1:3]  # D1: addresses swapped
         assert got.header[:2] + got.header[3:] == sent.header[:2] + sent.header[3:]  # echoed as received
         assert out.reply.text(11) == CODEC.decode(sent.body).text(11) and out.reply.text(39)
+    _served(host)
+
+
+def test_a_real_unreadable_request_is_closed_and_the_next_client_served(host: HostProcess) -> None:
+    for m in UNREADABLE:
+        out = exchange(host.port, bytes.fromhex(m["hex"]))
+        assert out.reply is None and out.closed, f"{m['name']}: {out!r}"
     _served(host)
 
 

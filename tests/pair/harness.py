@@ -65,6 +65,10 @@ CARDS = {
     "credit": ("6225880000000000010", "3012"),
     "visa": ("4761730000000011", "3012"),
 }
+# Cards whose issuer record says they carry a chip. The harness reads them from the stripe as a
+# terminal does after the chip failed (60.5 = 2): a plain swipe of a chip card is declined 45
+# (docs/decisions.md C4); ``financial(..., fallback=False)`` sends one.
+CHIP_CARDS = frozenset({"credit"})
 
 
 def track2(pan: str, expiry: str) -> str:
@@ -196,8 +200,8 @@ class PairTerminal:
     def base(self, stan: str | None = None) -> dict[int, FieldValue]:
         return {11: stan or self.next_stan(), 41: self.tid, 42: self.mid}
 
-    def f60(self, type_code: str, nmic: str = "000", financial: bool = True) -> str:
-        return Field60(type_code, self.batch, nmic, *(("6", "0") if financial else ())).format()
+    def f60(self, type_code: str, nmic: str = "000", financial: bool = True, fallback: bool = False) -> str:
+        return Field60(type_code, self.batch, nmic, *(("6", "2" if fallback else "0") if financial else ())).format()
 
     def card_fields(self, card: str, pin: str | None, manual: bool = False) -> dict[int, FieldValue]:
         pan, expiry = CARDS.get(card, (card, "3012"))
@@ -261,10 +265,13 @@ class PairTerminal:
     # -- financial ------------------------------------------------------------------------------
     def financial(self, op: str, amount: int | None, card: str | None, pin: str | None = None, *,
                   f61: str | None = None, rrn: str | None = None, auth: str | None = None,
-                  manual: bool = False, extra: dict[int, FieldValue] | None = None) -> Result:  # fmt: skip
+                  manual: bool = False, extra: dict[int, FieldValue] | None = None,
+                  fallback: bool | None = None) -> Result:  # fmt: skip
         o = OPERATIONS[op]
         fields = self.base()
-        fields.update({3: o.processing_code, 25: o.condition_code, 49: "156", 60: self.f60(o.type_code)})
+        if fallback is None:
+            fallback = card in CHIP_CARDS and not manual
+        fields.update({3: o.processing_code, 25: o.condition_code, 49: "156", 60: self.f60(o.type_code, fallback=fallback)})
         if amount is not None:
             fields[4] = f"{amount:012d}"
         if card is not None:

@@ -64,7 +64,7 @@ class LightSale:
         keys = state.keys
         if keys is None:
             raise ValueError("the terminal is not signed on: no working keys")
-        if card.entry != "swipe" or not card.track2 or not card.pin:
+        if card.entry not in ("swipe", "fallback") or not card.track2 or not card.pin:
             raise ValueError("the light client sends magstripe sales with a PIN only")
         if amount <= 0:
             raise ValueError("the amount must be above 0")
@@ -96,8 +96,9 @@ class LightSale:
             52: encrypt_pin(keys.pik, card.pin, card.pan),
             # 53.1 = 2 (format 0 with PAN), 53.2 = 6 for a double-length PIK, 53.3 = track encryption
             53: "2" + ("6" if len(keys.pik) >= 16 else "0") + ("1" if encrypted else "0") + "0" * 13,
-            # 60.4 = 5 (magstripe and chip reader), 60.5 = 0 (not a fallback), 60.6 partial approval
-            60: Field60(SALE.type_code, state.batch, SALE.nmic, "5", "0", f606).format(),
+            # 60.4 = 5 (magstripe and chip reader), 60.5 = 2 for a chip card read from its stripe
+            # (docs/decisions.md C4), else 0; 60.6 partial approval
+            60: Field60(SALE.type_code, state.batch, SALE.nmic, "5", "2" if card.entry == "fallback" else "0", f606).format(),
         }
 
     def next_stan(self) -> str:

@@ -79,7 +79,7 @@ LABELS: dict[str, dict[str, str]] = {
     # a terminal's dialect profile (posgate.dialect.profiles; tests check every profile has one)
     "dialect": {"cup": "CUP POS baseline", "x919": "CUP POS with the ANSI X9.19 retail MAC",
                 "gz-bill": "Guizhou UnionPay bill-payment client", "pin1": "PIN block in ISO 9564 format 1",
-                "pin3": "PIN block in ISO 9564 format 3"},
+                "pin3": "PIN block in ISO 9564 format 3", "easy8583": "Easy8583 client (MAC in lower-case hex)"},
     # field 22, first two digits (spec: 01 manual, 02 magstripe, 05 contact IC, 07 contactless, 96 mobile)
     "entry_mode": {"01": "Keyed", "02": "Swipe", "05": "Chip", "07": "Contactless", "91": "Contactless",
                    "96": "Mobile phone", "92": "No card present", "80": "Swipe (chip fallback)"},

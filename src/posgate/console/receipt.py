@@ -33,11 +33,16 @@ def build_slip(txn: dict[str, Any], merchant: dict[str, Any], signature: dict[st
         card_number=txn.get("pan_masked") or "", operation=op, batch_no=txn["batch_no"], stan=txn["stan"],
         when=when.replace(tzinfo=None), amount=abs(int(txn["amount"] or 0)), card_org=txn.get("card_organisation") or "",
         auth_code=txn.get("auth_code") or "", rrn=txn.get("rrn") or "", currency=txn.get("currency") or "156",
-        # 03x: a QR payment, its wallet named and no signature line (card slips print as before)
-        entry_mode="qr" if str(txn.get("entry_mode") or "").startswith("03") else "",
+        # 03x: a QR payment, its wallet named and no signature line; 80x: a chip card read from its
+        # stripe after a chip failure, printed 降级交易 / FALLBACK (C4); other card slips as before
+        entry_mode=_slip_entry_mode(str(txn.get("entry_mode") or "")),
         signature_png=bytes(signature["png"]) if signature and signature.get("png") else None,
         make_up_signature=bool(signature and signature.get("source") == "makeup"), receipt_url=receipt_url, **kw,
     )  # fmt: skip
+
+
+def _slip_entry_mode(stored: str) -> str:
+    return {"03": "qr", "80": "fallback"}.get(stored[:2], "")
 
 
 def render_pdf(txn: dict[str, Any], merchant: dict[str, Any], signature: dict[str, Any] | None, tz: str,

@@ -83,17 +83,21 @@ def cup_mac_xor(mab: BytesLike, block: int = 8) -> bytes:
     return reduce(xor, words[0::2], 0).to_bytes(8, _NATIVE) + reduce(xor, words[1::2], 0).to_bytes(8, _NATIVE)
 
 
-def cup_ecb_mac(mak: bytes, mab: BytesLike, cipher: BlockCipher = DES) -> bytes:
+def cup_ecb_mac(mak: bytes, mab: BytesLike, cipher: BlockCipher = DES, *, lower: bool = False) -> bytes:
     """CUP POS "ECB" MAC of ``mab``: the 8 upper-case ASCII hex characters for field 64.
 
     DES (default): 8-byte MAK single DES, 16-byte MAK 2-key TDES. ``cipher=SM4``: the same
-    method with 16-byte blocks under a 16-byte SM4 MAK.
+    method with 16-byte blocks under a 16-byte SM4 MAK. ``lower``: the XOR block and the result
+    expanded in lower-case hex, as one public terminal library does (profile ``easy8583``,
+    docs/dialect-profiles.md): a different function of the same key, not a weaker check.
     """
     n = cipher.block
-    h = cup_mac_xor(mab, n).hex().upper().encode("ascii")
+    xor_hex = cup_mac_xor(mab, n).hex()
+    h = (xor_hex if lower else xor_hex.upper()).encode("ascii")
     enc1 = cipher.encrypt(mak, h[:n])
     temp = (int.from_bytes(enc1, "big") ^ int.from_bytes(h[n:], "big")).to_bytes(n, "big")
-    return cipher.encrypt(mak, temp)[:4].hex().upper().encode("ascii")
+    out = cipher.encrypt(mak, temp)[:4].hex()
+    return (out if lower else out.upper()).encode("ascii")
 
 
 class CupMacTrace(NamedTuple):

@@ -1,5 +1,6 @@
 """``posgate decode``: take hex as people paste it (spaces, line breaks, with or without the
-length prefix, TPDU and header) and decode it with the CUP codec."""
+length prefix, TPDU and header) and decode it with the dialect profile its bytes point to
+(``posgate.dialect.detect``; the baseline when they leave a doubt), or with the one given."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from posgate.dialect.cup import CODEC
 from posgate.dialect.describe import describe_rows
+from posgate.dialect.detect import detect
 from posgate.dialect.profiles import PROFILES, Profile
 from posgate.framing import HEADER_LEN, PREFIX_LEN, FramingError, Header, Tpdu
 from posgate.iso8583 import CodecError, Message
@@ -25,9 +26,10 @@ class Decoded:
     tpdu: Tpdu | None
     header: Header | None
     profile: Profile = PROFILES["cup"]
+    profile_reason: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mti": self.message.mti}
+        out: dict[str, Any] = {"mti": self.message.mti, "profile": self.profile.name, "profile_reason": self.profile_reason}
         if self.length is not None:
             out["length"] = self.length
         if self.tpdu:
@@ -48,6 +50,7 @@ class Decoded:
         if self.header:
             lines.append(f"header  {self.header}  (processing requirement {self.header.requirement};"
                          f" variant: {self.header.variant()})")  # fmt: skip
+        lines.append(f"profile {self.profile.name}  ({self.profile_reason})")
         rows = describe_rows(self.message, self.profile)
         width = max(len(r["path"]) for r in rows)
         lines += [f"{r['path']:>{width}}  {r['name']:<62} {r['value']}" for r in rows]
@@ -55,9 +58,8 @@ class Decoded:
 
 
 def decode_any(text: str, profile: Profile | None = None) -> Decoded:
-    """Decode with the baseline, or with ``profile`` (a terminal's dialect profile)."""
-    codec = profile.codec if profile is not None else CODEC
-    prof = profile or PROFILES["cup"]
+    """Decode with ``profile`` (a terminal's dialect profile), else with the profile the bytes
+    point to (the baseline where they leave a doubt, said so in ``profile_reason``)."""
     cleaned = re.sub(r"\s+", "", text)
     if not cleaned:
         raise DecodeInputError("no hex given")
@@ -65,6 +67,13 @@ def decode_any(text: str, profile: Profile | None = None) -> Decoded:
         raw = bytes.fromhex(cleaned)
     except ValueError:
         raise DecodeInputError("not hex: use 0-9 and A-F, an even number of digits") from None
+
+    def body(b: bytes) -> tuple[Message, Profile, str]:
+        if profile is not None:
+            return profile.codec.decode(b), profile, "given with --profile"
+        msg, found = detect(b)
+        return msg, found.profile, found.reason
+
     attempts: list[tuple[str, str]] = []
     # Framed: 2-byte length that matches, then TPDU (starts 0x60) and header.
     if len(raw) > 2 + PREFIX_LEN and raw[2] == 0x60:
@@ -73,16 +82,25 @@ def decode_any(text: str, profile: Profile | None = None) -> Decoded:
             attempts.append(("framed", f"the length prefix says {declared} bytes but {len(raw) - 2} follow"))
         else:
             try:
-                return Decoded(codec.decode(raw[13:]), declared, Tpdu.parse(raw[2:7]), Header.parse(raw[7:13]), prof)
+                tpdu, header = Tpdu.parse(raw[2:7]), Header.parse(raw[7:13])
+                return Decoded(*_with(body(raw[13:]), declared, tpdu, header))
             except (CodecError, FramingError) as e:
                 attempts.append(("framed", str(e)))
     if len(raw) > PREFIX_LEN and raw[0] == 0x60:
         try:
-            return Decoded(codec.decode(raw[PREFIX_LEN:]), None, Tpdu.parse(raw[:5]), Header.parse(raw[5 : 5 + HEADER_LEN]), prof)
+            tpdu, header = Tpdu.parse(raw[:5]), Header.parse(raw[5 : 5 + HEADER_LEN])
+            return Decoded(*_with(body(raw[PREFIX_LEN:]), None, tpdu, header))
         except (CodecError, FramingError) as e:
             attempts.append(("TPDU + header", str(e)))
     try:
-        return Decoded(codec.decode(raw), None, None, None, prof)
+        return Decoded(*_with(body(raw), None, None, None))
     except CodecError as e:
         attempts.append(("bare body", str(e)))
     raise DecodeInputError("; ".join(f"as {how}: {err}" for how, err in attempts))
+
+
+def _with(
+    got: tuple[Message, Profile, str], length: int | None, tpdu: Tpdu | None, header: Header | None
+) -> tuple[Message, int | None, Tpdu | None, Header | None, Profile, str]:
+    msg, prof, reason = got
+    return msg, length, tpdu, header, prof, reason

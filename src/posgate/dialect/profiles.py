@@ -5,8 +5,8 @@ assigned a profile (``terminals.dialect``), and a profile is a small data object
 
 * ``fields``: overrides of field specs of the baseline table (``posgate.dialect.cup.FIELDS``),
   compiled once into the profile's own :class:`~posgate.iso8583.Codec` (``profile.codec``);
-* ``mac``: the MAC algorithm (``cup`` ECB XOR-block, ``x9.9`` single-DES CBC, ``x9.19`` retail
-  MAC), or None for the baseline, which keeps the per-terminal ``mac_algorithm`` option;
+* ``mac``: the MAC algorithm (``cup`` ECB XOR-block, ``cup-lower`` the same in lower-case hex,
+  ``x9.9`` single-DES CBC, ``x9.19`` retail MAC), or None for the baseline, which keeps the per-terminal ``mac_algorithm`` option;
 * ``pin_format``: the ISO 9564 format of field 52 (0, 1 or 3);
 * ``f60_private``: lengths of the digit tails after 60.3 this variant sends beyond the
   baseline's 60.4–60.7 shapes, and ``f60_tail``, the tail its terminals send;
@@ -34,7 +34,7 @@ from posgate.iso8583 import Codec, FieldSpec, Kind, Message
 from posgate.iso8583.spec import lllvar
 
 BASELINE = "cup"
-MAC_ALGORITHMS = ("cup", "x9.9", "x9.19")
+MAC_ALGORITHMS = ("cup", "cup-lower", "x9.9", "x9.19")
 PIN_FORMATS = (0, 1, 3)
 # The per-terminal mac_algorithm column's values, as profile MAC names.
 _TERMINAL_MAC = {"cup": "cup", "x919": "x9.19"}
@@ -115,6 +115,8 @@ def mac_function(algorithm: str, mak: bytes) -> Callable[[bytes], bytes]:
         # with its single-length MAK; a terminal with a 16-byte MAK should use x9.19).
         key8 = mak[:8]
         return lambda mab: x9_9_mac(key8, mab)
+    if algorithm == "cup-lower":
+        return lambda mab: cup_ecb_mac(mak, mab, lower=True)
     return lambda mab: cup_ecb_mac(mak, mab)
 
 
@@ -144,6 +146,14 @@ PROFILES: dict[str, Profile] = {
                 "calc_mac_cbc = single-DES CBC over MTI..63 zero-padded, 8 bytes; field 48 "
                 "'KP77SG0C…#' (letters: ASCII); 60 = 22 yymmdd 000 00060 (5 digits after 60.3); "
                 "缴费 3 = 190000, 缴费撤销 3 = 280000, 25 = 81",
+            ),
+        ),
+        Profile(
+            "easy8583", "Easy8583 小写MAC", "Easy8583 client (CUP MAC in lower-case hex)", mac="cup-lower",
+            evidence=(
+                "yangyongzhen/Easy8583Ans (Java, commit 62fbbb4) Easy8583Ans.upGetMac: the CUP ECB MAC "
+                "with the XOR block and the result formatted '%02x' (lower-case ASCII hex); its sign-on, "
+                "QR sale and settlement run against posgate (docs/field-dialects.md, Real clients run)",
             ),
         ),
         Profile(

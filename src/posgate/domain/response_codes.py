@@ -56,6 +56,7 @@ _TABLE = [
     ("40", "请求的功能尚不支持", "Requested function not supported", ""),
     ("41", "挂失卡，请没收", "Lost card", ""),
     ("43", "被窃卡，请没收", "Stolen card", ""),
+    ("45", "不允许降级交易，请插卡", "Fallback not allowed: use the chip", "C"),  # docs/decisions.md C4
     ("51", "可用余额不足", "Not sufficient funds", ""),
     ("54", "过期的卡", "Expired card", ""),
     ("55", "密码错", "Incorrect PIN", ""),
@@ -140,6 +141,7 @@ _ACTIONS: dict[str, tuple[str, str]] = {
     "40": ("本终端不支持此交易", "This terminal does not offer this transaction"),
     "41": _KEEP,
     "43": _KEEP,
+    "45": ("此卡有芯片，请插卡交易", "The card has a chip: insert it"),
     "51": ("余额不足，请改用其他卡或减少金额", "Not enough funds: use another card or a smaller amount"),
     "54": ("卡已过期，请改用其他卡", "The card has expired: ask for another card"),
     "55": ("请持卡人重新输入密码", "Ask the cardholder to enter the PIN again"),

@@ -98,8 +98,11 @@ def parse_mix(text: str) -> dict[str, int]:
 
 
 def card_for(pan: str, expiry: str = "3012", pin: str = DEMO_PIN) -> Card:
-    """A magstripe swipe of ``pan`` (track 2 per docs/demo-data.md) with its PIN."""
-    return Card(pan=pan, entry="swipe", track2=f"{pan}={expiry}2010000000000", expiry=expiry, pin=pin)
+    """A magstripe read of ``pan`` (track 2 per docs/demo-data.md) with its PIN. A provisioned
+    fleet card is a chip card (the ``chip`` operation inserts it): read from its stripe it is a
+    fallback (60.5 = 2), else the issuer declines it ``45`` (docs/decisions.md C4)."""
+    entry = "fallback" if pan.startswith(FLEET_PAN_PREFIX) else "swipe"
+    return Card(pan=pan, entry=entry, track2=f"{pan}={expiry}2010000000000", expiry=expiry, pin=pin)
 
 
 def _luhn_complete(digits: str) -> str:
@@ -114,9 +117,12 @@ def _luhn_complete(digits: str) -> str:
     return digits + str((10 - total % 10) % 10)
 
 
+FLEET_PAN_PREFIX = "621214999"
+
+
 def fleet_pan(i: int) -> str:
     """The i-th provisioned fleet card: a 19-digit CUP debit PAN with a valid Luhn digit."""
-    return _luhn_complete(f"621214999{i:09d}")
+    return _luhn_complete(f"{FLEET_PAN_PREFIX}{i:09d}")
 
 
 def fleet_tmk(terminal_id: str) -> bytes:

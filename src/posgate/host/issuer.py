@@ -17,6 +17,13 @@ One method, :meth:`BuiltinIssuer.authorize`, answers one :class:`IssuerRequest` 
    PIN stays blocked (``75``) until the next day; a right PIN resets the count;
 6. per-transaction limit ``61``; 7. available balance (balance − held) ``51``.
 
+Fallback (docs/decisions.md C4): a sale, pre-authorisation or balance inquiry read from the
+stripe (22 = 02x) of a card whose record says it carries a chip is declined ``45`` unless the
+terminal marks it as a fallback after a chip failure (60.5 = ``2``); checked after the card's
+state and expiry, before the PIN (a cashier told to insert the chip has cost the cardholder no
+PIN try). The card record decides, not the track's service code (every demo card's track says
+``201``). Refunds, voids and completions refer to an original and are not checked.
+
 Scan-to-pay (docs/decisions.md Q1–Q3): a wallet payment code is kept like a card (hashed,
 encrypted); a code in state ``password`` stands for a wallet that holds the payment until the
 customer enters a password on the phone: a ``debit`` is answered ``09`` (in progress) and
@@ -65,6 +72,9 @@ from posgate.iso8583.errors import CodecError
 
 PIN_TRIES = 3
 _STATE_CODES = {"lost": "41", "stolen": "43", "restricted": "62"}
+# Docs/decisions.md C4: a chip card swiped without the fallback indicator.
+FALLBACK_REFUSED = "45"
+_CARD_PRESENT_KINDS = frozenset({"debit", "hold", "balance"})
 PENDING = "09"  # request in progress (section 7): the wallet waits for the customer's password
 _UNDO = frozenset({"reverse_debit", "reverse_credit", "reverse_capture", "reverse_release"})
 # A chip card whose cryptogram fails or whose ATC goes backwards (docs/decisions.md C1): the
@@ -210,6 +220,8 @@ class BuiltinIssuer:
             month, today = self._local_day(now)
             if card.expiry < month:
                 return IssuerResult("54", None, None, org, bank)
+            if card.chip and request.swiped and not request.fallback and kind in _CARD_PRESENT_KINDS:
+                return IssuerResult(FALLBACK_REFUSED, None, None, org, bank)
             if kind == "force_debit":
                 changes = {"balance": card.balance - amount}
             else:

@@ -282,6 +282,10 @@ class IssuerRequest:
     # and the PAN sequence number (field 23, tag 5F34); the issuer checks the cryptogram.
     icc: bytes | None = field(default=None, repr=False)
     pan_seq: str = ""
+    # Fallback rules (issue 14, docs/decisions.md C4): the card was read from its stripe (field
+    # 22 = 02x), and the terminal says the chip was tried and failed (60.5 = 2).
+    swiped: bool = False
+    fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ ENTRY_MODES: dict[str, tuple[str, str, str]] = {
     "insert": ("I", "插卡", "CHIP"),
     "tap": ("C", "挥卡", "CONTACTLESS"),
     "manual": ("M", "手输", "MANUAL"),
-    "fallback": ("F", "降级", "FALLBACK"),
+    "fallback": ("F", "降级交易", "FALLBACK"),  # a chip card read from its stripe (docs/decisions.md C4)
     # scan-to-pay (docs/decisions.md Q4): the English name is the wallet's, by the code (entry_text)
     "qr": ("Q", "扫码支付", "QR PAYMENT"),
 }

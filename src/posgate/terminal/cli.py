@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +88,11 @@ class Settings:
     timeout: float | None
     algorithm: str | None = None
     profile: str | None = None
+    chip_fails: bool = False
+
+
+# The run's --chip-fails, for the card reader (_card): set by _run from the settings.
+_CHIP_FAILS: ContextVar[bool] = ContextVar("chip_fails", default=False)
 
 
 class Fail(Exception):
@@ -129,11 +135,16 @@ def _main(
         None, "--algorithm", help="Key cipher: des (default) or sm4 (国密: sign-on 006, 32-digit SM4 TMK)."
     ),
     profile: str | None = typer.Option(
-        None, "--profile", help="Dialect profile the device speaks (cup, x919, gz-bill, pin1, pin3); kept.",
+        None, "--profile", help="Dialect profile the device speaks (cup, x919, gz-bill, easy8583, pin1, pin3); kept.",
         callback=optional(checks.profile),
     ),
+    chip_fails: bool = typer.Option(
+        False, "--chip-fails",
+        help="Simulate a chip read failure: an inserted card is then swiped as a fallback (60.5 = 2).",
+    ),
 ) -> None:
-    ctx.obj = Settings(state_dir, host, port, tid, mid, tmk, tpdu, header, serial, scheme, timeout, algorithm, profile)
+    ctx.obj = Settings(state_dir, host, port, tid, mid, tmk, tpdu, header, serial, scheme, timeout, algorithm, profile,
+                       chip_fails)  # fmt: skip
 
 
 # ------------------------------------------------------------------ plumbing
@@ -254,6 +265,7 @@ def _card(pan: str | None, entry: str, pin: str | None, amount: int = 0, expiry:
 
     if not pan:
         return None
+    entry = _after_chip_failure(entry)
     # A simulated chip card's ATC goes up across runs: the journal keeps it (sealed, by PAN).
     atc = j.next_atc(pan) if j is not None and entry in ("insert", "tap") and chip_key(pan) else None
     try:
@@ -262,6 +274,17 @@ def _card(pan: str | None, entry: str, pin: str | None, amount: int = 0, expiry:
         )
     except ValueError as e:
         raise Fail(str(e)) from None
+
+
+def _after_chip_failure(entry: str) -> str:
+    """``--chip-fails``: the chip of an inserted card cannot be read, so the terminal has the
+    card swiped and marks the request as a fallback (22 = 02x, 60.5 = 2; docs/decisions.md C4)."""
+    if not _CHIP_FAILS.get():
+        return entry
+    if entry != "insert":
+        raise Fail("--chip-fails 仅用于插卡 / --chip-fails simulates a chip read: use it with --entry insert")
+    typer.echo("芯片读卡失败，请刷卡（降级交易） / chip read failed: card swiped (fallback)", err=True)
+    return "fallback"
 
 
 def _card_or_qr(pan: str | None, qr: str | None, entry: str, pin: str | None, amount: int = 0, j: Any = None) -> Any:
@@ -359,6 +382,7 @@ def _run(ctx: typer.Context, as_json: bool, build: Any) -> None:
     except Fail as e:
         _refuse(str(e), as_json)
     try:
+        _CHIP_FAILS.set(s.chip_fails)
         inp, notice = build(j)
         session = _session(s, j)
         from posgate.terminal.client import run_operation

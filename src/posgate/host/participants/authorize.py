@@ -34,6 +34,15 @@ def _chip(ctx: Context) -> dict[str, Any]:
     return {"icc": icc.raw, "pan_seq": msg.text(23)}
 
 
+def is_swipe(ctx: Context) -> bool:
+    return ctx.msg is not None and ctx.msg.text(22).startswith("02")
+
+
+def is_fallback(ctx: Context) -> bool:
+    """A stripe read after a chip failure: 22 = 02x with 60.5 (chip condition) = 2."""
+    return is_swipe(ctx) and ctx.f60 is not None and ctx.f60.chip_condition == "2"
+
+
 class AuthorizeWithIssuer(Participant):
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -51,6 +60,7 @@ class AuthorizeWithIssuer(Participant):
             pin_key=ctx.issuer.zone_key if ctx.pin_block else None, reference=ctx.rrn,
             original_reference=(original.rrn or "") if original else "",
             hold_amount=ctx.extra.get("hold_amount", 0), **_chip(ctx),
+            swiped=is_swipe(ctx), fallback=is_fallback(ctx),  # the fallback rule (docs/decisions.md C4)
         )  # fmt: skip
         ctx.extra["issuer_request"] = request
         r = ctx.issuer.authorize(request, ctx.now)

@@ -12,6 +12,7 @@ store (``seal_message``, docs/decisions.md S1), like ``pan_enc``.
 from __future__ import annotations
 
 from posgate.host.context import PREPARED, Context
+from posgate.host.participants.authorize import is_fallback
 from posgate.host.pipeline import Participant, reply_header
 from posgate.host.ports import TxnRecord
 
@@ -22,6 +23,20 @@ _REPLACED = (
     "card_organisation", "entry_mode", "response_code", "auth_code", "rrn", "status", "original_id",
     "request_digest", "reply", "trace", "operator", "source", "pan_enc", "settlement_id",
 )  # fmt: skip
+
+
+FALLBACK_ENTRY = "80"  # ISO 8583 POS entry mode: chip-to-stripe fallback
+
+
+def _entry_mode(ctx: Context) -> str | None:
+    """Field 22 as sent; a stripe read after a chip failure (60.5 = 2) is kept as ``80`` + the
+    PIN digit, the ISO 8583 entry mode for a chip-to-stripe fallback, so that the console and the
+    slip can say 降级交易 / Fallback (docs/decisions.md C4)."""
+    assert ctx.msg is not None
+    f22 = ctx.msg.text(22)
+    if f22 and is_fallback(ctx):
+        return FALLBACK_ENTRY + f22[2:3]
+    return f22 or None
 
 
 class Record(Participant):
@@ -47,7 +62,7 @@ class Record(Participant):
             processing_code=msg.text(3) or None, amount=ctx.amount, currency=msg.text(49) or ctx.env.currency,
             pan_hash=ctx.pan_hash, pan_masked=ctx.pan_masked,
             pan_enc=ctx.store.encrypt_pan(ctx.pan) if ctx.pan is not None and not ctx.rejected else None,
-            card_organisation=ctx.card_organisation, entry_mode=msg.text(22) or None, response_code=code,
+            card_organisation=ctx.card_organisation, entry_mode=_entry_mode(ctx), response_code=code,
             auth_code=ctx.auth_code if code == "00" else None, rrn=ctx.rrn, status=status,
             original_id=original.id if original is not None else None, refunded_amount=0,
             request_digest=ctx.digest,
