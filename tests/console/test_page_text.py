@@ -104,7 +104,7 @@ def _extra_rows(env: Env) -> None:
 
 def _pages(env: Env) -> list[str]:
     values = {"txn_id": env.ids.mart_unsigned, "entry_id": 1, "rid": 1, "terminal_id": "10000002", "merchant_id": MART,
-              "settlement_id": env.ids.settlement_id, "backup_id": 1, "user_id": 1, "day": today("Asia/Shanghai")}  # fmt: skip
+              "settlement_id": env.ids.settlement_id, "backup_id": 1, "user_id": 1, "payout_id": 1, "change_id": 1, "day": today("Asia/Shanghai")}  # fmt: skip
     out = []
     for r in iter_routes(env.app.routes):
         if "GET" not in r.methods or r.path.startswith("/api/") or r.path in SKIP_PATHS or r.path.endswith(SKIP_SUFFIXES):

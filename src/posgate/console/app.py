@@ -250,8 +250,9 @@ def create_app(settings: Any = None) -> FastAPI:
         data = generate_latest(registry) if registry is not None else generate_latest()
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
-    from posgate.console import api, web
+    from posgate.console import api, payouts_web, web
 
     app.include_router(web.router)
+    app.include_router(payouts_web.router)
     app.include_router(api.router)
     return app

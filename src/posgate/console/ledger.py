@@ -18,6 +18,7 @@ from posgate.console.auth import Principal
 from posgate.console.fmt import today
 from posgate.dialect.operations import OPERATIONS
 from posgate.domain.response_codes import APPROVED
+from posgate.store.payouts import counted_clause, settlement_side
 from posgate.store.schema import counters, transactions
 
 T = transactions.c
@@ -50,7 +51,7 @@ def scope(col: Any, p: Principal) -> ColumnElement[bool]:
 
 
 def approved_clause() -> ColumnElement[bool]:
-    return and_(T.response_code.in_(sorted(APPROVED)), T.status.notin_(DEAD))
+    return counted_clause()
 
 
 def unsigned_clause() -> ColumnElement[bool]:
@@ -59,12 +60,7 @@ def unsigned_clause() -> ColumnElement[bool]:
                 T.mti != "0400", or_(T.entry_mode.is_(None), T.entry_mode.not_like("03%")))  # fmt: skip
 
 
-def side(operation: str, processing_code: str | None) -> str:
-    """``debit``, ``credit`` or ``""``: how a row counts in settlement totals (spec 9.1)."""
-    if operation in ("adjustment", "annulment"):
-        return "debit" if (processing_code or "").startswith("00") else "credit"
-    op = OPERATIONS.get(operation)
-    return op.settlement if op else ""
+side = settlement_side  # ``debit``, ``credit`` or ``""``: how a row counts in settlement totals (spec 9.1)
 
 
 def is_approved_row(row: Any) -> bool:

@@ -17,11 +17,12 @@ from sqlalchemy import text
 from posgate.store.engine import make_engine
 from posgate.store.schema import metadata
 
-try:  # the console's tables live on the same metadata, in their own module
-    importlib.import_module("posgate.store.console_schema")
-except ModuleNotFoundError as e:
-    if e.name != "posgate.store.console_schema":
-        raise
+for _module in ("posgate.store.console_schema", "posgate.store.payouts_schema"):
+    try:  # the console's and the payouts' tables live on the same metadata, in their own modules
+        importlib.import_module(_module)
+    except ModuleNotFoundError as e:
+        if e.name != _module:
+            raise
 
 MIGRATION_LOCK = 0x706F7367  # "posg": pg_advisory_xact_lock key
 
