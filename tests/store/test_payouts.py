@@ -1,4 +1,4 @@
-"""Payouts (issue 11) on SQLite and PostgreSQL: fee rules and per-transaction fees, settlement
+"""Payouts (issue 11) on SQLite and PostgreSQL, and ``posgate admin payouts ...``: fee rules and per-transaction fees, settlement
 bank accounts (sealed, maker-checker), T+1 and D0 payouts, the payout file and the bank's return
 file, statements; and a property test: over random days of sales, voids, refunds, make-up
 adjustments and annulments, every payout is its lines to the fen and the statements add up."""
@@ -8,15 +8,20 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
+import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select, update
+from typer.testing import CliRunner
 
+from posgate.cli import app
 from posgate.domain.masking import mask_pan
 from posgate.store import payouts as po
 from posgate.store import schema as s
@@ -455,3 +460,78 @@ def test_statement_lines_add_up_to_the_payouts_cent_for_cent(prop_db: Database, 
         assert month["net"] == sum(model_payouts) + carry
         assert sum(x["net"] for x in month["lines"]) == month["paid"] + month["closing"]
         assert conn.execute(select(payouts.c.id).where(payouts.c.merchant_id == mid, payouts.c.amount <= 0)).first() is None
+
+
+# ------------------------------------------------------------------ posgate admin payouts
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    db = Database.open(url)
+    provision_demo(db.engine, db.keyring)
+    with db.engine.begin() as conn:
+        add_txn(conn, db.keyring, day="2026-11-02", amount=500_00, batch="000000")
+        add_txn(conn, db.keyring, mid=BISTRO, tid="20000001", day="2026-11-02", amount=88_00, pan=CREDIT, batch="000000")
+    db.close()
+
+    def run(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, [*args, "--db", url])
+
+    return run
+
+
+def test_build_export_return_retry(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = cli("admin", "payouts", "build", "--date", "2026-11-03")
+    assert r.exit_code == 0, r.output
+    assert f"{MART} business day 2026-11-02: 1 lines, 497.50 CNY (pending)" in r.output
+    assert f"{BISTRO} business day 2026-11-02: 1 lines, 87.67 CNY (pending)" in r.output  # Bistro's credit rate 0.38 %
+    again = cli("admin", "payouts", "build", "--date", "2026-11-03")
+    assert again.exit_code == 0 and "built already" in again.output
+    assert cli("admin", "payouts", "build", "--date", "2026-11-31").exit_code == 1
+
+    out = tmp_path / "out"
+    out.mkdir()
+    r = cli("admin", "payouts", "export", "--date", "2026-11-03", "--dir", str(out))
+    assert r.exit_code == 0, r.output
+    (path,) = out.iterdir()
+    assert f"{path}: 2 payouts, 585.17 CNY" in r.output and MART_ACCOUNT not in r.output
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8"))))
+    assert [x["account_number"] for x in rows][0] == MART_ACCOUNT and [x["amount"] for x in rows] == ["497.50", "87.67"]
+    r = cli("admin", "payouts", "export", "--date", "2026-11-03", "--dir", str(out))
+    assert r.exit_code == 0 and "no payout waits for a file" in r.output
+
+    listed = json.loads(cli("admin", "payouts", "list", "--json").output)
+    assert {x["status"] for x in listed} == {"exported"} and MART_ACCOUNT not in json.dumps(listed)
+    mart_ref = next(x["ref"] for x in listed if x["merchant_id"] == MART)
+    bistro_ref = next(x["ref"] for x in listed if x["merchant_id"] == BISTRO)
+
+    ret = tmp_path / "return.csv"
+    ret.write_text(f"payout_ref,status,amount,bank_ref,reason\n{mart_ref},paid,497.50,B1,\n{bistro_ref},paid,1.00,B2,\n",
+                   encoding="utf-8")  # fmt: skip
+    r = cli("admin", "payouts", "import-return", str(ret))
+    assert r.exit_code == 1 and "the bank returns 1.00" in r.output
+    assert {x["status"] for x in json.loads(cli("admin", "payouts", "list", "--json").output)} == {"exported"}
+    assert cli("admin", "payouts", "import-return", str(tmp_path / "missing.csv")).exit_code == 1
+
+    ret.write_text(f"payout_ref,status,amount,bank_ref,reason\n{mart_ref},paid,497.50,B1,\n{bistro_ref},failed,87.67,B2,账户已销户\n",
+                   encoding="utf-8")  # fmt: skip
+    r = cli("admin", "payouts", "import-return", str(ret))
+    assert r.exit_code == 0 and f"{mart_ref}: paid" in r.output and f"{bistro_ref}: failed — 账户已销户" in r.output
+    failed = cli("admin", "payouts", "list", "--status", "failed")
+    assert bistro_ref in failed.output and mart_ref not in failed.output
+    assert cli("admin", "payouts", "retry", mart_ref[2:].lstrip("0")).exit_code == 1  # paid: nothing to retry
+    r = cli("admin", "payouts", "retry", bistro_ref[2:].lstrip("0"))
+    assert r.exit_code == 0 and "next payout file" in r.output
+    r = cli("admin", "payouts", "export", "--date", "2026-11-04", "--dir", str(out))
+    assert r.exit_code == 0 and "1 payouts, 87.67 CNY" in r.output
+
+
+def test_failed_count_for_notices_on_an_empty_ledger(tmp_path: Path) -> None:
+    db = Database.open(f"sqlite:///{tmp_path / 'n.db'}")
+    provision_demo(db.engine, db.keyring)
+    with db.engine.begin() as conn:
+        assert po.count_failed_payouts(conn) == 0 and po.count_failed_payouts(conn, MART) == 0
+    db.close()
