@@ -194,15 +194,16 @@ def statement_csv(st: dict[str, Any], tz: str, lang: str, _: Callable[..., str],
 
 
 def statement_pdf(st: dict[str, Any], tz: str, lang: str, _: Callable[..., str], label: Callable[[str, object], str]) -> bytes:
-    """A4, one font with CJK glyphs (reportlab's built-in STSong-Light, as the slips use)."""
+    """A4, drawn like the slips (``posgate.receipt.pdf``): CJK runs in reportlab's built-in
+    STSong-Light, the rest (digits, card masks, English) in Helvetica, so amounts line up and
+    text extraction (pdftotext) reads the Latin runs."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
     from reportlab.pdfgen import canvas
 
-    from posgate.receipt.pdf import _font
+    from posgate.receipt.pdf import _draw, string_width
 
-    font = _font()
     zh = lang == "zh_CN"
     buf = io.BytesIO()
     c = canvas.Canvas(buf, pagesize=A4, invariant=True)
@@ -213,11 +214,7 @@ def statement_pdf(st: dict[str, Any], tz: str, lang: str, _: Callable[..., str],
     y = h - 20 * mm
 
     def text(x: float, s: str, size: float = 9, align: str = "left") -> None:
-        c.setFont(font, size)
-        if align == "right":
-            c.drawRightString(x, y, s)
-        else:
-            c.drawString(x, y, s)
+        _draw(c, x - string_width(s, size) if align == "right" else x, y, s, size)
 
     title = _("Monthly statement") if st["month"] else _("Daily statement")
     text(left, title, 16)
