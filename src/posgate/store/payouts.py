@@ -394,7 +394,7 @@ def provision_account(conn: Connection, keyring: Keyring, merchant_id: str, *, a
     conn.execute(update(bank_accounts).where(B.merchant_id == merchant_id, B.status == "active").values(status="replaced"))
     cid = conn.execute(insert(bank_accounts).values(
         merchant_id=merchant_id, account_enc=keyring.encrypt(number.encode("ascii"), ACCOUNT_PURPOSE), account_masked=masked,
-        bank_name=bank, account_name=name, bank_code=code, status="active", reason="provisioned", proposed_by=actor[:64],
+        bank_name=bank, account_name=name, bank_code=code, status="active", reason="", proposed_by=actor[:64],
         proposed_at=now, decided_by=actor[:64], decided_at=now).returning(B.id)).scalar_one()  # fmt: skip
     _audit(conn, actor, "bank_account.provisioned", "bank_account", str(cid), merchant_id,
            after={"account": masked, "bank_name": bank, "account_name": name, "bank_code": code})  # fmt: skip
