@@ -80,3 +80,15 @@ def test_roles_and_bad_input(env: Env) -> None:
         assert [p["kind"] for p in po.list_payouts(conn, MART)] == ["d0"]
     clerk = login(env.client(), "mart-clerk")
     assert clerk.post("/payouts/d0", data={"csrf_token": csrf_of(clerk, "/")}, follow_redirects=False).status_code == 403
+
+
+def test_money_routes_have_the_expected_roles(env: Env) -> None:
+    from .test_security import guarded
+
+    roles = {(m, p): g.roles for m, p, g in guarded(env) if g is not None}
+    assert roles[("POST", "/bank-account-changes/{change_id}/approve")] == {"acquirer_admin", "support"}
+    assert roles[("POST", "/fees")] == {"acquirer_admin"}
+    assert roles[("POST", "/payouts/d0")] == {"acquirer_admin", "merchant_admin"}
+    assert roles[("POST", "/payouts/{payout_id}/retry")] == {"acquirer_admin", "support"}
+    for path in ("/payouts", "/statements", "/statements.csv", "/statements.pdf", "/merchants/{merchant_id}/bank-account", "/fees"):
+        assert roles[("GET", path)] == {"acquirer_admin", "support", "merchant_admin"}, path
