@@ -222,19 +222,28 @@ _LINE_COLS = (T.id, T.day, T.created_at, T.terminal_id, T.batch_no, T.stan, T.rr
               T.pan_hash, T.pan_masked, T.card_organisation, T.entry_mode, T.original_id, T.source)  # fmt: skip
 
 
+def _chunked(conn: Connection, build: Any, values: list[Any], size: int = 5000) -> list[Any]:
+    """Rows of ``build(part)`` for ``values`` in parts: SQLite caps the bound parameters of a query."""
+    out: list[Any] = []
+    for i in range(0, len(values), size):
+        out += conn.execute(build(values[i : i + size])).mappings().all()
+    return out
+
+
 def _lines_for(conn: Connection, merchant_id: str, rows: list[Any], rules: dict[str, Rule] | None = None) -> list[dict[str, Any]]:
     """Lines of ``rows``: frozen values for those paid already, computed for the others."""
     if not rows:
         return []
     rules = rules or effective_rules(conn, merchant_id)
     ids = [r["id"] for r in rows]
-    frozen = {r["transaction_id"]: r for r in conn.execute(select(payout_lines).where(L.transaction_id.in_(ids))).mappings()}
+    frozen = {r["transaction_id"]: r for r in _chunked(conn, lambda part: select(payout_lines).where(L.transaction_id.in_(part)), ids)}
     orig_ids = sorted({r["original_id"] for r in rows if r["original_id"]})
-    originals = {r["id"]: r for r in conn.execute(select(*_LINE_COLS).where(T.id.in_(orig_ids))).mappings()} if orig_ids else {}
-    orig_fees = {r["transaction_id"]: int(r["fee"]) for r in conn.execute(
-        select(L.transaction_id, L.fee).where(L.transaction_id.in_(orig_ids))).mappings()} if orig_ids else {}  # fmt: skip
+    originals = {r["id"]: r for r in _chunked(conn, lambda part: select(*_LINE_COLS).where(T.id.in_(part)), orig_ids)}
+    orig_fees = {r["transaction_id"]: int(r["fee"])
+                 for r in _chunked(conn, lambda part: select(L.transaction_id, L.fee).where(L.transaction_id.in_(part)), orig_ids)}  # fmt: skip
     hashes = sorted({r["pan_hash"] for r in [*rows, *originals.values()] if r["pan_hash"]})
-    kinds = dict(conn.execute(select(s.cards.c.pan_hash, s.cards.c.kind).where(s.cards.c.pan_hash.in_(hashes))).all()) if hashes else {}
+    kinds = {r["pan_hash"]: r["kind"]
+             for r in _chunked(conn, lambda part: select(s.cards.c.pan_hash, s.cards.c.kind).where(s.cards.c.pan_hash.in_(part)), hashes)}  # fmt: skip
     out = []
     for r in rows:
         side = settlement_side(r["operation"], r["processing_code"])
