@@ -92,3 +92,22 @@ def test_money_routes_have_the_expected_roles(env: Env) -> None:
     assert roles[("POST", "/payouts/{payout_id}/retry")] == {"acquirer_admin", "support"}
     for path in ("/payouts", "/statements", "/statements.csv", "/statements.pdf", "/merchants/{merchant_id}/bank-account", "/fees"):
         assert roles[("GET", path)] == {"acquirer_admin", "support", "merchant_admin"}, path
+
+
+def test_payouts_api(env: Env) -> None:
+    from .helpers import api_token
+
+    with env.db.engine.begin() as conn:
+        mart = next(p for p in po.build_payouts(conn, today(TZ), actor="cli").built if p["merchant_id"] == MART)
+    c = env.client()
+    h = api_token(c, "mart-admin")
+    body = c.get("/api/v1/payouts", headers=h).json()
+    assert body["failed"] == 0 and [x["ref"] for x in body["items"]] == [po.payout_ref(mart["id"])]
+    one = c.get(f"/api/v1/payouts/{mart['id']}", headers=h).json()
+    assert one["amount"] == mart["amount"] == sum(x["net"] for x in one["lines"]) and one["status"] == "pending"
+    assert "1001244309300012345" not in str(one) and all("*" in (x["pan_masked"] or "*") for x in one["lines"])
+    bistro = api_token(c, "bistro-admin")
+    assert c.get(f"/api/v1/payouts/{mart['id']}", headers=bistro).status_code == 404
+    assert c.get(f"/api/v1/payouts?merchant_id={MART}", headers=bistro).status_code == 404
+    assert c.get("/api/v1/payouts", headers=api_token(c, "mart-clerk")).status_code == 403
+    assert c.get("/api/v1/payouts", headers=api_token(c, "support")).json()["items"][0]["merchant_id"] == MART

@@ -254,5 +254,6 @@ def create_app(settings: Any = None) -> FastAPI:
 
     app.include_router(web.router)
     app.include_router(payouts_web.router)
+    app.include_router(payouts_web.api_router)
     app.include_router(api.router)
     return app

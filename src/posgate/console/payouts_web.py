@@ -197,3 +197,36 @@ def statements_pdf(request: Request, p: Money) -> Response:
     name = f"statement-{s['merchant_id']}-{s['month'] or s['day_from']}.pdf"
     return Response(svc.statement_pdf(s, *_file_args(request)), media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+
+
+# ------------------------------------------------------------------ JSON API (amounts in fen)
+
+api_router = APIRouter(prefix="/api/v1")
+ApiMoney = Annotated[Principal, Depends(Guard(MERCHANT_ADMIN, *ACQUIRER, api=True))]
+
+
+def _api_payout(row: dict[str, Any]) -> dict[str, Any]:
+    from posgate.console.api import _jsonable
+
+    return {**_jsonable(row), "ref": core.payout_ref(int(row["id"]))}
+
+
+@api_router.get("/payouts", tags=["payouts"])
+def api_payouts(request: Request, p: ApiMoney, merchant_id: str = "", status: str = "") -> dict[str, Any]:
+    """Payouts (newest value date first) with their 到账 status, and how many the bank refused."""
+    with st(request).db.read() as conn:
+        mid = svc.merchant_of(conn, p, merchant_id) if (merchant_id or not p.is_acquirer) else ""
+        rows = core.list_payouts(conn, mid or None, status if status in core.PAYOUT_STATUSES else "")
+        failed = core.count_failed_payouts(conn, mid or None)
+    return {"items": [_api_payout(r) for r in rows], "failed": failed}
+
+
+@api_router.get("/payouts/{payout_id}", tags=["payouts"])
+def api_payout(request: Request, payout_id: int, p: ApiMoney) -> dict[str, Any]:
+    """One payout and its lines (each transaction's signed amount, fee and net, fen)."""
+    from posgate.console.api import _jsonable
+
+    keep = ("id", "day", "created_at", "terminal_id", "operation", "pan_masked", "card_kind", "amount_signed", "fee", "net")
+    with st(request).db.read() as conn:
+        row, lines = svc.payout(conn, p, payout_id)
+    return {**_api_payout(row), "lines": [_jsonable({k: x[k] for k in keep}) for x in lines]}
