@@ -380,10 +380,14 @@ def decide_bank_account(conn: Connection, change_id: int, approve: bool, *, acto
     mid = row["merchant_id"]
     before = active_account(conn, mid)
     status = "active" if approve else "rejected"
+    # Decided once: of two people approving at the same moment, the second finds it decided.
+    done = conn.execute(update(bank_accounts).where(B.id == change_id, B.status == "pending").values(
+        status=status, decided_by=actor[:64], decided_at=now, decision_note=note or None))  # fmt: skip
+    if done.rowcount != 1:
+        raise PayoutError("This change was decided already.", 409)
     if approve:
-        conn.execute(update(bank_accounts).where(B.merchant_id == mid, B.status == "active").values(status="replaced"))
-    conn.execute(update(bank_accounts).where(B.id == change_id).values(status=status, decided_by=actor[:64], decided_at=now,
-                                                                        decision_note=note or None))  # fmt: skip
+        conn.execute(update(bank_accounts).where(B.merchant_id == mid, B.status == "active", B.id != change_id)
+                     .values(status="replaced"))  # fmt: skip
     _audit(conn, actor, f"bank_account.{'approved' if approve else 'rejected'}", "bank_account", str(change_id), mid,
            before={"account": before["account_masked"]} if before else None,
            after={"status": status, "account": row["account_masked"], "note": note or None})  # fmt: skip
@@ -613,8 +617,9 @@ def export_payouts(conn: Connection, keyring: Keyring, value_date: str, *, actor
     database decrypted). None when there is nothing to send."""
     value_date = check_day(value_date)
     now = now or _now()
+    # Locked (PostgreSQL) so that two exports at once cannot both send a payout; SQLite writers are serial.
     rows = conn.execute(select(payouts).where(P.status.in_(["pending", "held"]), P.value_date <= value_date)
-                        .order_by(P.value_date, P.id)).mappings().all()  # fmt: skip
+                        .order_by(P.value_date, P.id).with_for_update()).mappings().all()  # fmt: skip
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(FILE_HEADER)
