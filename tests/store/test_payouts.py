@@ -11,7 +11,7 @@ import itertools
 import json
 import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -361,7 +361,7 @@ class Sale:
 
 ops = st.lists(st.tuples(st.sampled_from(["sale", "sale", "void", "refund", "adjust", "annul"]), st.integers(0, 3),
                          st.integers(1, 1_200_000), st.integers(0, 50)), min_size=1, max_size=8)  # fmt: skip
-days_strategy = st.lists(ops, min_size=1, max_size=4)
+days_strategy = st.lists(st.tuples(ops, st.booleans()), min_size=1, max_size=4)  # (the day's operations, a D0 at its end)
 _merchants = itertools.count(1)
 
 
@@ -376,7 +376,7 @@ def prop_db(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(days=days_strategy)
-def test_statement_lines_add_up_to_the_payouts_cent_for_cent(prop_db: Database, days: list[list[tuple[str, int, int, int]]]) -> None:
+def test_statement_lines_add_up_to_the_payouts_cent_for_cent(prop_db: Database, days: list[tuple[list[tuple[str, int, int, int]], bool]]) -> None:
     from posgate.store.admin import add_merchant
 
     n = next(_merchants)
@@ -390,7 +390,8 @@ def test_statement_lines_add_up_to_the_payouts_cent_for_cent(prop_db: Database, 
                              bank_code="102290000018", actor="t")  # fmt: skip
         sales: list[Sale] = []
         carry, model_payouts = 0, []
-        for day, day_ops in zip(day_names, days, strict=True):
+        model_d0 = []
+        for day, (day_ops, d0) in zip(day_names, days, strict=True):
             net_day = 0
             for what, card, amount, pick in day_ops:
                 pan, org, entry, kind = CARDS[card]
@@ -434,13 +435,18 @@ def test_statement_lines_add_up_to_the_payouts_cent_for_cent(prop_db: Database, 
                     expected_fee[tx] = -model_fee(tkind, target.amount)
                     net_day += -left - expected_fee[tx]
             settle(conn, tid=tid, mid=mid, day=day)
-            built = po.build_payouts(conn, po.day_offset(day, 1), actor="t").built
-            # the model: a positive balance is paid out, a negative one carried into the next day
+            # the model: a positive balance is paid out (D0 less its 0.05 % when asked), a negative one carried
             owed = carry + net_day
-            model_payouts.append(max(owed, 0))
+            d0_fee = (owed * 5 + 5000) // 10000 if d0 and owed > 0 else 0
+            if d0 and owed > 0:
+                p0 = po.request_d0(conn, mid, actor="t", now=_day_time(day, 59) + timedelta(hours=4))
+                assert (p0["amount"], p0["d0_fee"], p0["value_date"]) == (owed - d0_fee, d0_fee, day)
+            built = po.build_payouts(conn, po.day_offset(day, 1), actor="t").built
+            model_payouts.append(max(owed, 0) - d0_fee)
+            model_d0.append(d0_fee)
             carry = min(owed, 0)
             mine = [p for p in built if p["merchant_id"] == mid]
-            assert [p["amount"] for p in mine] == ([owed] if owed > 0 else [])
+            assert [p["amount"] for p in mine] == ([owed] if owed > 0 and not d0 else [])
 
         got_fees = {x["id"]: x["fee"] for x in po.lines(conn, mid, day_names[0], day_names[-1])}
         assert got_fees == expected_fee  # every line's fee, cent for cent
@@ -449,16 +455,16 @@ def test_statement_lines_add_up_to_the_payouts_cent_for_cent(prop_db: Database, 
             assert sum(x["net"] for x in lines) - p["d0_fee"] == p["amount"] > 0
             assert sum(x["amount_signed"] for x in lines) == p["gross"] and sum(x["fee"] for x in lines) + p["d0_fee"] == p["fees"]
         closing = 0
-        for day, paid in zip(day_names, model_payouts, strict=True):
+        for day, paid, fee in zip(day_names, model_payouts, model_d0, strict=True):
             stmt = po.statement(conn, mid, day, day)
-            assert stmt["opening"] == closing
+            assert stmt["opening"] == closing and stmt["d0_fees"] == fee
             assert stmt["opening"] + sum(x["net"] for x in stmt["lines"]) - stmt["d0_fees"] - stmt["paid"] == stmt["closing"]
             assert stmt["paid"] == paid and stmt["closing"] <= 0  # everything owed was paid; a debt is carried
             closing = stmt["closing"]
         month = po.statement(conn, mid, "2026-10-01", "2026-10-31")
         assert month["opening"] == 0 and month["paid"] == sum(model_payouts) and month["closing"] == carry
-        assert month["net"] == sum(model_payouts) + carry
-        assert sum(x["net"] for x in month["lines"]) == month["paid"] + month["closing"]
+        assert month["net"] == sum(model_payouts) + carry and month["d0_fees"] == sum(model_d0)
+        assert sum(x["net"] for x in month["lines"]) == month["paid"] + sum(model_d0) + month["closing"]
         assert conn.execute(select(payouts.c.id).where(payouts.c.merchant_id == mid, payouts.c.amount <= 0)).first() is None
 
 
