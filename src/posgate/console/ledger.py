@@ -18,7 +18,7 @@ from posgate.console.auth import Principal
 from posgate.console.fmt import today
 from posgate.dialect.operations import OPERATIONS
 from posgate.domain.response_codes import APPROVED
-from posgate.store.payouts import counted_clause, settlement_side
+from posgate.store.payouts import DEAD, counted_clause, settlement_side
 from posgate.store.schema import counters, transactions
 
 T = transactions.c
@@ -33,7 +33,6 @@ SIGNABLE = frozenset({
 # Sales that may be refunded from the console.
 REFUNDABLE = frozenset({"sale", "completion", "completion_advice", "offline_settlement"})
 SALES = frozenset({"sale", "completion", "completion_advice", "offline_settlement"})
-DEAD = ("reversed", "declined")
 OPERATION_NAMES: dict[str, tuple[str, str]] = {name: (o.zh, o.en) for name, o in OPERATIONS.items()}
 OPERATION_NAMES.update({
     "adjustment": ("补登调整", "Make-up adjustment"),
