@@ -119,7 +119,7 @@ def _clearing_rows(env: Env) -> None:
 def _pages(env: Env) -> list[str]:
     values = {"txn_id": env.ids.mart_unsigned, "entry_id": 1, "rid": 1, "terminal_id": "10000002", "merchant_id": MART,
               "settlement_id": env.ids.settlement_id, "backup_id": 1, "user_id": 1, "day": today("Asia/Shanghai"),
-              "token": "no-such-receipt-link", "diff_id": 1}  # fmt: skip
+              "token": "no-such-receipt-link", "diff_id": 1, "payout_id": 1, "change_id": 1}  # fmt: skip
     out = []
     for r in iter_routes(env.app.routes):
         if "GET" not in r.methods or r.path.startswith("/api/") or r.path in SKIP_PATHS or r.path.endswith(SKIP_SUFFIXES):

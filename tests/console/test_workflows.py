@@ -122,7 +122,9 @@ def test_statement_numbers(env: Env) -> None:
 
     st = next(r for r in rows if r["day"] == today("Asia/Shanghai") and r["merchant_id"] == MART)
     assert st["gross"] == 12_34 + 56_78 + 200_00 and st["refunds"] == 0
-    assert st["fees"] == (26912 * 60 + 5000) // 10000 and st["net"] == 26912 - st["fees"]
+    # per transaction on the demo debit card: 0.50 %, half up to the fen (docs/decisions.md P1)
+    assert st["fees"] == (12_34 * 50 + 5000) // 10000 + (56_78 * 50 + 5000) // 10000 + (200_00 * 50 + 5000) // 10000 == 134
+    assert st["net"] == 26912 - st["fees"]
     assert st["status"] == "open"
     pdf = c.get(f"/api/v1/statements/{MART}/{st['day']}", params={"format": "pdf"}, headers=h)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")

@@ -288,9 +288,14 @@ def create_app(settings: Any = None) -> FastAPI:
         data = generate_latest(registry) if registry is not None else generate_latest()
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
-    from posgate.console import api, clearing, web
+    from posgate.console import api, clearing, notices, payouts_web, web
+    from posgate.store.payouts import count_failed_payouts
 
+    # the bank's refused payouts as a notice (registering twice changes nothing)
+    notices.register_failed_payouts(count_failed_payouts)
     app.include_router(web.router)
     app.include_router(clearing.router)
+    app.include_router(payouts_web.router)
+    app.include_router(payouts_web.api_router)
     app.include_router(api.router)
     return app

@@ -12,6 +12,7 @@ from posgate.console.ledger import SALES, approved_clause, scope
 from posgate.console.settlement import statement
 from posgate.console.txns import count_unsigned
 from posgate.domain.response_codes import APPROVED
+from posgate.store import payouts
 from posgate.store.console_schema import makeup_entries, refund_requests
 from posgate.store.schema import differences, merchants, terminals, transactions
 
@@ -60,6 +61,8 @@ def figures(conn: Connection, p: Principal, tz: str, days: int = 14) -> dict[str
         net += st["net"]
         value_date = min(value_date or st["value_date"], st["value_date"])
     n_att, n_ok = int(attempts[0]), int(attempts[1])
+    # 到账: the merchant's latest payout and whether the bank has paid it (merchant roles only)
+    latest_payout = payouts.latest_payout(conn, p.merchant_id) if p.merchant_id and not p.is_acquirer else None
     return {
         "day": day, "sales_count": int(sales[0]), "sales_amount": int(sales[1]), "attempts": n_att, "approved": n_ok,
         "approval_rate": (n_ok / n_att) if n_att else None, "terminals_total": len(term_rows),
@@ -67,6 +70,7 @@ def figures(conn: Connection, p: Principal, tz: str, days: int = 14) -> dict[str
         "open_differences": int(open_diffs), "pending_makeup": int(pending_makeup),
         "pending_refunds": int(pending_refunds), "chart": chart, "by_method": by_method,
         "next_settlement": {"value_date": value_date or day_offset(day, 1), "net": net, "business_day": day},
+        "latest_payout": latest_payout,
     }  # fmt: skip
 
 

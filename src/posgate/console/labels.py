@@ -89,7 +89,9 @@ LABELS: dict[str, dict[str, str]] = {
                     "merchant": "Merchant", "backup": "Backup", "difference": "Difference",
                     "makeup_entry": "Make-up entry", "refund_request": "Refund request",
                     "clearing_file": "Clearing file", "clearing_difference": "Clearing difference",
-                    "aid": "IC application", "capk": "CA public key"},
+                    "aid": "IC application", "capk": "CA public key",
+                    "bank_account": "Settlement account", "payout": "Payout", "payout_file": "Payout file",
+                    "fee_rule": "Fee rule"},
     "audit_action": {
         "login.ok": "Logged in", "login.failed": "Failed login", "login.refused_locked": "Login refused (too many failures)",
         "login.refused_disabled": "Login refused (account disabled)", "logout": "Logged out",
@@ -114,7 +116,26 @@ LABELS: dict[str, dict[str, str]] = {
         "ic.aid.add": "IC parameters added", "ic.aid.replace": "IC parameters changed",
         "ic.aid.remove": "IC parameters removed", "ic.capk.add": "CA public key added",
         "ic.capk.replace": "CA public key replaced", "ic.capk.remove": "CA public key removed",
+        "bank_account.proposed": "Settlement account change proposed",
+        "bank_account.approved": "Settlement account change approved",
+        "bank_account.rejected": "Settlement account change rejected",
+        "bank_account.provisioned": "Settlement account provisioned",
+        "fee_rule.set": "Fee rule set", "fee_rule.removed": "Fee rule removed",
+        "payout.built": "Payout built", "payout.held": "Payout held", "payout.exported": "Payout sent to the bank",
+        "payout.paid": "Payout paid", "payout.failed": "Payout refused by the bank", "payout.retried": "Payout to be sent again",
+        "payout.released": "Payout released", "payout_file.written": "Payout file written",
     },
+    # issue 11: payouts (posgate.store.payouts)
+    "payout_status": {"pending": "Waiting for the payout file", "held": "Held", "exported": "Sent to the bank",
+                      "paid": "Paid into the account", "failed": "Refused by the bank"},
+    "payout_kind": {"t1": "Next day (T+1)", "d0": "Same day (D0)"},
+    "payout_reason": {"no_bank_account": "No approved settlement account", "merchant_suspended": "Merchant suspended"},
+    "card_kind": {"debit": "Debit card", "credit": "Credit card", "foreign": "Foreign card", "qr": "QR payment",
+                  "d0": "Same-day payout"},
+    "fee_source": {"merchant": "This merchant's rule", "acquirer": "The acquirer's default",
+                   "merchant_rate": "The merchant's own rate", "default": "Standard rate"},
+    "account_status": {"pending": "Waiting for approval", "active": "In use", "replaced": "Replaced",
+                       "rejected": "Rejected"},
 }  # fmt: skip
 
 # Roles that see how a transaction went through the host (MTI, processing code, STAN, the

@@ -18,6 +18,7 @@ from posgate.console.auth import Principal
 from posgate.console.fmt import today
 from posgate.dialect.operations import OPERATIONS
 from posgate.domain.response_codes import APPROVED
+from posgate.store.payouts import DEAD, counted_clause, settlement_side
 from posgate.store.schema import counters, transactions
 
 T = transactions.c
@@ -32,7 +33,6 @@ SIGNABLE = frozenset({
 # Sales that may be refunded from the console.
 REFUNDABLE = frozenset({"sale", "completion", "completion_advice", "offline_settlement"})
 SALES = frozenset({"sale", "completion", "completion_advice", "offline_settlement"})
-DEAD = ("reversed", "declined")
 OPERATION_NAMES: dict[str, tuple[str, str]] = {name: (o.zh, o.en) for name, o in OPERATIONS.items()}
 OPERATION_NAMES.update({
     "adjustment": ("补登调整", "Make-up adjustment"),
@@ -50,7 +50,7 @@ def scope(col: Any, p: Principal) -> ColumnElement[bool]:
 
 
 def approved_clause() -> ColumnElement[bool]:
-    return and_(T.response_code.in_(sorted(APPROVED)), T.status.notin_(DEAD))
+    return counted_clause()
 
 
 NO_CVM_ENTRY = "072"  # contactless, no PIN: approved only at or under the no-CVM limit (C2)
@@ -64,12 +64,7 @@ def unsigned_clause() -> ColumnElement[bool]:
                                                                   T.entry_mode != NO_CVM_ENTRY)))  # fmt: skip
 
 
-def side(operation: str, processing_code: str | None) -> str:
-    """``debit``, ``credit`` or ``""``: how a row counts in settlement totals (spec 9.1)."""
-    if operation in ("adjustment", "annulment"):
-        return "debit" if (processing_code or "").startswith("00") else "credit"
-    op = OPERATIONS.get(operation)
-    return op.settlement if op else ""
+side = settlement_side  # ``debit``, ``credit`` or ``""``: how a row counts in settlement totals (spec 9.1)
 
 
 def is_approved_row(row: Any) -> bool:

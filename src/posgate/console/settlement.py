@@ -2,10 +2,10 @@
 
 A statement covers one merchant's business day (acquirer time zone). Debits are approved sales
 (voided ones included, the void counted as a credit, as in the 0500 totals of spec 9.1), credits
-are voids, refunds and make-up credits. The fee is the merchant's rate (``fee_rate_bp``) on the
-net turnover (debits − credits), rounded half up to the fen; refunds do not give the fee back
-beyond that. The net amount is what reaches the merchant's bank account on the value date
-(business day + ``settlement_days``).
+are voids, refunds and make-up credits. The fee is the sum of the day's per-transaction fees
+(``posgate.store.payouts``: the fee rule of each card's kind, docs/decisions.md P1); the
+merchant's ``fee_rate_bp`` is its credit-card rate. The net amount is what the day adds to the
+merchant's payout on the value date (business day + ``settlement_days``; docs/payouts.md).
 """
 
 from __future__ import annotations
@@ -19,15 +19,10 @@ from sqlalchemy import Connection, func, select
 from posgate.console.auth import Principal
 from posgate.console.fmt import day_offset, today, yuan
 from posgate.console.ledger import approved_clause, scope, side
+from posgate.store.payouts import lines as day_lines
 from posgate.store.schema import differences, merchants, settlements, transactions
 
 T = transactions.c
-
-
-def fee(net_turnover: int, rate_bp: int) -> int:
-    if net_turnover <= 0:
-        return 0
-    return (net_turnover * rate_bp + 5000) // 10000
 
 
 def statement(conn: Connection, merchant_id: str, day: str, tz: str) -> dict[str, Any]:
@@ -54,7 +49,7 @@ def statement(conn: Connection, merchant_id: str, day: str, tz: str) -> dict[str
             t["credit_count"] += 1
             t["credit"] += r.amount
     net_turnover = debit - credit
-    f = fee(net_turnover, m["fee_rate_bp"])
+    f = sum(x["fee"] for x in day_lines(conn, merchant_id, day, day))
     value_date = day_offset(day, int(m["settlement_days"] or 1))
     now_day = today(tz)
     if m["status"] != "active":

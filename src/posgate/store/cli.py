@@ -24,6 +24,8 @@ card_app = typer.Typer(help="Cards of the built-in issuer.", no_args_is_help=Tru
 admin_app.add_typer(merchant_app, name="merchant")
 admin_app.add_typer(terminal_app, name="terminal")
 admin_app.add_typer(card_app, name="card")
+payouts_app = typer.Typer(help="Payouts to the merchants' bank accounts (docs/payouts.md).", no_args_is_help=True)
+admin_app.add_typer(payouts_app, name="payouts")
 
 
 def register(app: typer.Typer) -> None:
@@ -297,6 +299,118 @@ def card_list(db: str = DB_OPTION, as_json: bool = typer.Option(False, "--json")
 
     with _admin(db) as (conn, _):
         _table(list_cards(conn), as_json, "no cards yet: posgate admin card add ...")
+
+
+# -- payouts ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _payouts(url: str) -> Iterator[tuple[Any, Any]]:
+    """As ``_admin``, with the payouts' refusals (PayoutError) → exit 1 with their message."""
+    from posgate.store.payouts import PayoutError
+
+    with _admin(url) as (conn, keyring):
+        try:
+            yield conn, keyring
+        except PayoutError as e:
+            _fail(str(e))
+
+
+@payouts_app.command("build")
+def payouts_build(
+    date_: str = typer.Option(..., "--date", help="The value date YYYY-MM-DD: pays business day date − settlement days (T+1)."),
+    db: str = DB_OPTION,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Build the T+1 payouts of a value date from the settled, unpaid transactions less fees (run again: nothing new)."""
+    from posgate.store.payouts import build_payouts
+
+    with _payouts(db) as (conn, _):
+        r = build_payouts(conn, date_, actor="cli")
+    if as_json:
+        typer.echo(json.dumps({"value_date": r.value_date, "built": r.built, "carried": r.carried, "existing": r.existing},
+                              default=str, indent=2))  # fmt: skip
+        return
+    for p in r.built:
+        typer.echo(f"payout #{p['id']} {p['merchant_id']} business day {p['business_day']}: {p['lines']} lines, "
+                   f"{p['amount'] / 100:.2f} CNY ({p['status']}{', ' + p['reason'] if p['reason'] else ''})")  # fmt: skip
+    for c in r.carried:
+        typer.echo(f"{c['merchant_id']}: {c['amount'] / 100:.2f} CNY owed by the merchant, carried into the next payout")
+    for mid in r.existing:
+        typer.echo(f"{mid}: built already for {r.value_date}")
+    if not (r.built or r.carried or r.existing):
+        typer.echo(f"{r.value_date}: nothing settled to pay out")
+
+
+@payouts_app.command("export")
+def payouts_export(
+    date_: str = typer.Option(..., "--date", help="Value date YYYY-MM-DD: pending payouts up to it go into the file."),
+    out_dir: str = typer.Option(".", "--dir", help="Directory for the payout file (written mode 0600)."),
+    db: str = DB_OPTION,
+) -> None:
+    """Write the payout file for the bank (docs/payouts.md): it holds account numbers in clear."""
+    import os
+    from pathlib import Path
+
+    from posgate.store.payouts import export_payouts
+
+    with _payouts(db) as (conn, keyring):
+        r = export_payouts(conn, keyring, date_, actor="cli")
+        if r is not None:
+            path = Path(out_dir) / r.name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(r.content)
+    if r is None:
+        typer.echo(f"{date_}: no payout waits for a file")
+        return
+    typer.echo(f"{path}: {r.count} payouts, {r.total / 100:.2f} CNY" + (f"; {len(r.held)} held" if r.held else ""))
+
+
+@payouts_app.command("import-return")
+def payouts_import_return(file: str = typer.Argument(..., help="The bank's return file (CSV, docs/payouts.md)."), db: str = DB_OPTION) -> None:
+    """Record the bank's answers: paid, failed (held with the reason) or retry (in the next file)."""
+    from pathlib import Path
+
+    from posgate.store.payouts import import_return
+
+    try:
+        content = Path(file).read_bytes()
+    except OSError as e:
+        _fail(f"cannot read {file}: {e.strerror}")
+    with _payouts(db) as (conn, _):
+        done = import_return(conn, content, actor="cli")
+    for d in done:
+        typer.echo(f"{d['ref']}: {d['status']}" + (" (recorded already)" if d.get("already") else "")
+                   + (f" — {d['reason']}" if d.get("reason") else ""))  # fmt: skip
+
+
+@payouts_app.command("retry")
+def payouts_retry(payout_id: int = typer.Argument(...), db: str = DB_OPTION) -> None:
+    """Send a payout the bank refused again, in the next payout file."""
+    from posgate.store.payouts import retry_payout
+
+    with _payouts(db) as (conn, _):
+        retry_payout(conn, payout_id, actor="cli")
+    typer.echo(f"payout #{payout_id} goes into the next payout file")
+
+
+@payouts_app.command("list")
+def payouts_list(
+    merchant_id: str = typer.Option("", "--merchant"),
+    status: str = typer.Option("", "--status", help="pending | held | exported | paid | failed"),
+    db: str = DB_OPTION,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List payouts (newest value date first)."""
+    from posgate.store.payouts import list_payouts, payout_ref
+
+    with _payouts(db) as (conn, _):
+        rows = list_payouts(conn, merchant_id or None, status)
+    shown = [{"ref": payout_ref(r["id"]), "merchant_id": r["merchant_id"], "kind": r["kind"], "business_day": r["business_day"],
+              "value_date": r["value_date"], "amount": f"{r['amount'] / 100:.2f}", "status": r["status"], "reason": r["reason"]}
+             for r in rows]  # fmt: skip
+    _table(shown, as_json, "no payouts yet: posgate admin payouts build --date YYYY-MM-DD")
 
 
 # -- console users (the console's; delegated) --------------------------------------------------------

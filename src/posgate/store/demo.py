@@ -14,9 +14,10 @@ from sqlalchemy import Connection, Engine, select, update
 
 from posgate.dialect.ic_params import DEMO_AIDS, UNIONPAY_TEST_CAPKS
 from posgate.domain.chip import DEMO_CHIP_CARDS
-from posgate.store import admin, ic_params
+from posgate.store import admin, ic_params, payouts
 from posgate.store import schema as s
 from posgate.store.keyring import Keyring
+from posgate.store.payouts_schema import bank_accounts
 
 ACTOR = "demo"
 
@@ -33,6 +34,12 @@ MERCHANTS = (
     # merchant_id, name (zh), name_en, mcc, fee_rate_bp
     ("898100012340001", "演示便利店", "Demo Mart", "5411", 60),
     ("898100012340002", "演示餐厅", "Demo Bistro", "5812", 38),
+)
+
+BANK_ACCOUNTS = (
+    # merchant_id, bank, bank code (CNAPS), account name, account number (sealed; docs/demo-data.md)
+    ("898100012340001", "中国工商银行上海市分行营业部", "102290000018", "上海演示便利店有限公司", "1001244309300012345"),
+    ("898100012340002", "中国建设银行上海市分行营业部", "105290036005", "上海演示餐厅有限公司", "31050161373600005678"),
 )
 
 TERMINALS = (
@@ -102,6 +109,12 @@ def _provision(conn: Connection, keyring: Keyring) -> int:
     for mid, name, name_en, mcc, fee in MERCHANTS:
         if mid not in have:
             admin.add_merchant(conn, mid, name, mcc, fee, name_en=name_en, actor=ACTOR)
+            created += 1
+    have = set(conn.execute(select(bank_accounts.c.merchant_id)).scalars())
+    for mid, bank, code, name, number in BANK_ACCOUNTS:
+        if mid not in have:
+            payouts.provision_account(conn, keyring, mid, account_number=number, bank_name=bank, account_name=name,
+                                      bank_code=code, actor=ACTOR)  # fmt: skip
             created += 1
     have = set(conn.execute(select(s.terminals.c.terminal_id)).scalars())
     for algorithm, terminals in (("des", TERMINALS), ("sm4", SM4_TERMINALS)):

@@ -17,8 +17,8 @@ from sqlalchemy import text
 from posgate.store.engine import make_engine
 from posgate.store.schema import metadata
 
-for _module in ("posgate.store.console_schema", "posgate.store.clearing_schema"):
-    try:  # the console's and clearing's tables live on the same metadata, in their own modules
+for _module in ("posgate.store.console_schema", "posgate.store.clearing_schema", "posgate.store.payouts_schema"):
+    try:  # the console's, clearing's and the payouts' tables live on the same metadata, in their own modules
         importlib.import_module(_module)
     except ModuleNotFoundError as e:
         if e.name != _module:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_receipt_links"
-down_revision: str | None = "0008_ic_parameters"
+down_revision: str | None = "0010_payouts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
