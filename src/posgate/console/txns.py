@@ -26,7 +26,7 @@ from posgate.console.ledger import (
 )
 from posgate.domain.response_codes import APPROVED, describe
 from posgate.store.console_schema import unsigned_alerts
-from posgate.store.schema import merchants, signatures, transactions
+from posgate.store.schema import PAN_LAST4, merchants, signatures, transactions
 
 T = transactions.c
 MAX_SIGNATURE_BYTES = 2 * 1024 * 1024
@@ -111,11 +111,11 @@ def _conditions(q: TxnQuery, p: Principal, keyring: Any) -> list[Any]:
     if q.card:
         card = q.card.replace(" ", "")
         if card.isdigit() and len(card) == 4:
-            cond.append(T.pan_masked.like(f"%{card}"))
+            cond.append(PAN_LAST4 == card)  # = pan_masked LIKE '%1234', through its index
         elif card.isdigit() and len(card) >= 13 and keyring is not None:
             cond.append(T.pan_hash == keyring.pan_hash(card))
         elif card.isdigit() and len(card) >= 10:  # first 6 and last 4 of a number
-            cond.append(and_(T.pan_masked.like(f"{card[:6]}%"), T.pan_masked.like(f"%{card[-4:]}")))
+            cond.append(and_(T.pan_masked.like(f"{card[:6]}%"), PAN_LAST4 == card[-4:]))
         else:
             # a masked PAN as printed: '*' matches any digits
             head, _, tail = card.partition("*")
