@@ -84,7 +84,9 @@ def _database(kind: str, work: Path, name: str) -> Iterator[str]:
         yield url
 
 
-def _sales_per_s(url: str, specs: list[Any], cards: list[Any], seconds: float, work: Path, tag: str) -> tuple[float, int]:
+def _sales_per_s(
+    url: str, specs: list[Any], cards: list[Any], seconds: float, work: Path, tag: str
+) -> tuple[float, int]:
     from posgate.bench.bench import drive
     from posgate.fleet.hostproc import HostProcess
     from posgate.fleet.net import free_port
@@ -115,7 +117,9 @@ def _settle_ms(url: str, spec: Any, card: Any, work: Path, tag: str) -> float:
     return float(s["latency_ms"]["max"]) if s and s["approved"] else float("nan")
 
 
-def search_queries(rng: random.Random, plan: Any, terminals: list[tuple[str, str]], first_day: str, n: int) -> Iterator[tuple[str, dict[str, str], str | None]]:
+def search_queries(
+    rng: random.Random, plan: Any, terminals: list[tuple[str, str]], first_day: str, n: int
+) -> Iterator[tuple[str, dict[str, str], str | None]]:
     """(kind, query parameters, merchant of the principal or None for acquirer staff)."""
     from datetime import date, timedelta
 
@@ -127,12 +131,20 @@ def search_queries(rng: random.Random, plan: Any, terminals: list[tuple[str, str
         yield "card number", {"card": pan}, None
         yield "card last 4", {"card": history_pan(rng.randrange(plan.cards) + 1)[-4:]}, None
         a = d0 + timedelta(days=rng.randrange(max(1, plan.days - 6)))
-        yield "date range 7 d", {"day_from": a.isoformat(), "day_to": (a + timedelta(days=6)).isoformat()}, None
+        yield (
+            "date range 7 d",
+            {"day_from": a.isoformat(), "day_to": (a + timedelta(days=6)).isoformat()},
+            None,
+        )
         fen = rng.randint(*plan.amounts)
         yield "amount", {"amount": f"{fen // 100}.{fen % 100:02d}"}, None
         yield "terminal", {"terminal_id": rng.choice(terminals)[0]}, None
         b = d0 + timedelta(days=rng.randrange(max(1, plan.days - 29)))
-        yield "merchant user 30 d", {"day_from": b.isoformat(), "day_to": (b + timedelta(days=29)).isoformat()}, rng.choice(terminals)[1]
+        yield (
+            "merchant user 30 d",
+            {"day_from": b.isoformat(), "day_to": (b + timedelta(days=29)).isoformat()},
+            rng.choice(terminals)[1],
+        )
 
 
 def principal(merchant_id: str | None) -> Any:
@@ -143,7 +155,9 @@ def principal(merchant_id: str | None) -> Any:
                      session_id=0, kind="api")  # fmt: skip
 
 
-def run_searches(url: str, keyring: Any, queries: list[tuple[str, dict[str, str], str | None]]) -> dict[str, list[float]]:
+def run_searches(
+    url: str, keyring: Any, queries: list[tuple[str, dict[str, str], str | None]]
+) -> dict[str, list[float]]:
     from posgate.console import txns
     from posgate.console.db import Database, make_engine
 
@@ -216,13 +230,20 @@ def run_backend(kind: str, args: argparse.Namespace, work: Path) -> BackendFigur
             part = slice(r * t, (r + 1) * t)
             for name, url, specs, cards, into in (("empty", empty, specs_e, cards_e, fig.empty_tps),
                                                   ("loaded", loaded, specs_l, cards_l, fig.loaded_tps)):  # fmt: skip
-                tps, errors = _sales_per_s(url, specs[part], cards[part], args.seconds, work, f"{kind}-{name}-{r}")
+                tps, errors = _sales_per_s(
+                    url, specs[part], cards[part], args.seconds, work, f"{kind}-{name}-{r}"
+                )
                 fig.errors += errors
                 into.append(tps)
                 print(f"{kind}: sales/s {name} (round {r + 1}): {tps:,.1f}", flush=True)
-        queries = list(search_queries(random.Random(7), plan, history_terminals(plan), res.first_day, args.searches))
+        queries = list(
+            search_queries(random.Random(7), plan, history_terminals(plan), res.first_day, args.searches)
+        )
         fig.search_ms = run_searches(loaded, keyring, queries)
-        for name, url, specs, cards in (("empty", empty, specs_e, cards_e), ("loaded", loaded, specs_l, cards_l)):
+        for name, url, specs, cards in (
+            ("empty", empty, specs_e, cards_e),
+            ("loaded", loaded, specs_l, cards_l),
+        ):
             fig.settle_ms[name] = _settle_ms(url, specs[2 * t], cards[2 * t], work, f"{kind}-{name}")
         if not args.no_backup:
             fig.backup_s, fig.backup_bytes, fig.restore_s = backup_restore(loaded, work, key_file)
@@ -237,11 +258,15 @@ def report(fig: BackendFigures) -> list[str]:
         f"{fig.name}: bulk load {fig.load_rate:,.0f} rows/s ({fig.load_seconds:.1f} s)",
     ]  # fmt: skip
     every = [x for v in fig.search_ms.values() for x in v]
-    lines.append(f"{fig.name}: console search p95 {p95(every):.1f} ms over {len(every)} searches (goal <= 200 ms)")
+    lines.append(
+        f"{fig.name}: console search p95 {p95(every):.1f} ms over {len(every)} searches (goal <= 200 ms)"
+    )
     for kind in SEARCH_KINDS:
         v = fig.search_ms.get(kind, [])
         if v:
-            lines.append(f"{fig.name}:   {kind:<20} p50 {statistics.median(v):7.1f} ms  p95 {p95(v):7.1f} ms  max {max(v):7.1f} ms")
+            lines.append(
+                f"{fig.name}:   {kind:<20} p50 {statistics.median(v):7.1f} ms  p95 {p95(v):7.1f} ms  max {max(v):7.1f} ms"
+            )
     lines.append(f"{fig.name}: settling a batch of {SETTLE_SALES} sales: empty {fig.settle_ms.get('empty', 0):.0f} ms, "
                  f"loaded {fig.settle_ms.get('loaded', 0):.0f} ms (goal <= 1000 ms)")  # fmt: skip
     if fig.backup_bytes:
@@ -255,7 +280,9 @@ def report(fig: BackendFigures) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     from posgate.store.testing import pg_available
 
-    ap = argparse.ArgumentParser(description="The host and the console on a database grown to --rows transactions.")
+    ap = argparse.ArgumentParser(
+        description="The host and the console on a database grown to --rows transactions."
+    )
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--merchants", type=int, default=2000)
     ap.add_argument("--days", type=int, default=365)
@@ -265,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="Seconds of load per sales/s round.")
     ap.add_argument("--searches", type=int, default=40, help="Random searches of each kind.")
     ap.add_argument("--no-backup", action="store_true", help="Skip the backup and restore.")
-    ap.add_argument("--dir", type=Path, default=None, help="Work directory (default: a temporary one; needs room).")
+    ap.add_argument(
+        "--dir", type=Path, default=None, help="Work directory (default: a temporary one; needs room)."
+    )
     args = ap.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(backends) - {"sqlite", "postgres"} or not backends:

@@ -76,7 +76,13 @@ class HistoryPlan:
     amounts: tuple[int, int] = (100, 200_000)  # fen
 
     def check(self) -> None:
-        if self.rows < 1 or self.merchants < 1 or self.days < 1 or self.terminals_per_merchant < 1 or self.cards < 1:
+        if (
+            self.rows < 1
+            or self.merchants < 1
+            or self.days < 1
+            or self.terminals_per_merchant < 1
+            or self.cards < 1
+        ):
             raise ValueError("rows, merchants, days, terminals per merchant and cards must all be at least 1")
         if self.merchants > 99_999:
             raise ValueError("at most 99,999 merchants (their numbers are 8981000888xxxxx)")
@@ -182,7 +188,9 @@ def generate(plan: HistoryPlan, terminals: Sequence[tuple[str, str]], cards: Seq
             card = cards[int(rand() * n_card)]
             serial += 1
             when = start + timedelta(microseconds=off)
-            created = when.isoformat(" ", "microseconds") if sqlite else when.isoformat(" ", "microseconds") + "+00"
+            created = (
+                when.isoformat(" ", "microseconds") if sqlite else when.isoformat(" ", "microseconds") + "+00"
+            )
             declined = rand() < DECLINE_RATE
             yield (
                 created, day_text, tid, mid, batch, f"{stans[t] % 1_000_000:06d}", "0200", "sale", "000000",
@@ -270,7 +278,10 @@ def _load_postgres(db: Any, rows: Iterator[tuple[Any, ...]], total: int, progres
             chunk = [r for _, r in zip(range(CHUNK), rows, strict=False)]
             if not chunk:
                 break
-            with conn.cursor() as cur, cur.copy(f"COPY transactions ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY transactions ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+            ):
                 for r in chunk:
                     copy.write_row(r)
             conn.commit()
