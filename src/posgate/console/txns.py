@@ -185,7 +185,10 @@ LIST_COLS = [T.id, T.created_at, T.day, T.terminal_id, T.merchant_id, T.batch_no
 def search(conn: Connection, p: Principal, q: TxnQuery, keyring: Any = None, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
     cond = _conditions(q, p, keyring)
     total = conn.execute(select(func.count()).select_from(transactions).where(*cond)).scalar_one()
-    stmt = select(*LIST_COLS).where(*cond).order_by(T.created_at.desc(), T.id.desc())
+    # A date range: newest first by business day, then time (the same order: a record's day is
+    # its time's day), which ix_transactions_day_created serves without sorting the range.
+    by_day = (T.day.desc(),) if _DAY.match(q.day_from) or _DAY.match(q.day_to) else ()
+    stmt = select(*LIST_COLS).where(*cond).order_by(*by_day, T.created_at.desc(), T.id.desc())
     if limit is not None:
         stmt = stmt.limit(limit)
     else:

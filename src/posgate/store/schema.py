@@ -169,7 +169,7 @@ transactions = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("day", String(10), nullable=False, index=True),  # acquirer-tz business day
+    Column("day", String(10), nullable=False),  # acquirer-tz business day (indexed with created_at below)
     Column("terminal_id", String(8), nullable=False),
     Column("merchant_id", String(15), nullable=False, index=True),
     Column("batch_no", String(6), nullable=False),
@@ -202,10 +202,12 @@ transactions = Table(
 )
 
 # The console's searches on a grown ledger (migration 0013, docs/benchmarks.md "Growth"): a
-# terminal's or a merchant's newest first, an exact amount, and a card by its last four digits
-# (an expression index: ``LIKE '%0012'`` can use no index). ``PAN_LAST4`` is the expression the
+# date range newest first (day, then time: replaces the index on day alone), a terminal's or a
+# merchant's newest first, an exact amount, and a card by its last four digits (an expression
+# index: ``LIKE '%0012'`` can use no index). ``PAN_LAST4`` is the expression the
 # search must write, literally the same (a bound ``3`` would not match the index).
 PAN_LAST4 = func.substr(transactions.c.pan_masked, func.length(transactions.c.pan_masked) - literal_column("3"))
+Index("ix_transactions_day_created", transactions.c.day, transactions.c.created_at)
 Index("ix_transactions_terminal_created", transactions.c.terminal_id, transactions.c.created_at)
 Index("ix_transactions_merchant_created", transactions.c.merchant_id, transactions.c.created_at)
 Index("ix_transactions_amount", transactions.c.amount)

@@ -1,5 +1,6 @@
 """Indexes for the console's transaction search on a grown ledger (docs/benchmarks.md, Growth):
-a terminal's and a merchant's transactions newest first, an exact amount, and a card by the
+a date range newest first (day then time, in place of the index on day alone), a terminal's
+and a merchant's transactions newest first, an exact amount, and a card by the
 last four digits of its masked number (an expression index, the same expression on SQLite and
 PostgreSQL: ``substr(pan_masked, length(pan_masked) - 3)``; ``posgate.store.schema.PAN_LAST4``).
 
@@ -22,6 +23,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.drop_index("ix_transactions_day", table_name="transactions")
+    op.create_index("ix_transactions_day_created", "transactions", ["day", "created_at"], unique=False)
     op.create_index("ix_transactions_terminal_created", "transactions", ["terminal_id", "created_at"], unique=False)
     op.create_index("ix_transactions_merchant_created", "transactions", ["merchant_id", "created_at"], unique=False)
     op.create_index("ix_transactions_amount", "transactions", ["amount"], unique=False)
@@ -31,5 +34,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for name in ("ix_transactions_pan_last4", "ix_transactions_amount", "ix_transactions_merchant_created",
-                 "ix_transactions_terminal_created"):  # fmt: skip
+                 "ix_transactions_terminal_created", "ix_transactions_day_created"):  # fmt: skip
         op.drop_index(name, table_name="transactions")
+    op.create_index("ix_transactions_day", "transactions", ["day"], unique=False)
