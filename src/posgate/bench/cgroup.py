@@ -49,12 +49,16 @@ def detect(root: Path = CGROUP_ROOT) -> CgroupFs | str:
 class CpuQuota:
     """Creates groups each limited to ``cores`` of a CPU; ``with CpuQuota(0.5) as q: q.add(pid)``."""
 
-    def __init__(self, cores: float, fs: CgroupFs | None = None) -> None:
+    def __init__(self, cores: float, fs: CgroupFs | None = None, *, weight: float = 1.0) -> None:
+        """``weight``: the groups' share of contended CPU against other groups, as a multiple of
+        the default (1024 ``cpu.shares`` on v1, ``cpu.weight`` 100 on v2). Above 1, a neighbour's
+        busy processes cannot starve a host below its quota; the quota still caps it."""
         found = fs or detect()
         if isinstance(found, str):
             raise PermissionError(found)
         self.fs = found
         self.cores = cores
+        self.weight = weight
         self.groups: list[Path] = []
 
     def add(self, pid: int) -> Path:
@@ -70,8 +74,10 @@ class CpuQuota:
         if self.fs.version == 1:
             (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
             (group / "cpu.cfs_quota_us").write_text(str(quota))
+            (group / "cpu.shares").write_text(str(max(2, int(1024 * self.weight))))
         else:
             (group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+            (group / "cpu.weight").write_text(str(min(10_000, max(1, int(100 * self.weight)))))
         (group / "cgroup.procs").write_text(str(pid))
         return group
 

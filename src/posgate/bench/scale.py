@@ -252,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
         "--quota", type=float, default=0.5, help="CPU quota of each host process, in cores (0: none)."
     )
     ap.add_argument("--fleets", type=int, default=2, help="Load-generating processes (outside the quota).")
+    ap.add_argument(
+        "--weight",
+        type=float,
+        default=4.0,
+        help="CPU weight of the hosts' groups against the rest of a shared machine (x the default).",
+    )
     ap.add_argument("--workers", type=int, default=1, help="Commit workers per host process.")
     args = ap.parse_args(argv)
     if args.terminals < 2 or args.seconds <= 0 or args.fleets < 1 or args.quota < 0:
@@ -269,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(fs, str):
             note = f"no quota: {fs}; the ratio then measures the shared cores, not scale-out"
         else:
-            quota = CpuQuota(args.quota, fs)
-            note = f"each host process held to {args.quota:g} core (cgroup v{fs.version})"
+            quota = CpuQuota(args.quota, fs, weight=args.weight)
+            note = f"each host process held to {args.quota:g} core, CPU weight x{args.weight:g} (cgroup v{fs.version})"
     print(f"posgate bench-scale: {args.terminals} terminals, {args.seconds:g} s counted per phase after "
           f"{args.warmup:g} s warm-up, {args.fleets} fleet process(es), {os.cpu_count()} CPUs; {note}", flush=True)  # fmt: skip
     phases: list[Phase] = []
