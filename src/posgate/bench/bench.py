@@ -44,15 +44,11 @@ def _fleet_process(specs: list[Any], cards: list[tuple[str, str]], port: int, se
              "errors": report["timeouts"] + report["comm_errors"]})  # fmt: skip
 
 
-def drive(
-    name: str, specs: list[Any], cards: list[tuple[str, str]], port: int, seconds: float, fleets: int
-) -> Figures:
+def drive(name: str, specs: list[Any], cards: list[tuple[str, str]], port: int, seconds: float, fleets: int) -> Figures:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(fleets)
     out = ctx.Queue()
-    parts = [
-        (specs[i::fleets], cards[i::fleets]) for i in range(fleets)
-    ]  # provision() pairs specs[j] with cards[j]
+    parts = [(specs[i::fleets], cards[i::fleets]) for i in range(fleets)]  # provision() pairs specs[j] with cards[j]
     procs = [ctx.Process(target=_fleet_process, args=(s, c, port, seconds, i + 1, barrier, out))
              for i, (s, c) in enumerate(parts)]  # fmt: skip
     for p in procs:
@@ -76,9 +72,7 @@ def drive(
                    len(lat), codes, sum(r["errors"] for r in reports))  # fmt: skip
 
 
-def bench_config(
-    name: str, db_url: str, work: Path, hosts: int, args: argparse.Namespace, extra: tuple[str, ...] = ()
-) -> Figures:
+def bench_config(name: str, db_url: str, work: Path, hosts: int, args: argparse.Namespace, extra: tuple[str, ...] = ()) -> Figures:
     from posgate.fleet.fleet import provision
     from posgate.fleet.haproxy import HAProxy
     from posgate.fleet.hostproc import HostProcess
@@ -93,9 +87,7 @@ def bench_config(
             p.start(60)
         port = procs[0].port
         if hosts > 1:
-            balancer = HAProxy(
-                [("127.0.0.1", p.port) for p in procs], workdir=work / name.replace(" ", "-")
-            ).start()
+            balancer = HAProxy([("127.0.0.1", p.port) for p in procs], workdir=work / name.replace(" ", "-")).start()
             port = balancer.port
         return drive(name, specs, cards, port, args.seconds, args.fleets)
     finally:
@@ -109,20 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     from posgate.fleet.haproxy import haproxy_available
     from posgate.store.testing import pg_available, temp_pg_database
 
-    ap = argparse.ArgumentParser(
-        description="Echo ceiling, host on SQLite, on PostgreSQL with 1 and 2 processes."
-    )
+    ap = argparse.ArgumentParser(description="Echo ceiling, host on SQLite, on PostgreSQL with 1 and 2 processes.")
     ap.add_argument("--terminals", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=10.0, help="Seconds of load per configuration.")
     ap.add_argument("--fleets", type=int, default=1, help="Load-generating processes.")
-    ap.add_argument(
-        "--pg-workers", type=int, default=1, help="Commit workers per host process on PostgreSQL."
-    )
-    ap.add_argument(
-        "--configs",
-        default="echo,sqlite,pg1,pg2",
-        help="Which configurations, in this order: echo, sqlite, pg1, pg2 (comma-separated).",
-    )
+    ap.add_argument("--pg-workers", type=int, default=1, help="Commit workers per host process on PostgreSQL.")
+    ap.add_argument("--configs", default="echo,sqlite,pg1,pg2",
+                    help="Which configurations, in this order: echo, sqlite, pg1, pg2 (comma-separated).")
     args = ap.parse_args(argv)
     configs = {c.strip() for c in args.configs.split(",") if c.strip()}
     unknown = configs - {"echo", "sqlite", "pg1", "pg2"}
@@ -155,10 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                     results["pg2"] = bench_config("host postgres x2 haproxy", url, work, 2, args, pg_extra)
                     print(results["pg2"].line(), flush=True)
             elif "pg2" in configs:
-                print(
-                    "host postgres x2: haproxy not installed (apt-get install -y haproxy), skipped",
-                    flush=True,
-                )
+                print("host postgres x2: haproxy not installed (apt-get install -y haproxy), skipped", flush=True)
     if echo is not None and echo.tps:
         for r in results.values():
             print(f"ratio {r.name} / echo: {r.tps / echo.tps:.3f}")

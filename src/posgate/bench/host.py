@@ -515,23 +515,13 @@ def _commit_figures(log_text: str) -> str:
     if not commits:
         return ""
     # the host's own view of latency (frame in to reply out), p99 as the bucket that holds it
-    buckets = [
-        (float(le), float(v))
-        for le, v in re.findall(
-            r'^posgate_transaction_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+-]+)$', text, re.M
-        )
-    ]
+    buckets = [(float(le), float(v)) for le, v in re.findall(r'^posgate_transaction_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+-]+)$', text, re.M)]
     total = value("posgate_transaction_seconds_count")
     p99 = next((le for le, v in buckets if total and v >= 0.99 * total), float("inf"))
     text_fsync = ""
     fsyncs = value("posgate_wal_fsync_seconds_count")
     if fsyncs:  # SQLite: the WAL fsync after which replies leave
-        fb = [
-            (float(le), float(v))
-            for le, v in re.findall(
-                r'^posgate_wal_fsync_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+-]+)$', text, re.M
-            )
-        ]
+        fb = [(float(le), float(v)) for le, v in re.findall(r'^posgate_wal_fsync_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+-]+)$', text, re.M)]
         f99 = next((le for le, v in fb if v >= 0.99 * fsyncs), float("inf"))
         text_fsync = f", WAL fsync {value('posgate_wal_fsync_seconds_sum') / fsyncs * 1000:.2f} ms mean (p99 <= {f99 * 1000:g} ms)"
     return (f"batch {value('posgate_commit_batch_size_sum') / commits:.1f} req/commit, "
@@ -555,9 +545,7 @@ def _missing_in_db(db_url: str, approved: list[tuple[str, str, str]]) -> int:
     engine = make_engine(db_url)
     t = s.transactions.c
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(t.terminal_id, t.batch_no, t.stan).where(t.mti == "0200", t.response_code == "00")
-        )
+        rows = conn.execute(select(t.terminal_id, t.batch_no, t.stan).where(t.mti == "0200", t.response_code == "00"))
         stored = {tuple(r) for r in rows}
     engine.dispose()
     return sum(1 for a in approved if a not in stored)
@@ -567,9 +555,7 @@ def bench_echo(connections: int, count: int, clients: int) -> Figures:
     import subprocess
 
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="1048576", MALLOC_TRIM_THRESHOLD_="8388608")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "posgate.bench.echo", "--port", "0"], stdout=subprocess.PIPE, env=env
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "posgate.bench.echo", "--port", "0"], stdout=subprocess.PIPE, env=env)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
@@ -593,21 +579,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sales", type=int, default=200, help="Sales per terminal after its sign-on.")
     p.add_argument("--clients", type=int, default=1, help="Client processes driving the terminals.")
     p.add_argument("--backends", default="sqlite,postgres")
-    p.add_argument(
-        "--rate",
-        type=float,
-        default=0.0,
-        help="Offered sales/s in total, paced per terminal (open loop); 0 = back to back (saturation).",
-    )
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="Offered sales/s in total, paced per terminal (open loop); 0 = back to back (saturation).")
     p.add_argument("--pg-workers", type=int, default=2, help="Commit workers of the host on PostgreSQL.")
     p.add_argument("--client", choices=CLIENTS, default="light",
                    help="light: core sign-on, then sales built and checked by bench.loadclient (a load generator); "
                         "core: every sale through the terminal core (~as much client CPU per sale as the host's).")  # fmt: skip
-    p.add_argument(
-        "--no-pin",
-        action="store_true",
-        help="Let the scheduler place the server and the clients (default: server on CPU 0, clients on the rest).",
-    )
+    p.add_argument("--no-pin", action="store_true",
+                   help="Let the scheduler place the server and the clients (default: server on CPU 0, clients on the rest).")
     args = p.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     results: list[Figures] = []

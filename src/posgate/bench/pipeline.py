@@ -29,15 +29,10 @@ from typing import Any
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="The host pipeline's time per sale, in process, on SQLite.")
-    p.add_argument(
-        "--terminals", type=int, default=32, help="Terminals, one sale each per batch (the batch size)."
-    )
+    p.add_argument("--terminals", type=int, default=32, help="Terminals, one sale each per batch (the batch size).")
     p.add_argument("--rounds", type=int, default=40, help="Timed batches.")
-    p.add_argument(
-        "--settle-heap",
-        action="store_true",
-        help="Freeze the start-up heap out of the garbage collector first, as posgate serve does.",
-    )
+    p.add_argument("--settle-heap", action="store_true",
+                   help="Freeze the start-up heap out of the garbage collector first, as posgate serve does.")
     args = p.parse_args(argv)
 
     from posgate.fleet.fleet import TERMINALS_PER_CARD, card_for, provision
@@ -107,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not sends:
                     return [o.result for o in outs if isinstance(o, Done)]
                 for (i, _), r in zip(sends, batch([o.body for _, o in sends]), strict=True):
-                    st, outs[i] = machine.on_reply(
-                        states[i], r.body, datetime.now(UTC), requirement=str(r.header[2] & 15)
-                    )
+                    st, outs[i] = machine.on_reply(states[i], r.body, datetime.now(UTC), requirement=str(r.header[2] & 15))
                     states[i] = st.drained() if st.events else st
 
         if not all(r.approved for r in step([Input("sign_on") for _ in specs])):

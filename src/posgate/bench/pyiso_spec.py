@@ -56,13 +56,7 @@ def build_spec(fields: Mapping[int, FieldSpec] = FIELDS) -> dict[str, dict[str, 
         "h": {"data_enc": "b", "len_enc": "b", "len_type": 0, "max_len": 0, "desc": "No header"},
         "t": {"data_enc": "b", "len_enc": "b", "len_type": 0, "max_len": 2, "desc": "Message type (BCD)"},
         "p": {"data_enc": "b", "len_enc": "b", "len_type": 0, "max_len": 8, "desc": "Primary bitmap"},
-        "1": {
-            "data_enc": "b",
-            "len_enc": "b",
-            "len_type": 0,
-            "max_len": 8,
-            "desc": "Secondary bitmap (never used by CUP)",
-        },
+        "1": {"data_enc": "b", "len_enc": "b", "len_type": 0, "max_len": 8, "desc": "Secondary bitmap (never used by CUP)"},
     }
     for number, fs in fields.items():
         spec[str(number)] = field_spec(fs)
