@@ -28,7 +28,8 @@ Theory of operation
   ``synchronous_commit`` off and a larger ``maintenance_work_mem`` for the session; SQLite
   through ``executemany`` in chunks of 50,000 rows with ``synchronous=OFF`` and a 1 GiB page
   cache on the loader's own connection (the file stays in WAL mode; the host's connections
-  keep ``synchronous=FULL``). Then ``ANALYZE`` (and a WAL checkpoint on SQLite). Progress is
+  keep ``synchronous=FULL``). Then ``ANALYZE`` (``VACUUM (ANALYZE)`` on PostgreSQL, so that no
+  autovacuum of the new rows runs later under live traffic; a WAL checkpoint on SQLite). Progress is
   reported through a callback (the command shows a Rich bar). Stop the host during a load:
   it holds the write lock (SQLite) or the table's lock (PostgreSQL) until the commit.
 
@@ -314,4 +315,6 @@ def _load_postgres(db: Any, rows: Iterator[tuple[Any, ...]], total: int, progres
             conn.execute(create)
         conn.commit()
         conn.autocommit = True
-        conn.execute("ANALYZE transactions")
+        # VACUUM as well: it sets the new rows' hint bits and visibility map now, instead of
+        # the first readers and an insert-triggered autovacuum doing it under live traffic.
+        conn.execute("VACUUM (ANALYZE) transactions")
