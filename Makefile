@@ -13,7 +13,7 @@ export MALLOC_TRIM_THRESHOLD_ := 8388608
 DATA    ?= posgate-data
 ARGS    ?=
 
-.PHONY: venv run test lint typecheck contracts unit bench bench-codec bench-host bench-pipeline clean chromium debs
+.PHONY: venv run test lint typecheck contracts unit bench bench-codec bench-host bench-pipeline bench-scale bench-growth bench-fleet clean chromium debs
 
 venv: $(STAMP)
 
@@ -75,7 +75,22 @@ bench-host: venv
 bench-pipeline: venv
 	$(BIN)/python -m posgate.bench.pipeline
 
-bench: bench-codec
+# One host process against two behind HAProxy, each held to half a core (a CPU cgroup).
+bench-scale: venv
+	$(BIN)/python -m posgate.bench.scale
+
+# The database grown to ROWS transactions (bulk loader), SQLite and PostgreSQL: sales/s loaded
+# against empty, console search p95, a batch settlement, backup + verified restore.
+ROWS    ?= 10000000
+bench-growth: venv
+	$(BIN)/python -m posgate.bench.growth --rows $(ROWS)
+
+# One fleet process holding TERMINALS terminals connected and signed on: storm time, memory.
+TERMINALS ?= 2000
+bench-fleet: venv
+	$(BIN)/python -m posgate.bench.fleet --terminals $(TERMINALS)
+
+bench: bench-codec bench-scale
 	$(BIN)/python -m posgate.bench.bench
 
 clean:

@@ -13,6 +13,10 @@ from posgate.store.engine import make_engine
 from posgate.store.migrate import current_revisions, head_revisions, upgrade
 
 
+# SQLite's reflection cannot read the expression index of migration 0013 (a card's last four
+# digits), and says so twice; PostgreSQL's compares it.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index:sqlalchemy.exc.SAWarning")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index:UserWarning")
 def test_migrations_match_metadata(db_url):
     engine = make_engine(db_url)
     upgrade(engine)

@@ -162,3 +162,26 @@ def test_host_resets_the_connection_between_two_messages_of_a_flow(host: HostThr
         r = runner.run(s.run(Input("sale", amount=300, card=card(300))))  # type: ignore[arg-type]
     assert r.approved, r.message
     assert [x.purpose for x in s.last_sends] == ["sign_on", "sale"] and host.requests == 2
+
+
+def test_keep_open_uses_one_connection_for_several_operations(host: HostThread) -> None:
+    """``keep_open``: the connection outlives the operation (a load generator holding terminals
+    connected); without it every operation opens its own."""
+
+    async def go() -> tuple[int, bool, int]:
+        s = TerminalSession(new_state(), Endpoint(port=host.port, timeout=5))
+        s.keep_open = True
+        before = len(host._writers)
+        assert (await s.run(Input("sign_on"))).approved
+        kept = s._writer
+        sale = await s.run(Input("sale", amount=300, card=card(300)))  # type: ignore[arg-type]
+        assert sale.approved, sale.message
+        same = kept is not None and s._writer is kept
+        kept_open = len(host._writers) - before
+        s.keep_open = False
+        for amount in (400, 500):
+            assert (await s.run(Input("sale", amount=amount, card=card(amount)))).approved  # type: ignore[arg-type]
+        assert s._writer is None
+        return kept_open, same, len(host._writers) - before
+
+    assert run_sync(go()) == (1, True, 2)  # the first sale after keep_open=False still reuses the kept one

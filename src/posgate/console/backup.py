@@ -22,6 +22,7 @@ counts and checksum on the restored database, and reports success only when all 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -31,7 +32,7 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,17 +58,71 @@ class BackupError(RuntimeError):
     pass
 
 
+# Progress of a long backup or restore: (stage, done, total or None when unknown). Stages:
+# "copy" (SQLite pages), "dump" / "restore" (bytes pg_dump has written / pg_restore has read so
+# far), "count" (transactions checksummed), "archive" / "extract" (bytes), "hash" (bytes).
+Progress = Callable[[str, int, "int | None"], None]
+
+
+def _quiet(_stage: str, _done: int, _total: int | None) -> None:
+    return None
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, *, show: bool = True) -> Iterator[Progress]:
+    """A Rich progress bar on stderr for a backup or restore (``posgate backup`` / ``restore``)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(f"[bold]{description}"), BarColumn(), TextColumn("{task.fields[stage]}"), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=Console(stderr=True), disable=not show)  # fmt: skip
+    with bar:
+        yield rich_progress(bar, bar.add_task(description, total=None, stage=""))
+
+
+def rich_progress(bar: Any, task: Any) -> Progress:
+    """A :data:`Progress` that moves a Rich progress bar's task (the CLI and the benchmarks)."""
+
+    def update(stage: str, done: int, total: int | None) -> None:
+        bar.update(task, completed=done, total=total, stage=stage)
+
+    return update
+
+
+class _Counting(io.RawIOBase):
+    """A file read through, reporting how many bytes have gone by."""
+
+    def __init__(self, f: Any, stage: str, total: int, progress: Progress) -> None:
+        self.f, self.stage, self.total, self.progress, self.done = f, stage, total, progress, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.done += len(data)
+        self.progress(self.stage, self.done, self.total)
+        return bytes(data)
+
+
 def _tables(conn: Connection) -> list[str]:
     return sorted(inspect(conn).get_table_names())
 
 
-def counts_and_checksum(conn: Connection) -> tuple[dict[str, int], str]:
+def counts_and_checksum(conn: Connection, progress: Progress = _quiet) -> tuple[dict[str, int], str]:
     counts = {t: int(conn.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one()) for t in _tables(conn)}  # noqa: S608
     h = hashlib.sha256()
     if "transactions" in counts:
         cols = ", ".join(TXN_COLS)
-        for row in conn.execute(text(f"SELECT {cols} FROM transactions ORDER BY id")):  # noqa: S608
+        total, done = counts["transactions"], 0
+        # Streamed (a server-side cursor on PostgreSQL): a grown ledger does not fit in memory.
+        query = text(f"SELECT {cols} FROM transactions ORDER BY id").execution_options(stream_results=True, yield_per=10_000)  # noqa: S608
+        for row in conn.execute(query):
             h.update(("|".join("" if v is None else str(int(v) if isinstance(v, bool) else v) for v in row) + "\n").encode())
+            done += 1
+            if not done % 50_000:
+                progress("count", done, total)
+        progress("count", done, total)
     return counts, h.hexdigest()
 
 
@@ -78,12 +133,42 @@ def _keyring_check(conn: Connection) -> str | None:
     return None if value is None else str(value)
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(path: Path, progress: Progress = _quiet) -> str:
     h = hashlib.sha256()
+    total, done = path.stat().st_size, 0
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+            done += len(chunk)
+            progress("hash", done, total)
     return h.hexdigest()
+
+
+def _run_watched(cmd: list[str], stage: str, watch: Path, progress: Progress) -> subprocess.CompletedProcess[str]:
+    """Run a pg_dump / pg_restore, reporting the size of ``watch`` (its output or input) meanwhile."""
+    total = watch.stat().st_size if stage == "restore" else None
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        deadline = _monotonic() + 3600
+        while True:
+            try:
+                rc = proc.wait(0.25)
+                break
+            except subprocess.TimeoutExpired:
+                if _monotonic() > deadline:
+                    proc.kill()
+                    proc.wait()
+                    raise subprocess.TimeoutExpired(cmd, 3600) from None
+                with contextlib.suppress(OSError):
+                    progress(stage, total or watch.stat().st_size, total)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, rc, "", err.read())
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()
 
 
 def libpq_url(engine_or_url: Engine | str) -> str:
@@ -115,9 +200,9 @@ def _workdir(near: Path) -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None) -> dict[str, Any]:
+def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None, progress: Progress = _quiet) -> dict[str, Any]:
     """Write one archive (database copy + manifest); returns the manifest with the archive's
-    ``path``, ``size`` and ``sha256``."""
+    ``path``, ``size`` and ``sha256``. ``progress`` hears how far each stage is."""
     now = now or utcnow()
     stamp = now.strftime("%Y%m%d-%H%M%S")
     with _workdir(backup_dir) as work:
@@ -128,11 +213,11 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
             fmt = "sqlite"
             copy = work / MEMBERS[fmt]
             _private_file(copy)
-            _sqlite_copy(src, copy)
+            _sqlite_copy(src, copy, progress)
             check = _sqlite_engine(copy)
             try:
                 with check.connect() as conn:
-                    counts, checksum = counts_and_checksum(conn)
+                    counts, checksum = counts_and_checksum(conn, progress)
                     key_check = _keyring_check(conn)
             finally:
                 check.dispose()
@@ -143,10 +228,10 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
             with engine.connect() as conn:
                 conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
-                counts, checksum = counts_and_checksum(conn)
+                counts, checksum = counts_and_checksum(conn, progress)
                 key_check = _keyring_check(conn)
-                proc = subprocess.run([pg_tool("pg_dump"), "-Fc", f"--snapshot={snapshot}", "-f", str(copy),
-                                       libpq_url(engine)], capture_output=True, text=True, timeout=3600)  # fmt: skip
+                proc = _run_watched([pg_tool("pg_dump"), "-Fc", f"--snapshot={snapshot}", "-f", str(copy),
+                                     libpq_url(engine)], "dump", copy, progress)  # fmt: skip
                 conn.exec_driver_sql("COMMIT")
             if proc.returncode != 0:
                 raise BackupError(f"pg_dump failed: {proc.stderr.strip()[:500]}")
@@ -154,7 +239,7 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
             raise BackupError(f"backups of {engine.dialect.name} databases are not supported")
         manifest: dict[str, Any] = {
             "archive_version": ARCHIVE_VERSION, "format": fmt, "created_at": now.isoformat(), "database": copy.name,
-            "database_sha256": _sha256_file(copy), "database_size": copy.stat().st_size, "row_counts": counts,
+            "database_sha256": _sha256_file(copy, progress), "database_size": copy.stat().st_size, "row_counts": counts,
             "txn_checksum": checksum, "keyring_check": key_check,
         }  # fmt: skip
         dest = _unique(backup_dir / f"posgate-{stamp}.tar")
@@ -168,7 +253,7 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
                 info = tar.gettarinfo(str(copy), arcname=copy.name)
                 info.mode, info.uid, info.gid, info.uname, info.gname = PRIVATE, 0, 0, "", ""
                 with copy.open("rb") as data:
-                    tar.addfile(info, data)
+                    tar.addfile(info, _Counting(data, "archive", info.size, progress))
                 f.flush()
                 os.fsync(f.fileno())
         except BaseException:
@@ -177,13 +262,18 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
     return {**manifest, "path": str(dest), "file": dest.name, "size": dest.stat().st_size, "sha256": _sha256_file(dest)}
 
 
-def _sqlite_copy(src: str | Path, dest: str | Path) -> None:
+def _sqlite_copy(src: str | Path, dest: str | Path, progress: Progress = _quiet) -> None:
     """Copy one SQLite database into another with SQLite's online backup (consistent while in use)."""
     source = sqlite3.connect(src)
     target = sqlite3.connect(dest)
+
+    def step(_status: int, remaining: int, total: int) -> None:
+        progress("copy", total - remaining, total)
+
     try:
         with target:
-            source.backup(target)
+            # 4096 pages a step: the host's writers get the database between steps.
+            source.backup(target, pages=4096, progress=step)
     finally:
         source.close()
         target.close()
@@ -204,7 +294,7 @@ def _sqlite_engine(path: Path | str) -> Engine:
     return create_engine(f"sqlite:///{path}")
 
 
-def read_archive(path: Path, into: Path | None = None) -> tuple[dict[str, Any], Path | None]:
+def read_archive(path: Path, into: Path | None = None, progress: Progress = _quiet) -> tuple[dict[str, Any], Path | None]:
     """The archive's manifest and (``into`` given) its database member extracted there, its
     SHA-256 checked. Only the two expected regular members are read; nothing is extracted by
     the archive's own names (no path from the archive reaches the file system)."""
@@ -235,8 +325,8 @@ def read_archive(path: Path, into: Path | None = None) -> tuple[dict[str, Any], 
         src = tar.extractfile(members[name])
         assert src is not None
         with out.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-    if _sha256_file(out) != manifest["database_sha256"]:
+            shutil.copyfileobj(_Counting(src, "extract", members[name].size, progress), dst, 1 << 20)
+    if _sha256_file(out, progress) != manifest["database_sha256"]:
         raise BackupError("the database in the archive does not match its manifest (damaged or altered); not restored")
     return manifest, out
 
@@ -268,7 +358,7 @@ def _check_decrypts(conn: Connection, keyring: Any) -> None:
         return
 
 
-def restore(path: Path, target_url: str, key_file: Path | str | None) -> dict[str, Any]:
+def restore(path: Path, target_url: str, key_file: Path | str | None, *, progress: Progress = _quiet) -> dict[str, Any]:
     """Restore the archive ``path`` into ``target_url`` and verify it; raises
     :class:`BackupError` (before anything is written, when the archive or the key is wrong).
 
@@ -289,7 +379,7 @@ def restore(path: Path, target_url: str, key_file: Path | str | None) -> dict[st
                           "supply the key file the backed-up database used; nothing was restored")  # fmt: skip
     scratch = Path(url.database).resolve().parent if manifest["format"] == "sqlite" else Path(tempfile.gettempdir())  # type: ignore[arg-type]
     with _workdir(scratch) as work:
-        _, copy = read_archive(path, work)
+        _, copy = read_archive(path, work, progress)
         assert copy is not None
         if manifest["format"] == "sqlite":
             check = _sqlite_engine(copy)
@@ -303,17 +393,17 @@ def restore(path: Path, target_url: str, key_file: Path | str | None) -> dict[st
                 Path(str(target_path) + suffix).unlink(missing_ok=True)
             if not target_path.exists():
                 _private_file(target_path)
-            _sqlite_copy(copy, target_path)
+            _sqlite_copy(copy, target_path, progress)
         else:
-            proc = subprocess.run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
-                                   "-d", libpq_url(url.render_as_string(hide_password=False)), str(copy)],
-                                  capture_output=True, text=True, timeout=3600)  # fmt: skip
+            proc = _run_watched([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
+                                 "-d", libpq_url(url.render_as_string(hide_password=False)), str(copy)],
+                                "restore", copy, progress)  # fmt: skip
             if proc.returncode != 0:
                 raise BackupError(f"pg_restore failed: {proc.stderr.strip()[:800]}")
     engine = make_engine(url.render_as_string(hide_password=False))
     try:
         with engine.connect() as conn:
-            counts, checksum = counts_and_checksum(conn)
+            counts, checksum = counts_and_checksum(conn, progress)
             _check_decrypts(conn, keyring)
     finally:
         engine.dispose()
@@ -350,9 +440,10 @@ def record(conn: Connection, manifest: dict[str, Any] | None, *, kind: str, acto
     return int(bid)
 
 
-def run_backup(engine: Engine, backup_dir: Path, *, kind: str, actor: str) -> tuple[int, dict[str, Any] | None, str | None]:
+def run_backup(engine: Engine, backup_dir: Path, *, kind: str, actor: str,
+               progress: Progress = _quiet) -> tuple[int, dict[str, Any] | None, str | None]:  # fmt: skip
     try:
-        manifest: dict[str, Any] | None = make_backup(engine, backup_dir)
+        manifest: dict[str, Any] | None = make_backup(engine, backup_dir, progress=progress)
         error = None
     except (BackupError, OSError, sqlite3.Error, subprocess.SubprocessError) as e:
         manifest, error = None, str(e)

@@ -68,7 +68,8 @@ def backup_cmd(
         if directory is None:
             directory = (Path(str(engine.url.database)).resolve().parent / "backups"
                          if engine.dialect.name == "sqlite" and engine.url.database else Path("backups"))  # fmt: skip
-        bid, manifest, error = backup.run_backup(engine, directory, kind="cli", actor="cli")
+        with backup.progress_bar("backup", show=sys.stderr.isatty()) as progress:
+            bid, manifest, error = backup.run_backup(engine, directory, kind="cli", actor="cli", progress=progress)
         if error or manifest is None:
             _fail(f"backup failed: {error}")
         assert manifest is not None
@@ -91,14 +92,15 @@ def restore_cmd(
 ) -> None:
     """Restore a backup archive and verify it: the key file must be the archive's (checked before
     anything is written; a new key is never made), then row counts and a checksum of the transactions."""
-    from posgate.console.backup import BackupError, restore
+    from posgate.console.backup import BackupError, progress_bar, restore
     from posgate.store.keyring import default_key_path
 
     if key_file is None:
         _fail("--key-file is required: the master key file of the database that was backed up (the archive does not "
               "contain it; without it the restored card data and keys cannot be read)", 2)  # fmt: skip
     try:
-        result = restore(file, db, key_file)
+        with progress_bar("restore", show=sys.stderr.isatty()) as progress:
+            result = restore(file, db, key_file, progress=progress)
     except BackupError as e:
         _fail(str(e))
     if as_json:

@@ -27,7 +27,7 @@ from posgate.console.ledger import (
 )
 from posgate.domain.response_codes import APPROVED, describe
 from posgate.store.console_schema import unsigned_alerts
-from posgate.store.schema import merchants, signatures, transactions
+from posgate.store.schema import PAN_LAST4, merchants, signatures, transactions
 
 T = transactions.c
 MAX_SIGNATURE_BYTES = 2 * 1024 * 1024
@@ -112,11 +112,11 @@ def _conditions(q: TxnQuery, p: Principal, keyring: Any) -> list[Any]:
     if q.card:
         card = q.card.replace(" ", "")
         if card.isdigit() and len(card) == 4:
-            cond.append(T.pan_masked.like(f"%{card}"))
+            cond.append(PAN_LAST4 == card)  # = pan_masked LIKE '%1234', through its index
         elif card.isdigit() and len(card) >= 13 and keyring is not None:
             cond.append(T.pan_hash == keyring.pan_hash(card))
         elif card.isdigit() and len(card) >= 10:  # first 6 and last 4 of a number
-            cond.append(and_(T.pan_masked.like(f"{card[:6]}%"), T.pan_masked.like(f"%{card[-4:]}")))
+            cond.append(and_(T.pan_masked.like(f"{card[:6]}%"), PAN_LAST4 == card[-4:]))
         else:
             # a masked PAN as printed: '*' matches any digits
             head, _, tail = card.partition("*")
@@ -186,7 +186,10 @@ LIST_COLS = [T.id, T.created_at, T.day, T.terminal_id, T.merchant_id, T.batch_no
 def search(conn: Connection, p: Principal, q: TxnQuery, keyring: Any = None, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
     cond = _conditions(q, p, keyring)
     total = conn.execute(select(func.count()).select_from(transactions).where(*cond)).scalar_one()
-    stmt = select(*LIST_COLS).where(*cond).order_by(T.created_at.desc(), T.id.desc())
+    # A date range: newest first by business day, then time (the same order: a record's day is
+    # its time's day), which ix_transactions_day_created serves without sorting the range.
+    by_day = (T.day.desc(),) if _DAY.match(q.day_from) or _DAY.match(q.day_to) else ()
+    stmt = select(*LIST_COLS).where(*cond).order_by(*by_day, T.created_at.desc(), T.id.desc())
     if limit is not None:
         stmt = stmt.limit(limit)
     else:

@@ -45,9 +45,12 @@ def fleet(
                                        "'cup=2,gz-bill=1' (set on the host too when --db is given)."),
 ) -> None:
     """Simulate N POS terminals against a CUP host: sign-on, a mix of transactions, settlement."""
+    from posgate.fdlimit import raise_fd_limit
     from posgate.fleet.fleet import Fleet, FleetConfig, format_report, parse_mix, run_with_progress
     from posgate.fleet.fleet import provision as do_provision
     from posgate.fleet.net import NotLoopbackError, require_loopback
+
+    raise_fd_limit()  # one socket per terminal
 
     try:
         require_loopback(host)

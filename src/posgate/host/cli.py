@@ -44,11 +44,13 @@ def serve(
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error"),
 ) -> None:
     """Run the acquiring host: terminals connect over TCP, browsers to the console."""
+    from posgate.fdlimit import raise_fd_limit
     from posgate.host.logging import setup_logging
     from posgate.host.server import ServerConfig
     from posgate.store.keyring import KeyringError
 
     setup_logging(log_level)
+    raise_fd_limit()  # a socket per terminal connection: --max-connections needs as many descriptors
     config = ServerConfig(host=host, port=port, workers=workers, batch_max=batch_max, max_connections=max_connections,
                           idle_timeout=idle_timeout, frame_timeout=frame_timeout)  # fmt: skip
     try:

@@ -426,3 +426,48 @@ def _register_console_users() -> None:
     register_users: Callable[[typer.Typer], None] | None = getattr(mod, "register_admin", None)
     if register_users is not None:
         register_users(admin_app)
+
+
+# -- bulk history --------------------------------------------------------------------------------
+
+
+@admin_app.command("load-demo-history")
+def load_demo_history(
+    rows: int = typer.Option(..., "--rows", help="How many past sales to load."),
+    merchants: int = typer.Option(1000, "--merchants", help="History merchants (8981000888xxxxx), created if missing."),
+    days: int = typer.Option(365, "--days", help="Business days before today the sales are spread over."),
+    terminals_per_merchant: int = typer.Option(2, "--terminals-per-merchant"),
+    cards: int = typer.Option(100_000, "--cards", help="Distinct cardholders (each PAN hashed and sealed once)."),
+    seed: int = typer.Option(1, "--seed", help="Same seed, same history; another seed for a second load."),
+    first_batch: int = typer.Option(1, "--first-batch", help="Batch number of the first day (past the last load's)."),
+    db: str = DB_OPTION,
+) -> None:
+    """Fill the database with past sales, fast, for demos and growth tests (docs/benchmarks.md):
+    COPY on PostgreSQL, large executemany transactions on SQLite; card numbers sealed as the host
+    seals them. Stop the host first on SQLite (the load holds the write lock between chunks)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from posgate.store.bulkload import HistoryPlan, load_history
+
+    plan = HistoryPlan(rows=rows, merchants=merchants, days=days, terminals_per_merchant=terminals_per_merchant,
+                       cards=cards, seed=seed, first_batch=first_batch)  # fmt: skip
+    try:
+        plan.check()
+    except ValueError as e:
+        _fail(str(e))
+    with _database(db) as database:
+        bar = Progress(TextColumn("[bold]history"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       TimeRemainingColumn(), console=Console(stderr=True))  # fmt: skip
+        with bar:
+            task = bar.add_task("load", total=rows)
+            result = load_history(database, plan, progress=lambda done, _total: bar.update(task, completed=done))
+    typer.echo(f"loaded {result.rows:,} sales ({result.first_day} .. {result.last_day}) at {result.terminals} terminals "
+               f"with {result.cards:,} cards in {result.seconds:.1f} s ({result.rows_per_s:,.0f} rows/s)")  # fmt: skip

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -32,6 +33,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
 
 NAMING = {
@@ -170,7 +173,7 @@ transactions = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("day", String(10), nullable=False, index=True),  # acquirer-tz business day
+    Column("day", String(10), nullable=False),  # acquirer-tz business day (indexed with created_at below)
     Column("terminal_id", String(8), nullable=False),
     Column("merchant_id", String(15), nullable=False, index=True),
     Column("batch_no", String(6), nullable=False),
@@ -201,6 +204,18 @@ transactions = Table(
     Column("operator", String(3)),
     UniqueConstraint("terminal_id", "batch_no", "stan", "mti", name="uq_transactions_message"),
 )
+
+# The console's searches on a grown ledger (migration 0013, docs/benchmarks.md "Growth"): a
+# date range newest first (day, then time: replaces the index on day alone), a terminal's or a
+# merchant's newest first, an exact amount, and a card by its last four digits (an expression
+# index: ``LIKE '%0012'`` can use no index). ``PAN_LAST4`` is the expression the
+# search must write, literally the same (a bound ``3`` would not match the index).
+PAN_LAST4 = func.substr(transactions.c.pan_masked, func.length(transactions.c.pan_masked) - literal_column("3"))
+Index("ix_transactions_day_created", transactions.c.day, transactions.c.created_at)
+Index("ix_transactions_terminal_created", transactions.c.terminal_id, transactions.c.created_at)
+Index("ix_transactions_merchant_created", transactions.c.merchant_id, transactions.c.created_at)
+Index("ix_transactions_amount", transactions.c.amount)
+Index("ix_transactions_pan_last4", PAN_LAST4)
 
 settlements = Table(
     "settlements",

@@ -70,6 +70,11 @@ class TerminalSession:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._frames = FrameReader()
+        # Keep the connection open between operations (a terminal on a leased line, or a load
+        # generator holding thousands of terminals connected): only a timeout or an error
+        # closes it then; a connection the host has closed meanwhile is noticed (_dead) and
+        # replaced before the next request.
+        self.keep_open = False
 
     @classmethod
     def from_journal(
@@ -123,9 +128,11 @@ class TerminalSession:
             # Cancelled or crashed mid-flow: what was journaled stands (a pending reversal
             # included); the flow itself is abandoned so the next operation can start.
             self.state = replace(self.state, flow=None)
+            await self.close()
             raise
         finally:
-            await self.close()
+            if not self.keep_open:
+                await self.close()
         assert isinstance(out, Done)
         return out.result
 
