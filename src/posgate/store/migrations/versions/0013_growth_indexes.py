@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_growth_indexes"
-down_revision: str | None = "0007_chip_card_keys"
+down_revision: str | None = "0011_receipt_links"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
