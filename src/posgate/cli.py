@@ -63,7 +63,8 @@ def _register() -> None:
     # Each part owns a module that adds its commands to ``app``; a part not built yet is absent.
     import importlib
 
-    for module in ("posgate.host.cli", "posgate.store.cli", "posgate.terminal.cli", "posgate.console.cli", "posgate.fleet.cli"):
+    for module in ("posgate.host.cli", "posgate.store.cli", "posgate.terminal.cli", "posgate.console.cli", "posgate.fleet.cli",
+                   "posgate.network.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

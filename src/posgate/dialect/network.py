@@ -27,7 +27,8 @@ PAN, PIN = Sensitivity.PAN, Sensitivity.PIN
 FIELDS: dict[int, FieldSpec] = {
     f.number: f
     for f in (
-        llvar(2, N, 19, name="Primary account number (or payment code)", zh="主账号", sensitivity=PAN),
+        # 24 digits, not 19: a scanned payment code travels here in place of a PAN (docs/decisions.md Q1).
+        llvar(2, N, 24, name="Primary account number (or payment code)", zh="主账号", sensitivity=PAN),
         n(3, 6, name="Processing code", zh="交易处理码"),
         n(4, 12, name="Amount, transaction", zh="交易金额"),
         n(7, 10, name="Transmission date and time (MMDDhhmmss, UTC)", zh="交易传输时间"),
@@ -37,6 +38,7 @@ FIELDS: dict[int, FieldSpec] = {
         n(14, 4, name="Date, expiration", zh="卡有效期"),
         n(15, 4, name="Date, settlement", zh="清算日期"),
         n(18, 4, name="Merchant type (MCC)", zh="商户类型"),
+        n(22, 3, name="POS entry mode", zh="服务点输入方式码"),
         n(23, 3, name="Card sequence number", zh="卡片序列号"),
         n(25, 2, name="POS condition code", zh="服务点条件码"),
         llvar(32, N, 11, name="Acquiring institution id", zh="受理机构标识码"),

@@ -107,6 +107,12 @@ class TxnRecord:
     source: str = "terminal"
     # Added by the host core (additive): the settlement whose batch upload matched this record.
     settlement_id: int | None = None
+    # Routing (issue 13): "issuer" or the upstream link's name; stand-in approval; the STAN and
+    # RRN of the message the link sent upstream (copied from IssuerResult by Record).
+    route: str = "issuer"
+    stand_in: bool = False
+    upstream_stan: str | None = None
+    upstream_rrn: str | None = None
 
 
 # Transaction ``status`` values written by the host core:
@@ -273,6 +279,13 @@ class IssuerRequest:
     # and the PAN sequence number (field 23, tag 5F34); the issuer checks the cryptogram.
     icc: bytes | None = field(default=None, repr=False)
     pan_seq: str = ""
+    # Routing (issue 13): what an upstream network needs besides the card: where the card was
+    # presented, and the acquirer's own message of the original (reversals, completions).
+    terminal_id: str = ""
+    merchant_id: str = ""
+    mcc: str = ""
+    entry_mode: str = ""  # field 22 (a scanned payment code: 03x)
+    original_upstream_stan: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +296,12 @@ class IssuerResult:
     organisation: str = "CUP"  # 63.1 of the reply
     issuer_bank: str = ""  # 44.1
     icc: bytes | None = None  # field 55 of the reply (tag 91: ARPC + ARC), chip only
+    # Routing (issue 13): who answered — "issuer" (built-in) or an upstream link's name — whether
+    # it was the acquirer's stand-in, and the STAN/RRN of the message sent upstream.
+    route: str = "issuer"
+    stand_in: bool = False
+    upstream_stan: str | None = None
+    upstream_rrn: str | None = None
 
 
 class Issuer(Protocol):

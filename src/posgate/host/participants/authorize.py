@@ -34,6 +34,13 @@ def _chip(ctx: Context) -> dict[str, Any]:
     return {"icc": icc.raw, "pan_seq": msg.text(23)}
 
 
+def _where(ctx: Context) -> dict[str, Any]:
+    """Where the card was presented (fields 41, 42, 18 of a message sent upstream)."""
+    t, m = ctx.terminal, ctx.merchant
+    return {"terminal_id": t.terminal_id if t else "", "merchant_id": t.merchant_id if t else "",
+            "mcc": m.mcc if m else "", "entry_mode": ctx.msg.text(22) if ctx.msg is not None else ""}  # fmt: skip
+
+
 class AuthorizeWithIssuer(Participant):
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -50,7 +57,8 @@ class AuthorizeWithIssuer(Participant):
             kind=kind, pan=ctx.pan, expiry=ctx.expiry, amount=amount, pin_block=ctx.pin_block,
             pin_key=ctx.issuer.zone_key if ctx.pin_block else None, reference=ctx.rrn,
             original_reference=(original.rrn or "") if original else "",
-            hold_amount=ctx.extra.get("hold_amount", 0), **_chip(ctx),
+            hold_amount=ctx.extra.get("hold_amount", 0), **_chip(ctx), **_where(ctx),
+            original_upstream_stan=(original.upstream_stan or "") if original else "",
         )  # fmt: skip
         ctx.extra["issuer_request"] = request
         r = ctx.issuer.authorize(request, ctx.now)
@@ -71,7 +79,10 @@ class AuthorizeWithIssuer(Participant):
         if inverse is None or ctx.issuer_result is None or ctx.issuer_result.response_code != "00":
             return
         assert isinstance(request, IssuerRequest)
+        r = ctx.issuer_result
         undo = IssuerRequest(kind=inverse, pan=request.pan, expiry=request.expiry, amount=request.amount,
-                             reference=request.reference, hold_amount=request.hold_amount)  # fmt: skip
+                             reference=request.reference, hold_amount=request.hold_amount,
+                             terminal_id=request.terminal_id, merchant_id=request.merchant_id, mcc=request.mcc,
+                             original_upstream_stan=r.upstream_stan or "")  # fmt: skip
         ctx.issuer.authorize(undo, ctx.now)
         ctx.trace.append([self.name, "ABORT", f"undone with {inverse}"])

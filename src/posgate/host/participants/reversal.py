@@ -86,8 +86,14 @@ class ReverseOriginal(Participant):
                 grand = _by_id(ctx, original.original_id)
             if original.operation == "completion" and grand is not None:
                 hold = grand.amount
+            t = ctx.terminal
             res = ctx.issuer.authorize(IssuerRequest(kind=kind, pan=pan, expiry=None, amount=original.amount,
-                                                     reference=original.rrn or "", hold_amount=hold), ctx.now)  # fmt: skip
+                                                     reference=original.rrn or "", hold_amount=hold,
+                                                     terminal_id=t.terminal_id if t else "",
+                                                     merchant_id=t.merchant_id if t else "",
+                                                     original_upstream_stan=original.upstream_stan or ""),
+                                       ctx.now)  # fmt: skip
+            ctx.extra["reversal_result"] = res
             if res.response_code != "00":
                 return ctx.decline(self.name, res.response_code, f"issuer refused {kind}")
             if grand is not None and grand.id is not None:
