@@ -265,7 +265,8 @@ class IssuerRequest:
     # balance | debit | credit | hold | release_hold | capture_hold | reverse_debit | reverse_credit
     # added by the host core: force_debit (offline advices: no PIN/limit/balance check),
     # reverse_capture (undo capture_hold: credit ``amount``, hold ``hold_amount`` again),
-    # reverse_release (undo release_hold: hold ``amount`` again)
+    # reverse_release (undo release_hold: hold ``amount`` again); issue 13: reverse_hold (undo hold:
+    # release ``amount`` without the checks of a release, as every undo)
     kind: str
     pan: str = field(repr=False)
     expiry: str | None

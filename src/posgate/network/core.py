@@ -35,7 +35,7 @@ from posgate.iso8583 import TLV, Message
 
 INVERSE = {
     "debit": "reverse_debit", "force_debit": "reverse_debit", "confirm_debit": "reverse_debit", "credit": "reverse_credit",
-    "hold": "release_hold", "release_hold": "reverse_release", "capture_hold": "reverse_capture",
+    "hold": "reverse_hold", "release_hold": "reverse_release", "capture_hold": "reverse_capture",
 }  # fmt: skip
 
 

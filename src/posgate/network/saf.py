@@ -165,13 +165,13 @@ class Forwarder(threading.Thread):
     """Resolves armed/waiting entries and sends pending ones, per link, until :meth:`stop`."""
 
     def __init__(self, journal: Journal, links: dict[str, Link], committed: Committed, *, grace: float = 10.0,
-                 expiry: float = 60.0, interval: float = 0.1, on_tick: Callable[[], None] | None = None) -> None:  # fmt: skip
+                 expiry: float | None = None, interval: float = 0.1, on_tick: Callable[[], None] | None = None) -> None:  # fmt: skip
         super().__init__(name="posgate-saf", daemon=True)
         self.journal = journal
         self.links = links
         self.committed = committed
         self.grace = grace
-        self.expiry = expiry
+        self.expiry = expiry if expiry is not None else max(60.0, 6 * grace)
         self.interval = interval
         self.on_tick = on_tick
         self._stop_event = threading.Event()

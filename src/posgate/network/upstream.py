@@ -53,7 +53,7 @@ log = logging.getLogger("posgate.upstream")
 TIMEOUT = "98"  # 发卡方超时: issuer timeout
 # The original request a reversal undoes, by the undo kind (the network undoes what it did).
 UNDONE = {"reverse_debit": "debit", "reverse_credit": "credit", "reverse_capture": "capture_hold",
-          "reverse_release": "release_hold"}  # fmt: skip
+          "reverse_release": "release_hold", "reverse_hold": "hold"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ UNDO = {
     "sale": ("reverse_debit", None),
     "completion_advice": ("reverse_debit", None),
     "completion": ("reverse_capture", "approved"),
-    "preauth": ("release_hold", None),
+    "preauth": ("reverse_hold", None),
     "preauth_void": ("reverse_release", "approved"),
     "void": ("reverse_credit", "approved"),
     "completion_void": ("reverse_credit", "approved"),
