@@ -77,6 +77,7 @@ bench-pipeline: venv
 
 bench: bench-codec
 	$(BIN)/python -m posgate.bench.bench
+	$(BIN)/python -m posgate.bench.upstream
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
