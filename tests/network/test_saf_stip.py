@@ -61,7 +61,7 @@ def test_stand_in_approves_within_limits_and_the_advice_goes_up_when_the_link_re
     assert t.sale("poor", 100).code == "00"  # not routed: the built-in issuer answers as ever
     stood = [x for x in sales(acquirer) if x["stand_in"]]
     assert len(stood) == 1 and stood[0]["route"] == "cupnet" and stood[0]["upstream_stan"]
-    assert acquirer.saf().get("pending", 0) == 1
+    wait_for(lambda: acquirer.saf().get("pending", 0) == 1, 10, "the advice to be queued once committed")
     network.do(lambda: network.network.set_fault("down", "off"))
     wait_for(lambda: acquirer.saf().get("acked", 0) == 1, 15, "the stand-in advice to go up")
     assert network.balance(OK) == before - 15_000
