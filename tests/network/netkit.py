@@ -100,6 +100,7 @@ class Acquirer:
                 if (prefix, target) not in have:
                     admin.add_route(conn, prefix, None, target)
         self.env = Env(now=lambda: datetime.now(UTC), randbytes=secrets.token_bytes)
+        self.clock = self.env.now  # what the terminal drivers of tests/pair read
         self.zone_key = generate_working_keys("003", secrets.token_bytes).pik
         links = [LinkConfig("cupnet", *network_address)] if network_address else []
         self.upstream = Upstream(self.db, links, ZMK, journal_path=tmp / (name + "-journal.db"), timeout=timeout,
