@@ -125,3 +125,27 @@ def test_an_approval_the_acquirer_never_kept_is_reversed_after_a_restart(tmp_pat
         assert network.balance(OK) == before
     finally:
         again.close()
+
+
+def test_a_void_goes_where_its_sale_went_even_after_the_route_changed(acquirer, network):
+    t = PairTerminal(acquirer)
+    t.sign_on()
+    with acquirer.db.unit_of_work() as store:
+        builtin_before = store.card(store.pan_hash(OK)).balance  # type: ignore[union-attr]
+    net_before = network.balance(OK)
+    assert t.sale("ok", 2_000).code == "00"  # upstream
+    sold_upstream = t.journal[-1]
+    with acquirer.db.engine.begin() as conn:
+        for r in admin.list_routes(conn):
+            admin.remove_route(conn, r["id"])
+    acquirer.upstream.reload()
+    assert t.sale("ok", 3_000).code == "00"  # now the built-in issuer
+    sold_here = t.journal[-1]
+    with acquirer.db.engine.begin() as conn:
+        admin.add_route(conn, "621214", None, "cupnet")
+    acquirer.upstream.reload()
+    assert t.void(sold_here).code == "00"  # back to the built-in issuer, where the money was taken
+    assert t.void(sold_upstream).code == "00"
+    with acquirer.db.unit_of_work() as store:
+        assert store.card(store.pan_hash(OK)).balance == builtin_before  # type: ignore[union-attr]
+    assert network.balance(OK) == net_before

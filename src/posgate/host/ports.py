@@ -287,6 +287,9 @@ class IssuerRequest:
     mcc: str = ""
     entry_mode: str = ""  # field 22 (a scanned payment code: 03x)
     original_upstream_stan: str = ""
+    # Who authorised the original (TxnRecord.route): a void, refund, completion or reversal goes
+    # where the original went, even if the routing table changed since. "" = no original.
+    original_route: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,13 @@ class RoutingIssuer:
 
     def authorize(self, request: IssuerRequest, now: datetime) -> IssuerResult:
         route = self.upstream.table.route(request.pan)
+        if request.original_route:
+            # A void, refund, completion or reversal goes where its original went (the routing
+            # table may have changed since): the money must come back from where it was taken.
+            if request.original_route == BUILTIN:
+                return self.builtin.authorize(request, now)
+            if route is None or route.target != request.original_route:
+                route = Route(0, "", "", request.original_route, route.card_kind if route else "debit")
         if route is None or route.target == BUILTIN:
             return self.builtin.authorize(request, now)
         link = self.upstream.links.get(route.target)

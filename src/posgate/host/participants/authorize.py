@@ -59,6 +59,7 @@ class AuthorizeWithIssuer(Participant):
             original_reference=(original.rrn or "") if original else "",
             hold_amount=ctx.extra.get("hold_amount", 0), **_chip(ctx), **_where(ctx),
             original_upstream_stan=(original.upstream_stan or "") if original else "",
+            original_route=original.route if original else "",
         )  # fmt: skip
         ctx.extra["issuer_request"] = request
         r = ctx.issuer.authorize(request, ctx.now)
@@ -83,6 +84,6 @@ class AuthorizeWithIssuer(Participant):
         undo = IssuerRequest(kind=inverse, pan=request.pan, expiry=request.expiry, amount=request.amount,
                              reference=request.reference, hold_amount=request.hold_amount,
                              terminal_id=request.terminal_id, merchant_id=request.merchant_id, mcc=request.mcc,
-                             original_upstream_stan=r.upstream_stan or "")  # fmt: skip
+                             original_upstream_stan=r.upstream_stan or "", original_route=r.route)  # fmt: skip
         ctx.issuer.authorize(undo, ctx.now)
         ctx.trace.append([self.name, "ABORT", f"undone with {inverse}"])

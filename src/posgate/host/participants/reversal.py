@@ -91,7 +91,8 @@ class ReverseOriginal(Participant):
                                                      reference=original.rrn or "", hold_amount=hold,
                                                      terminal_id=t.terminal_id if t else "",
                                                      merchant_id=t.merchant_id if t else "",
-                                                     original_upstream_stan=original.upstream_stan or ""),
+                                                     original_upstream_stan=original.upstream_stan or "",
+                                                     original_route=original.route),
                                        ctx.now)  # fmt: skip
             ctx.extra["reversal_result"] = res
             if res.response_code != "00":
