@@ -39,3 +39,19 @@ def test_admin_adds_and_removes_a_route_support_reads_merchants_are_refused(env:
     assert rm.status_code == 303
     with env.db.engine.connect() as conn:
         assert admin.list_routes(conn) == []
+
+
+def test_the_transaction_page_says_who_authorised_it(env: Env) -> None:
+    from sqlalchemy import update
+
+    from posgate.store import schema as s
+
+    with env.db.engine.begin() as conn:
+        conn.execute(update(s.transactions).where(s.transactions.c.id == env.ids.mart_unsigned)
+                     .values(route="cupnet", stand_in=True))  # fmt: skip
+    a = login(env.client(), "support")
+    a.get("/lang/zh_CN?next=/")
+    page = a.get(f"/transactions/{env.ids.mart_unsigned}").text
+    assert "授权方" in page and "上游链路" in page and "代授权批准" in page and "cupnet" in page
+    m = login(env.client(), "mart-admin")
+    assert "cupnet" not in m.get(f"/transactions/{env.ids.mart_unsigned}").text  # merchants: not their business
