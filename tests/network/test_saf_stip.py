@@ -149,3 +149,17 @@ def test_a_void_goes_where_its_sale_went_even_after_the_route_changed(acquirer, 
     with acquirer.db.unit_of_work() as store:
         assert store.card(store.pan_hash(OK)).balance == builtin_before  # type: ignore[union-attr]
     assert network.balance(OK) == net_before
+
+
+def test_finished_journal_entries_are_pruned_open_ones_kept(acquirer):
+    from posgate.iso8583 import Message
+
+    j = acquirer.upstream.journal
+    msg = Message("0420", {11: "000001", 37: "000000000001"})
+    done = j.add("cupnet", "reversal", "waiting", msg, ("000000000001", "000001"))
+    j.set_state(done, "acked", response_code="00")
+    j.add("cupnet", "reversal", "armed", msg.replace(f11="000002"), ("000000000001", "000002"))
+    import time
+
+    assert j.prune(time.time() + 1) == 1
+    assert j.counts() == {"armed": 1}

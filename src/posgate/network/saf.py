@@ -146,6 +146,12 @@ class Journal:
         with self.engine.connect() as conn:
             return {str(s): int(n) for s, n in conn.execute(select(saf.c.state, func.count()).group_by(saf.c.state))}
 
+    def prune(self, older_than: float) -> int:
+        """Forget finished entries (acknowledged, disarmed, dropped) older than ``older_than`` (epoch s)."""
+        with self._lock, self.engine.begin() as conn:
+            res = conn.execute(saf.delete().where(saf.c.state.notin_(OPEN_STATES), saf.c.updated_at < older_than))
+            return int(res.rowcount or 0)
+
     def message(self, entry: Entry) -> Message:
         return h2h.decode(self._unseal(entry.message))
 
@@ -176,6 +182,8 @@ class Forwarder(threading.Thread):
         self.on_tick = on_tick
         self._stop_event = threading.Event()
         self._next_try: dict[str, float] = {}
+        self._pruned = 0.0
+        self.keep = 86_400.0  # finished entries are kept a day (for the console and an inquiry), then forgotten
         self.wake = threading.Event()
 
     def stop(self) -> None:
@@ -198,6 +206,10 @@ class Forwarder(threading.Thread):
         self.resolve()
         for name, link in self.links.items():
             self.forward(name, link)
+        now = time.time()
+        if now - self._pruned > 600:
+            self._pruned = now
+            self.journal.prune(now - self.keep)
 
     def resolve(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
