@@ -47,6 +47,7 @@ def test_reconnects_with_back_off_after_the_network_goes_down_and_comes_back(net
     link = Link("cupnet", network.address, ZMK, pool=2, timeout=1, backoff_min=0.05, backoff_max=0.5).start()
     try:
         wait_for(lambda: link.up, 10, "sign-on")
+        signed_on = link.stats["sign_ons"]
         network.do(lambda: network.network.set_fault("down", "on"))
         wait_for(lambda: not link.up, 10, "the link to notice")
         try:
@@ -59,7 +60,7 @@ def test_reconnects_with_back_off_after_the_network_goes_down_and_comes_back(net
         network.do(lambda: network.network.set_fault("down", "off"))
         wait_for(lambda: link.up, 10, "the link to sign on again")
         assert link.call(balance_request(link, "000000000002")).text(39) == "00"
-        assert link.stats["sign_ons"] >= 3
+        assert link.stats["sign_ons"] > signed_on
     finally:
         link.stop()
 

@@ -284,6 +284,7 @@ class IssuerRequest:
     # presented, and the acquirer's own message of the original (reversals, completions).
     terminal_id: str = ""
     merchant_id: str = ""
+    stan: str = ""  # the terminal's STAN (field 11): sent upstream as is, with the RRN it is unique
     mcc: str = ""
     entry_mode: str = ""  # field 22 (a scanned payment code: 03x)
     original_upstream_stan: str = ""

@@ -10,7 +10,7 @@ a commit worker) can wait for a reply with :meth:`Link.call` without stalling th
 1. connects (on failure: exponential back-off from ``backoff_min`` to ``backoff_max`` with jitter);
 2. signs on (0800, 70 = 001) and takes the zone PIN key from the reply's field 48 (under the
    zone master key); a connection is usable only once signed on;
-3. reads replies and hands each to the request waiting for it, matched by (STAN, RRN): replies
+3. reads replies and hands each to the request waiting for it, matched by (STAN, RRN, MTI): replies
    may come back out of order, twice, or after their request gave up (those are counted and
    dropped: ``stats["late"]``/``["unmatched"]``);
 4. sends an echo (0800, 70 = 301) after ``echo_every`` seconds without traffic; an echo left
@@ -80,7 +80,7 @@ class Link:
         self._rr = itertools.count()
         self._stan = itertools.count(secrets.randbelow(900_000))
         self._stan_lock = threading.Lock()
-        self._waiting: dict[tuple[str, str], asyncio.Future[Message]] = {}
+        self._waiting: dict[tuple[str, str, str], asyncio.Future[Message]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -130,6 +130,8 @@ class Link:
         for c in self._conns:
             if c.writer is not None:
                 c.writer.close()
+        for _ in range(3):  # let the transports finish closing before the loop stops
+            await asyncio.sleep(0)
 
     @property
     def up(self) -> bool:
@@ -168,7 +170,9 @@ class Link:
 
     async def _exchange(self, conn: _Conn, msg: Message) -> Message:
         assert self._loop is not None
-        key = (msg.text(11), msg.text(37))
+        # A reply is known by its STAN, RRN and MTI: a late 0210 must never answer the 0420 that
+        # reverses its request (they share the STAN and RRN).
+        key = (msg.text(11), msg.text(37), h2h.reply_mti(msg.mti))
         fut: asyncio.Future[Message] = self._loop.create_future()
         if key in self._waiting:
             raise LinkDown(f"{self.name}: STAN {key[0]} already in flight")
@@ -267,7 +271,7 @@ class Link:
                 self.stats["undecodable"] += 1
                 log.warning("upstream link %s: undecodable reply (%s)", self.name, e)
                 continue
-            fut = self._waiting.get((reply.text(11), reply.text(37)))
+            fut = self._waiting.get((reply.text(11), reply.text(37), reply.mti))
             if fut is None:
                 self.stats["unmatched"] += 1  # late (its request gave up) or a duplicate
                 continue

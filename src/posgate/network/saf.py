@@ -164,7 +164,8 @@ def _pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-Committed = Callable[[str, str], bool]  # (upstream RRN, STAN) → a committed approved transaction carries it
+# (upstream RRN, STAN, is a terminal reversal) → a committed approved transaction carries it
+Committed = Callable[[str, str, bool], bool]
 
 
 class Forwarder(threading.Thread):
@@ -218,13 +219,13 @@ class Forwarder(threading.Thread):
             old = e.boot != j.boot  # written by a process that is gone: its units of work are over
             age = now - e.created_at
             if e.state == "armed" and (old or age >= self.grace):
-                if self.committed(e.check_rrn, e.check_stan):
+                if self.committed(e.check_rrn, e.check_stan, False):
                     j.set_state(e.id, "disarmed")
                 else:
                     j.set_state(e.id, "pending")
                     log.info("upstream reversal of RRN %s queued (no approved transaction kept)", e.check_rrn)
             elif e.state == "waiting":
-                if self.committed(e.check_rrn, e.check_stan):
+                if self.committed(e.check_rrn, e.check_stan, e.kind == "reversal"):
                     j.set_state(e.id, "pending")
                 elif old or age >= self.expiry:
                     j.set_state(e.id, "dropped")

@@ -196,6 +196,8 @@ class Network:
             if srv is not None:
                 with contextlib.suppress(Exception):
                     await srv.wait_closed()
+        for _ in range(3):  # let the transports finish closing
+            await asyncio.sleep(0)
 
     def _sever(self) -> None:
         for w in list(self._writers):

@@ -121,12 +121,15 @@ class Upstream:
         if time.monotonic() - self._refreshed >= self.refresh_every:
             self.reload()
 
-    def _committed(self, rrn: str, stan: str) -> bool:
+    def _committed(self, rrn: str, stan: str, reversal: bool) -> bool:
+        """A committed approved transaction carries this upstream (RRN, STAN): the terminal's
+        reversal (``reversal``), or the original it reverses (a reversal and its original share both)."""
         from posgate.store import schema as s
 
         t = s.transactions.c
+        which = t.operation == "reversal" if reversal else t.operation != "reversal"
         with self.db.engine.connect() as conn:
-            row = conn.execute(select(t.id).where(t.upstream_rrn == rrn, t.upstream_stan == stan,
+            row = conn.execute(select(t.id).where(t.upstream_rrn == rrn, t.upstream_stan == stan, which,
                                                   t.response_code == "00").limit(1)).first()  # fmt: skip
         return row is not None
 
@@ -180,7 +183,10 @@ class RoutingIssuer:
         journal = self.upstream.journal
         if kind == "verify_tc":  # a chip TC is the issuer's business after clearing: nothing to ask online
             return IssuerResult("00", route=link.name)
-        stan = link.next_stan()
+        # Field 11 is the terminal's STAN: with the RRN it names the message (replies are matched
+        # on both), and the network's records and clearing file then carry what the terminal's
+        # batch does. A request without one (none today) gets one of the link's.
+        stan = request.stan or link.next_stan()
         if kind in UNDONE:
             msg = self._reversal(request, UNDONE[kind], stan, request.original_upstream_stan, h2h.REASON_TERMINAL, now)
             journal.add(link.name, "reversal", "waiting", msg, (request.reference, stan))
@@ -201,7 +207,7 @@ class RoutingIssuer:
         # Written (and on disk) before the request leaves: see posgate.network.saf. A balance
         # inquiry moves no money, so there is nothing to undo.
         armed = None if kind == "balance" else journal.add(
-            link.name, "reversal", "armed", self._reversal(request, kind, link.next_stan(), stan, h2h.REASON_TIMEOUT, now),
+            link.name, "reversal", "armed", self._reversal(request, kind, stan, stan, h2h.REASON_TIMEOUT, now),
             (request.reference, stan))  # fmt: skip
         try:
             reply = link.call(msg, self.upstream.timeout)

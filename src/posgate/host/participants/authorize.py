@@ -37,7 +37,7 @@ def _chip(ctx: Context) -> dict[str, Any]:
 def _where(ctx: Context) -> dict[str, Any]:
     """Where the card was presented (fields 41, 42, 18 of a message sent upstream)."""
     t, m = ctx.terminal, ctx.merchant
-    return {"terminal_id": t.terminal_id if t else "", "merchant_id": t.merchant_id if t else "",
+    return {"terminal_id": t.terminal_id if t else "", "merchant_id": t.merchant_id if t else "", "stan": ctx.stan,
             "mcc": m.mcc if m else "", "entry_mode": ctx.msg.text(22) if ctx.msg is not None else ""}  # fmt: skip
 
 
@@ -84,6 +84,7 @@ class AuthorizeWithIssuer(Participant):
         undo = IssuerRequest(kind=inverse, pan=request.pan, expiry=request.expiry, amount=request.amount,
                              reference=request.reference, hold_amount=request.hold_amount,
                              terminal_id=request.terminal_id, merchant_id=request.merchant_id, mcc=request.mcc,
+                             stan=request.stan,
                              original_upstream_stan=r.upstream_stan or "", original_route=r.route)  # fmt: skip
         ctx.issuer.authorize(undo, ctx.now)
         ctx.trace.append([self.name, "ABORT", f"undone with {inverse}"])

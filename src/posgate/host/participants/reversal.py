@@ -90,7 +90,7 @@ class ReverseOriginal(Participant):
             res = ctx.issuer.authorize(IssuerRequest(kind=kind, pan=pan, expiry=None, amount=original.amount,
                                                      reference=original.rrn or "", hold_amount=hold,
                                                      terminal_id=t.terminal_id if t else "",
-                                                     merchant_id=t.merchant_id if t else "",
+                                                     merchant_id=t.merchant_id if t else "", stan=ctx.stan,
                                                      original_upstream_stan=original.upstream_stan or "",
                                                      original_route=original.route),
                                        ctx.now)  # fmt: skip
