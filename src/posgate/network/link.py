@@ -18,7 +18,7 @@ a commit worker) can wait for a reply with :meth:`Link.call` without stalling th
 5. signs off (0800, 70 = 002) when the link stops.
 
 ``up`` is true while at least one connection is signed on: the stand-in decision reads it.
-STANs (field 11) are the link's own, 000001-999999, unique among messages in flight.
+Field 11 is the terminal's STAN (``next_stan`` numbers the link's own network management messages).
 """
 
 from __future__ import annotations

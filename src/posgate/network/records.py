@@ -8,6 +8,8 @@ network keeps them in its own database, never the acquirer's. No clear PAN: ``pa
 
 from __future__ import annotations
 
+import importlib
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -20,13 +22,13 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-metadata = MetaData()
+_own_metadata = MetaData()
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
-network_transactions = Table(
+_own_table = Table(
     "network_transactions",
-    metadata,
+    _own_metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("business_date", String(8), nullable=False, index=True),  # YYYYMMDD, the network's settlement date
     Column("acquirer_id", String(11), nullable=False),  # field 32
@@ -54,3 +56,16 @@ network_transactions = Table(
     # A repeat (the acquirer's resend, an 0x21) finds the row it already answered.
     UniqueConstraint("acquirer_id", "stan", "rrn", "mti", name="uq_network_transactions_message"),
 )
+
+
+def _clearing_definition() -> tuple[MetaData, Table] | None:
+    """The clearing part's definition of the same table, when it is installed: one table, one
+    definition (the contract between the two parts; see docs/upstream.md)."""
+    try:
+        mod = importlib.import_module("posgate.clearing.network_records")
+    except ModuleNotFoundError:
+        return None
+    return mod.network_metadata, mod.network_transactions
+
+
+metadata, network_transactions = _clearing_definition() or (_own_metadata, _own_table)
