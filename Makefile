@@ -92,6 +92,7 @@ bench-fleet: venv
 
 bench: bench-codec bench-scale
 	$(BIN)/python -m posgate.bench.bench
+	$(BIN)/python -m posgate.bench.upstream
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

@@ -64,7 +64,7 @@ def _register() -> None:
     import importlib
 
     for module in ("posgate.host.cli", "posgate.store.cli", "posgate.terminal.cli", "posgate.console.cli", "posgate.fleet.cli",
-                   "posgate.clearing.cli"):
+                   "posgate.clearing.cli", "posgate.network.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -31,7 +31,8 @@ EXPECTED = {"matched": 2, "amount_mismatch": 1, "response_mismatch": 1, "missing
 
 
 def add_txn(conn: Connection, keyring: Any, *, stan: str, amount: int, op: str = "sale", pc: str = "000000", rc: str = "00",
-            status: str | None = None, mti: str = "0200", tid: str = "10000001", day: str = DAY) -> int:  # fmt: skip
+            status: str | None = None, mti: str = "0200", tid: str = "10000001", day: str = DAY,
+            route: str = "cupnet") -> int:  # fmt: skip
     values = dict(
         created_at=datetime(2025, 6, 1, 3, 0, tzinfo=UTC), day=day, terminal_id=tid, merchant_id=MART, batch_no="000001",
         stan=stan, mti=mti, operation=op, processing_code=pc, amount=amount, currency="156", pan_hash=keyring.pan_hash(PAN),
@@ -39,6 +40,7 @@ def add_txn(conn: Connection, keyring: Any, *, stan: str, amount: int, op: str =
         response_code=rc, auth_code="123456" if rc == "00" else None, rrn=f"000000{stan}",
         status=status or ("approved" if rc == "00" else "declined"), refunded_amount=0, request_digest=f"clr-{tid}-{stan}-{mti}",
         trace=[], signed=True, source="terminal", operator="01",
+        route=route, upstream_stan=stan if route != "issuer" else None, upstream_rrn=f"000000{stan}" if route != "issuer" else None,
     )  # fmt: skip
     return int(
         conn.execute(insert(s.transactions).values(**values).returning(s.transactions.c.id)).scalar_one()

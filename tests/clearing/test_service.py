@@ -223,3 +223,21 @@ def test_two_checkers_at_once_write_one_adjustment(db, day) -> None:
     with db.engine.connect() as conn:
         n = conn.execute(select(func.count()).select_from(s.transactions).where(s.transactions.c.source == "clearing")).scalar_one()
     assert n == 1
+
+
+def test_what_the_built_in_issuer_authorised_is_no_difference(db, network_url, tmp_path) -> None:
+    """Only transactions routed upstream can be in the network's file: a sale the built-in issuer
+    approved the same day (route ``issuer``) is neither matched nor "missing on theirs"."""
+    from .seed import add_txn
+
+    with db.engine.begin() as conn:
+        ids = acquirer_day(conn, db.keyring)
+        local = add_txn(conn, db.keyring, stan="000777", amount=77_00, route="issuer")
+    write_network_day(network_url)
+    path = tmp_path / f"IND{DATE[2:]}01ACOM"
+    build_clearing_file(network_url, DATE, path)
+    result = _import(db, path)
+    assert result.outcomes == EXPECTED and result.differences == 5
+    with db.engine.connect() as conn:
+        rep = report(conn, "2025-06-01")
+    assert local not in {d["txn_id"] for d in rep["differences"]} and local not in ids.values()

@@ -41,7 +41,7 @@ def guard_of(route: APIRoute) -> Guard | None:
 def fill(path: str, env: Env) -> str:
     values = {"txn_id": env.ids.mart_unsigned, "entry_id": 1, "rid": 1, "terminal_id": "10000001", "merchant_id": MART,
               "settlement_id": env.ids.settlement_id, "backup_id": 1, "user_id": 1, "day": today("Asia/Shanghai"), "code": "en",
-              "diff_id": 1, "payout_id": 1, "change_id": 1}  # fmt: skip
+              "diff_id": 1, "payout_id": 1, "change_id": 1, "route_id": 1}  # fmt: skip
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: str(values[m.group(1)]), path)
 
 

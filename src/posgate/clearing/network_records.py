@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -62,6 +63,7 @@ network_transactions = Table(
     Column("kind", String(16), nullable=False),  # authorisation | reversal | advice
     Column("reversed", Boolean, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_network_transactions_acquirer_rrn", "acquirer_id", "rrn"),  # the network finds originals by RRN
 )
 
 NETWORK_ID = "CUPNETWORK"  # the header's sender unless the rows say otherwise

@@ -80,18 +80,22 @@ def compact(business_date: str) -> str:
 
 
 def _txn(row: Any) -> AcquirerTxn:
-    return AcquirerTxn(id=int(row.id), terminal_id=row.terminal_id, merchant_id=row.merchant_id, stan=row.stan,
-                       rrn=row.rrn or "", amount=int(row.amount), response_code=row.response_code, status=row.status,
+    # The network knows a transaction by the STAN and RRN the acquirer sent it (the same as the
+    # terminal's, but for a QR confirmation, which carries its query's STAN).
+    return AcquirerTxn(id=int(row.id), terminal_id=row.terminal_id, merchant_id=row.merchant_id,
+                       stan=row.upstream_stan or row.stan, rrn=row.upstream_rrn or row.rrn or "", amount=int(row.amount), response_code=row.response_code, status=row.status,
                        operation=row.operation, processing_code=row.processing_code or "", pan_masked=row.pan_masked or "")  # fmt: skip
 
 
 def acquirer_candidates(conn: Connection, business_date: str) -> list[AcquirerTxn]:
     """The acquirer's financial messages of the business day (every status: a declined or
-    reversed one matters when the network cleared it). Once transactions record their route,
-    restrict this to the upstream-routed ones (docs/clearing.md, "Which transactions")."""
-    cols = (T.id, T.terminal_id, T.merchant_id, T.stan, T.rrn, T.amount, T.response_code, T.status, T.operation,
-            T.processing_code, T.pan_masked)  # fmt: skip
+    reversed one matters when the network cleared it), of those routed upstream: what the
+    built-in issuer authorised never reached the network and is no difference (docs/clearing.md,
+    "Which transactions")."""
+    cols = (T.id, T.terminal_id, T.merchant_id, T.stan, T.rrn, T.upstream_stan, T.upstream_rrn, T.amount,
+            T.response_code, T.status, T.operation, T.processing_code, T.pan_masked)  # fmt: skip
     rows = conn.execute(select(*cols).where(T.day == day_of(business_date), T.source.in_(NETWORK_SOURCES),
+                                            T.route != "issuer",
                                             T.operation.in_(FINANCIAL), T.mti != "0400").order_by(T.id))  # fmt: skip
     return [_txn(r) for r in rows]
 

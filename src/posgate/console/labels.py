@@ -22,6 +22,8 @@ LABELS: dict[str, dict[str, str]] = {
         "acquirer_admin": "Acquirer administrator", "support": "Support desk",
         "merchant_admin": "Merchant administrator", "merchant_clerk": "Merchant clerk",
     },
+    # Routing (issue 13, docs/upstream.md): a route's card kind and the built-in issuer as a target.
+    "route_target": {"issuer": "Built-in issuer"},
     "txn_status": {
         "approved": "Successful", "declined": "Declined", "reversed": "Reversed", "voided": "Voided",
         "refunded": "Refunded", "partially_refunded": "Partly refunded", "completed": "Completed",
@@ -87,12 +89,14 @@ LABELS: dict[str, dict[str, str]] = {
     "vote": {"prepared": "Continue", "aborted": "Declined", "done": "Finished"},
     "object_type": {"card": "Test card", "setting": "Setting", "user": "User", "client": "Client address", "transaction": "Transaction", "terminal": "Terminal",
                     "merchant": "Merchant", "backup": "Backup", "difference": "Difference",
-                    "makeup_entry": "Make-up entry", "refund_request": "Refund request",
+                    "makeup_entry": "Make-up entry", "refund_request": "Refund request", "route": "Route",
+                    "stand_in_limit": "Stand-in limit",
                     "clearing_file": "Clearing file", "clearing_difference": "Clearing difference",
                     "aid": "IC application", "capk": "CA public key",
                     "bank_account": "Settlement account", "payout": "Payout", "payout_file": "Payout file",
                     "fee_rule": "Fee rule"},
     "audit_action": {
+        "route.add": "Route added", "route.remove": "Route removed", "stand_in.set": "Stand-in limit set",
         "login.ok": "Logged in", "login.failed": "Failed login", "login.refused_locked": "Login refused (too many failures)",
         "login.refused_disabled": "Login refused (account disabled)", "logout": "Logged out",
         "user.created": "User created", "user.locked": "Account locked", "user.unlocked": "Account unlocked",

@@ -950,3 +950,50 @@ def audit_page(request: Request, p: Auditor) -> Response:
     with st(request).db.read() as conn:
         rows = audit_entries(conn, p, f)
     return render(request, "audit.html", {"rows": rows, "f": f})
+
+
+# ------------------------------------------------------------------ routing (issue 13, docs/upstream.md)
+
+
+@router.get("/routing", response_class=HTMLResponse)
+def routing_page(request: Request, p: Acq) -> Response:
+    from posgate.network.routing import CARD_KINDS
+    from posgate.store.admin import list_routes, list_stand_in_limits
+
+    with st(request).db.read() as conn:
+        routes, limits = list_routes(conn), list_stand_in_limits(conn)
+    return render(request, "routing.html", {"routes": routes, "limits": limits, "kinds": CARD_KINDS,
+                                            "can_edit": p.role == ACQUIRER_ADMIN})  # fmt: skip
+
+
+@router.post("/routing")
+async def routing_add(request: Request, p: AdminOnly) -> Response:
+    from posgate.store.admin import AdminError, add_route
+
+    f = await form(request)
+    _ = translator(request)
+    try:
+        priority = int(str(f.get("priority", "0") or "0"))
+        with st(request).db.write() as conn:
+            pk = add_route(conn, str(f.get("bin_low", "")).strip(), str(f.get("bin_high", "")).strip() or None,
+                           "issuer" if f.get("target_kind", "issuer") == "issuer" else str(f.get("link", "")).strip(),
+                           card_kind=str(f.get("card_kind", "debit")),
+                           priority=priority, actor=p.username)  # fmt: skip
+    except (AdminError, ValueError):
+        msg = _("The route was not added: the BIN range is digits (both ends of one length), the target is the built-in issuer or a link name.")  # noqa: E501
+        return redirect("/routing", msg, "error")
+    return redirect("/routing", _("Route #{id} added; the host applies it within seconds.", id=pk))
+
+
+@router.post("/routing/{route_id}/remove")
+async def routing_remove(request: Request, route_id: int, p: AdminOnly) -> Response:
+    from posgate.store.admin import AdminError, remove_route
+
+    await form(request)
+    _ = translator(request)
+    try:
+        with st(request).db.write() as conn:
+            remove_route(conn, route_id, actor=p.username)
+    except AdminError:
+        return redirect("/routing", _("No such route."), "error")
+    return redirect("/routing", _("Route #{id} removed.", id=route_id))

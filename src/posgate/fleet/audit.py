@@ -87,6 +87,10 @@ class HostRecord:
     status: str
     pan_hash: str | None
     original_id: int | None
+    # Routing (issue 13): "issuer" or the upstream link, and the message sent upstream.
+    route: str = "issuer"
+    upstream_rrn: str | None = None
+    upstream_stan: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -144,10 +148,15 @@ class AuditResult:
     unbalanced_settlements: list[dict[str, Any]] = field(default_factory=list)
     balance_discrepancies: list[dict[str, Any]] = field(default_factory=list)
     settlements: int = 0
+    # Acquirer × network (issue 13): a standing record routed upstream without its standing
+    # network record, or the other way round (see network_audit).
+    network_differences: list[dict[str, Any]] = field(default_factory=list)
+    network_records: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.double_charged or self.unbalanced_settlements or self.balance_discrepancies)
+        return not (self.lost or self.double_charged or self.unbalanced_settlements or self.balance_discrepancies
+                    or self.network_differences)  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -158,7 +167,10 @@ class AuditResult:
             "double_charged": len(self.double_charged),
             "unbalanced_settlements": len(self.unbalanced_settlements),
             "balance_discrepancies": len(self.balance_discrepancies),
+            "network_records": self.network_records,
+            "network_differences": len(self.network_differences),
             "offending": {
+                "network_differences": self.network_differences[:200],
                 "lost": self.lost[:200],
                 "double_charged": self.double_charged[:200],
                 "unbalanced_settlements": self.unbalanced_settlements[:200],
@@ -313,9 +325,11 @@ def host_ledger(db_url: str, terminal_ids: Iterable[str], since: tuple[int, int]
             for i in range(0, len(tids), 500):
                 chunk = tids[i : i + 500]
                 q = select(t.id, t.terminal_id, t.batch_no, t.stan, t.mti, t.operation, t.amount, t.response_code, t.status,
-                           t.pan_hash, t.original_id).where(t.id > since[0], t.terminal_id.in_(chunk))  # fmt: skip
+                           t.pan_hash, t.original_id, t.route, t.upstream_rrn, t.upstream_stan
+                           ).where(t.id > since[0], t.terminal_id.in_(chunk))  # fmt: skip
                 records += [HostRecord(int(r.id), r.terminal_id, r.batch_no, r.stan, r.mti, r.operation, int(r.amount),
-                                       r.response_code, r.status, r.pan_hash, r.original_id) for r in conn.execute(q)]  # fmt: skip
+                                       r.response_code, r.status, r.pan_hash, r.original_id, r.route, r.upstream_rrn,
+                                       r.upstream_stan) for r in conn.execute(q)]  # fmt: skip
                 q2 = select(s.id, s.terminal_id, s.batch_no, s.status, s.upload_end, s.domestic_result,
                             s.foreign_result).where(s.id > since[1], s.terminal_id.in_(chunk))  # fmt: skip
                 rows_s += [SettlementRow(int(r.id), r.terminal_id, r.batch_no, r.status, r.upload_end, r.domestic_result,
@@ -323,3 +337,77 @@ def host_ledger(db_url: str, terminal_ids: Iterable[str], since: tuple[int, int]
     finally:
         engine.dispose()
     return records, rows_s
+
+
+# -- the fourth ledger: the card network (issue 13) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkRecord:
+    """A row of the network's ``network_transactions`` (posgate.network.records)."""
+
+    id: int
+    rrn: str
+    stan: str
+    terminal_id: str
+    mti: str
+    processing_code: str
+    amount: int
+    response_code: str
+    kind: str
+    reversed: bool
+
+    @property
+    def standing(self) -> bool:
+        """Approved, not reversed, and it moved money (a balance inquiry does not)."""
+        return (self.kind in ("authorisation", "advice") and self.response_code == "00" and not self.reversed
+                and self.processing_code != "310000")  # fmt: skip
+
+
+def network_audit(res: AuditResult, host_records: Iterable[HostRecord], network: Iterable[NetworkRecord]) -> AuditResult:
+    """Acquirer × network: every standing host record routed upstream has exactly one standing
+    network record with its upstream (RRN, STAN) and amount, and every standing network record
+    of these terminals has its standing host record. Adds to ``res.network_differences``."""
+    net: dict[tuple[str, str], list[NetworkRecord]] = defaultdict(list)
+    for n in network:
+        res.network_records += 1
+        if n.standing:
+            net[(n.rrn, n.stan)].append(n)
+    seen: set[tuple[str, str]] = set()
+    for h in host_records:
+        if not h.standing or h.route == "issuer":
+            continue
+        key = (h.upstream_rrn or "", h.upstream_stan or "")
+        seen.add(key)
+        ns = net.get(key, [])
+        if len(ns) != 1:
+            res.network_differences.append({"kind": "missing_on_network" if not ns else "twice_on_network",
+                                            "host": _h(h), "network": [asdict(n) for n in ns]})  # fmt: skip
+        elif h.operation not in ("preauth", "preauth_void") and ns[0].amount != h.amount:
+            res.network_differences.append({"kind": "amount_mismatch", "host": _h(h), "network": [asdict(ns[0])]})
+    for key, ns in sorted(net.items()):
+        if key not in seen:
+            res.network_differences.append({"kind": "missing_on_acquirer", "network": [asdict(n) for n in ns]})
+    return res
+
+
+def network_ledger(db_url: str, terminal_ids: Iterable[str], since: int = 0) -> list[NetworkRecord]:
+    from sqlalchemy import select
+
+    from posgate.network.records import network_transactions
+    from posgate.store.engine import make_engine
+
+    c = network_transactions.c
+    tids = sorted(set(terminal_ids))
+    engine = make_engine(db_url)
+    out: list[NetworkRecord] = []
+    try:
+        with engine.connect() as conn:
+            for i in range(0, len(tids), 500):
+                q = select(c.id, c.rrn, c.stan, c.terminal_id, c.mti, c.processing_code, c.amount_cents, c.response_code,
+                           c.kind, c.reversed).where(c.id > since, c.terminal_id.in_(tids[i : i + 500]))  # fmt: skip
+                out += [NetworkRecord(int(r.id), r.rrn, r.stan, r.terminal_id, r.mti, r.processing_code, int(r.amount_cents),
+                                      r.response_code, r.kind, bool(r.reversed)) for r in conn.execute(q)]  # fmt: skip
+    finally:
+        engine.dispose()
+    return out

@@ -62,7 +62,7 @@ from posgate.fleet.fleet import (
     provision,
     with_profiles,
 )
-from posgate.fleet.hostproc import HostProcess
+from posgate.fleet.hostproc import HostProcess, NetworkProcess
 from posgate.fleet.net import free_port, parse_target
 from posgate.fleet.proxy import FaultPlan, FaultProxy
 
@@ -99,6 +99,9 @@ class ChaosConfig:
     haproxy: bool | None = None  # None: use it when several hosts and it is installed
     extra_host_args: tuple[str, ...] = ()
     profile: str | None = None  # dialect profile(s) of the terminals: NAME or a mix (fleet --profile)
+    # Issue 13: route the fleet's cards to a ``posgate network`` subprocess (terminal → acquirer →
+    # network), with faults on that link too; the audit adds the network's records.
+    network: bool = False
 
 
 @dataclass
@@ -115,9 +118,105 @@ class ChaosRun:
     last_kill: float = 0.0
     db_restarted: bool = False
     haproxy: Any = None
+    network: NetworkProcess | None = None
+    network_db: str | None = None
+    journals: list[Path] = field(default_factory=list)
+    network_tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
+
+
+# Faults on the acquirer → network link, switched on the network's control port for a few seconds:
+# fault name → (setting while on, setting to go back to).
+NETWORK_FAULTS = {
+    "network_slow": ("slow", "0.8", "0"),
+    "network_drop": ("drop", "0.3", "0"),
+    "network_late": ("late", "0.3", "0"),
+    "network_duplicate": ("duplicate", "0.5", "0"),
+    "network_down": ("down", "on", "off"),
+}
+NETWORK_SCHEDULE = {"network_slow": 2, "network_drop": 2, "network_late": 2, "network_duplicate": 2, "network_down": 2}
+FLEET_BIN = "621214999"  # posgate.fleet.fleet.fleet_pan: the cards routed to the network
+
+
+def _control(run: ChaosRun, line: str) -> str:
+    from posgate.network.cli import send_control
+
+    assert run.network is not None
+    try:
+        return send_control(("127.0.0.1", run.network.control_port), line)
+    except OSError as e:
+        return f'{{"error": "{e}"}}'
+
+
+async def _network_fault(run: ChaosRun, kind: str) -> None:
+    name, on, off = NETWORK_FAULTS[kind]
+    await asyncio.to_thread(_control, run, f"fault {name} {on}")
+    run.faults[kind] += 1
+    await asyncio.sleep(run.rng.uniform(0.5, 2.5))
+    await asyncio.to_thread(_control, run, f"fault {name} {off}")
+
+
+def _setup_network(run: ChaosRun, db: str, workdir: Path) -> tuple[str, ...]:
+    """Start the network (its own database, the same fleet cards), route the fleet's BIN to it and
+    give the stand-in a limit; returns the hosts' extra arguments."""
+    from posgate.fleet.net import free_port
+    from posgate.store import admin
+    from posgate.store.database import Database
+    from posgate.store.keyring import default_key_path
+
+    cfg = run.config
+    # The network shares the acquirer's master key file only so that the audit can join cards by
+    # their keyed hash; it is still its own database.
+    key_file = str(default_key_path(db))
+    run.network_db = f"sqlite:///{workdir / 'network.db'}"
+    provision(run.network_db, cfg.terminals, key_file=key_file)
+    acq = Database.open(db)
+    try:
+        with acq.engine.begin() as conn:
+            if not any(r["bin_low"] == FLEET_BIN and r["target"] == "cupnet" for r in admin.list_routes(conn)):
+                admin.add_route(conn, FLEET_BIN, None, "cupnet", actor="chaos")
+            admin.set_stand_in_limit(conn, "debit", 20_000, daily_max=200_000, actor="chaos")
+    finally:
+        acq.close()
+    zmk = workdir / "zmk.key"
+    run.network = NetworkProcess(run.network_db, port=free_port(), control_port=free_port(), zmk_file=zmk,
+                                 log_path=workdir / "network.log", env={"POSGATE_MASTER_KEY_FILE": key_file},
+                                 extra_args=("--seed", str(cfg.seed)))  # fmt: skip
+    run.network.start(60.0)
+    run.note(f"network on port {run.network.port}")
+    return ("--upstream", f"cupnet=127.0.0.1:{run.network.port}", "--zmk-file", str(zmk),
+            "--upstream-timeout", str(max(0.3, cfg.timeout / 2)), "--upstream-grace", "2")  # fmt: skip
+
+
+def _open_upstream_entries(journals: list[Path]) -> int:
+    from sqlalchemy import func, select
+
+    from posgate.network.saf import OPEN_STATES, saf
+    from posgate.store.engine import make_engine
+
+    left = 0
+    for path in journals:
+        if not path.exists():
+            continue
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            with contextlib.suppress(Exception), engine.connect() as conn:  # (a journal not created yet)
+                left += int(conn.execute(select(func.count()).where(saf.c.state.in_(OPEN_STATES))).scalar() or 0)
+        finally:
+            engine.dispose()
+    return left
+
+
+async def _drain_upstream(run: ChaosRun, timeout: float = 120.0) -> int:
+    """Wait until every host's store-and-forward journal is empty (bounded); what is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = await asyncio.to_thread(_open_upstream_entries, run.journals)
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.5)
 
 
 def _is_postgres(url: str) -> bool:
@@ -153,8 +252,9 @@ async def _kill_and_restart(run: ChaosRun, index: int) -> None:
 
 async def _scheduler(run: ChaosRun, stop_at: float) -> None:
     cfg, rng = run.config, run.rng
-    kinds = list(SCHEDULE)
-    weights = [SCHEDULE[k] for k in kinds]
+    schedule = {**SCHEDULE, **(NETWORK_SCHEDULE if run.network is not None else {})}
+    kinds = list(schedule)
+    weights = [schedule[k] for k in kinds]
     db_restart_at = None
     if cfg.db and _is_postgres(cfg.db) and cfg.restart_postgres and cfg.target is None:
         db_restart_at = time.monotonic() + (stop_at - time.monotonic()) * rng.uniform(0.3, 0.6)
@@ -182,6 +282,8 @@ async def _scheduler(run: ChaosRun, stop_at: float) -> None:
         if kind in PROXY_FAULTS:
             assert run.proxy is not None
             run.proxy.inject(kind, count=rng.randint(1, 3))
+        elif kind in NETWORK_FAULTS:
+            run.network_tasks.append(asyncio.create_task(_network_fault(run, kind)))
         elif kind == "power_loss":
             assert run.fleet is not None
             rng.choice(run.fleet.terminals).arm_power_loss()
@@ -214,14 +316,24 @@ async def _run(cfg: ChaosConfig, workdir: Path) -> dict[str, Any]:
         specs = with_profiles(specs, cfg.profile)
         await asyncio.to_thread(apply_profiles, db, specs)
     marks = await asyncio.to_thread(au.high_water_marks, db)
-    cards_before = await asyncio.to_thread(au.card_balances, db)
+    extra_args = cfg.extra_host_args
+    if cfg.network:
+        if cfg.target is not None:
+            raise ValueError("--network starts the hosts itself: it does not go with --target")
+        extra_args += await asyncio.to_thread(_setup_network, run, db, workdir)
+    issuer_db = run.network_db or db  # where the routed cards' balances live
+    cards_before = await asyncio.to_thread(au.card_balances, issuer_db)
 
     backends: list[tuple[str, int]]
     if cfg.target is not None:
         backends = [parse_target(cfg.target)]
     else:
         for i in range(cfg.hosts):
-            h = HostProcess(db, port=free_port(), log_path=workdir / f"host-{i}.log", extra_args=cfg.extra_host_args)
+            args = extra_args
+            if cfg.network:
+                run.journals.append(workdir / f"upstream-journal-{i}.db")
+                args += ("--upstream-journal", str(run.journals[-1]))
+            h = HostProcess(db, port=free_port(), log_path=workdir / f"host-{i}.log", extra_args=args)
             await asyncio.to_thread(h.start, 60.0)
             run.hosts.append(h)
         backends = [("127.0.0.1", h.port) for h in run.hosts]
@@ -260,6 +372,12 @@ async def _run(cfg: ChaosConfig, workdir: Path) -> dict[str, Any]:
             ticker.cancel()
     # Quiesce: no more faults, every host up, then every terminal settles.
     run.proxy.calm()
+    for task in run.network_tasks:
+        task.cancel()
+    if run.network is not None:
+        if not run.network.alive:
+            await asyncio.to_thread(run.network.start, 60.0)
+        await asyncio.to_thread(_control, run, "calm")
     for i, h in enumerate(run.hosts):
         if not h.alive:
             await asyncio.to_thread(h.start, 60.0)
@@ -274,16 +392,24 @@ async def _run(cfg: ChaosConfig, workdir: Path) -> dict[str, Any]:
     ledgers = {t.terminal_id: t.ledger_entries() for t in fleet.terminals}
     await fleet.close()
     await run.proxy.close()
+    upstream_left = await _drain_upstream(run) if run.network is not None else 0
     for h in run.hosts:
         await asyncio.to_thread(h.stop, 30.0)
+    if run.network is not None:
+        await asyncio.to_thread(run.network.stop, 30.0)
     if run.haproxy is not None:
         await asyncio.to_thread(run.haproxy.stop)
 
     host_records, settlements = await asyncio.to_thread(au.host_ledger, db, list(ledgers), marks)
-    cards_after = await asyncio.to_thread(au.card_balances, db)
+    cards_after = await asyncio.to_thread(au.card_balances, issuer_db)
     terminal_records = [au.TerminalRecord(e.terminal_id, e.batch, e.stan, e.operation, e.amount, e.status)
                         for entries in ledgers.values() for e in entries]  # fmt: skip
     result = au.audit(terminal_records, host_records, settlements, cards_before, cards_after, unsettled_terminals=unsettled)
+    if run.network_db is not None:
+        network_records = await asyncio.to_thread(au.network_ledger, run.network_db, list(ledgers))
+        au.network_audit(result, host_records, network_records)
+        if upstream_left:
+            result.network_differences.append({"kind": "not_forwarded", "entries": upstream_left})
 
     s = fleet.stats
     attempted = sum(len(v) for k, v in s.latencies.items() if k not in ("sign_on", "settlement"))
@@ -311,6 +437,9 @@ async def _run(cfg: ChaosConfig, workdir: Path) -> dict[str, Any]:
         "double_charged": len(result.double_charged),
         "unbalanced_settlements": len(result.unbalanced_settlements),
         "balance_discrepancies": len(result.balance_discrepancies),
+        "network": run.network is not None,
+        "network_records": result.network_records,
+        "network_differences": len(result.network_differences),
         "settlements": result.settlements,
         "settle_seconds": round(settle_seconds, 1),
         "audit": result.as_dict(),
@@ -371,6 +500,8 @@ def format_chaos(report: dict[str, Any]) -> Iterable[str]:
     yield f"charged twice: {r['double_charged']}"
     yield f"settlements unbalanced after batch upload: {r['unbalanced_settlements']}"
     yield f"issuer balance discrepancies: {r['balance_discrepancies']}"
+    if r.get("network"):
+        yield (f"network records {r['network_records']}; acquirer × network differences: {r['network_differences']}")
     if not r["ok"]:
         off = r["audit"]["offending"]
         for kind, rows in off.items():

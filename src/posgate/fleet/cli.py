@@ -108,13 +108,14 @@ def chaos(
                             help="Operation weights (refund is left out by default: a lost refund reply is unknowable by protocol)."),
     as_json: bool = typer.Option(False, "--json"),
     profile: str | None = typer.Option(None, "--profile", help="Dialect profile(s) of the terminals: NAME or a mix 'cup=2,gz-bill=1'."),
+    network: bool = typer.Option(False, "--network", help="Route the fleet's cards to a posgate network subprocess, with faults on that link too; audit the network's records as well."),
 ) -> None:
     """Run a fleet under injected faults, settle every terminal, audit three ledgers; exit 1 on any discrepancy."""
     from posgate.fleet.chaos import ChaosConfig, format_chaos, run_chaos
 
     cfg = ChaosConfig(minutes=minutes, db=db, target=target, terminals=terminals, hosts=hosts, seed=seed, timeout=timeout,
                       fault_every=fault_every, restart_postgres=restart_postgres, state_dir=state, mix=mix,
-                      progress=not as_json and sys.stderr.isatty(), profile=profile)  # fmt: skip
+                      progress=not as_json and sys.stderr.isatty(), profile=profile, network=network)  # fmt: skip
     try:
         report = run_chaos(cfg)
     except ValueError as e:

@@ -210,3 +210,20 @@ class HostProcess:
             except OSError:
                 return False
             return True
+
+
+class NetworkProcess(HostProcess):
+    """``posgate network serve`` as a subprocess (chaos, benchmarks): same life cycle as a host.
+    ``port`` and ``control_port`` are fixed (a restarted network comes back where the links
+    expect it)."""
+
+    def __init__(self, db_url: str, *, port: int, control_port: int, zmk_file: Path | str, log_path: Path | str | None = None,
+                 env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()) -> None:  # fmt: skip
+        super().__init__(db_url, port=port, log_path=log_path, env=env, extra_args=extra_args)
+        self.control_port = control_port
+        self.zmk_file = str(zmk_file)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "posgate.cli", "network", "serve", "--db", self.db_url, "--host", self.host,
+                "--port", str(self.port), "--control-port", str(self.control_port), "--zmk-file", self.zmk_file,
+                "--log-level", "warning", *self.extra_args]  # fmt: skip

@@ -42,6 +42,11 @@ def serve(
     idle_timeout: float = typer.Option(300.0, "--idle-timeout", help="Close a terminal connection silent this long (s)."),
     frame_timeout: float = typer.Option(10.0, "--frame-timeout", help="Close a connection whose partial frame is older (s)."),
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error"),
+    upstream: list[str] = typer.Option([], "--upstream", help="An upstream link NAME=HOST:PORT (a card network: posgate network serve); repeatable. Routes (posgate admin route add) send BIN ranges to it."),
+    upstream_timeout: float = typer.Option(2.0, "--upstream-timeout", help="Seconds to wait for the network's reply before answering 98 and reversing upstream."),
+    upstream_journal: str | None = typer.Option(None, "--upstream-journal", help="Store-and-forward journal file (default: beside the master key file)."),
+    upstream_grace: float = typer.Option(10.0, "--upstream-grace", help="Seconds after which an approval the host did not keep is reversed upstream (longer than a commit takes)."),
+    zmk_file: str = typer.Option("posgate-zmk.key", "--zmk-file", envvar="POSGATE_ZMK_FILE", help="Zone master key file shared with the network (made if missing)."),
 ) -> None:
     """Run the acquiring host: terminals connect over TCP, browsers to the console."""
     from posgate.fdlimit import raise_fd_limit
@@ -53,8 +58,17 @@ def serve(
     raise_fd_limit()  # a socket per terminal connection: --max-connections needs as many descriptors
     config = ServerConfig(host=host, port=port, workers=workers, batch_max=batch_max, max_connections=max_connections,
                           idle_timeout=idle_timeout, frame_timeout=frame_timeout)  # fmt: skip
+    links = []
     try:
-        code = run(db, config, demo=demo, console_port=console_port, console=not no_console)
+        from posgate.network.upstream import LinkConfig
+
+        links = [LinkConfig.parse(u) for u in upstream]
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    up = UpstreamOptions(links, upstream_timeout, upstream_journal, zmk_file, upstream_grace) if links else None
+    try:
+        code = run(db, config, demo=demo, console_port=console_port, console=not no_console, upstream=up)
     except KeyringError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -65,7 +79,28 @@ def serve(
     raise typer.Exit(code)
 
 
-def run(db_url: str, config: Any, *, demo: bool = False, console_port: int | None = 8000, console: bool = True) -> int:
+class UpstreamOptions:
+    """``--upstream`` and its companions (posgate.network.upstream)."""
+
+    def __init__(self, links: list[Any], timeout: float = 2.0, journal: str | None = None,
+                 zmk_file: str = "posgate-zmk.key", grace: float = 10.0) -> None:  # fmt: skip
+        self.links, self.timeout, self.journal, self.zmk_file = links, timeout, journal, zmk_file
+        self.grace = grace
+
+    def start(self, database: Any) -> Any:
+        from pathlib import Path
+
+        from posgate.network.server import load_zmk
+        from posgate.network.upstream import Upstream
+
+        key_path = getattr(database.keyring, "path", None)
+        journal = Path(self.journal) if self.journal else (Path(key_path).parent if key_path else Path(".")) / "upstream-journal.db"
+        return Upstream(database, self.links, load_zmk(Path(self.zmk_file)), journal_path=journal,
+                        timeout=self.timeout, grace=self.grace).start()  # fmt: skip
+
+
+def run(db_url: str, config: Any, *, demo: bool = False, console_port: int | None = 8000, console: bool = True,
+        upstream: UpstreamOptions | None = None) -> int:  # fmt: skip
     from posgate.host.server import new_event_loop
     from posgate.store.database import Database
 
@@ -77,8 +112,13 @@ def run(db_url: str, config: Any, *, demo: bool = False, console_port: int | Non
 
             created = provision_demo(database.engine, database.keyring)
             notes.append(f"demo data provisioned ({created} objects created)" if created else "demo data present")
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            return runner.run(_main(database, config, notes, console_port, console))
+        links = upstream.start(database) if upstream is not None else None
+        try:
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                return runner.run(_main(database, config, notes, console_port, console, links))
+        finally:
+            if links is not None:
+                links.stop()
     finally:
         database.close()
 
@@ -105,7 +145,8 @@ def _signals(loop: asyncio.AbstractEventLoop, stop: _StopSignal) -> Iterator[Non
             loop.remove_signal_handler(sig)
 
 
-async def _main(database: Any, config: Any, notes: list[str], console_port: int | None, console: bool) -> int:
+async def _main(database: Any, config: Any, notes: list[str], console_port: int | None, console: bool,
+                upstream: Any = None) -> int:  # fmt: skip
     from posgate.host import metrics
     from posgate.host.logging import fields
     from posgate.host.server import Host, settle_heap
@@ -114,7 +155,16 @@ async def _main(database: Any, config: Any, notes: list[str], console_port: int 
     # (and --console-port 0 gets its real port shown).
     app = _console_app(database) if console and console_port is not None else None
     sock = socket.create_server((config.host, console_port), backlog=1024) if app is not None else None
-    host = Host(database, config)
+    if upstream is not None:
+        from posgate.host.server import builtin_issuer_factory, make_env
+
+        env = make_env(database)
+        builtin = builtin_issuer_factory(env)
+        assert builtin is not None
+        host = Host(database, config, issuer_factory=upstream.issuer_factory(builtin), env=env)
+        notes.append("upstream links: " + ", ".join(f"{n} {lk.address[0]}:{lk.address[1]}" for n, lk in upstream.links.items()))
+    else:
+        host = Host(database, config)
     addr = await host.start()
     startup.info(f"posgate host listening on {addr[0]}:{addr[1]}", extra=fields(host=addr[0], port=addr[1], db=_safe_url(database.url)))
     for note in notes:

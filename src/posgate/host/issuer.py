@@ -76,7 +76,7 @@ _STATE_CODES = {"lost": "41", "stolen": "43", "restricted": "62"}
 FALLBACK_REFUSED = "45"
 _CARD_PRESENT_KINDS = frozenset({"debit", "hold", "balance"})
 PENDING = "09"  # request in progress (section 7): the wallet waits for the customer's password
-_UNDO = frozenset({"reverse_debit", "reverse_credit", "reverse_capture", "reverse_release"})
+_UNDO = frozenset({"reverse_debit", "reverse_credit", "reverse_capture", "reverse_release", "reverse_hold"})
 # A chip card whose cryptogram fails or whose ATC goes backwards (docs/decisions.md C1): the
 # dialect's 59 "有作弊嫌疑 / 卡片校验错" (suspected fraud / card check error), a plain decline.
 ICC_REFUSED = "59"
@@ -205,6 +205,8 @@ class BuiltinIssuer:
                 changes = {"balance": card.balance - amount}
             elif kind == "reverse_capture":
                 changes = {"balance": card.balance + amount, "held": card.held + request.hold_amount}
+            elif kind == "reverse_hold":  # undo hold (a reversed pre-authorisation): no checks, as any undo
+                changes = {"held": max(card.held - amount, 0)}
             else:  # reverse_release
                 changes = {"held": card.held + amount}
         else:

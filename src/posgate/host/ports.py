@@ -112,6 +112,12 @@ class TxnRecord:
     source: str = "terminal"
     # Added by the host core (additive): the settlement whose batch upload matched this record.
     settlement_id: int | None = None
+    # Routing (issue 13): "issuer" or the upstream link's name; stand-in approval; the STAN and
+    # RRN of the message the link sent upstream (copied from IssuerResult by Record).
+    route: str = "issuer"
+    stand_in: bool = False
+    upstream_stan: str | None = None
+    upstream_rrn: str | None = None
 
 
 # Transaction ``status`` values written by the host core:
@@ -268,7 +274,8 @@ class IssuerRequest:
     # balance | debit | credit | hold | release_hold | capture_hold | reverse_debit | reverse_credit
     # added by the host core: force_debit (offline advices: no PIN/limit/balance check),
     # reverse_capture (undo capture_hold: credit ``amount``, hold ``hold_amount`` again),
-    # reverse_release (undo release_hold: hold ``amount`` again)
+    # reverse_release (undo release_hold: hold ``amount`` again); issue 13: reverse_hold (undo hold:
+    # release ``amount`` without the checks of a release, as every undo)
     kind: str
     pan: str = field(repr=False)
     expiry: str | None
@@ -286,6 +293,17 @@ class IssuerRequest:
     # 22 = 02x), and the terminal says the chip was tried and failed (60.5 = 2).
     swiped: bool = False
     fallback: bool = False
+    # Routing (issue 13): what an upstream network needs besides the card: where the card was
+    # presented, and the acquirer's own message of the original (reversals, completions).
+    terminal_id: str = ""
+    merchant_id: str = ""
+    stan: str = ""  # the terminal's STAN (field 11): sent upstream as is, with the RRN it is unique
+    mcc: str = ""
+    entry_mode: str = ""  # field 22 (a scanned payment code: 03x)
+    original_upstream_stan: str = ""
+    # Who authorised the original (TxnRecord.route): a void, refund, completion or reversal goes
+    # where the original went, even if the routing table changed since. "" = no original.
+    original_route: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +314,12 @@ class IssuerResult:
     organisation: str = "CUP"  # 63.1 of the reply
     issuer_bank: str = ""  # 44.1
     icc: bytes | None = None  # field 55 of the reply (tag 91: ARPC + ARC), chip only
+    # Routing (issue 13): who answered — "issuer" (built-in) or an upstream link's name — whether
+    # it was the acquirer's stand-in, and the STAN/RRN of the message sent upstream.
+    route: str = "issuer"
+    stand_in: bool = False
+    upstream_stan: str | None = None
+    upstream_rrn: str | None = None
 
 
 class Issuer(Protocol):

@@ -455,10 +455,15 @@ class Codec:
 
     _PLAN_CACHE_MAX = 1024
 
-    def __init__(self, fields: Mapping[int, FieldSpec]) -> None:
+    def __init__(self, fields: Mapping[int, FieldSpec], *, secondary: bool = False) -> None:
+        # ``secondary``: the dialect has fields 65-128 behind a secondary bitmap (bit 1), as the
+        # 1987 host-to-host layouts do (field 70, 90, 100...). Such a dialect runs on the
+        # reference path only: its messages are few per request (docs/upstream.md).
+        top = 128 if secondary else 64
         for number, spec in fields.items():
-            if number != spec.number or not 2 <= number <= 64:
+            if number != spec.number or not 2 <= number <= top or number == 65:
                 raise ValueError(f"field {number}: bad table entry")
+        self.secondary = secondary
         self.fields = dict(fields)
         self._dec: dict[int, Decoder] = {}
         self._enc: dict[int, Encoder] = {}
@@ -466,8 +471,13 @@ class Codec:
             self._dec[number], self._enc[number] = compile_field(spec)
         self._known_mask = 0
         for number in fields:
-            self._known_mask |= 1 << (64 - number)
-        self._fast = all(s.kind is not Kind.Z or s.variable for s in fields.values())
+            if number <= 64:
+                self._known_mask |= 1 << (64 - number)
+        self._known_secondary = 0
+        for number in fields:
+            if number > 64:
+                self._known_secondary |= 1 << (128 - number)
+        self._fast = not secondary and all(s.kind is not Kind.Z or s.variable for s in fields.values())
         # bitmap bytes → fast decoder; field numbers as inserted → (fast encoder, bitmap bytes).
         self._dec_plans: dict[bytes, FastDecoder] = {}
         self._enc_plans: dict[tuple[int, ...], tuple[FastEncoder, bytes]] = {}
@@ -504,18 +514,33 @@ class Codec:
     def _decode_fields(self, body: bytes) -> dict[int, FieldValue]:
         """The reference path: field by field, raising the precise error."""
         bitmap = int.from_bytes(body[2:10], "big")
+        second = 0
+        p = 10
         if bitmap >> 63:
-            raise CodecError("bitmap", "no secondary bitmap (bit 1 is never used in this dialect)", 2)
-        unknown = bitmap & ~self._known_mask
+            if not self.secondary:
+                raise CodecError("bitmap", "no secondary bitmap (bit 1 is never used in this dialect)", 2)
+            if len(body) < 18:
+                raise CodecError("bitmap", "a secondary bitmap (8 bytes)", 10)
+            second = int.from_bytes(body[10:18], "big")
+            p = 18
+            if second >> 63:
+                raise CodecError("65", "no tertiary bitmap (bit 65 is never used)", 10)
+            unknown2 = second & ~self._known_secondary
+            if unknown2:
+                raise CodecError(str(129 - unknown2.bit_length()), "a field defined by the dialect", 10)
+        unknown = bitmap & ~self._known_mask & ~(1 << 63)
         if unknown:
             first = 65 - unknown.bit_length()
             raise CodecError(str(first), "a field defined by the dialect", 2)
         fields: dict[int, FieldValue] = {}
-        p = 10
         dec = self._dec
         for number in range(2, 65):
             if bitmap >> (64 - number) & 1:
                 fields[number], p = dec[number](body, p)
+        if second:
+            for number in range(66, 129):
+                if second >> (128 - number) & 1:
+                    fields[number], p = dec[number](body, p)
         if p != len(body):
             raise CodecError("body", f"end of message, found {len(body) - p} more bytes", p)
         return fields
@@ -579,15 +604,20 @@ class Codec:
         mti = self._mti.get(msg.mti) or self._mti_bytes(msg.mti)
         fields = msg._fields
         numbers = sorted(fields)
-        if numbers and (numbers[0] < 2 or numbers[-1] > 64):
-            bad = numbers[0] if numbers[0] < 2 else numbers[-1]
-            raise CodecError(str(bad), "field numbers 2..64")
+        top = 128 if self.secondary else 64
+        if numbers and (numbers[0] < 2 or numbers[-1] > top or 65 in numbers):
+            bad = numbers[0] if numbers[0] < 2 else (65 if 65 in numbers else numbers[-1])
+            raise CodecError(str(bad), f"field numbers 2..{top}")
         if with_mac and numbers and numbers[-1] == 64:
             numbers.pop()
         bitmap = 0
         for number in [*numbers, 64] if with_mac else numbers:
-            bitmap |= 1 << (64 - number)
-        parts = [mti, bitmap.to_bytes(8, "big")]
+            bitmap |= 1 << (128 - number)
+        if bitmap & ((1 << 64) - 1):
+            bitmap |= 1 << 127  # bit 1: a secondary bitmap follows
+            parts = [mti, bitmap.to_bytes(16, "big")]
+        else:
+            parts = [mti, (bitmap >> 64).to_bytes(8, "big")]
         enc = self._enc
         for number in numbers:
             try:

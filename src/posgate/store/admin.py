@@ -383,3 +383,65 @@ def list_cards(conn: Connection) -> list[dict[str, Any]]:
     c = s.cards.c
     q = select(c.pan_masked, c.expiry, c.kind, c.organisation, c.chip, c.state, c.balance, c.held, c.per_txn_limit).order_by(c.id)
     return [dict(r._mapping) for r in conn.execute(q)]
+
+
+# -- routing (issue 13, docs/upstream.md) -----------------------------------------------------------
+
+
+def list_routes(conn: Connection) -> list[dict[str, Any]]:
+    r = s.routes.c
+    rows = conn.execute(select(r.id, r.bin_low, r.bin_high, r.target, r.card_kind, r.priority)
+                        .order_by(r.priority.desc(), r.bin_low, r.id))  # fmt: skip
+    return [dict(row._mapping) for row in rows]
+
+
+def add_route(conn: Connection, bin_low: str, bin_high: str | None, target: str, *, card_kind: str = "debit",
+              priority: int = 0, actor: str = "cli") -> int:  # fmt: skip
+    """Add a route: PANs whose leading digits lie in [bin_low, bin_high] go to ``target``
+    ("issuer" or an upstream link's name). ``bin_high`` None: ``bin_low`` is a prefix."""
+    from posgate.network.routing import RouteError, check_route
+
+    try:
+        low, high = check_route(bin_low, bin_high, target, card_kind)
+    except RouteError as e:
+        raise AdminError(str(e)) from None
+    if not -1000 <= priority <= 1000:
+        raise AdminError("the priority is between -1000 and 1000")
+    values = {"bin_low": low, "bin_high": high, "target": target, "card_kind": card_kind, "priority": priority}
+    pk = int(conn.execute(insert(s.routes).returning(s.routes.c.id), {**values, "created_at": _now()}).scalar_one())
+    _audit(conn, actor, "route.add", "route", str(pk), after=values)
+    return pk
+
+
+def remove_route(conn: Connection, route_id: int, *, actor: str = "cli") -> None:
+    r = s.routes.c
+    row = conn.execute(select(r.bin_low, r.bin_high, r.target, r.card_kind, r.priority).where(r.id == route_id)).first()
+    if row is None:
+        raise AdminError(f"no route {route_id} ('posgate admin route list' shows them)")
+    conn.execute(s.routes.delete().where(r.id == route_id))
+    _audit(conn, actor, "route.remove", "route", str(route_id), before=dict(row._mapping))
+
+
+def list_stand_in_limits(conn: Connection) -> list[dict[str, Any]]:
+    c = s.stand_in_limits.c
+    return [dict(row._mapping) for row in conn.execute(select(s.stand_in_limits).order_by(c.card_kind, c.id))]
+
+
+def set_stand_in_limit(conn: Connection, card_kind: str, max_amount: int, *, merchant_id: str | None = None,
+                       daily_max: int | None = None, actor: str = "cli") -> int:  # fmt: skip
+    """The stand-in limit of a card kind (at one merchant, or any); replaces the previous one."""
+    from posgate.network.routing import CARD_KINDS
+
+    if card_kind not in CARD_KINDS:
+        raise AdminError(f"the card kind is one of {', '.join(CARD_KINDS)}")
+    if merchant_id is not None:
+        _check_digits("merchant id (field 42)", merchant_id, 15)
+    if max_amount < 0 or (daily_max is not None and daily_max < max_amount):
+        raise AdminError("limits are amounts in fen, the daily limit at least the per-transaction one")
+    c = s.stand_in_limits.c
+    where = (c.card_kind == card_kind, c.merchant_id.is_(None) if merchant_id is None else c.merchant_id == merchant_id)
+    conn.execute(s.stand_in_limits.delete().where(*where))
+    values = {"card_kind": card_kind, "merchant_id": merchant_id, "max_amount": max_amount, "daily_max": daily_max}
+    pk = int(conn.execute(insert(s.stand_in_limits).returning(c.id), values).scalar_one())
+    _audit(conn, actor, "stand_in.set", "stand_in_limit", str(pk), merchant_id=merchant_id, after=values)
+    return pk

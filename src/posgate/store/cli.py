@@ -26,6 +26,10 @@ admin_app.add_typer(terminal_app, name="terminal")
 admin_app.add_typer(card_app, name="card")
 payouts_app = typer.Typer(help="Payouts to the merchants' bank accounts (docs/payouts.md).", no_args_is_help=True)
 admin_app.add_typer(payouts_app, name="payouts")
+route_app = typer.Typer(help="The routing table: BIN ranges to the built-in issuer or an upstream link.", no_args_is_help=True)
+stand_in_app = typer.Typer(help="Stand-in (STIP) limits while an upstream link is down.", no_args_is_help=True)
+admin_app.add_typer(route_app, name="route")
+admin_app.add_typer(stand_in_app, name="stand-in")
 
 
 def register(app: typer.Typer) -> None:
@@ -414,6 +418,67 @@ def payouts_list(
 
 
 # -- console users (the console's; delegated) --------------------------------------------------------
+
+
+@route_app.command("list")
+def route_list(db: str = DB_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The routes, highest priority first (no route: every card goes to the built-in issuer)."""
+    from posgate.store.admin import list_routes
+
+    with _admin(db) as (conn, _):
+        _table(list_routes(conn), as_json, "no routes: every card goes to the built-in issuer")
+
+
+@route_app.command("add")
+def route_add(
+    bin_low: str = typer.Argument(..., help="BIN prefix, or the low end of a range (digits)."),
+    target: str = typer.Argument(..., help="'issuer' (built-in) or an upstream link's name (posgate serve --upstream NAME=...)."),
+    bin_high: str | None = typer.Option(None, "--to", help="High end of the range (same length as BIN_LOW)."),
+    card_kind: str = typer.Option("debit", "--kind", help="debit | credit | foreign | qr (for stand-in limits)."),
+    priority: int = typer.Option(0, "--priority", help="Higher wins when ranges overlap."),
+    db: str = DB_OPTION,
+) -> None:
+    """Route a BIN range to the built-in issuer or an upstream link."""
+    from posgate.store.admin import add_route
+
+    with _admin(db) as (conn, _):
+        pk = add_route(conn, bin_low, bin_high, target, card_kind=card_kind, priority=priority)
+    typer.echo(f"route {pk}: {bin_low}{'-' + bin_high if bin_high else ''} -> {target}")
+
+
+@route_app.command("remove")
+def route_remove(route_id: int = typer.Argument(...), db: str = DB_OPTION) -> None:
+    """Remove a route (its cards go back to the next matching route, or the built-in issuer)."""
+    from posgate.store.admin import remove_route
+
+    with _admin(db) as (conn, _):
+        remove_route(conn, route_id)
+    typer.echo(f"route {route_id} removed")
+
+
+@stand_in_app.command("list")
+def stand_in_list(db: str = DB_OPTION, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Stand-in limits (no limit for a card kind: no stand-in, the request declines 92)."""
+    from posgate.store.admin import list_stand_in_limits
+
+    with _admin(db) as (conn, _):
+        _table(list_stand_in_limits(conn), as_json, "no stand-in limits: nothing is approved while a link is down")
+
+
+@stand_in_app.command("set")
+def stand_in_set(
+    card_kind: str = typer.Argument(..., help="debit | credit | foreign | qr"),
+    max_amount: int = typer.Argument(..., help="Per-transaction limit in fen."),
+    daily_max: int | None = typer.Option(None, "--daily", help="The card's approved debits over 24 h, in fen."),
+    merchant_id: str | None = typer.Option(None, "--merchant", help="Only at this merchant (field 42)."),
+    db: str = DB_OPTION,
+) -> None:
+    """Set the stand-in limit of a card kind (replaces the previous one)."""
+    from posgate.store.admin import set_stand_in_limit
+
+    with _admin(db) as (conn, _):
+        pk = set_stand_in_limit(conn, card_kind, max_amount, merchant_id=merchant_id, daily_max=daily_max)
+    typer.echo(f"stand-in limit {pk}: {card_kind} up to {max_amount} fen")
 
 
 def _register_console_users() -> None:

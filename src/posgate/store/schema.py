@@ -202,6 +202,13 @@ transactions = Table(
     Column("settlement_id", ForeignKey("settlements.id")),
     Column("source", String(16), nullable=False, server_default="terminal"),  # terminal | makeup | batch_upload
     Column("operator", String(3)),
+    # Routing (0014, docs/upstream.md): who authorised it ("issuer" = the built-in issuer, else
+    # the upstream link's name), whether the acquirer's stand-in approved it, and the STAN and
+    # RRN of the message sent upstream (what the network's records and clearing file carry).
+    Column("route", String(32), nullable=False, server_default="issuer"),
+    Column("stand_in", Boolean, nullable=False, server_default="0"),
+    Column("upstream_stan", String(6)),
+    Column("upstream_rrn", String(12), index=True),
     UniqueConstraint("terminal_id", "batch_no", "stan", "mti", name="uq_transactions_message"),
 )
 
@@ -291,6 +298,34 @@ risk_hits = Table(
     Column("pan_masked", String(19)),
     Column("amount", BigInteger),
     Column("detail", Text),
+)
+
+routes = Table(
+    "routes",
+    metadata,
+    # The routing table (0014): a PAN whose first len(bin_low) digits lie in [bin_low, bin_high]
+    # goes to ``target`` ("issuer" or an upstream link's name); the highest priority wins, then
+    # the longest range prefix. No row matches → the built-in issuer (the demo as it always was).
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("bin_low", String(19), nullable=False),
+    Column("bin_high", String(19), nullable=False),
+    Column("target", String(32), nullable=False),
+    Column("card_kind", String(8), nullable=False, server_default="debit"),  # debit | credit | foreign | qr
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+stand_in_limits = Table(
+    "stand_in_limits",
+    metadata,
+    # Stand-in (STIP, 0014): while a link is unreachable, approve a debit of this card kind (at
+    # this merchant, or any when null) up to ``max_amount`` fen, and the card's approved debits
+    # of the last 24 hours up to ``daily_max``. No row for the kind: no stand-in, decline 92.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("card_kind", String(8), nullable=False),
+    Column("merchant_id", String(15)),
+    Column("max_amount", BigInteger, nullable=False),
+    Column("daily_max", BigInteger),
 )
 
 counters = Table(

@@ -19,7 +19,7 @@ from posgate.iso8583 import TLV
 
 INVERSE = {
     "debit": "reverse_debit", "force_debit": "reverse_debit", "confirm_debit": "reverse_debit", "credit": "reverse_credit",
-    "hold": "release_hold", "release_hold": "reverse_release", "capture_hold": "reverse_capture",
+    "hold": "reverse_hold", "release_hold": "reverse_release", "capture_hold": "reverse_capture",
 }  # fmt: skip
 
 
@@ -43,6 +43,13 @@ def is_fallback(ctx: Context) -> bool:
     return is_swipe(ctx) and ctx.f60 is not None and ctx.f60.chip_condition == "2"
 
 
+def _where(ctx: Context) -> dict[str, Any]:
+    """Where the card was presented (fields 41, 42, 18 of a message sent upstream)."""
+    t, m = ctx.terminal, ctx.merchant
+    return {"terminal_id": t.terminal_id if t else "", "merchant_id": t.merchant_id if t else "", "stan": ctx.stan,
+            "mcc": m.mcc if m else "", "entry_mode": ctx.msg.text(22) if ctx.msg is not None else ""}  # fmt: skip
+
+
 class AuthorizeWithIssuer(Participant):
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -59,8 +66,10 @@ class AuthorizeWithIssuer(Participant):
             kind=kind, pan=ctx.pan, expiry=ctx.expiry, amount=amount, pin_block=ctx.pin_block,
             pin_key=ctx.issuer.zone_key if ctx.pin_block else None, reference=ctx.rrn,
             original_reference=(original.rrn or "") if original else "",
-            hold_amount=ctx.extra.get("hold_amount", 0), **_chip(ctx),
+            hold_amount=ctx.extra.get("hold_amount", 0), **_chip(ctx), **_where(ctx),
             swiped=is_swipe(ctx), fallback=is_fallback(ctx),  # the fallback rule (docs/decisions.md C4)
+            original_upstream_stan=(original.upstream_stan or "") if original else "",
+            original_route=original.route if original else "",
         )  # fmt: skip
         ctx.extra["issuer_request"] = request
         r = ctx.issuer.authorize(request, ctx.now)
@@ -81,7 +90,11 @@ class AuthorizeWithIssuer(Participant):
         if inverse is None or ctx.issuer_result is None or ctx.issuer_result.response_code != "00":
             return
         assert isinstance(request, IssuerRequest)
+        r = ctx.issuer_result
         undo = IssuerRequest(kind=inverse, pan=request.pan, expiry=request.expiry, amount=request.amount,
-                             reference=request.reference, hold_amount=request.hold_amount)  # fmt: skip
+                             reference=request.reference, hold_amount=request.hold_amount,
+                             terminal_id=request.terminal_id, merchant_id=request.merchant_id, mcc=request.mcc,
+                             stan=request.stan,
+                             original_upstream_stan=r.upstream_stan or "", original_route=r.route)  # fmt: skip
         ctx.issuer.authorize(undo, ctx.now)
         ctx.trace.append([self.name, "ABORT", f"undone with {inverse}"])

@@ -64,5 +64,8 @@ class ConfirmQrOriginal(Participant):
     def prepare(self, ctx: Context) -> str:
         o, r = ctx.original, ctx.issuer_result
         assert o is not None and o.id is not None and r is not None
-        ctx.store.update_transaction(o.id, status="approved", response_code="00", auth_code=r.auth_code)
+        changes: dict[str, object] = {"status": "approved", "response_code": "00", "auth_code": r.auth_code}
+        if r.upstream_stan is not None:  # confirmed upstream: a reversal of the sale must name this message
+            changes["upstream_stan"] = r.upstream_stan
+        ctx.store.update_transaction(o.id, **changes)
         return ctx.prepared(self.name, f"#{o.id} approved")

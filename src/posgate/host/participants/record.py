@@ -21,7 +21,8 @@ from posgate.host.ports import TxnRecord
 _REPLACED = (
     "created_at", "day", "operation", "processing_code", "amount", "currency", "pan_hash", "pan_masked",
     "card_organisation", "entry_mode", "response_code", "auth_code", "rrn", "status", "original_id",
-    "request_digest", "reply", "trace", "operator", "source", "pan_enc", "settlement_id",
+    "request_digest", "reply", "trace", "operator", "source", "pan_enc", "settlement_id", "route", "stand_in",
+    "upstream_stan", "upstream_rrn",
 )  # fmt: skip
 
 
@@ -55,6 +56,8 @@ class Record(Participant):
             status = "approved" if code == "00" else "declined"
         reply = ctx.reply_body
         original = ctx.original
+        # Who answered (issue 13): the issuer's result, or the reversal's (ReverseOriginal).
+        r = ctx.issuer_result or ctx.extra.get("reversal_result")
         # One record, built once (no dict of fields in between: this runs for every attempt).
         txn = TxnRecord(
             id=None, created_at=ctx.now, day=ctx.day, terminal_id=t.terminal_id, merchant_id=t.merchant_id,
@@ -68,6 +71,9 @@ class Record(Participant):
             request_digest=ctx.digest,
             reply=None if reply is None else ctx.store.seal_message(reply_header(ctx.header, ctx.requirement) + reply),
             trace=ctx.trace, operator=t.operator, source=ctx.source, settlement_id=ctx.extra.get("settlement_id"),
+            route=r.route if r is not None else "issuer", stand_in=r.stand_in if r is not None else False,
+            upstream_stan=r.upstream_stan if r is not None else None,
+            upstream_rrn=r.upstream_rrn if r is not None else None,
         )  # fmt: skip
         prev = ctx.previous
         if prev is not None and prev.status == "rejected" and prev.id is not None:

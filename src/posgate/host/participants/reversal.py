@@ -31,7 +31,7 @@ UNDO = {
     "sale": ("reverse_debit", None),
     "completion_advice": ("reverse_debit", None),
     "completion": ("reverse_capture", "approved"),
-    "preauth": ("release_hold", None),
+    "preauth": ("reverse_hold", None),
     "preauth_void": ("reverse_release", "approved"),
     "void": ("reverse_credit", "approved"),
     "completion_void": ("reverse_credit", "approved"),
@@ -86,8 +86,15 @@ class ReverseOriginal(Participant):
                 grand = _by_id(ctx, original.original_id)
             if original.operation == "completion" and grand is not None:
                 hold = grand.amount
+            t = ctx.terminal
             res = ctx.issuer.authorize(IssuerRequest(kind=kind, pan=pan, expiry=None, amount=original.amount,
-                                                     reference=original.rrn or "", hold_amount=hold), ctx.now)  # fmt: skip
+                                                     reference=original.rrn or "", hold_amount=hold,
+                                                     terminal_id=t.terminal_id if t else "",
+                                                     merchant_id=t.merchant_id if t else "", stan=ctx.stan,
+                                                     original_upstream_stan=original.upstream_stan or "",
+                                                     original_route=original.route),
+                                       ctx.now)  # fmt: skip
+            ctx.extra["reversal_result"] = res
             if res.response_code != "00":
                 return ctx.decline(self.name, res.response_code, f"issuer refused {kind}")
             if grand is not None and grand.id is not None:

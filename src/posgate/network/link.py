@@ -1,0 +1,285 @@
+"""The acquirer's upstream link: persistent host-to-host connections to one card network.
+
+Theory of operation
+-------------------
+A :class:`Link` runs its own event loop in a thread of the acquirer process, so the host's
+pipeline (which runs synchronously, inside a database unit of work, on the host's loop thread or
+a commit worker) can wait for a reply with :meth:`Link.call` without stalling the link. It keeps
+``pool`` connections; each one:
+
+1. connects (on failure: exponential back-off from ``backoff_min`` to ``backoff_max`` with jitter);
+2. signs on (0800, 70 = 001) and takes the zone PIN key from the reply's field 48 (under the
+   zone master key); a connection is usable only once signed on;
+3. reads replies and hands each to the request waiting for it, matched by (STAN, RRN, MTI): replies
+   may come back out of order, twice, or after their request gave up (those are counted and
+   dropped: ``stats["late"]``/``["unmatched"]``);
+4. sends an echo (0800, 70 = 301) after ``echo_every`` seconds without traffic; an echo left
+   unanswered for ``timeout`` closes the connection (and it reconnects);
+5. signs off (0800, 70 = 002) when the link stops.
+
+``up`` is true while at least one connection is signed on: the stand-in decision reads it.
+Field 11 is the terminal's STAN (``next_stan`` numbers the link's own network management messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import itertools
+import logging
+import random
+import secrets
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from posgate.crypto import kcv
+from posgate.crypto.tdes import des_decrypt
+from posgate.dialect import network as h2h
+from posgate.iso8583 import CodecError, Message
+from posgate.network.wire import read_frame, write_frame
+
+log = logging.getLogger("posgate.upstream")
+
+
+class LinkDown(Exception):
+    """No signed-on connection to send on."""
+
+
+def transmission_time(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).strftime("%m%d%H%M%S")
+
+
+class _Conn:
+    def __init__(self, link: Link, index: int) -> None:
+        self.link = link
+        self.index = index
+        self.writer: asyncio.StreamWriter | None = None
+        self.signed_on = False
+        self.last_traffic = 0.0
+
+
+class Link:
+    def __init__(self, name: str, address: tuple[str, int], zmk: bytes, *, acquirer_id: str = "00049990",
+                 pool: int = 2, timeout: float = 2.0, echo_every: float = 30.0, backoff_min: float = 0.05,
+                 backoff_max: float = 5.0) -> None:  # fmt: skip
+        self.name = name
+        self.address = address
+        self.acquirer_id = acquirer_id
+        self.pool = pool
+        self.timeout = timeout
+        self.echo_every = echo_every
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.stats: Counter[str] = Counter()
+        self.zpk: bytes | None = None
+        self._zmk = zmk
+        self._conns = [_Conn(self, i) for i in range(pool)]
+        self._rr = itertools.count()
+        self._stan = itertools.count(secrets.randbelow(900_000))
+        self._stan_lock = threading.Lock()
+        self._waiting: dict[tuple[str, str, str], asyncio.Future[Message]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._ready = threading.Event()
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> Link:
+        """Start the link's thread and connections (returns at once; ``up`` turns true when signed on)."""
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name=f"posgate-link-{self.name}", daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def _run(self) -> None:
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        self._tasks = [self._loop.create_task(self._keep(c)) for c in self._conns]
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    def stop(self) -> None:
+        """Sign off, close every connection and stop the thread."""
+        loop = self._loop
+        if loop is None or self._thread is None:
+            return
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(self.timeout + 2)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(10)
+        self._loop = None
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        for c in self._conns:
+            if c.signed_on:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._exchange(c, self._network_message(h2h.SIGN_OFF)), self.timeout)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        for c in self._conns:
+            if c.writer is not None:
+                c.writer.close()
+        for _ in range(3):  # let the transports finish closing before the loop stops
+            await asyncio.sleep(0)
+
+    @property
+    def up(self) -> bool:
+        return any(c.signed_on for c in self._conns)
+
+    def next_stan(self) -> str:
+        with self._stan_lock:
+            return f"{next(self._stan) % 999_999 + 1:06d}"
+
+    # ------------------------------------------------------------------ sending
+    def call(self, msg: Message, timeout: float | None = None) -> Message | None:
+        """Send ``msg`` and wait for its reply (any thread but the link's). None: no reply in
+        time. Raises :class:`LinkDown` when no connection is signed on (nothing was sent)."""
+        loop = self._loop
+        if loop is None or not self.up:
+            raise LinkDown(self.name)
+        wait = self.timeout if timeout is None else timeout
+        fut = asyncio.run_coroutine_threadsafe(self.send(msg, wait), loop)
+        try:
+            return fut.result(wait + 1.0)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            return None
+
+    async def send(self, msg: Message, timeout: float) -> Message | None:
+        """On the link's loop: send on a signed-on connection, wait for the reply (None: timeout)."""
+        ready = [c for c in self._conns if c.signed_on]
+        if not ready:
+            raise LinkDown(self.name)
+        conn = ready[next(self._rr) % len(ready)]
+        try:
+            return await asyncio.wait_for(self._exchange(conn, msg), timeout)
+        except TimeoutError:
+            self.stats["timeouts"] += 1
+            return None
+
+    async def _exchange(self, conn: _Conn, msg: Message) -> Message:
+        assert self._loop is not None
+        # A reply is known by its STAN, RRN and MTI: a late 0210 must never answer the 0420 that
+        # reverses its request (they share the STAN and RRN).
+        key = (msg.text(11), msg.text(37), h2h.reply_mti(msg.mti))
+        fut: asyncio.Future[Message] = self._loop.create_future()
+        if key in self._waiting:
+            raise LinkDown(f"{self.name}: STAN {key[0]} already in flight")
+        self._waiting[key] = fut
+        try:
+            if conn.writer is None or conn.writer.is_closing():
+                raise LinkDown(self.name)
+            try:
+                await write_frame(conn.writer, h2h.encode(msg))
+            except (ConnectionError, OSError) as e:
+                raise LinkDown(self.name) from e
+            conn.last_traffic = self._loop.time()
+            self.stats[f"sent_{msg.mti}"] += 1
+            return await fut
+        finally:
+            self._waiting.pop(key, None)
+
+    def _network_message(self, code: str) -> Message:
+        return Message("0800", {7: transmission_time(), 11: self.next_stan(), 32: self.acquirer_id, 70: code})
+
+    # ------------------------------------------------------------------ one connection
+    async def _keep(self, c: _Conn) -> None:
+        attempt = 0
+        while not self._stopping:
+            reader_task: asyncio.Task[None] | None = None
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), self.timeout)
+                c.writer = writer
+                reader_task = asyncio.ensure_future(self._read(c, reader))
+                reply = await asyncio.wait_for(self._exchange(c, self._network_message(h2h.SIGN_ON)), self.timeout)
+                if reply.text(39) != "00":
+                    raise LinkDown(f"sign-on refused {reply.text(39)}")
+                self._take_zpk(reply.text(48))
+                c.signed_on = True
+                self.stats["sign_ons"] += 1
+                log.info("upstream link %s connection %d signed on", self.name, c.index)
+                attempt = 0
+                await self._idle(c, reader_task)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, LinkDown, TimeoutError, ValueError) as e:
+                self.stats["connect_failures"] += 1
+                log.debug("upstream link %s connection %d: %s", self.name, c.index, e)
+            finally:
+                c.signed_on = False
+                if c.writer is not None:
+                    c.writer.close()
+                    c.writer = None
+                if reader_task is not None:
+                    reader_task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await reader_task
+            if self._stopping:
+                return
+            delay = min(self.backoff_max, self.backoff_min * 2**attempt) * (0.5 + random.random() / 2)
+            attempt += 1
+            self.stats["reconnects"] += 1
+            await asyncio.sleep(delay)
+
+    def _take_zpk(self, field48: str) -> None:
+        if len(field48) != 40:
+            raise ValueError("sign-on reply without a zone PIN key")
+        zpk = des_decrypt(self._zmk, bytes.fromhex(field48[:32]))
+        if kcv(zpk).hex()[:8].upper() != field48[32:].upper():
+            raise ValueError("the zone PIN key's check value does not match (wrong zone master key?)")
+        self.zpk = zpk
+
+    async def _idle(self, c: _Conn, reader_task: asyncio.Task[None]) -> None:
+        """Until the connection breaks: an echo after ``echo_every`` s without traffic."""
+        assert self._loop is not None
+        loop = self._loop
+        while not reader_task.done():
+            wait = c.last_traffic + self.echo_every - loop.time()
+            if wait > 0:
+                done, _ = await asyncio.wait({reader_task}, timeout=min(wait, 1.0))
+                continue
+            reply = await asyncio.wait_for(self._exchange(c, self._network_message(h2h.ECHO)), self.timeout)
+            if reply.text(39) != "00":
+                raise LinkDown("echo refused")
+            self.stats["echoes"] += 1
+        raise LinkDown("connection closed")
+
+    async def _read(self, c: _Conn, reader: asyncio.StreamReader) -> None:
+        assert self._loop is not None
+        while True:
+            try:
+                body = await read_frame(reader)
+            except (ConnectionError, asyncio.IncompleteReadError, OSError):
+                return
+            if body is None:
+                return
+            c.last_traffic = self._loop.time()
+            try:
+                reply = h2h.decode(body)
+            except CodecError as e:
+                self.stats["undecodable"] += 1
+                log.warning("upstream link %s: undecodable reply (%s)", self.name, e)
+                continue
+            fut = self._waiting.get((reply.text(11), reply.text(37), reply.mti))
+            if fut is None:
+                self.stats["unmatched"] += 1  # late (its request gave up) or a duplicate
+                continue
+            if fut.done():
+                self.stats["duplicates"] += 1
+                continue
+            fut.set_result(reply)
+
+    def run_soon(self, coro: Any) -> concurrent.futures.Future[Any]:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
