@@ -60,6 +60,20 @@ def test_merchant_one_day_from_suspension(env: Env) -> None:
     assert _counts(env, "support")[0]["lapsing"] == 1
 
 
+def _unwire_failed_payouts() -> list[Any]:
+    """Take the application's own failed-payouts counter (``create_app`` wires the payouts'
+    ``count_failed_payouts``) out of the list, so that a test can register its stand-in."""
+    wired = [q for q in notices.PROVIDERS if getattr(q, "__name__", None) == "count_failed_payouts"]
+    for q in wired:
+        notices.PROVIDERS.remove(q)
+    return wired
+
+
+def test_the_application_wires_the_payouts_counter_once(env: Env) -> None:
+    names = [getattr(q, "__name__", None) for q in notices.PROVIDERS]
+    assert names.count("count_failed_payouts") == 1
+
+
 def test_a_registered_count_provider_and_a_failing_one(env: Env) -> None:
     asked: list[str | None] = []
 
@@ -71,6 +85,7 @@ def test_a_registered_count_provider_and_a_failing_one(env: Env) -> None:
         raise RuntimeError("a part that is not ready")
 
     provider = count_provider("failed_payouts", FAILED_PAYOUTS, "/payouts", failed_payouts)
+    wired = _unwire_failed_payouts()  # the application's own counter makes way for this one
     notices.register(provider)
     notices.register(provider)  # once only
     notices.register(broken)
@@ -84,6 +99,7 @@ def test_a_registered_count_provider_and_a_failing_one(env: Env) -> None:
     finally:
         notices.PROVIDERS.remove(provider)
         notices.PROVIDERS.remove(broken)
+        notices.PROVIDERS.extend(wired)
 
 
 def test_payouts_link_only_when_the_page_exists(env: Env) -> None:
@@ -115,6 +131,7 @@ def test_register_failed_payouts_once(env: Env) -> None:
     def count_failed_payouts(session: Any, merchant_id: str | None = None) -> int:  # the payouts part's signature
         return 1 if merchant_id == BISTRO else 0
 
+    wired = _unwire_failed_payouts()
     before = list(notices.PROVIDERS)
     try:
         notices.register_failed_payouts(count_failed_payouts)
@@ -123,4 +140,4 @@ def test_register_failed_payouts_once(env: Env) -> None:
         assert _counts(env, "bistro-admin")[0]["failed_payouts"] == 1
         assert "failed_payouts" not in _counts(env, "mart-admin")[0]
     finally:
-        notices.PROVIDERS[:] = before
+        notices.PROVIDERS[:] = before + wired
