@@ -287,13 +287,14 @@ class _Flavour:
             self._row_args[key] = args
         return args
 
-    def inserter(self, table: Table, cols: tuple[str, ...]) -> tuple[_Compiled, Callable[[Sequence[Any]], Any]]:
-        """The insert of ``cols`` into ``table`` (``RETURNING id`` on PostgreSQL) and its
-        ``row_args``, found with one lookup."""
-        key = ("ins", table.name, cols)
+    def inserter(self, table: Table, cols: tuple[str, ...], returning: bool = True
+                 ) -> tuple[_Compiled, Callable[[Sequence[Any]], Any]]:  # fmt: skip
+        """The insert of ``cols`` into ``table`` (``RETURNING id`` on PostgreSQL unless not
+        ``returning``: the id is among ``cols``) and its ``row_args``, found with one lookup."""
+        key = ("ins", table.name, cols, returning)
         hit = self._statements.get(key)
         if hit is None:
-            if self.sqlite:
+            if self.sqlite or not returning:
                 c = self.compiled(key, lambda: insert(table).values({k: bindparam(k) for k in cols}))
             else:
                 c = self.compiled(key, lambda: insert(table).values({k: bindparam(k) for k in cols}).returning(table.c.id))
@@ -504,6 +505,26 @@ def _find_by_stan_stmt() -> ClauseElement:
 _FIND_BY_STAN_ARGS = ("t", "b", "s")
 
 
+def _terminals_ahead_stmt() -> ClauseElement:
+    # In terminal_id order: workers that lock several terminals at once take them in one order.
+    return (
+        select(*_TERMINAL_COLS, *_MERCHANT_COLS)
+        .join_from(_T, _M, _T.c.merchant_pk == _M.c.id)
+        .where(_T.c.terminal_id == func.any(bindparam("ts")))
+        .order_by(_T.c.terminal_id)
+        .with_for_update(of=_T)
+    )
+
+
+# Which of the keys have a record (PostgreSQL only: unnest of three arrays, one row per key).
+_STANS_AHEAD_SQL = (
+    "SELECT t.terminal_id, t.batch_no, t.stan FROM transactions AS t"
+    " JOIN unnest(%s::varchar[], %s::varchar[], %s::varchar[]) AS k(terminal_id, batch_no, stan)"
+    " ON t.terminal_id = k.terminal_id AND t.batch_no = k.batch_no AND t.stan = k.stan"
+)
+_TXN_IDS_SQL = "SELECT nextval(pg_get_serial_sequence('transactions', 'id')) FROM generate_series(1, %s)"
+
+
 def _card_stmt() -> ClauseElement:
     return select(*_CARD_COLS).where(s.cards.c.pan_hash == bindparam("h")).with_for_update()
 
@@ -559,6 +580,12 @@ class SqlHostStore:
         self._kept_terminals: dict[str, tuple[TerminalRecord, MerchantRecord | None]] = {}
         self._kept_cards: dict[str, CardRecord] = {}
         self._kept_stans: dict[tuple[str, str], set[str]] = {}  # (terminal, batch) → every STAN on file
+        # Read ahead for one unit of work, PostgreSQL (see prefetch()): cleared by begin_unit().
+        self._unit_terminals: dict[str, Any] = {}  # terminal_id → its row, locked in this unit
+        self._absent: set[tuple[str, str, str]] = set()  # (terminal, batch, STAN) known to have no record
+        self._txn_ids: list[int] = []  # ids drawn from the sequence for this unit's inserts, next last
+        self._txn_insert_id: tuple[_Compiled, Callable[[Sequence[Any]], Any]] | None = None
+        self._pipeline: Any = None  # psycopg's Pipeline while the unit runs in pipeline mode
 
     def begin_unit(self) -> None:
         """A new unit of work (transaction) starts on this store: forget what the last one read.
@@ -573,6 +600,10 @@ class SqlHostStore:
         self._risk_rules = None
         self._merchant_hint = None
         self._pan_memo = None
+        if self._unit_terminals or self._absent or self._txn_ids:
+            self._unit_terminals.clear()
+            self._absent.clear()
+            self._txn_ids.clear()
         if self._keep:
             # Called inside the transaction, after BEGIN IMMEDIATE: no other connection can
             # commit from here to our commit, so one look at data_version covers the whole unit.
@@ -607,6 +638,68 @@ class SqlHostStore:
         self._kept_cards.clear()
         self._kept_stans.clear()
         self._data_version = None
+        self._unit_terminals.clear()
+        self._absent.clear()
+        self._txn_ids.clear()
+
+    # -- PostgreSQL: a batch's reads in one round trip, its writes pipelined
+    def prefetch(self, keys: Sequence[tuple[str, str, str] | None], inserts: int, pipeline: Any = None) -> None:
+        """Read ahead, in one round trip, what a batch's requests will each ask for: the rows of
+        their terminals (locked ``FOR UPDATE``, in terminal_id order), whether a record exists
+        for each (terminal, batch, STAN) in ``keys``, and ``inserts`` ids for new transactions.
+
+        Why: on PostgreSQL each statement is a round trip to another process, and on a loaded
+        machine a round trip costs far more than the statement (docs/benchmarks.md, issue 12
+        steps); a sale used to run five, one after the other. Call after :meth:`begin_unit`.
+
+        Exact, not a cache: a terminal's row is locked here, so until this unit commits no other
+        worker or process can change it or insert a request of that terminal (every request
+        locks its terminal's row first, in ``terminal()``); the STAN check runs after the locks
+        are granted, in a statement of its own (a new snapshot under READ COMMITTED); this
+        store's own writes keep both exact (``update_terminal`` drops the row,
+        ``insert_transaction`` the key). Keys of terminals not found are not trusted.
+
+        ``pipeline``: psycopg's ``Pipeline`` when the unit runs in pipeline mode (then the
+        writes that need no answer, the card's UPDATE and the transaction's INSERT with an id
+        drawn here, travel with the next read instead of a round trip each; ``_sync`` for the
+        few statements whose row count matters).
+        """
+        if self._f.sqlite:
+            raise RuntimeError("prefetch() is for PostgreSQL (SQLite keeps rows between units, see keep_rows())")
+        self._pipeline = pipeline
+        wanted = [k for k in keys if k is not None]
+        tids = sorted({k[0] for k in wanted})
+        cur_t = cur_s = cur_i = None
+        if tids:
+            cur_t = self._run("terminals_ahead", _terminals_ahead_stmt, ("ts",), (tids,))
+            cur_s = self._cursor()
+            cur_s.execute(_STANS_AHEAD_SQL, ([k[0] for k in wanted], [k[1] for k in wanted], [k[2] for k in wanted]))
+        if inserts:
+            cur_i = self._cursor()
+            cur_i.execute(_TXN_IDS_SQL, (inserts,))
+        if cur_t is not None and cur_s is not None:
+            rows = cur_t.fetchall()
+            found = {tuple(r) for r in cur_s.fetchall()}
+            cur_t.close()
+            cur_s.close()
+            unit = self._unit_terminals
+            for r in rows:
+                unit[r[1]] = r
+            self._absent = {k for k in wanted if k[0] in unit and k not in found}
+        if cur_i is not None:
+            ids = [r[0] for r in cur_i.fetchall()]
+            cur_i.close()
+            ids.reverse()  # taken from the end: in ascending order
+            self._txn_ids = ids
+
+    def end_pipeline(self) -> None:
+        """The unit left pipeline mode (see :meth:`prefetch`)."""
+        self._pipeline = None
+
+    def _sync(self) -> None:
+        """In pipeline mode: send what is queued and wait for its results (row counts)."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
 
     @property
     def driver(self) -> Any:
@@ -663,6 +756,7 @@ class SqlHostStore:
         return int(new_id)
 
     def _update(self, table: Table, key_col: str, key: Any, values: dict[str, Any]) -> int:
+        """The number of rows changed (-1 in pipeline mode: not yet known, see prefetch)."""
         if not values:
             return 0
         cols = tuple(sorted(values))
@@ -690,11 +784,13 @@ class SqlHostStore:
                 if self._unit:
                     self._merchant_hint = kept[1]
                 return kept[0]
-        cur = self._run("terminal", _terminal_stmt, _TERMINAL_ARGS, (terminal_id,))
-        r = cur.fetchone()
-        cur.close()
+        r = self._unit_terminals.get(terminal_id) if self._unit_terminals else None
         if r is None:
-            return None
+            cur = self._run("terminal", _terminal_stmt, _TERMINAL_ARGS, (terminal_id,))
+            r = cur.fetchone()
+            cur.close()
+            if r is None:
+                return None
         # Records are immutable: the same row always gives the same records, so they are kept by
         # the row's content (no staleness possible) and the keys are not decrypted again.
         # PostgreSQL rows carry parsed JSON (not hashable): built every time.
@@ -751,6 +847,7 @@ class SqlHostStore:
             else:
                 values[k] = v
         self._kept_terminals.pop(terminal_id, None)
+        self._unit_terminals.pop(terminal_id, None)
         self._update(_T, "terminal_id", terminal_id, values)
 
     def merchant(self, merchant_id: str) -> MerchantRecord | None:
@@ -765,6 +862,7 @@ class SqlHostStore:
     def update_merchant(self, merchant_id: str, **changes: Any) -> None:
         self._merchant_hint = None
         self._kept_terminals.clear()  # they hold their merchant's row
+        self._unit_terminals.clear()
         self._update(_M, "merchant_id", merchant_id, changes)
 
     def merchant_last_sign_on_day(self, merchant_id: str) -> str | None:
@@ -807,6 +905,8 @@ class SqlHostStore:
     def find_by_stan(self, terminal_id: str, batch_no: str, stan: str) -> Sequence[TxnRecord]:
         if self._keep and stan not in self._stans_on_file(terminal_id, batch_no):
             return []  # the usual case, known without a query (see keep_rows)
+        if self._absent and (terminal_id, batch_no, stan) in self._absent:
+            return []  # the same, known from the batch's read-ahead (see prefetch)
         cur = self._run("find_by_stan", _find_by_stan_stmt, _FIND_BY_STAN_ARGS, (terminal_id, batch_no, stan))
         found = cur.fetchall()
         cur.close()
@@ -850,6 +950,20 @@ class SqlHostStore:
             stans = self._kept_stans.get((txn.terminal_id, txn.batch_no))
             if stans is not None:
                 stans.add(txn.stan)
+        if self._absent:
+            self._absent.discard((txn.terminal_id, txn.batch_no, txn.stan))
+        if self._txn_ids:
+            # PostgreSQL with ids drawn by prefetch(): no RETURNING, so in pipeline mode the
+            # INSERT travels with the next read instead of waiting for its own answer.
+            ins = self._txn_insert_id
+            if ins is None:
+                ins = self._txn_insert_id = self._f.inserter(s.transactions, ("id", *_TXN_INSERT), returning=False)
+            c, args = ins
+            new_id = self._txn_ids.pop()
+            cur = self._cursor()
+            cur.execute(c.sql, args((new_id, *_TXN_VALUES(txn))))
+            cur.close()
+            return new_id
         ins = self._txn_insert
         if ins is None:  # once per store: the column tuple is long to hash on every insert
             ins = self._txn_insert = self._f.inserter(s.transactions, _TXN_INSERT)
@@ -861,8 +975,9 @@ class SqlHostStore:
         return int(new_id)
 
     def update_transaction(self, txn_id: int, **changes: Any) -> None:
-        if self._keep and not changes.keys().isdisjoint(("terminal_id", "batch_no", "stan")):
+        if not changes.keys().isdisjoint(("terminal_id", "batch_no", "stan")):
             self._kept_stans.clear()  # a record's key moved (the host never does this)
+            self._absent.clear()
         self._update(s.transactions, "id", txn_id, changes)
 
     def batch_transactions(self, terminal_id: str, batch_no: str) -> Sequence[TxnRecord]:
@@ -900,6 +1015,7 @@ class SqlHostStore:
             )
 
         cur = self._exec("close_batch", build, {"t": terminal_id, "b": batch_no, "at": f.dt_in(at)})
+        self._sync()  # the row count is known only once the statement has run
         missing = cur.rowcount == 0
         cur.close()
         if missing:
