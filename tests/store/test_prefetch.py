@@ -37,18 +37,14 @@ def worker(pg_db):
     store = pg_db.store(conn, driver=True)
 
     @contextmanager
-    def unit(keys, inserts=4):
+    def unit(keys, inserts=4, pans=()):
         try:
-            with store.driver.pipeline() as pipeline:
-                store.begin_unit()
-                store.prefetch(keys, inserts, pipeline)
+            with store.pipelined(keys, inserts, pans):
                 yield store
         except BaseException:
-            store.end_pipeline()
             store.driver.rollback()
             store.forget()
             raise
-        store.end_pipeline()
         store.driver.commit()
 
     yield store, unit
@@ -78,6 +74,23 @@ def test_read_ahead_answers_as_the_database_would(pg_db, worker):
         assert other.terminal(TID).mac_failures == 3
 
 
+def test_cards_read_ahead_stay_exact(pg_db, worker):
+    store, unit = worker
+    with pg_db.unit_of_work() as other:
+        h = other.pan_hash(PAN)
+        plain = other.card(h)
+    with unit([(TID, "000001", "000031")], pans=[PAN, "6212140000000000000"]) as st:  # a PAN with no card: nothing
+        assert st._unit_cards == {h: plain}
+        assert st.card(h) is st._unit_cards[h]  # answered from the read-ahead
+        st.update_card(h, balance=plain.balance - 100)
+        assert st.card(h).balance == plain.balance - 100  # our own write kept it exact
+        st.update_card(h, state="lost")  # a change that is not kept as written: dropped, read again
+        assert h not in st._unit_cards and st.card(h).state == "lost"
+    with pg_db.unit_of_work() as other:
+        again = other.card(h)
+        assert again.balance == plain.balance - 100 and again.state == "lost"
+
+
 def test_a_failure_in_pipeline_mode_rolls_back_the_unit(pg_db, worker):
     store, unit = worker
     with pytest.raises(Exception) as raised:
@@ -98,3 +111,22 @@ def test_only_for_postgresql(tmp_path, monkeypatch):
             db.store(conn, driver=True).prefetch([], 1)
     finally:
         db.close()
+
+
+def test_writes_held_in_pipeline_mode_are_seen_and_committed(pg_db, worker):
+    store, unit = worker
+    with pg_db.unit_of_work() as other:
+        h = other.pan_hash(PAN)
+        balance = other.card(h).balance
+    with unit([(TID, "000001", "000041")]) as st:  # the card not read ahead (a track-only sale)
+        st.card(h)
+        st.update_card(h, balance=balance - 7)
+        st.insert_transaction(_sale(st, "000041"))
+        assert st._deferred  # held, not sent
+        assert st.card(h).balance == balance - 7  # a read of that card sends them first
+        assert not st._deferred
+        st.update_card(h, balance=balance - 9)
+        st.insert_transaction(_sale(st, "000042"))
+    with pg_db.unit_of_work() as other:  # the end of the unit sent what was still held
+        assert other.card(h).balance == balance - 9
+        assert [r.stan for r in other.find_by_stan(TID, "000001", "000042")] == ["000042"]

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from posgate.fleet.fleet import TERMINALS_PER_CARD, card_for, provision
     from posgate.host.pipeline import process
-    from posgate.host.server import builtin_issuer_factory, make_env, request_key, settle_heap
+    from posgate.host.server import builtin_issuer_factory, make_env, request_keys, settle_heap
     from posgate.store.database import Database
     from posgate.terminal import machine
     from posgate.terminal.machine import Done, Input, Send
@@ -94,19 +94,15 @@ def main(argv: list[str] | None = None) -> int:
             t0, c0 = time.perf_counter(), time.process_time()
             db.ids.top_up(2 * len(bodies))
             cur = driver.cursor()
-            if sqlite:
-                cur.execute("BEGIN IMMEDIATE")  # psycopg begins by itself
-            store.begin_unit()
             if sqlite or args.plain:
+                if sqlite:
+                    cur.execute("BEGIN IMMEDIATE")  # psycopg begins by itself
+                store.begin_unit()
                 replies = [process(header, b, store, issuer, env) for b in bodies]
             else:  # as the PostgreSQL host's commit worker runs a batch (BatchRunner._attempt_pipelined)
-                keys = [request_key(b) for b in bodies]
-                try:
-                    with driver.pipeline() as pipeline:
-                        store.prefetch(keys, len(bodies), pipeline)
-                        replies = [process(header, b, store, issuer, env) for b in bodies]
-                finally:
-                    store.end_pipeline()
+                keys, pans = request_keys(bodies)
+                with store.pipelined(keys, len(bodies), pans):
+                    replies = [process(header, b, store, issuer, env) for b in bodies]
             cur.close()
             driver.commit()
             rounds.append((time.perf_counter() - t0) / len(bodies))

@@ -419,20 +419,16 @@ class BatchRunner:
         None at the first failure of any kind (an error in pipeline mode surfaces at a later
         statement, so it cannot be pinned on a request): the caller rolls back and runs the
         batch again on the plain path, which sorts lock conflicts from errors as before."""
-        driver, store = self.driver, self.store
-        keys = [request_key(frame.body) for _, frame, _ in batch]
+        keys, pans = request_keys([frame.body for _, frame, _ in batch])
         results: list[Result] | None = None
         try:
-            with driver.pipeline() as pipeline:
-                results, _ = self._attempt(batch, careful=False, prefetch=(keys, pipeline))
+            with self.store.pipelined(keys, len(batch), pans):
+                results, _ = self._attempt(batch, careful=False, begun=True)
         except Exception:  # noqa: BLE001 - any failure: run again on the plain path
             results = None
-        finally:
-            store.end_pipeline()
         return results
 
-    def _attempt(self, batch: list[Any], careful: bool, prefetch: tuple[list[Any], Any] | None = None
-                 ) -> tuple[list[Result] | None, str]:  # fmt: skip
+    def _attempt(self, batch: list[Any], careful: bool, begun: bool = False) -> tuple[list[Result] | None, str]:
         """Run ``process()`` for each request in one open transaction. Not ``careful``: (None,
         "lock" | "error") at the first failure; the caller rolls back. ``careful``: each request
         in a SAVEPOINT; a failing one is rolled back alone."""
@@ -440,9 +436,8 @@ class BatchRunner:
         process, env = host.processor, host.env
         results: list[Result] = []
         cur = self.driver.cursor()
-        self._begin(cur)
-        if prefetch is not None:
-            store.prefetch(prefetch[0], len(batch), prefetch[1])
+        if not begun:  # (begun: by SqlHostStore.pipelined)
+            self._begin(cur)
         for proto, frame, tr in batch:
             if careful:
                 cur.execute("SAVEPOINT r")
@@ -504,20 +499,27 @@ class BatchRunner:
         return results
 
 
-def request_key(body: bytes) -> tuple[str, str, str] | None:
-    """(terminal ID, batch number, STAN) of a request, as the pipeline will read them (41, 60.2,
-    11), for ``SqlHostStore.prefetch``; None when the baseline codec cannot read the body (the
-    store then asks the database as usual; a key read differently by a terminal's dialect
-    profile is simply never asked for)."""
-    try:
-        msg = decode(body)
-    except Exception:  # noqa: BLE001 - an unreadable request is the pipeline's business
-        return None
-    tid = msg.text(41).strip()
-    if not tid:
-        return None
-    f60 = msg.text(60)
-    return tid, f60[2:8] if len(f60) >= 8 else "", msg.text(11)
+def request_keys(bodies: list[bytes]) -> tuple[list[tuple[str, str, str] | None], list[str]]:
+    """For ``SqlHostStore.prefetch``: each request's (terminal ID, batch number, STAN) as the
+    pipeline will read them (41, 60.2, 11), None when the baseline codec cannot read the body,
+    and the card numbers in field 2. The store asks the database as usual for anything not
+    read ahead; a key read differently by a terminal's dialect profile is simply never asked
+    for, and a card read ahead but not used is only read."""
+    keys: list[tuple[str, str, str] | None] = []
+    pans: list[str] = []
+    for body in bodies:
+        try:
+            msg = decode(body)
+        except Exception:  # noqa: BLE001 - an unreadable request is the pipeline's business
+            keys.append(None)
+            continue
+        tid = msg.text(41).strip()
+        f60 = msg.text(60)
+        keys.append((tid, f60[2:8] if len(f60) >= 8 else "", msg.text(11)) if tid else None)
+        pan = msg.text(2)
+        if pan:
+            pans.append(pan)
+    return keys, pans
 
 
 def _observe_commit(t0: float, size: int) -> None:

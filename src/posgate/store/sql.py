@@ -33,10 +33,11 @@ may also hold.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import json.encoder
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields as dc_fields
 from dataclasses import replace as dc_replace
 from datetime import UTC, datetime
@@ -142,6 +143,18 @@ def _json_in_sqlite(v: Any) -> str | None:
 
 def _json_out_sqlite(v: Any) -> Any:
     return None if v is None else json.loads(v)
+
+
+class _JsonText(str):
+    """A JSON column's value as its text, in a row used as a key (see SqlHostStore.terminal)."""
+
+
+def _json_text(v: Any) -> Any:
+    return v if v is None or isinstance(v, str) else _JsonText(_json_in_sqlite(v))
+
+
+def _json_value(v: Any) -> Any:
+    return json.loads(v) if isinstance(v, _JsonText) else v
 
 
 def _identity(v: Any) -> Any:
@@ -516,6 +529,10 @@ def _terminals_ahead_stmt() -> ClauseElement:
     )
 
 
+def _cards_ahead_stmt() -> ClauseElement:
+    return select(*_CARD_COLS).where(s.cards.c.pan_hash == func.any(bindparam("hs"))).order_by(s.cards.c.pan_hash).with_for_update()
+
+
 # Which of the keys have a record (PostgreSQL only: unnest of three arrays, one row per key).
 _STANS_AHEAD_SQL = (
     "SELECT t.terminal_id, t.batch_no, t.stan FROM transactions AS t"
@@ -582,10 +599,13 @@ class SqlHostStore:
         self._kept_stans: dict[tuple[str, str], set[str]] = {}  # (terminal, batch) → every STAN on file
         # Read ahead for one unit of work, PostgreSQL (see prefetch()): cleared by begin_unit().
         self._unit_terminals: dict[str, Any] = {}  # terminal_id → its row, locked in this unit
+        self._unit_cards: dict[str, CardRecord] = {}  # pan_hash → its card, locked in this unit
         self._absent: set[tuple[str, str, str]] = set()  # (terminal, batch, STAN) known to have no record
         self._txn_ids: list[int] = []  # ids drawn from the sequence for this unit's inserts, next last
         self._txn_insert_id: tuple[_Compiled, Callable[[Sequence[Any]], Any]] | None = None
         self._pipeline: Any = None  # psycopg's Pipeline while the unit runs in pipeline mode
+        self._deferred: dict[str, list[Any]] = {}  # pipeline mode: statement → rows of arguments (see _defer)
+        self._deferred_cards: set[str] = set()  # pan_hashes with a held UPDATE (see card())
 
     def begin_unit(self) -> None:
         """A new unit of work (transaction) starts on this store: forget what the last one read.
@@ -600,8 +620,9 @@ class SqlHostStore:
         self._risk_rules = None
         self._merchant_hint = None
         self._pan_memo = None
-        if self._unit_terminals or self._absent or self._txn_ids:
+        if self._unit_terminals or self._absent or self._txn_ids or self._unit_cards:
             self._unit_terminals.clear()
+            self._unit_cards.clear()
             self._absent.clear()
             self._txn_ids.clear()
         if self._keep:
@@ -639,11 +660,15 @@ class SqlHostStore:
         self._kept_stans.clear()
         self._data_version = None
         self._unit_terminals.clear()
+        self._unit_cards.clear()
         self._absent.clear()
         self._txn_ids.clear()
+        self._deferred.clear()
+        self._deferred_cards.clear()
 
     # -- PostgreSQL: a batch's reads in one round trip, its writes pipelined
-    def prefetch(self, keys: Sequence[tuple[str, str, str] | None], inserts: int, pipeline: Any = None) -> None:
+    def prefetch(self, keys: Sequence[tuple[str, str, str] | None], inserts: int, pipeline: Any = None,
+                 pans: Sequence[str] = ()) -> None:  # fmt: skip
         """Read ahead, in one round trip, what a batch's requests will each ask for: the rows of
         their terminals (locked ``FOR UPDATE``, in terminal_id order), whether a record exists
         for each (terminal, batch, STAN) in ``keys``, and ``inserts`` ids for new transactions.
@@ -658,6 +683,10 @@ class SqlHostStore:
         are granted, in a statement of its own (a new snapshot under READ COMMITTED); this
         store's own writes keep both exact (``update_terminal`` drops the row,
         ``insert_transaction`` the key). Keys of terminals not found are not trusted.
+
+        ``pans``: card numbers the requests carry in field 2: their cards (the built-in
+        issuer's) are read and locked too, in pan_hash order, and ``card()`` answers from them
+        (``update_card`` keeps them exact). A track-only card is read when asked for, as before.
 
         ``pipeline``: psycopg's ``Pipeline`` when the unit runs in pipeline mode (then the
         writes that need no answer, the card's UPDATE and the transaction's INSERT with an id
@@ -674,6 +703,10 @@ class SqlHostStore:
             cur_t = self._run("terminals_ahead", _terminals_ahead_stmt, ("ts",), (tids,))
             cur_s = self._cursor()
             cur_s.execute(_STANS_AHEAD_SQL, ([k[0] for k in wanted], [k[1] for k in wanted], [k[2] for k in wanted]))
+        cur_c = None
+        if pans:
+            hashes = sorted({self.keyring.pan_hash(p) for p in pans})
+            cur_c = self._run("cards_ahead", _cards_ahead_stmt, ("hs",), (hashes,))
         if inserts:
             cur_i = self._cursor()
             cur_i.execute(_TXN_IDS_SQL, (inserts,))
@@ -686,6 +719,10 @@ class SqlHostStore:
             for r in rows:
                 unit[r[1]] = r
             self._absent = {k for k in wanted if k[0] in unit and k not in found}
+        if cur_c is not None:
+            make = self._card
+            self._unit_cards = {r[1]: make(r) for r in cur_c.fetchall()}  # column 1: pan_hash
+            cur_c.close()
         if cur_i is not None:
             ids = [r[0] for r in cur_i.fetchall()]
             cur_i.close()
@@ -695,6 +732,48 @@ class SqlHostStore:
     def end_pipeline(self) -> None:
         """The unit left pipeline mode (see :meth:`prefetch`)."""
         self._pipeline = None
+        self._deferred.clear()
+        self._deferred_cards.clear()
+
+    @contextlib.contextmanager
+    def pipelined(self, keys: Sequence[tuple[str, str, str] | None], inserts: int,
+                  pans: Sequence[str] = ()) -> Iterator[SqlHostStore]:  # fmt: skip
+        """A unit of work (PostgreSQL, on the driver connection) in psycopg's pipeline mode, read
+        ahead (:meth:`begin_unit`, then :meth:`prefetch`). Every write is sent when the block
+        ends without an error; the caller commits after it (or rolls back and :meth:`forget`s
+        after an error, which may surface at any later statement or at the end)."""
+        try:
+            with self._raw.pipeline() as pipeline:
+                self.begin_unit()
+                self.prefetch(keys, inserts, pipeline, pans)
+                yield self
+                self._flush_deferred()
+        finally:
+            self.end_pipeline()
+
+    def _defer(self, sql: str, args: Any) -> None:
+        """Pipeline mode: a write nothing in this unit waits for (a card's UPDATE, a transaction's
+        INSERT with its drawn id) is held and sent with the others of its statement, in one
+        ``executemany``, before the next other statement (``_cursor``) or at the end of the unit:
+        one statement's worth of driver work per batch instead of one per request."""
+        rows = self._deferred.get(sql)
+        if rows is None:
+            self._deferred[sql] = [args]
+        else:
+            rows.append(args)
+
+    def _flush_deferred(self) -> None:
+        if not self._deferred:
+            return
+        pending, self._deferred = self._deferred, {}
+        self._deferred_cards.clear()
+        cur = self._raw.cursor()
+        for sql, rows in pending.items():  # in the order first held; each statement's rows in order
+            if len(rows) == 1:
+                cur.execute(sql, rows[0])
+            else:
+                cur.executemany(sql, rows)
+        cur.close()
 
     def _sync(self) -> None:
         """In pipeline mode: send what is queued and wait for its results (row counts)."""
@@ -708,6 +787,8 @@ class SqlHostStore:
 
     # -- plumbing
     def _cursor(self) -> Any:
+        if self._deferred:  # writes held in pipeline mode go first, in order (see _defer)
+            self._flush_deferred()
         raw = self._raw
         if raw is None:
             # The driver connection behind ``conn``: same transaction, no SQLAlchemy per-call cost.
@@ -722,11 +803,13 @@ class SqlHostStore:
         cur.execute(c.sql, c.args(params))
         return cur
 
-    def _run(self, key: str, build: Callable[[], ClauseElement], names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
+    def _run(self, key: str, build: Callable[[], ClauseElement], names: tuple[str, ...], values: tuple[Any, ...],
+             flush: bool = True) -> Any:  # fmt: skip
         """``_exec`` for the per-request statements: ``build`` is a module-level function (no
-        closure made per call) and the values come as a tuple in ``names`` order."""
+        closure made per call) and the values come as a tuple in ``names`` order. ``flush=False``:
+        the statement cannot see any of the writes held in pipeline mode (see ``card()``)."""
         c = self._f.compiled(key, build)
-        cur = self._cursor()
+        cur = self._cursor() if flush else self._raw.cursor()
         cur.execute(c.sql, c.args_for(names, values))
         return cur
 
@@ -755,14 +838,18 @@ class SqlHostStore:
         cur.close()
         return int(new_id)
 
-    def _update(self, table: Table, key_col: str, key: Any, values: dict[str, Any]) -> int:
-        """The number of rows changed (-1 in pipeline mode: not yet known, see prefetch)."""
+    def _update(self, table: Table, key_col: str, key: Any, values: dict[str, Any], defer: bool = False) -> int:
+        """The number of rows changed (-1 in pipeline mode: not yet known, see prefetch).
+        ``defer``: held and sent with the unit's other writes of the same shape (see _defer)."""
         if not values:
             return 0
         cols = tuple(sorted(values))
         if key_col in values or "id" in values:
             raise ValueError(f"{table.name}: cannot update {key_col!r} or 'id'")
         c, args = self._f.updater(table, key_col, cols)
+        if defer:
+            self._defer(c.sql, args([*[values[k] for k in cols], key]))
+            return -1
         cur = self._cursor()
         cur.execute(c.sql, args([*[values[k] for k in cols], key]))
         n = cur.rowcount
@@ -797,9 +884,12 @@ class SqlHostStore:
         try:
             hit = _TERMINAL_RECORDS.get(r)
         except TypeError:
-            hit, r_hashable = None, False
-        else:
-            r_hashable = True
+            # PostgreSQL gives the JSON columns parsed (dicts: not hashable): the same row as a
+            # key with them as text, so that the keys are not decrypted again for every request.
+            r = tuple(r)
+            r = (*r[:20], _json_text(r[20]), r[21], _json_text(r[22]), *r[23:])
+            hit = _TERMINAL_RECORDS.get(r)
+        r_hashable = True
         if hit is not None:
             if self._unit:
                 # The merchant's row came with the terminal's (same statement): CheckMerchantActive
@@ -820,8 +910,8 @@ class SqlHostStore:
             mak=None if r[14] is None else dec(r[14], b"mak"),
             tdk=None if r[15] is None else dec(r[15], b"tdk"),
             mac_algorithm=r[16], mac_failures=r[17], resign_requested=bool(r[18]), resign_reason=r[19],
-            params=self._f.json_out(r[20]) or {}, params_pending=bool(r[21]),
-            last_status_upload=self._f.json_out(r[22]), algorithm=r[23], dialect=r[24],
+            params=_json_value(self._f.json_out(r[20])) or {}, params_pending=bool(r[21]),
+            last_status_upload=_json_value(self._f.json_out(r[22])), algorithm=r[23], dialect=r[24],
         )  # fmt: skip
         if r_hashable:
             if len(_TERMINAL_RECORDS) >= 4096:
@@ -960,6 +1050,9 @@ class SqlHostStore:
                 ins = self._txn_insert_id = self._f.inserter(s.transactions, ("id", *_TXN_INSERT), returning=False)
             c, args = ins
             new_id = self._txn_ids.pop()
+            if self._pipeline is not None:
+                self._defer(c.sql, args((new_id, *_TXN_VALUES(txn))))
+                return new_id
             cur = self._cursor()
             cur.execute(c.sql, args((new_id, *_TXN_VALUES(txn))))
             cur.close()
@@ -1139,11 +1232,18 @@ class SqlHostStore:
 
     # -- the built-in issuer's cards (IssuerStore)
     def card(self, pan_hash: str) -> CardRecord | None:
+        if self._unit_cards:
+            ahead = self._unit_cards.get(pan_hash)
+            if ahead is not None:
+                return ahead
         if self._keep:
             kept = self._kept_cards.get(pan_hash)
             if kept is not None:
                 return kept
-        cur = self._run("card", _card_stmt, _CARD_ARGS, (pan_hash,))
+        # Only a held UPDATE of this very card could change what the SELECT sees: the held
+        # transaction INSERTs and other cards' UPDATEs wait for the end of the batch (see _defer).
+        flush = not self._deferred or pan_hash in self._deferred_cards
+        cur = self._run("card", _card_stmt, _CARD_ARGS, (pan_hash,), flush)
         r = cur.fetchone()
         cur.close()
         if r is None:
@@ -1156,7 +1256,14 @@ class SqlHostStore:
         return card
 
     def update_card(self, pan_hash: str, **changes: Any) -> None:
-        self._update(s.cards, "pan_hash", pan_hash, changes)
+        if self._pipeline is not None:
+            self._deferred_cards.add(pan_hash)
+        self._update(s.cards, "pan_hash", pan_hash, changes, defer=self._pipeline is not None)
+        if self._unit_cards:
+            ahead = self._unit_cards.pop(pan_hash, None)
+            # The row read ahead gets the very values the UPDATE wrote, when they need no conversion.
+            if ahead is not None and changes.keys() <= _PLAIN_CARD_CHANGES:
+                self._unit_cards[pan_hash] = dc_replace(ahead, **changes)
         if self._keep:
             kept = self._kept_cards.pop(pan_hash, None)
             # The kept row gets the very values the UPDATE wrote, when they need no conversion.
