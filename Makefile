@@ -69,11 +69,14 @@ test: venv debs lint typecheck contracts
 bench-codec: venv
 	$(BIN)/python -m posgate.bench.codec
 
+# `make bench-host DB=postgresql` (or DB=sqlite): one backend only; PostgreSQL in a database
+# made for the run and dropped after. The echo ceiling always runs in the same run.
+DB      ?=
 bench-host: venv
-	$(BIN)/python -m posgate.bench.host
+	$(BIN)/python -m posgate.bench.host $(if $(DB),--backends $(DB))
 
 bench-pipeline: venv
-	$(BIN)/python -m posgate.bench.pipeline
+	$(BIN)/python -m posgate.bench.pipeline $(if $(DB),--db $(DB))
 
 # One host process against two behind HAProxy, each held to half a core (a CPU cgroup).
 bench-scale: venv

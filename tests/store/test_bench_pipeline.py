@@ -16,3 +16,17 @@ def test_pipeline_bench_runs_and_prints_the_figure(capsys: pytest.CaptureFixture
     assert pipeline.main(["--terminals", "3", "--rounds", "2"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"batches of 3: best [\d.]+ us/sale, median [\d.]+ us/sale over 2 batches", out), out
+
+
+@pytest.mark.postgres
+def test_pipeline_bench_on_postgresql_reads_ahead(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path) -> None:  # fmt: skip
+    from posgate.store.testing import pg_available
+
+    if not pg_available():
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    monkeypatch.setenv("POSGATE_MASTER_KEY_FILE", str(tmp_path / "master.key"))
+    # every sale approved through the read-ahead and pipeline mode (BatchRunner's PostgreSQL path)
+    assert pipeline.main(["--db", "postgresql", "--terminals", "3", "--rounds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"PostgreSQL \(read-ahead, pipeline mode\), batches of 3: best [\d.]+ us/sale", out), out

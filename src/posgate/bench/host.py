@@ -588,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-pin", action="store_true",
                    help="Let the scheduler place the server and the clients (default: server on CPU 0, clients on the rest).")
     args = p.parse_args(argv)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    # "postgresql" (the word make bench-host DB= and bench.pipeline --db use) is "postgres" here.
+    backends = [{"postgresql": "postgres"}.get(b.strip(), b.strip()) for b in args.backends.split(",") if b.strip()]
     results: list[Figures] = []
     global PIN
     PIN = pin_plan(not args.no_pin)

@@ -33,10 +33,11 @@ may also hold.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import json.encoder
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields as dc_fields
 from dataclasses import replace as dc_replace
 from datetime import UTC, datetime
@@ -144,6 +145,18 @@ def _json_in_sqlite(v: Any) -> str | None:
 
 def _json_out_sqlite(v: Any) -> Any:
     return None if v is None else json.loads(v)
+
+
+class _JsonText(str):
+    """A JSON column's value as its text, in a row used as a key (see SqlHostStore.terminal)."""
+
+
+def _json_text(v: Any) -> Any:
+    return v if v is None or isinstance(v, str) else _JsonText(_json_in_sqlite(v))
+
+
+def _json_value(v: Any) -> Any:
+    return json.loads(v) if isinstance(v, _JsonText) else v
 
 
 def _identity(v: Any) -> Any:
@@ -289,13 +302,14 @@ class _Flavour:
             self._row_args[key] = args
         return args
 
-    def inserter(self, table: Table, cols: tuple[str, ...]) -> tuple[_Compiled, Callable[[Sequence[Any]], Any]]:
-        """The insert of ``cols`` into ``table`` (``RETURNING id`` on PostgreSQL) and its
-        ``row_args``, found with one lookup."""
-        key = ("ins", table.name, cols)
+    def inserter(self, table: Table, cols: tuple[str, ...], returning: bool = True
+                 ) -> tuple[_Compiled, Callable[[Sequence[Any]], Any]]:  # fmt: skip
+        """The insert of ``cols`` into ``table`` (``RETURNING id`` on PostgreSQL unless not
+        ``returning``: the id is among ``cols``) and its ``row_args``, found with one lookup."""
+        key = ("ins", table.name, cols, returning)
         hit = self._statements.get(key)
         if hit is None:
-            if self.sqlite:
+            if self.sqlite or not returning:
                 c = self.compiled(key, lambda: insert(table).values({k: bindparam(k) for k in cols}))
             else:
                 c = self.compiled(key, lambda: insert(table).values({k: bindparam(k) for k in cols}).returning(table.c.id))
@@ -506,6 +520,30 @@ def _find_by_stan_stmt() -> ClauseElement:
 _FIND_BY_STAN_ARGS = ("t", "b", "s")
 
 
+def _terminals_ahead_stmt() -> ClauseElement:
+    # In terminal_id order: workers that lock several terminals at once take them in one order.
+    return (
+        select(*_TERMINAL_COLS, *_MERCHANT_COLS)
+        .join_from(_T, _M, _T.c.merchant_pk == _M.c.id)
+        .where(_T.c.terminal_id == func.any(bindparam("ts")))
+        .order_by(_T.c.terminal_id)
+        .with_for_update(of=_T)
+    )
+
+
+def _cards_ahead_stmt() -> ClauseElement:
+    return select(*_CARD_COLS).where(s.cards.c.pan_hash == func.any(bindparam("hs"))).order_by(s.cards.c.pan_hash).with_for_update()
+
+
+# Which of the keys have a record (PostgreSQL only: unnest of three arrays, one row per key).
+_STANS_AHEAD_SQL = (
+    "SELECT t.terminal_id, t.batch_no, t.stan FROM transactions AS t"
+    " JOIN unnest(%s::varchar[], %s::varchar[], %s::varchar[]) AS k(terminal_id, batch_no, stan)"
+    " ON t.terminal_id = k.terminal_id AND t.batch_no = k.batch_no AND t.stan = k.stan"
+)
+_TXN_IDS_SQL = "SELECT nextval(pg_get_serial_sequence('transactions', 'id')) FROM generate_series(1, %s)"
+
+
 def _card_stmt() -> ClauseElement:
     return select(*_CARD_COLS).where(s.cards.c.pan_hash == bindparam("h")).with_for_update()
 
@@ -561,6 +599,15 @@ class SqlHostStore:
         self._kept_terminals: dict[str, tuple[TerminalRecord, MerchantRecord | None]] = {}
         self._kept_cards: dict[str, CardRecord] = {}
         self._kept_stans: dict[tuple[str, str], set[str]] = {}  # (terminal, batch) → every STAN on file
+        # Read ahead for one unit of work, PostgreSQL (see prefetch()): cleared by begin_unit().
+        self._unit_terminals: dict[str, Any] = {}  # terminal_id → its row, locked in this unit
+        self._unit_cards: dict[str, CardRecord] = {}  # pan_hash → its card, locked in this unit
+        self._absent: set[tuple[str, str, str]] = set()  # (terminal, batch, STAN) known to have no record
+        self._txn_ids: list[int] = []  # ids drawn from the sequence for this unit's inserts, next last
+        self._txn_insert_id: tuple[_Compiled, Callable[[Sequence[Any]], Any]] | None = None
+        self._pipeline: Any = None  # psycopg's Pipeline while the unit runs in pipeline mode
+        self._deferred: dict[str, list[Any]] = {}  # pipeline mode: statement → rows of arguments (see _defer)
+        self._deferred_cards: set[str] = set()  # pan_hashes with a held UPDATE (see card())
 
     def begin_unit(self) -> None:
         """A new unit of work (transaction) starts on this store: forget what the last one read.
@@ -575,6 +622,11 @@ class SqlHostStore:
         self._risk_rules = None
         self._merchant_hint = None
         self._pan_memo = None
+        if self._unit_terminals or self._absent or self._txn_ids or self._unit_cards:
+            self._unit_terminals.clear()
+            self._unit_cards.clear()
+            self._absent.clear()
+            self._txn_ids.clear()
         if self._keep:
             # Called inside the transaction, after BEGIN IMMEDIATE: no other connection can
             # commit from here to our commit, so one look at data_version covers the whole unit.
@@ -609,6 +661,126 @@ class SqlHostStore:
         self._kept_cards.clear()
         self._kept_stans.clear()
         self._data_version = None
+        self._unit_terminals.clear()
+        self._unit_cards.clear()
+        self._absent.clear()
+        self._txn_ids.clear()
+        self._deferred.clear()
+        self._deferred_cards.clear()
+
+    # -- PostgreSQL: a batch's reads in one round trip, its writes pipelined
+    def prefetch(self, keys: Sequence[tuple[str, str, str] | None], inserts: int, pipeline: Any = None,
+                 pans: Sequence[str] = ()) -> None:  # fmt: skip
+        """Read ahead, in one round trip, what a batch's requests will each ask for: the rows of
+        their terminals (locked ``FOR UPDATE``, in terminal_id order), whether a record exists
+        for each (terminal, batch, STAN) in ``keys``, and ``inserts`` ids for new transactions.
+
+        Why: on PostgreSQL each statement is a round trip to another process, and on a loaded
+        machine a round trip costs far more than the statement (docs/benchmarks.md, issue 12
+        steps); a sale used to run five, one after the other. Call after :meth:`begin_unit`.
+
+        Exact, not a cache: a terminal's row is locked here, so until this unit commits no other
+        worker or process can change it or insert a request of that terminal (every request
+        locks its terminal's row first, in ``terminal()``); the STAN check runs after the locks
+        are granted, in a statement of its own (a new snapshot under READ COMMITTED); this
+        store's own writes keep both exact (``update_terminal`` drops the row,
+        ``insert_transaction`` the key). Keys of terminals not found are not trusted.
+
+        ``pans``: card numbers the requests carry in field 2: their cards (the built-in
+        issuer's) are read and locked too, in pan_hash order, and ``card()`` answers from them
+        (``update_card`` keeps them exact). A track-only card is read when asked for, as before.
+
+        ``pipeline``: psycopg's ``Pipeline`` when the unit runs in pipeline mode (then the
+        writes that need no answer, the card's UPDATE and the transaction's INSERT with an id
+        drawn here, travel with the next read instead of a round trip each; ``_sync`` for the
+        few statements whose row count matters).
+        """
+        if self._f.sqlite:
+            raise RuntimeError("prefetch() is for PostgreSQL (SQLite keeps rows between units, see keep_rows())")
+        self._pipeline = pipeline
+        wanted = [k for k in keys if k is not None]
+        tids = sorted({k[0] for k in wanted})
+        cur_t = cur_s = cur_i = None
+        if tids:
+            cur_t = self._run("terminals_ahead", _terminals_ahead_stmt, ("ts",), (tids,))
+            cur_s = self._cursor()
+            cur_s.execute(_STANS_AHEAD_SQL, ([k[0] for k in wanted], [k[1] for k in wanted], [k[2] for k in wanted]))
+        cur_c = None
+        if pans:
+            hashes = sorted({self.keyring.pan_hash(p) for p in pans})
+            cur_c = self._run("cards_ahead", _cards_ahead_stmt, ("hs",), (hashes,))
+        if inserts:
+            cur_i = self._cursor()
+            cur_i.execute(_TXN_IDS_SQL, (inserts,))
+        if cur_t is not None and cur_s is not None:
+            rows = cur_t.fetchall()
+            found = {tuple(r) for r in cur_s.fetchall()}
+            cur_t.close()
+            cur_s.close()
+            unit = self._unit_terminals
+            for r in rows:
+                unit[r[1]] = r
+            self._absent = {k for k in wanted if k[0] in unit and k not in found}
+        if cur_c is not None:
+            make = self._card
+            self._unit_cards = {r[1]: make(r) for r in cur_c.fetchall()}  # column 1: pan_hash
+            cur_c.close()
+        if cur_i is not None:
+            ids = [r[0] for r in cur_i.fetchall()]
+            cur_i.close()
+            ids.reverse()  # taken from the end: in ascending order
+            self._txn_ids = ids
+
+    def end_pipeline(self) -> None:
+        """The unit left pipeline mode (see :meth:`prefetch`)."""
+        self._pipeline = None
+        self._deferred.clear()
+        self._deferred_cards.clear()
+
+    @contextlib.contextmanager
+    def pipelined(self, keys: Sequence[tuple[str, str, str] | None], inserts: int,
+                  pans: Sequence[str] = ()) -> Iterator[SqlHostStore]:  # fmt: skip
+        """A unit of work (PostgreSQL, on the driver connection) in psycopg's pipeline mode, read
+        ahead (:meth:`begin_unit`, then :meth:`prefetch`). Every write is sent when the block
+        ends without an error; the caller commits after it (or rolls back and :meth:`forget`s
+        after an error, which may surface at any later statement or at the end)."""
+        try:
+            with self._raw.pipeline() as pipeline:
+                self.begin_unit()
+                self.prefetch(keys, inserts, pipeline, pans)
+                yield self
+                self._flush_deferred()
+        finally:
+            self.end_pipeline()
+
+    def _defer(self, sql: str, args: Any) -> None:
+        """Pipeline mode: a write nothing in this unit waits for (a card's UPDATE, a transaction's
+        INSERT with its drawn id) is held and sent with the others of its statement, in one
+        ``executemany``, before the next other statement (``_cursor``) or at the end of the unit:
+        one statement's worth of driver work per batch instead of one per request."""
+        rows = self._deferred.get(sql)
+        if rows is None:
+            self._deferred[sql] = [args]
+        else:
+            rows.append(args)
+
+    def _flush_deferred(self) -> None:
+        if not self._deferred:
+            return
+        pending, self._deferred = self._deferred, {}
+        self._deferred_cards.clear()
+        cur = self._raw.cursor()
+        for sql, rows in pending.items():  # in the order first held; each statement's rows in order
+            if len(rows) == 1:
+                cur.execute(sql, rows[0])
+            else:
+                cur.executemany(sql, rows)
+        cur.close()
+
+    def _sync(self) -> None:
+        """In pipeline mode: send what is queued and wait for its results (row counts)."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
 
     @property
     def driver(self) -> Any:
@@ -617,6 +789,8 @@ class SqlHostStore:
 
     # -- plumbing
     def _cursor(self) -> Any:
+        if self._deferred:  # writes held in pipeline mode go first, in order (see _defer)
+            self._flush_deferred()
         raw = self._raw
         if raw is None:
             # The driver connection behind ``conn``: same transaction, no SQLAlchemy per-call cost.
@@ -631,11 +805,13 @@ class SqlHostStore:
         cur.execute(c.sql, c.args(params))
         return cur
 
-    def _run(self, key: str, build: Callable[[], ClauseElement], names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
+    def _run(self, key: str, build: Callable[[], ClauseElement], names: tuple[str, ...], values: tuple[Any, ...],
+             flush: bool = True) -> Any:  # fmt: skip
         """``_exec`` for the per-request statements: ``build`` is a module-level function (no
-        closure made per call) and the values come as a tuple in ``names`` order."""
+        closure made per call) and the values come as a tuple in ``names`` order. ``flush=False``:
+        the statement cannot see any of the writes held in pipeline mode (see ``card()``)."""
         c = self._f.compiled(key, build)
-        cur = self._cursor()
+        cur = self._cursor() if flush else self._raw.cursor()
         cur.execute(c.sql, c.args_for(names, values))
         return cur
 
@@ -664,13 +840,18 @@ class SqlHostStore:
         cur.close()
         return int(new_id)
 
-    def _update(self, table: Table, key_col: str, key: Any, values: dict[str, Any]) -> int:
+    def _update(self, table: Table, key_col: str, key: Any, values: dict[str, Any], defer: bool = False) -> int:
+        """The number of rows changed (-1 in pipeline mode: not yet known, see prefetch).
+        ``defer``: held and sent with the unit's other writes of the same shape (see _defer)."""
         if not values:
             return 0
         cols = tuple(sorted(values))
         if key_col in values or "id" in values:
             raise ValueError(f"{table.name}: cannot update {key_col!r} or 'id'")
         c, args = self._f.updater(table, key_col, cols)
+        if defer:
+            self._defer(c.sql, args([*[values[k] for k in cols], key]))
+            return -1
         cur = self._cursor()
         cur.execute(c.sql, args([*[values[k] for k in cols], key]))
         n = cur.rowcount
@@ -699,20 +880,25 @@ class SqlHostStore:
                 if self._unit:
                     self._merchant_hint = kept[1]
                 return kept[0]
-        cur = self._run("terminal", _terminal_stmt, _TERMINAL_ARGS, (terminal_id,))
-        r = cur.fetchone()
-        cur.close()
+        r = self._unit_terminals.get(terminal_id) if self._unit_terminals else None
         if r is None:
-            return None
+            cur = self._run("terminal", _terminal_stmt, _TERMINAL_ARGS, (terminal_id,))
+            r = cur.fetchone()
+            cur.close()
+            if r is None:
+                return None
         # Records are immutable: the same row always gives the same records, so they are kept by
         # the row's content (no staleness possible) and the keys are not decrypted again.
         # PostgreSQL rows carry parsed JSON (not hashable): built every time.
         try:
             hit = _TERMINAL_RECORDS.get(r)
         except TypeError:
-            hit, r_hashable = None, False
-        else:
-            r_hashable = True
+            # PostgreSQL gives the JSON columns parsed (dicts: not hashable): the same row as a
+            # key with them as text, so that the keys are not decrypted again for every request.
+            r = tuple(r)
+            r = (*r[:20], _json_text(r[20]), r[21], _json_text(r[22]), *r[23:])
+            hit = _TERMINAL_RECORDS.get(r)
+        r_hashable = True
         if hit is not None:
             if self._unit:
                 # The merchant's row came with the terminal's (same statement): CheckMerchantActive
@@ -733,8 +919,8 @@ class SqlHostStore:
             mak=None if r[14] is None else dec(r[14], b"mak"),
             tdk=None if r[15] is None else dec(r[15], b"tdk"),
             mac_algorithm=r[16], mac_failures=r[17], resign_requested=bool(r[18]), resign_reason=r[19],
-            params=self._f.json_out(r[20]) or {}, params_pending=bool(r[21]),
-            last_status_upload=self._f.json_out(r[22]), algorithm=r[23], dialect=r[24],
+            params=_json_value(self._f.json_out(r[20])) or {}, params_pending=bool(r[21]),
+            last_status_upload=_json_value(self._f.json_out(r[22])), algorithm=r[23], dialect=r[24],
             capk_pending=bool(r[25]), aid_pending=bool(r[26]),
         )  # fmt: skip
         if r_hashable:
@@ -761,6 +947,7 @@ class SqlHostStore:
             else:
                 values[k] = v
         self._kept_terminals.pop(terminal_id, None)
+        self._unit_terminals.pop(terminal_id, None)
         self._update(_T, "terminal_id", terminal_id, values)
 
     def merchant(self, merchant_id: str) -> MerchantRecord | None:
@@ -775,6 +962,7 @@ class SqlHostStore:
     def update_merchant(self, merchant_id: str, **changes: Any) -> None:
         self._merchant_hint = None
         self._kept_terminals.clear()  # they hold their merchant's row
+        self._unit_terminals.clear()
         self._update(_M, "merchant_id", merchant_id, changes)
 
     def merchant_last_sign_on_day(self, merchant_id: str) -> str | None:
@@ -817,6 +1005,8 @@ class SqlHostStore:
     def find_by_stan(self, terminal_id: str, batch_no: str, stan: str) -> Sequence[TxnRecord]:
         if self._keep and stan not in self._stans_on_file(terminal_id, batch_no):
             return []  # the usual case, known without a query (see keep_rows)
+        if self._absent and (terminal_id, batch_no, stan) in self._absent:
+            return []  # the same, known from the batch's read-ahead (see prefetch)
         cur = self._run("find_by_stan", _find_by_stan_stmt, _FIND_BY_STAN_ARGS, (terminal_id, batch_no, stan))
         found = cur.fetchall()
         cur.close()
@@ -860,6 +1050,23 @@ class SqlHostStore:
             stans = self._kept_stans.get((txn.terminal_id, txn.batch_no))
             if stans is not None:
                 stans.add(txn.stan)
+        if self._absent:
+            self._absent.discard((txn.terminal_id, txn.batch_no, txn.stan))
+        if self._txn_ids:
+            # PostgreSQL with ids drawn by prefetch(): no RETURNING, so in pipeline mode the
+            # INSERT travels with the next read instead of waiting for its own answer.
+            ins = self._txn_insert_id
+            if ins is None:
+                ins = self._txn_insert_id = self._f.inserter(s.transactions, ("id", *_TXN_INSERT), returning=False)
+            c, args = ins
+            new_id = self._txn_ids.pop()
+            if self._pipeline is not None:
+                self._defer(c.sql, args((new_id, *_TXN_VALUES(txn))))
+                return new_id
+            cur = self._cursor()
+            cur.execute(c.sql, args((new_id, *_TXN_VALUES(txn))))
+            cur.close()
+            return new_id
         ins = self._txn_insert
         if ins is None:  # once per store: the column tuple is long to hash on every insert
             ins = self._txn_insert = self._f.inserter(s.transactions, _TXN_INSERT)
@@ -871,8 +1078,9 @@ class SqlHostStore:
         return int(new_id)
 
     def update_transaction(self, txn_id: int, **changes: Any) -> None:
-        if self._keep and not changes.keys().isdisjoint(("terminal_id", "batch_no", "stan")):
+        if not changes.keys().isdisjoint(("terminal_id", "batch_no", "stan")):
             self._kept_stans.clear()  # a record's key moved (the host never does this)
+            self._absent.clear()
         self._update(s.transactions, "id", txn_id, changes)
 
     def batch_transactions(self, terminal_id: str, batch_no: str) -> Sequence[TxnRecord]:
@@ -910,6 +1118,7 @@ class SqlHostStore:
             )
 
         cur = self._exec("close_batch", build, {"t": terminal_id, "b": batch_no, "at": f.dt_in(at)})
+        self._sync()  # the row count is known only once the statement has run
         missing = cur.rowcount == 0
         cur.close()
         if missing:
@@ -1033,11 +1242,18 @@ class SqlHostStore:
 
     # -- the built-in issuer's cards (IssuerStore)
     def card(self, pan_hash: str) -> CardRecord | None:
+        if self._unit_cards:
+            ahead = self._unit_cards.get(pan_hash)
+            if ahead is not None:
+                return ahead
         if self._keep:
             kept = self._kept_cards.get(pan_hash)
             if kept is not None:
                 return kept
-        cur = self._run("card", _card_stmt, _CARD_ARGS, (pan_hash,))
+        # Only a held UPDATE of this very card could change what the SELECT sees: the held
+        # transaction INSERTs and other cards' UPDATEs wait for the end of the batch (see _defer).
+        flush = not self._deferred or pan_hash in self._deferred_cards
+        cur = self._run("card", _card_stmt, _CARD_ARGS, (pan_hash,), flush)
         r = cur.fetchone()
         cur.close()
         if r is None:
@@ -1050,7 +1266,14 @@ class SqlHostStore:
         return card
 
     def update_card(self, pan_hash: str, **changes: Any) -> None:
-        self._update(s.cards, "pan_hash", pan_hash, changes)
+        if self._pipeline is not None:
+            self._deferred_cards.add(pan_hash)
+        self._update(s.cards, "pan_hash", pan_hash, changes, defer=self._pipeline is not None)
+        if self._unit_cards:
+            ahead = self._unit_cards.pop(pan_hash, None)
+            # The row read ahead gets the very values the UPDATE wrote, when they need no conversion.
+            if ahead is not None and changes.keys() <= _PLAIN_CARD_CHANGES:
+                self._unit_cards[pan_hash] = dc_replace(ahead, **changes)
         if self._keep:
             kept = self._kept_cards.pop(pan_hash, None)
             # The kept row gets the very values the UPDATE wrote, when they need no conversion.
