@@ -28,6 +28,35 @@ def test_migrations_match_metadata(db_url):
     engine.dispose()
 
 
+def _indexes(engine) -> set[str]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'")).scalars())
+        return set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'transactions'")).scalars())
+
+
+def test_the_last_four_digits_index_survives_later_migrations_both_ways(db_url):
+    """SQLite cannot reflect an expression index, so a later migration that copies the
+    transactions table (alembic's batch mode) silently drops 0013's index on a card's last four
+    digits, and 0013's own downgrade then fails: later migrations alter the table in place."""
+    from alembic import command
+
+    from posgate.store.migrate import alembic_config
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    assert "ix_transactions_pan_last4" in _indexes(engine)
+    cfg = alembic_config()
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0013_growth_indexes")
+        conn.commit()
+    assert "ix_transactions_pan_last4" in _indexes(engine)
+    upgrade(engine)
+    assert "ix_transactions_pan_last4" in _indexes(engine)
+    engine.dispose()
+
+
 def test_revision_ids_and_downgrade(db_url):
     engine = make_engine(db_url)
     upgrade(engine, "0001_core")

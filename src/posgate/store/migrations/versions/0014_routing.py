@@ -44,20 +44,18 @@ def upgrade() -> None:
         sa.Column("daily_max", sa.BigInteger()),
         sa.PrimaryKeyConstraint("id", name="pk_stand_in_limits"),
     )
-    with op.batch_alter_table("transactions") as batch:
-        batch.add_column(sa.Column("route", sa.String(32), nullable=False, server_default="issuer"))
-        batch.add_column(sa.Column("stand_in", sa.Boolean(), nullable=False, server_default="0"))
-        batch.add_column(sa.Column("upstream_stan", sa.String(6), nullable=True))
-        batch.add_column(sa.Column("upstream_rrn", sa.String(12), nullable=True))
-        batch.create_index("ix_transactions_upstream_rrn", ["upstream_rrn"])
+    # Plain ALTER TABLE, not a batch (table copy) on SQLite: a copy would lose the expression index
+    # on a card's last four digits (0013), which SQLite cannot reflect; a grown ledger is not copied.
+    op.add_column("transactions", sa.Column("route", sa.String(32), nullable=False, server_default="issuer"))
+    op.add_column("transactions", sa.Column("stand_in", sa.Boolean(), nullable=False, server_default="0"))
+    op.add_column("transactions", sa.Column("upstream_stan", sa.String(6), nullable=True))
+    op.add_column("transactions", sa.Column("upstream_rrn", sa.String(12), nullable=True))
+    op.create_index("ix_transactions_upstream_rrn", "transactions", ["upstream_rrn"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("transactions") as batch:
-        batch.drop_index("ix_transactions_upstream_rrn")
-        batch.drop_column("upstream_rrn")
-        batch.drop_column("upstream_stan")
-        batch.drop_column("stand_in")
-        batch.drop_column("route")
+    op.drop_index("ix_transactions_upstream_rrn", table_name="transactions")
+    for column in ("upstream_rrn", "upstream_stan", "stand_in", "route"):
+        op.drop_column("transactions", column)  # SQLite 3.35+ drops a column in place
     op.drop_table("stand_in_limits")
     op.drop_table("routes")
