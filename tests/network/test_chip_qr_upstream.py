@@ -5,9 +5,9 @@ query, upstream."""
 from __future__ import annotations
 
 import pytest
-from tests.pair.test_chip_pair import CHIP, ChipDriver
-from tests.pair.test_terminal_core_pair import Driver
 
+from pair.test_chip_pair import CHIP, ChipDriver
+from pair.test_terminal_core_pair import Driver
 from posgate.terminal.cards import read_qr
 from posgate.terminal.machine import Input
 

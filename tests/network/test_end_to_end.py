@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.pair.harness import PairTerminal
+from pair.harness import PairTerminal
 
 from .netkit import wait_for
 

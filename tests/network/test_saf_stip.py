@@ -3,8 +3,7 @@ real database) and a real network, with faults. Balances on both sides must agre
 
 from __future__ import annotations
 
-from tests.pair.harness import PairTerminal
-
+from pair.harness import PairTerminal
 from posgate.store import admin
 
 from .netkit import Acquirer, wait_for
