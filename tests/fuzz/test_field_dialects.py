@@ -62,6 +62,15 @@ def test_a_real_reused_bitmap_is_answered_30_and_the_log_says_so(host: HostProce
     _served(host)
 
 
+def test_a_reused_bitmap_between_good_frames_in_one_read_is_answered_in_order(host: HostProcess) -> None:
+    wire = frame(echo_body(5100)) + bytes.fromhex(REUSED_BITMAP[-1]["hex"]) + frame(echo_body(5200))
+    out = exchange(host.port, wire, want=3)
+    got = [CODEC.decode(f.body) for f in out.frames]
+    assert [(r.text(11), r.text(39)) for r in got] == [("005101", "00"), ("000001", "30"), ("005201", "00")], out
+    assert not out.closed
+    _served(host)
+
+
 def test_a_hex_sub_version_header_signs_on_and_is_echoed(host: HostProcess) -> None:
     header = bytes.fromhex("60310031110E")
     out = exchange(host.port, frame(sign_on_body(7001), header=header))
