@@ -45,8 +45,8 @@ _SALVAGE.update({s.number: compile_field(s)[0] for s in (
 # a field left out costs 2, 1 if only replies carry it (a library that copies each reply's bitmap
 # into its table flags those); read as present, a field only replies carry costs 1 too (so those
 # weigh nothing either way) and a field this dialect does not define costs 2 (fixed digit fields
-# stand in for each other's bytes). When the cheapest readings disagree on
-# 11, 41 or 42, there is no telling which the terminal sent: no reading.
+# stand in for each other's bytes). When the cheapest readings disagree on 11, 41 or 42, there is
+# no telling which the terminal sent: no reading.
 RESYNC_BUDGET = 4000
 ADDRESS = (11, 41, 42)
 _NONE = 1 << 30  # no reading from this state
