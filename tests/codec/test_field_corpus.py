@@ -25,10 +25,10 @@ from posgate.iso8583 import CodecError, Message
 CORPUS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parents[1] / "data" / "real-messages" / "corpus.json").read_text("utf-8")
 )["messages"]
-# A request marked "answer": "none" cannot be read (a reused bitmap beyond what the salvage
-# reading steps over): the host closes without a reply; tested on its own below.
-UNREADABLE = [m for m in CORPUS if m.get("answer") == "none"]
-READABLE = [m for m in CORPUS if m.get("answer") != "none"]
+# A request marked "answer": "30" does not decode as sent (a reused bitmap flagging the fields
+# listed in "absent"): the host reads around them and answers 30; tested on its own below.
+REUSED_BITMAP = [m for m in CORPUS if m.get("answer") == "30"]
+READABLE = [m for m in CORPUS if m.get("answer") != "30"]
 REQUESTS = [m for m in READABLE if m["direction"] == "request"]
 F_PAD_SALE = next(m for m in CORPUS if m["name"] == "easy8583ans-0200-contactless-sale-f-pad")
 HEX_HEADER = [m for m in CORPUS if "60310031110E" in m["hex"].upper()]
@@ -220,11 +220,24 @@ def test_the_same_bytes_from_a_terminal_on_the_baseline_are_refused_with_a0() ->
     assert w.process(frame.body, frame.header).response_code == "A0"
 
 
-@pytest.mark.parametrize("m", UNREADABLE, ids=lambda m: m["name"])
-def test_a_real_reused_bitmap_beyond_the_salvage_reading_is_closed_without_a_reply(m: dict[str, Any]) -> None:
+@pytest.mark.parametrize("profile", ["easy8583", "cup"])
+@pytest.mark.parametrize("m", REUSED_BITMAP, ids=lambda m: m["name"])
+def test_a_real_reused_bitmap_is_answered_30_with_the_terminals_11_41_42(m: dict[str, Any], profile: str) -> None:
+    # Regression: Easy8583's second message on one library object flags six fields that are not
+    # there; the host closed the connection without a reply (issue 10).
     w = make_world()
+    _provision_easy8583_terminal(w, profile)
     frame = _frame(m)
     with pytest.raises(CodecError):
         CODEC.decode(frame.body)
     r = w.process(frame.body, frame.header)
-    assert r.body is None and r.close
+    assert r.body is not None and not r.close, r.trace
+    assert r.response_code == "30"
+    reply = CODEC.decode(r.body)
+    # The terminal's own values, as its sale sent them (the fields sit where a fresh bitmap puts them).
+    assert (reply.mti, reply.text(11), reply.text(41), reply.text(42), reply.text(39)) == (
+        "0210", "000001", "73782214", "898100012340001", "30")
+    absent = ", ".join(map(str, m["absent"]))
+    assert r.trace[0][0] == "Decode" and f"bitmap flags absent fields {absent}" in r.trace[0][2], r.trace
+    # Nothing was executed: no transaction recorded.
+    assert not w.store.txns

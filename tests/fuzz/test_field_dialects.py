@@ -23,8 +23,8 @@ from .wire import TPDU, echo_body, exchange, frame, sign_on_body
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])  # fmt: skip
 CORPUS = json.loads((Path(__file__).parents[1] / "data" / "real-messages" / "corpus.json").read_text("utf-8"))
-REQUESTS = [m for m in CORPUS["messages"] if m["direction"] == "request" and m.get("answer") != "none"]
-UNREADABLE = [m for m in CORPUS["messages"] if m.get("answer") == "none"]
+REQUESTS = [m for m in CORPUS["messages"] if m["direction"] == "request" and m.get("answer") != "30"]
+REUSED_BITMAP = [m for m in CORPUS["messages"] if m.get("answer") == "30"]
 
 
 def _served(host: HostProcess) -> None:
@@ -45,10 +45,29 @@ def test_every_real_request_is_answered_by_the_real_host(host: HostProcess) -> N
     _served(host)
 
 
-def test_a_real_unreadable_request_is_closed_and_the_next_client_served(host: HostProcess) -> None:
-    for m in UNREADABLE:
-        out = exchange(host.port, bytes.fromhex(m["hex"]))
-        assert out.reply is None and out.closed, f"{m['name']}: {out!r}"
+def test_a_real_reused_bitmap_is_answered_30_and_the_log_says_so(host: HostProcess) -> None:
+    # Regression (issue 10): Easy8583's second message flags six absent fields; the host closed
+    # the connection without a reply.
+    assert REUSED_BITMAP
+    for m in REUSED_BITMAP:
+        out = exchange(host.port, bytes.fromhex(m["hex"]), want=1)
+        assert out.reply is not None and not out.closed, f"{m['name']}: {out!r}\n{host.log_tail(lines=10)}"
+        r = out.reply
+        assert (r.mti, r.text(11), r.text(41), r.text(42), r.text(39)) == ("0210", "000001", "73782214", "898100012340001", "30")
+    absent = ", ".join(map(str, REUSED_BITMAP[-1]["absent"]))
+    tail = host.log_tail(lines=40)
+    line = next((x for x in tail.splitlines() if f"bitmap flags absent fields {absent}" in x), None)
+    # The reply was sent: the transaction line with its code, not "no reply sent".
+    assert line is not None and '"rc": "30"' in line and "no reply sent" not in line, tail
+    _served(host)
+
+
+def test_a_reused_bitmap_between_good_frames_in_one_read_is_answered_in_order(host: HostProcess) -> None:
+    wire = frame(echo_body(5100)) + bytes.fromhex(REUSED_BITMAP[-1]["hex"]) + frame(echo_body(5200))
+    out = exchange(host.port, wire, want=3)
+    got = [CODEC.decode(f.body) for f in out.frames]
+    assert [(r.text(11), r.text(39)) for r in got] == [("005101", "00"), ("000001", "30"), ("005201", "00")], out
+    assert not out.closed
     _served(host)
 
 

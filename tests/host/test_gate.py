@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pair.harness import HEADER, PairTerminal, make_world
+from pair.harness import HEADER, PairTerminal, World, make_world
 from posgate.dialect.cup import CODEC
 from posgate.dialect.fields import Field60, parse_parameters
+from posgate.host.participants.decode import REPLY_SIDE
 from posgate.host.participants.reply import BuildReply
-from posgate.iso8583 import Message
+from posgate.iso8583 import CodecError, FieldValue, Message
 
 
 @pytest.fixture
@@ -246,3 +249,67 @@ def test_garbage_with_a_request_mti_still_closes_and_says_why() -> None:
     r = w.process(bytes.fromhex("0200") + bytes.fromhex("7FFFFFFFFFFFFFFE") + b"\xee" * 60)
     assert r.body is None and r.close
     assert "11, 41, 42 unreadable, closing" in r.trace[0][2]
+
+
+def _request(kind: str) -> tuple[World, bytes]:
+    """A valid request from a signed-on pair terminal (a sale already approved, or an admin message)."""
+    w = make_world()
+    t = PairTerminal(w)
+    assert t.sign_on().code == "00"
+    if kind == "sale":
+        sent = t.sale()
+        assert sent.code == "00"
+        return w, CODEC.encode(sent.request, mac=t.mac)  # the very bytes the host approved
+    f60 = "00000001004" if kind == "sign-on" else "00000001301"
+    extra: dict[int, FieldValue] = {63: "01 "} if kind == "sign-on" else {}
+    return w, CODEC.encode(Message("0800" if kind == "sign-on" else "0820", {11: t.next_stan(), 41: t.tid, 42: t.mid, 60: f60, **extra}))
+
+
+def _decodes(body: bytes) -> bool:
+    try:
+        CODEC.decode(body)
+    except CodecError:
+        return False
+    return True
+
+
+KINDS = st.sampled_from(["sale", "sign-on", "echo"])
+HYPO = settings(max_examples=150, deadline=None)
+
+
+@HYPO
+@given(data=st.data(), kind=KINDS)
+def test_a_valid_request_with_k_stale_flags_gets_30_or_a_clean_close_never_an_approval(data: st.DataObject, kind: str) -> None:
+    w, body = _request(kind)
+    msg = CODEC.decode(body)
+    # Any field of 2-64 the request does not carry (bit 1 is tested above), up to eight of them.
+    stale = data.draw(st.lists(st.sampled_from([k for k in range(2, 65) if k not in msg]), min_size=1, max_size=8, unique=True))
+    sent = _with_bits(body, _bit(*stale))
+    r = w.process(sent)
+    if kind == "sale":
+        assert r.response_code != "00", r.trace  # the MAC covers the bitmap: never approved
+    if _decodes(sent):  # the stale flags happen to read as another well-formed message: the pipeline judges it
+        return
+    assert r.response_code == "30", r.trace  # never approved, never executed
+    if r.body is None:
+        assert r.close and "11, 41, 42 unreadable, closing" in r.trace[0][2], r.trace
+    else:
+        assert CODEC.decode(r.body).text(39) == "30" and not r.close
+
+
+@HYPO
+@given(data=st.data(), kind=KINDS)
+def test_stale_reply_fields_of_any_number_get_a_30_addressed_to_the_terminal(data: st.DataObject, kind: str) -> None:
+    # What a library that copies each reply's bitmap into its own table sends (Easy8583 does).
+    w, body = _request(kind)
+    msg = CODEC.decode(body)
+    stale = data.draw(st.lists(st.sampled_from(sorted(REPLY_SIDE - set(msg))), min_size=1, max_size=8, unique=True))
+    sent = _with_bits(body, _bit(*stale))
+    r = w.process(sent)
+    if _decodes(sent):
+        assert r.response_code != "00" or kind != "sale", r.trace
+        return
+    assert r.body is not None and not r.close and r.response_code == "30", r.trace
+    reply = CODEC.decode(r.body)
+    assert (reply.text(11), reply.text(41), reply.text(42), reply.text(39)) == (msg.text(11), msg.text(41), msg.text(42), "30")
+    assert f"absent field{'s' if len(stale) > 1 else ''} {', '.join(map(str, sorted(stale)))}" in r.trace[0][2], r.trace

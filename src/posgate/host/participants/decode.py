@@ -21,7 +21,7 @@ from posgate.dialect.fields import Field60
 from posgate.dialect.operations import identify
 from posgate.host.context import Context
 from posgate.host.pipeline import Participant
-from posgate.iso8583 import CodecError, FieldValue, Kind, Message, compile_field
+from posgate.iso8583 import TLV, CodecError, FieldValue, Kind, Message, compile_field
 from posgate.iso8583.spec import fixed, llvar, n
 
 # The request MTIs a CUP terminal sends; anything else (a reply, a stray 0210...) is not
@@ -36,57 +36,126 @@ _SALVAGE.update({s.number: compile_field(s)[0] for s in (
     n(5, 12), n(6, 12), n(7, 10), n(8, 8), n(9, 8), n(10, 8), n(16, 4), n(17, 4), n(18, 4), n(19, 3), n(20, 3),
     n(21, 3), n(24, 3), llvar(33, Kind.N, 11), fixed(40, Kind.AN, 3),
 )})  # fmt: skip
-# A bitmap reused from another message flags fields that are not there. Salvage tries readings
-# that leave out up to MAX_SKIPS flagged fields and keeps one that consumes the body exactly;
-# RESYNC_BUDGET bounds the field decodes spent on one message (garbage must stay cheap).
-MAX_SKIPS = 3
-RESYNC_BUDGET = 2000
+# A bitmap reused from another message flags fields that are not there (a library that ORs each
+# message's and each reply's bitmap into one table flags six or more). Salvage reads the body as
+# a sequence of flagged fields each either present or absent (never 11, 41, 42): a search over
+# (field index, byte position) states, each decoded at most once, so any number of absent fields
+# costs at most one decode per state; RESYNC_BUDGET bounds the decodes spent on one message
+# (garbage must stay cheap). Of the readings that consume the body exactly, the cheapest wins:
+# a field left out costs 2, 1 if only replies carry it (a library that copies each reply's bitmap
+# into its table flags those); read as present, a field only replies carry costs 1 too (so those
+# weigh nothing either way) and a field this dialect does not define costs 2 (fixed digit fields
+# stand in for each other's bytes). When the cheapest readings disagree on 11, 41 or 42, there is
+# no telling which the terminal sent: no reading.
+RESYNC_BUDGET = 4000
 ADDRESS = (11, 41, 42)
+_NONE = 1 << 30  # no reading from this state
+# Set by the host in its replies to a terminal: time and date, settlement date, acquirer, RRN,
+# authorisation code, response code, additional response data, balance, keys.
+REPLY_SIDE = frozenset({12, 13, 15, 32, 37, 38, 39, 44, 54, 62})
+_PRESENT_COST = {k: 2 for k in frozenset(_SALVAGE) - frozenset(FIELDS)} | {k: 1 for k in REPLY_SIDE}
 
 
 class _OutOfBudget(Exception):
     pass
 
 
-def _resync(body: bytes, p0: int, numbers: list[int]) -> tuple[dict[int, FieldValue], list[int]] | None:
-    """A reading of the whole body that leaves out the fewest flagged fields (0..MAX_SKIPS)."""
-    steps = 0
+def _length(value: FieldValue) -> int:
+    return len(value.raw) if isinstance(value, TLV) else len(value)
 
-    def walk(i: int, p: int, skips: int, got: dict[int, FieldValue], left_out: list[int]) -> bool:
-        nonlocal steps
+
+def _mmdd(s: str) -> bool:
+    return "01" <= s[:2] <= "12" and "01" <= s[2:4] <= "31"
+
+
+def _hhmmss(s: str) -> bool:
+    return s[:2] < "24" and s[2:4] < "60" and s[4:6] < "60"
+
+
+# Fixed numeric fields read each other's digits when a reading is shifted (an amount's twelve
+# digits read as 11 and 12, say): values the terminal could not have sent rule such a reading out.
+_PLAUSIBLE = {
+    2: lambda s: 12 <= len(s) <= 19,
+    7: lambda s: _mmdd(s) and _hhmmss(s[4:]),
+    11: lambda s: s != "000000",
+    12: _hhmmss,
+    13: _mmdd,
+    15: _mmdd,
+    41: lambda s: s.isprintable() and s.strip() != "",
+    42: lambda s: s.isprintable() and s.strip() != "",
+}
+
+
+# A state's best: its cost, the address fields its cheapest readings read (None: they disagree),
+# and one cheapest choice (present, its value, the next position).
+_Best = tuple[int, "tuple[FieldValue, ...] | None", bool, "FieldValue | None", int]
+
+
+def _resync(body: bytes, p0: int, numbers: list[int]) -> tuple[dict[int, FieldValue], list[int]] | None:
+    """The cheapest reading of the whole body (see above), or None (none, or ambiguous)."""
+    end = len(body)
+    best: dict[tuple[int, int], _Best] = {}
+    decodes = 0
+
+    def solve(i: int, p: int) -> _Best:
+        nonlocal decodes
         if i == len(numbers):
-            return p == len(body)
-        steps += 1
-        if steps > RESYNC_BUDGET:
-            raise _OutOfBudget
+            return (0 if p == end else _NONE, (), False, None, p)
+        hit = best.get((i, p))
+        if hit is not None:
+            return hit
         number = numbers[i]
+        options: list[_Best] = []
         dec = _SALVAGE.get(number)
-        if dec is not None:
+        if dec is not None and p < end:
+            decodes += 1
+            if decodes > RESYNC_BUDGET:
+                raise _OutOfBudget
             try:
                 value, q = dec(body, p)
             except CodecError:
                 pass
             else:
-                got[number] = value
-                if walk(i + 1, q, skips, got, left_out):
-                    return True
-                del got[number]
-        if skips and number not in ADDRESS:  # the addressing fields are the point: never left out
-            left_out.append(number)
-            if walk(i + 1, p, skips - 1, got, left_out):
-                return True
-            left_out.pop()
-        return False
+                check = _PLAUSIBLE.get(number)
+                # An empty variable field is a length prefix read out of other digits, not sent.
+                if (check is None or isinstance(value, str) and check(value)) and _length(value):
+                    c, address, *_ = solve(i + 1, q)
+                    if c < _NONE:
+                        if number in ADDRESS and address is not None:
+                            address = (value, *address)
+                        options.append((c + _PRESENT_COST.get(number, 0), address, True, value, q))
+        if number not in ADDRESS:  # the addressing fields are the point: never left out
+            c, address, *_ = solve(i + 1, p)
+            if c < _NONE:
+                options.append((c + (1 if number in REPLY_SIDE else 2), address, False, None, p))
+        if not options:
+            choice: _Best = (_NONE, None, False, None, p)
+        else:
+            low = min(o[0] for o in options)
+            cheapest = [o for o in options if o[0] == low]
+            choice = cheapest[0]
+            if any(o[1] != choice[1] for o in cheapest):
+                choice = (low, None, *choice[2:])
+        best[(i, p)] = choice
+        return choice
 
     try:
-        for skips in range(MAX_SKIPS + 1):
-            got: dict[int, FieldValue] = {}
-            left_out: list[int] = []
-            if walk(0, p0, skips, got, left_out):
-                return got, left_out
+        c, address, *_ = solve(0, p0)
     except _OutOfBudget:
         return None
-    return None
+    if c >= _NONE or address is None:
+        return None
+    got: dict[int, FieldValue] = {}
+    left_out: list[int] = []
+    p = p0
+    for i, number in enumerate(numbers):
+        _, _, present, value, q = best[(i, p)]
+        if present:
+            assert value is not None
+            got[number], p = value, q
+        else:
+            left_out.append(number)
+    return got, left_out
 
 
 def salvage(body: bytes) -> tuple[Message, str] | None:
@@ -94,7 +163,7 @@ def salvage(body: bytes) -> tuple[Message, str] | None:
     how it was read; None when 11, 41 and 42 cannot be read with confidence.
 
     Two readings: (1) the bitmap was reused from another message (fields flagged but absent):
-    a reading that leaves out a few flagged fields and consumes the body exactly; (2) the
+    a reading that leaves out the fewest flagged fields and consumes the body exactly; (2) the
     fields in order up to the first that cannot be decoded. A secondary bitmap (bit 1) is
     stepped over; fields 65-128 are never needed to address a reply.
     """
