@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         db = Database.open(url, key_file=key)
         sm4_specs: list[TerminalSpec] = []
         if args.kind != "fallback":  # the demo's magstripe card and SM4 terminal
-            sm4_specs = _sm4_terminals(db, args.terminals, fleet_tmk, TerminalSpec)
+            sm4_specs = _sm4_terminals(db, args.terminals if "sm4" in kinds else 0, fleet_tmk, TerminalSpec)
         env = make_env(db)
         factory = builtin_issuer_factory(env)
         assert factory is not None
@@ -263,15 +263,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sm4_terminals(db: Any, n: int, tmk_of: Any, spec: Any) -> list[Any]:
-    """The demo data (its magstripe card, its SM4 terminal 40000001) and, for a batch of more
-    than one, SM4 terminals of the same merchant added for the run (41000001...)."""
+    """The demo data (its magstripe card, its SM4 terminal 40000001) and ``n`` SM4 terminals to
+    sell on: 40000001 and, for a batch of more than one, SM4 terminals of the same merchant added
+    for the run (41000001...)."""
     from posgate.store.admin import add_terminal
     from posgate.store.demo import SM4_TERMINALS, provision_demo
 
     provision_demo(db.engine, db.keyring)
     tid, mid = SM4_DEMO_TERMINAL
     demo = next(t for t in SM4_TERMINALS if t[0] == tid)
-    specs = [spec(tid, mid, bytes.fromhex(demo[2]), demo[3], "sm4")]
+    specs = [spec(tid, mid, bytes.fromhex(demo[2]), demo[3], "sm4")] if n else []
     with db.engine.begin() as conn:
         for i in range(1, n):
             extra = f"{41000000 + i:08d}"
