@@ -59,3 +59,42 @@ def test_provisioned_fleet_cards_are_chip_cards_with_sealed_keys(tmp_path: Path)
             assert db.keyring.decrypt_key(bytes(blob), b"icc") == FLEET_CHIP.keys
     finally:
         db.close()
+
+
+def test_default_mixes_have_tap_sales() -> None:
+    from posgate.fleet.chaos import CHAOS_MIX
+
+    assert parse_mix(DEFAULT_MIX)["tap"] > 0 and parse_mix(CHAOS_MIX)["tap"] > 0 and parse_mix(CHAOS_MIX)["chip"] > 0
+
+
+def test_fleet_tap_sales_under_and_over_the_no_cvm_limit_and_the_audit_balances(tmp_path: Path) -> None:
+    """``tap``: the demo chip card tapped (qPBOC) with a real ARQC. Under the AID's no-CVM limit
+    it goes online without a PIN (22 = 072, no signature to upload); above it with the PIN (071).
+    The terminal downloaded the limits at its first sign-on; the host applies them too (docs/decisions.md C2). Voids
+    and refunds of tap sales run alongside; the three ledgers agree afterwards."""
+    from fleet.test_fleet import memory_ledgers, run_audit
+    from posgate.fleet.fleet import TAP_NO_CVM_LIMIT
+
+    with HostThread() as host:
+        cfg = FleetConfig(port=host.port, terminals=1, duration=None, transactions=24, timeout=5, state_dir=tmp_path,
+                          mix=parse_mix("tap=6,void=1,refund=1"), ramp=0)  # fmt: skip
+        fleet = Fleet(cfg)
+        before = memory_ledgers(host)[2]
+        report = asyncio.run(fleet.run(close=False))
+        try:
+            taps = [r for r in host.store.txns.values() if r.operation == "sale" and r.entry_mode.startswith("07")]
+            free = [r for r in taps if r.entry_mode == "072"]
+            with_pin = [r for r in taps if r.entry_mode == "071"]
+            assert free and with_pin, [(r.entry_mode, r.amount, r.response_code) for r in taps]
+            assert all(r.amount <= TAP_NO_CVM_LIMIT and r.response_code == "00" for r in free)
+            assert all(r.amount > TAP_NO_CVM_LIMIT and r.response_code == "00" for r in with_pin)
+            assert report["reversals"] == 0 and report["settlements"]["count"] == 1, report
+            # 免密免签: a no-PIN tap is logged with no signature owed.
+            journal = fleet.terminals[0].journal
+            assert journal is not None and fleet.terminals[0].state.ic_loaded  # fetched at the first sign-on
+            logged = [t for t, _ in journal.transactions(include_settled=True) if t.entry_mode == "072"]
+            assert len(logged) == len(free) and all(t.no_cvm and not t.signature for t in logged)
+            result = run_audit(fleet, host, before, [])
+        finally:
+            asyncio.run(fleet.close())
+    assert result.ok, result.as_dict()

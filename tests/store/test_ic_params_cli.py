@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from posgate.cli import app
@@ -41,6 +41,16 @@ def _pending(url: str) -> dict[str, tuple[bool, bool]]:
         db.close()
 
 
+def _downloaded(url: str) -> None:
+    """As when every terminal has downloaded the CA public keys and IC parameters (371, 381)."""
+    db = Database.open(url)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(update(s.terminals).values(capk_pending=False, aid_pending=False))
+    finally:
+        db.close()
+
+
 def _audit(url: str) -> list[str]:
     db = Database.open(url)
     try:
@@ -53,6 +63,8 @@ def _audit(url: str) -> list[str]:
 def test_aids_add_list_change_remove_and_terminals_asked(cli):
     assert cli("admin", "merchant", "add", MID, "--name", "测试店", "--mcc", "5411").exit_code == 0
     assert cli("admin", "terminal", "add", "10000009", "--merchant", MID).exit_code == 0
+    assert _pending(cli.url) == {"10000009": (True, True)}  # a new terminal downloads both
+    _downloaded(cli.url)
     assert _pending(cli.url) == {"10000009": (False, False)}
     r = cli("admin", "aid", "add", "a000000333010101", "--no-cvm-limit", "1000.00")
     assert r.exit_code == 0, r.output

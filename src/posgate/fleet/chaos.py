@@ -68,8 +68,9 @@ from posgate.fleet.proxy import FaultPlan, FaultProxy
 
 # A refund is a 0220 advice that is never reversed (3.8): the terminal stores and forwards it
 # with the same STAN and content until an authenticated reply acknowledges it (docs/decisions.md
-# R5), so a lost reply does not lose it; refunds are part of the default mix.
-CHAOS_MIX = "sale=70,void=6,refund=5,balance=8,preauth=6,offline=5,signature=5"
+# R5), so a lost reply does not lose it; refunds are part of the default mix. Chip (inserted) and
+# contactless (tapped) sales of the fleet's chip cards carry real cryptograms (issue 14).
+CHAOS_MIX = "sale=60,chip=5,tap=5,void=6,refund=5,balance=8,preauth=6,offline=5,signature=5"
 PROXY_FAULTS = ("cut_request", "cut_reply", "delay_reply", "drop_reply", "corrupt_reply")
 # Relative frequency of each scheduled fault.
 SCHEDULE = {"cut_request": 4, "cut_reply": 4, "delay_reply": 3, "drop_reply": 2, "corrupt_reply": 3,

@@ -29,8 +29,9 @@ def fleet(
     terminals: int = typer.Option(4, "--terminals", "-n", min=1, max=5000, help="Simulated terminals (demo: at most 4; the 4th is the SM4 terminal 40000001)."),
     duration: float | None = typer.Option(None, "--duration", help="Seconds of load (default 10 unless --transactions)."),
     transactions: int | None = typer.Option(None, "--transactions", min=1, help="Stop after this many operations."),
-    mix: str = typer.Option("sale=70,void=5,refund=3,balance=10,preauth=5,offline=4,signature=3", "--mix",
-                            help="Weights per operation: sale, void, refund, balance, preauth, offline, signature, qr (扫码: a sale paid with a demo payment code)."),
+    mix: str | None = typer.Option(None, "--mix",
+                            help="Weights per operation (default: the standard mix, docs/terminal.md): sale, chip (inserted), tap (contactless: no PIN up to the no-CVM limit), "
+                                 "void, refund, balance, preauth, offline, signature, qr (扫码: a sale paid with a demo payment code)."),
     state: Path | None = typer.Option(None, "--state", help="Keep each terminal's journal in this directory (else in memory)."),
     provision: bool = typer.Option(False, "--provision", help="Create the terminals, merchants and cards in --db first."),
     db: str | None = typer.Option(None, "--db", help="The host's database URL (with --provision)."),
@@ -46,7 +47,14 @@ def fleet(
 ) -> None:
     """Simulate N POS terminals against a CUP host: sign-on, a mix of transactions, settlement."""
     from posgate.fdlimit import raise_fd_limit
-    from posgate.fleet.fleet import Fleet, FleetConfig, format_report, parse_mix, run_with_progress
+    from posgate.fleet.fleet import (
+        DEFAULT_MIX,
+        Fleet,
+        FleetConfig,
+        format_report,
+        parse_mix,
+        run_with_progress,
+    )
     from posgate.fleet.fleet import provision as do_provision
     from posgate.fleet.net import NotLoopbackError, require_loopback
 
@@ -54,7 +62,7 @@ def fleet(
 
     try:
         require_loopback(host)
-        weights = parse_mix(mix)
+        weights = parse_mix(mix or DEFAULT_MIX)
     except (NotLoopbackError, ValueError) as e:
         _fail(str(e))
     specs = cards = None
@@ -104,17 +112,16 @@ def chaos(
     restart_postgres: bool = typer.Option(True, "--restart-postgres/--no-restart-postgres",
                                           help="With a postgresql:// database, restart PostgreSQL once mid-run."),
     state: Path | None = typer.Option(None, "--state", help="Keep the terminals' journals here (default: a temporary directory)."),
-    mix: str = typer.Option("sale=70,void=6,balance=8,preauth=6,offline=5,signature=5", "--mix",
-                            help="Operation weights (refund is left out by default: a lost refund reply is unknowable by protocol)."),
+    mix: str | None = typer.Option(None, "--mix", help="Operation weights, as for posgate fleet (default: the chaos mix)."),
     as_json: bool = typer.Option(False, "--json"),
     profile: str | None = typer.Option(None, "--profile", help="Dialect profile(s) of the terminals: NAME or a mix 'cup=2,gz-bill=1'."),
     network: bool = typer.Option(False, "--network", help="Route the fleet's cards to a posgate network subprocess, with faults on that link too; audit the network's records as well."),
 ) -> None:
     """Run a fleet under injected faults, settle every terminal, audit three ledgers; exit 1 on any discrepancy."""
-    from posgate.fleet.chaos import ChaosConfig, format_chaos, run_chaos
+    from posgate.fleet.chaos import CHAOS_MIX, ChaosConfig, format_chaos, run_chaos
 
     cfg = ChaosConfig(minutes=minutes, db=db, target=target, terminals=terminals, hosts=hosts, seed=seed, timeout=timeout,
-                      fault_every=fault_every, restart_postgres=restart_postgres, state_dir=state, mix=mix,
+                      fault_every=fault_every, restart_postgres=restart_postgres, state_dir=state, mix=mix or CHAOS_MIX,
                       progress=not as_json and sys.stderr.isatty(), profile=profile, network=network)  # fmt: skip
     try:
         report = run_chaos(cfg)

@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from posgate.dialect.ic_params import DEMO_NO_CVM_LIMIT
 from posgate.domain.chip import DEMO_CHIP_CARDS, ChipPersonalisation
 from posgate.fleet.net import require_loopback
 from posgate.terminal import machine
@@ -67,14 +68,23 @@ DEMO_TERMINALS = (
 DEMO_CARDS = (("6212142000000000012", "3012"), ("4761730000000011", "3012"))
 DEMO_PIN = "123456"
 
-OPERATIONS = ("sale", "chip", "void", "refund", "balance", "preauth", "offline", "signature", "qr")
-DEFAULT_MIX = "sale=60,chip=10,void=5,refund=3,balance=10,preauth=5,offline=4,signature=3"
+OPERATIONS = ("sale", "chip", "tap", "void", "refund", "balance", "preauth", "offline", "signature", "qr")
+DEFAULT_MIX = "sale=55,chip=10,tap=5,void=5,refund=3,balance=10,preauth=5,offline=4,signature=3"
 # ``chip``: a sale with a chip card inserted, its ARQC made by the terminal's card simulator
 # (posgate.terminal.cards) and checked by the issuer; the card checks the ARPC (issue 14). The
 # demo fleet uses the demo chip card; a provisioned fleet's cards are chip cards of the demo
 # issuer (its master keys, each card its own derived key), each terminal inserting its own.
 DEMO_CHIP_CARD = ("6225880000000000010", "3012")
 FLEET_CHIP = DEMO_CHIP_CARDS["6225880000000000010"]._replace(psn="00")
+# ``tap``: the same chip card tapped (qPBOC, 22 = 07x) with a real online cryptogram. Most taps
+# are at or under the AID's no-CVM limit (DF21, docs/decisions.md C2) and go online without a
+# PIN (22 = 072, no signature); one in TAP_ABOVE_LIMIT is above it and the cardholder keys the
+# PIN (071). The fleet's terminals download the IC parameters at their first sign-on
+# (TerminalSpec.ic_params) and apply the limit themselves; the host applies it again (a no-PIN
+# tap above it is declined ``55``).
+TAP_NO_CVM_LIMIT = DEMO_NO_CVM_LIMIT
+TAP_ABOVE_LIMIT = 5
+TAP_ABOVE_BY = 20_000  # fen: how far above the limit a PIN tap goes at most (¥200.00)
 
 # Scan-to-pay demo codes the issuer approves (docs/decisions.md Q3): ``qr`` in the mix is a sale
 # paid with one of them; a void or refund of such a sale carries its code again (Q1).
@@ -139,11 +149,14 @@ class TerminalSpec:
     serial: str
     algorithm: str = "des"  # sm4: the terminal signs on with 006 and uses SM4 throughout
     dialect: str = "cup"  # the dialect profile the simulated device speaks
+    # Download the CA public keys and IC parameters at the first sign-on (a few messages once per
+    # journal): a ``tap`` then knows the no-CVM limit itself (免密免签: no PIN, no signature owed).
+    ic_params: bool = True
 
     def config(self) -> TerminalConfig:
         return TerminalConfig(terminal_id=self.terminal_id, merchant_id=self.merchant_id, tmk=self.tmk,
                               serial=self.serial, scheme="004", algorithm=self.algorithm,
-                              dialect=self.dialect)  # fmt: skip
+                              dialect=self.dialect, ic_params=self.ic_params)  # fmt: skip
 
 
 def with_profiles(specs: Sequence[TerminalSpec], text: str) -> list[TerminalSpec]:
@@ -229,7 +242,8 @@ def provision(db_url: str, n: int, *, key_file: str | None = None) -> tuple[list
                                  name_en=f"Fleet merchant {spec.merchant_id[-5:]}", actor="fleet")  # fmt: skip
                     have_m.add(spec.merchant_id)
                 if spec.terminal_id not in have_t:
-                    add_terminal(conn, db.keyring, spec.terminal_id, spec.merchant_id, tmk=spec.tmk, actor="fleet")
+                    add_terminal(conn, db.keyring, spec.terminal_id, spec.merchant_id, tmk=spec.tmk, actor="fleet",
+                                 ic_download=False)  # its terminals fetch them at the first sign-on
             for pan, expiry in card_list:
                 h = db.keyring.pan_hash(pan)
                 if h not in have_c:
@@ -458,7 +472,7 @@ class Workload:
     def __init__(self, mix: dict[str, int], cards: Sequence[tuple[str, str]], rng: random.Random,
                  amounts: tuple[int, int] = (1, 2_000), chip_card: tuple[str, str] | None = None,
                  chip: ChipPersonalisation | None = None, atc: Callable[[str], int] | None = None) -> None:  # fmt: skip
-        """``chip_card``: the card the ``chip`` operation inserts (personalised by ``chip``, else a
+        """``chip_card``: the card the ``chip`` operation inserts and ``tap`` taps (personalised by ``chip``, else a
         demo chip card); ``atc``: where its counter comes from (the terminal's journal), else a
         per-process counter."""
         self.chip_card, self.chip, self.atc = chip_card, chip, atc
@@ -492,12 +506,17 @@ class Workload:
         rng = self.rng
         if op == "sale":
             return Input("sale", amount=self.amount(), card=self.card())
-        if op == "chip":
+        if op in ("chip", "tap"):
             if self.chip_card is None:
                 return None
             pan, expiry = self.chip_card
-            amount = self.amount()
-            card = read_card(pan, "insert", pin=DEMO_PIN, amount=amount, when=datetime.now(UTC), randbytes=rng.randbytes,
+            amount, pin = self.amount(), DEMO_PIN
+            if op == "tap":
+                above = rng.randrange(TAP_ABOVE_LIMIT) == 0
+                amount = TAP_NO_CVM_LIMIT + rng.randint(1, TAP_ABOVE_BY) if above else min(amount, TAP_NO_CVM_LIMIT)
+                pin = DEMO_PIN if above else ""  # 免密: under the limit nobody is asked for a PIN
+            entry = "insert" if op == "chip" else "tap"
+            card = read_card(pan, entry, pin=pin, amount=amount, when=datetime.now(UTC), randbytes=rng.randbytes,
                              expiry=expiry, atc=self.atc(pan) if self.atc else None, chip=self.chip)  # fmt: skip
             return Input("sale", amount=amount, card=card)
         if op == "qr":

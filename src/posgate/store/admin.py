@@ -197,7 +197,11 @@ def _new_tmk(algorithm: str) -> bytes:
 
 def add_terminal(conn: Connection, keyring: Keyring, terminal_id: str, merchant_id: str, *, tmk: bytes | None = None,
                  serial: str | None = None, batch_no: str = "000001", actor: str = "cli",
-                 algorithm: str = "des") -> NewTerminal:  # fmt: skip
+                 algorithm: str = "des", ic_download: bool = True) -> NewTerminal:  # fmt: skip
+    """Add a terminal. A new terminal holds no CA public keys or IC parameters: unless
+    ``ic_download`` is False (the demo and the fleet, which run without them), it is flagged
+    ``capk_pending`` / ``aid_pending`` so the host's first reply asks it to download both
+    (header requirement 4, then 5; docs/dialect.md 3.12)."""
     _check_digits("terminal id (field 41)", terminal_id, 8)
     _check_digits("batch number", batch_no, 6)
     _check_algorithm(algorithm, tmk)
@@ -215,7 +219,7 @@ def add_terminal(conn: Connection, keyring: Keyring, terminal_id: str, merchant_
         insert(s.terminals),
         {"terminal_id": terminal_id, "merchant_pk": merchant_pk, "tmk_enc": keyring.encrypt(tmk, b"tmk"),
          "tmk_kcv": check, "device_serial": serial, "batch_no": batch_no, "params": {}, "created_at": now,
-         "algorithm": algorithm},
+         "algorithm": algorithm, "capk_pending": ic_download, "aid_pending": ic_download},
     )  # fmt: skip
     existing = select(s.batches.c.id).where(s.batches.c.terminal_id == terminal_id, s.batches.c.batch_no == batch_no)
     if conn.execute(existing).first() is None:

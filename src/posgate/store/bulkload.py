@@ -149,7 +149,7 @@ def provision_history(db: Any, plan: HistoryPlan) -> list[tuple[str, str]]:
                              actor="load-demo-history")  # fmt: skip
                 have_m.add(mid)
             if tid not in have_t:
-                add_terminal(conn, db.keyring, tid, mid, actor="load-demo-history")
+                add_terminal(conn, db.keyring, tid, mid, actor="load-demo-history", ic_download=False)
     return pairs
 
 

@@ -121,7 +121,7 @@ def _provision(conn: Connection, keyring: Keyring) -> int:
         for tid, mid, tmk, serial in terminals:
             if tid not in have:
                 admin.add_terminal(conn, keyring, tid, mid, tmk=bytes.fromhex(tmk), serial=serial, actor=ACTOR,
-                                   algorithm=algorithm)  # fmt: skip
+                                   algorithm=algorithm, ic_download=False)  # fmt: skip
                 created += 1
     have = set(conn.execute(select(s.cards.c.pan_hash)).scalars())
     for c in CARDS:
