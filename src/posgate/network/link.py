@@ -103,6 +103,15 @@ class Link:
         self._tasks = [self._loop.create_task(self._keep(c)) for c in self._conns]
         self._ready.set()
         self._loop.run_forever()
+        # What stop() could not finish in time (a sign-off waiting on a late reply, a connection
+        # task still unwinding) is cancelled and run to its end here, as asyncio.run does, so that
+        # no task is destroyed pending and no socket is left open.
+        pending = asyncio.all_tasks(self._loop)
+        for t in pending:
+            t.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.wait(pending, timeout=5))
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         self._loop.close()
 
     def stop(self) -> None:
@@ -118,10 +127,11 @@ class Link:
 
     async def _shutdown(self) -> None:
         self._stopping = True
-        for c in self._conns:
-            if c.signed_on:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._exchange(c, self._network_message(h2h.SIGN_OFF)), self.timeout)
+        signed = [c for c in self._conns if c.signed_on]
+        if signed:  # every connection signs off at once: one timeout in all, not one each
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*(self._exchange(c, self._network_message(h2h.SIGN_OFF))
+                                                        for c in signed), return_exceptions=True), self.timeout)  # fmt: skip
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
