@@ -88,5 +88,6 @@ def test_serve_demo_end_to_end(db_url, tmp_path):
     assert proc.returncode == 0, out
     assert "host stopped" in out
     logged = "".join(lines) + out
-    assert '"msg": "0200 sale stan=000002 tid=10000001 amount=000000001234"' in logged  # one line per transaction
+    # one line per transaction (the sale's STAN follows the IC parameter download after sign-on)
+    assert f'"msg": "0200 sale stan={sale.stan} tid=10000001 amount=000000001234"' in logged
     assert "6212142000000000012" not in logged and "2000000000012" not in logged  # never a PAN or track
