@@ -35,7 +35,7 @@ FIELDS: dict[int, FieldSpec] = {
         n(11, 6, name="System trace audit number (per link)", zh="系统跟踪号"),
         n(12, 6, name="Time, local transaction", zh="受卡方所在地时间"),
         n(13, 4, name="Date, local transaction", zh="受卡方所在地日期"),
-        n(14, 4, name="Date, expiration", zh="卡有效期"),
+        n(14, 4, name="Date, expiration", zh="卡有效期", sensitivity=PAN),  # masked like the terminal dialect's 14
         n(15, 4, name="Date, settlement", zh="清算日期"),
         n(18, 4, name="Merchant type (MCC)", zh="商户类型"),
         n(22, 3, name="POS entry mode", zh="服务点输入方式码"),
