@@ -130,3 +130,51 @@ def test_writes_held_in_pipeline_mode_are_seen_and_committed(pg_db, worker):
     with pg_db.unit_of_work() as other:  # the end of the unit sent what was still held
         assert other.card(h).balance == balance - 9
         assert [r.stan for r in other.find_by_stan(TID, "000001", "000042")] == ["000042"]
+
+
+def _swipe(track: str, encrypted: bool, stan: str = "000041") -> bytes:
+    """A swiped sale's body as the pipeline's read-ahead sees it: no field 2, the card in 35."""
+    from posgate.dialect.cup import encode
+    from posgate.iso8583.message import Message
+
+    return encode(Message("0200", {3: "000000", 4: "000000000100", 11: stan, 22: "021", 25: "00", 35: track,
+                                   41: TID, 42: "898100012340001", 49: "156",
+                                   53: "20" + ("1" if encrypted else "0") + "0" * 13,
+                                   60: "22000001000500"}))  # fmt: skip
+
+
+def test_a_swiped_cards_row_is_read_ahead_with_the_tdk_last_seen(pg_db, worker):
+    """Issue 12: a swiped sale carries its card number only in track 2, encrypted with the
+    terminal's TDK; the card used to be read in a round trip of its own for every sale. With
+    the TDK the store last saw for the terminal, the read-ahead finds the card too; without it,
+    or with a key that is no longer the terminal's, nothing wrong is read and nothing breaks."""
+    from posgate.crypto import cipher_for, encrypt_track
+    from posgate.host.server import request_keys
+
+    store, unit = worker
+    track = PAN + "=30122010000000000"
+    assert request_keys([_swipe(track, False)]) == ([(TID, "000001", "000041")], [PAN])  # clear: no key needed
+    assert store.track_key(TID) is None  # not read yet: no hint
+    assert request_keys([_swipe("6212140000000000000=3012", True)], store.track_key)[1] == []
+    with pg_db.unit_of_work() as other:  # as a sign-on with key scheme 004 leaves it
+        other.update_terminal(TID, tdk=bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"))
+    with unit([(TID, "000001", "000041")]) as st:
+        rec = st.terminal(TID)
+    assert rec is not None and rec.tdk is not None
+    assert store.track_key(TID) == (rec.tdk, rec.algorithm)
+    body = _swipe(encrypt_track(rec.tdk, track, cipher=cipher_for(rec.algorithm)), True)
+    keys, pans = request_keys([body], store.track_key)
+    assert pans == [PAN]
+    h = store.pan_hash(PAN)
+    with unit(keys, pans=pans) as st:
+        assert h in st._unit_cards  # read (and locked) with the terminals, in the same round trip
+        assert st.card(h) is st._unit_cards[h]
+    # A TDK that is not the terminal's (changed since): the track reads as another number or
+    # as none; at worst a card the request never asks for is read, and the request's own
+    # card() still reads its card.
+    stale = bytes(16)
+    keys, pans = request_keys([body], lambda tid: (stale, rec.algorithm))
+    assert PAN not in pans
+    with unit(keys, pans=pans) as st:
+        assert h not in st._unit_cards
+        assert st.card(h) is not None and st.card(h).pan_hash == h

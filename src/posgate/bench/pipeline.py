@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 store.begin_unit()
                 replies = [process(header, b, store, issuer, env) for b in bodies]
             else:  # as the PostgreSQL host's commit worker runs a batch (BatchRunner._attempt_pipelined)
-                keys, pans = request_keys(bodies)
+                keys, pans = request_keys(bodies, store.track_key)
                 with store.pipelined(keys, len(bodies), pans):
                     replies = [process(header, b, store, issuer, env) for b in bodies]
             cur.close()

@@ -54,9 +54,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-from posgate.crypto import generate_working_keys
+from posgate.crypto import CryptoError, cipher_for, decrypt_track, generate_working_keys
 from posgate.dialect.cup import decode
 from posgate.dialect.describe import describe_short
+from posgate.domain.masking import split_track
 from posgate.framing import DEFAULT_MAX_FRAME, HEADER_LEN, TPDU_LEN, Frame, FrameReader, FramingError
 from posgate.host import metrics as m
 from posgate.host.logging import fields
@@ -419,7 +420,7 @@ class BatchRunner:
         None at the first failure of any kind (an error in pipeline mode surfaces at a later
         statement, so it cannot be pinned on a request): the caller rolls back and runs the
         batch again on the plain path, which sorts lock conflicts from errors as before."""
-        keys, pans = request_keys([frame.body for _, frame, _ in batch])
+        keys, pans = request_keys([frame.body for _, frame, _ in batch], self.store.track_key)
         results: list[Result] | None = None
         try:
             with self.store.pipelined(keys, len(batch), pans):
@@ -499,12 +500,19 @@ class BatchRunner:
         return results
 
 
-def request_keys(bodies: list[bytes]) -> tuple[list[tuple[str, str, str] | None], list[str]]:
+def request_keys(bodies: list[bytes], track_key: Callable[[str], tuple[bytes, str] | None] | None = None,
+                 ) -> tuple[list[tuple[str, str, str] | None], list[str]]:  # fmt: skip
     """For ``SqlHostStore.prefetch``: each request's (terminal ID, batch number, STAN) as the
     pipeline will read them (41, 60.2, 11), None when the baseline codec cannot read the body,
     and the card numbers in field 2. The store asks the database as usual for anything not
     read ahead; a key read differently by a terminal's dialect profile is simply never asked
-    for, and a card read ahead but not used is only read."""
+    for, and a card read ahead but not used is only read.
+
+    ``track_key`` (``SqlHostStore.track_key``): a swiped sale without field 2 carries its card
+    number only in track 2, encrypted with the terminal's TDK when 53.3 = 1; with the TDK the
+    store last saw for that terminal the number is read from the track, so that its card is read
+    ahead too (issue 12: it used to cost every swiped sale a round trip of its own). The number
+    only picks a row to read; ``ReadCard`` reads the card from the request as always."""
     keys: list[tuple[str, str, str] | None] = []
     pans: list[str] = []
     for body in bodies:
@@ -517,9 +525,24 @@ def request_keys(bodies: list[bytes]) -> tuple[list[tuple[str, str, str] | None]
         f60 = msg.text(60)
         keys.append((tid, f60[2:8] if len(f60) >= 8 else "", msg.text(11)) if tid else None)
         pan = msg.text(2)
+        if not pan and 35 in msg:
+            encrypted = msg.text(53)[2:3] == "1"
+            pan = _track_pan(msg.text(35), encrypted, track_key(tid) if encrypted and track_key else None)
         if pan:
             pans.append(pan)
     return keys, pans
+
+
+def _track_pan(track: str, encrypted: bool, key: tuple[bytes, str] | None) -> str:
+    """The card number in a track as ``ReadCard`` would read it, or "" (see ``request_keys``)."""
+    if encrypted:
+        if key is None:
+            return ""
+        try:
+            track = decrypt_track(key[0], track, separator="=", cipher=cipher_for(key[1]))
+        except (CryptoError, ValueError):
+            return ""
+    return split_track(track)[0]
 
 
 def _observe_commit(t0: float, size: int) -> None:

@@ -52,6 +52,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Table,
+    Text,
     bindparam,
     func,
     insert,
@@ -59,6 +60,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, ColumnElement
 
@@ -145,18 +147,6 @@ def _json_in_sqlite(v: Any) -> str | None:
 
 def _json_out_sqlite(v: Any) -> Any:
     return None if v is None else json.loads(v)
-
-
-class _JsonText(str):
-    """A JSON column's value as its text, in a row used as a key (see SqlHostStore.terminal)."""
-
-
-def _json_text(v: Any) -> Any:
-    return v if v is None or isinstance(v, str) else _JsonText(_json_in_sqlite(v))
-
-
-def _json_value(v: Any) -> Any:
-    return json.loads(v) if isinstance(v, _JsonText) else v
 
 
 def _identity(v: Any) -> Any:
@@ -467,9 +457,12 @@ _TERMINAL_COLS = [
     _T.c.id, _T.c.terminal_id, _M.c.merchant_id, _T.c.tmk_enc, _T.c.device_serial, _T.c.pending_serial,
     _T.c.approved_serial, _T.c.status, _T.c.batch_no, _T.c.signed_on_day, _T.c.signed_off, _T.c.operator,
     _T.c.key_scheme, _T.c.pik_enc, _T.c.mak_enc, _T.c.tdk_enc, _T.c.mac_algorithm, _T.c.mac_failures,
-    _T.c.resign_requested, _T.c.resign_reason, _T.c.params, _T.c.params_pending, _T.c.last_status_upload,
-    _T.c.algorithm, _T.c.dialect, _T.c.capk_pending, _T.c.aid_pending,
+    _T.c.resign_requested, _T.c.resign_reason, sa_cast(_T.c.params, Text), _T.c.params_pending,
+    sa_cast(_T.c.last_status_upload, Text), _T.c.algorithm, _T.c.dialect, _T.c.capk_pending, _T.c.aid_pending,
 ]  # fmt: skip
+# The two JSON columns are read as their text on both backends (a CAST): the row stays hashable,
+# so that terminal() can key its records by the row, and PostgreSQL's driver does not parse JSON
+# that the record cache then makes no use of (issue 12: a tenth of a PostgreSQL sale's CPU).
 _MERCHANT_COLS_AT = len(_TERMINAL_COLS)  # the terminal lookup also reads its merchant's row (see terminal())
 _CARD_FIELDS = [f.name for f in dc_fields(CardRecord)]
 _CARD_COLS = [s.cards.c[name] for name in _CARD_FIELDS]
@@ -608,6 +601,8 @@ class SqlHostStore:
         self._pipeline: Any = None  # psycopg's Pipeline while the unit runs in pipeline mode
         self._deferred: dict[str, list[Any]] = {}  # pipeline mode: statement → rows of arguments (see _defer)
         self._deferred_cards: set[str] = set()  # pan_hashes with a held UPDATE (see card())
+        # terminal_id → (TDK, algorithm) of its record as last read: for track_key() (a hint).
+        self._track_keys: dict[str, tuple[bytes, str]] = {}
 
     def begin_unit(self) -> None:
         """A new unit of work (transaction) starts on this store: forget what the last one read.
@@ -889,16 +884,7 @@ class SqlHostStore:
                 return None
         # Records are immutable: the same row always gives the same records, so they are kept by
         # the row's content (no staleness possible) and the keys are not decrypted again.
-        # PostgreSQL rows carry parsed JSON (not hashable): built every time.
-        try:
-            hit = _TERMINAL_RECORDS.get(r)
-        except TypeError:
-            # PostgreSQL gives the JSON columns parsed (dicts: not hashable): the same row as a
-            # key with them as text, so that the keys are not decrypted again for every request.
-            r = tuple(r)
-            r = (*r[:20], _json_text(r[20]), r[21], _json_text(r[22]), *r[23:])
-            hit = _TERMINAL_RECORDS.get(r)
-        r_hashable = True
+        hit = _TERMINAL_RECORDS.get(r)
         if hit is not None:
             if self._unit:
                 # The merchant's row came with the terminal's (same statement): CheckMerchantActive
@@ -906,6 +892,8 @@ class SqlHostStore:
                 self._merchant_hint = hit[1]
             if self._keep:
                 self._kept_terminals[terminal_id] = hit
+            if hit[0].tdk is not None:
+                self._note_track_key(hit[0])
             return hit[0]
         merchant = MerchantRecord(*r[_MERCHANT_COLS_AT:])
         if self._unit:
@@ -919,17 +907,32 @@ class SqlHostStore:
             mak=None if r[14] is None else dec(r[14], b"mak"),
             tdk=None if r[15] is None else dec(r[15], b"tdk"),
             mac_algorithm=r[16], mac_failures=r[17], resign_requested=bool(r[18]), resign_reason=r[19],
-            params=_json_value(self._f.json_out(r[20])) or {}, params_pending=bool(r[21]),
-            last_status_upload=_json_value(self._f.json_out(r[22])), algorithm=r[23], dialect=r[24],
+            params=_json_out_sqlite(r[20]) or {}, params_pending=bool(r[21]),
+            last_status_upload=_json_out_sqlite(r[22]), algorithm=r[23], dialect=r[24],
             capk_pending=bool(r[25]), aid_pending=bool(r[26]),
         )  # fmt: skip
-        if r_hashable:
-            if len(_TERMINAL_RECORDS) >= 4096:
-                _TERMINAL_RECORDS.clear()
-            _TERMINAL_RECORDS[r] = (rec, merchant)
+        if len(_TERMINAL_RECORDS) >= 4096:
+            _TERMINAL_RECORDS.clear()
+        _TERMINAL_RECORDS[r] = (rec, merchant)
         if self._keep:
             self._kept_terminals[terminal_id] = (rec, merchant)
+        if rec.tdk is not None:
+            self._note_track_key(rec)
         return rec
+
+    def _note_track_key(self, rec: TerminalRecord) -> None:
+        keys = self._track_keys
+        if len(keys) >= 100_000:  # bounded: a fleet's terminals, not every terminal ever seen
+            keys.clear()
+        keys[rec.terminal_id] = (cast(bytes, rec.tdk), rec.algorithm)
+
+    def track_key(self, terminal_id: str) -> tuple[bytes, str] | None:
+        """The TDK (and its algorithm) of ``terminal_id``'s record as this store last read it,
+        or None: for reading ahead the card of a swiped sale, whose PAN is inside a track the
+        terminal encrypted (``request_keys``). A hint, never an answer: a key changed since then
+        gives a PAN that is wrong or no PAN, and a card read ahead by mistake is only read (the
+        request's own ``card()`` reads what it needs)."""
+        return self._track_keys.get(terminal_id)
 
     def update_terminal(self, terminal_id: str, **changes: Any) -> None:
         values: dict[str, Any] = {}
