@@ -78,7 +78,7 @@ bench-host: venv
 bench-pipeline: venv
 	$(BIN)/python -m posgate.bench.pipeline $(if $(DB),--db $(DB))
 
-# One host process against two behind HAProxy, each held to half a core (a CPU cgroup).
+# One host process against two behind HAProxy, each held to a quarter of a core (a CPU cgroup).
 bench-scale: venv
 	$(BIN)/python -m posgate.bench.scale
 
