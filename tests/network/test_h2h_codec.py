@@ -35,7 +35,7 @@ def test_primary_only_message_has_no_secondary_bitmap():
 @pytest.mark.parametrize("bad", [
     "0800" "8220000000000000",  # bit 1 set, no secondary bitmap
     "0800" "8220000000000000" "8000000000000000" "1203123456" "000002",  # bit 65
-    "0800" "8220000000000000" "0000000000000001" "1203123456" "000002",  # field 128 not in the dialect
+    "0800" "8220000000000000" "0000000000000002" "1203123456" "000002",  # field 127 not in the dialect
 ])
 def test_bad_secondary_bitmaps_are_codec_errors(bad):
     with pytest.raises(CodecError):

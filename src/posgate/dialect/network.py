@@ -9,8 +9,11 @@ acquiring institution, 33 forwarding institution, 37 RRN, 90 original data eleme
 receiving institution.
 
 Frames on the wire: a 2-byte big-endian length, then the body (no TPDU, no header: a link is
-one acquirer talking to one network). No MAC: the link is a private line between two
-institutions (docs/upstream.md says what a production link adds).
+one acquirer talking to one network). Field 128 is the MAC: ANSI X9.19 (ISO 9797-1 MAC
+algorithm 3, padding method 1) under the connection's double-length MAC key, over the message
+from the MTI up to field 127 as sent (so the secondary bitmap, with bit 128 set, is covered).
+Every message carries it but the sign-on (0800/0810, 70 = 001), which delivers the key
+(docs/upstream.md, docs/decisions.md U1-U3).
 
 ``KINDS`` maps each issuer request kind (``posgate.host.ports.IssuerRequest.kind``) to the
 message that carries it — MTI, processing code (3), POS condition code (25) — and back.
@@ -18,7 +21,8 @@ message that carries it — MTI, processing code (3), POS condition code (25) �
 
 from __future__ import annotations
 
-from posgate.iso8583 import Codec, FieldSpec, Kind
+from posgate.crypto.mac import mac_verify, x9_19_mac
+from posgate.iso8583 import Codec, FieldSpec, Kind, Message
 from posgate.iso8583.spec import Sensitivity, fixed, lllvar, llvar, n
 
 AN, ANS, B, N = Kind.AN, Kind.ANS, Kind.B, Kind.N
@@ -59,6 +63,7 @@ FIELDS: dict[int, FieldSpec] = {
         n(70, 3, name="Network management information code", zh="网络管理信息码"),
         n(90, 42, name="Original data elements", zh="原始数据元"),
         llvar(100, N, 11, name="Receiving institution id", zh="接收机构标识码"),
+        fixed(128, B, 8, name="Message authentication code (X9.19, MAK)", zh="报文鉴别码"),
     )
 }
 
@@ -66,8 +71,34 @@ CODEC = Codec(FIELDS, secondary=True)
 decode = CODEC.decode
 encode = CODEC.encode
 
-# Field 70 (network management).
+# Field 70 (network management). 101 is the key change (CUP's 重置密钥; either side asks).
 SIGN_ON, SIGN_OFF, ECHO, KEY_CHANGE = "001", "002", "301", "101"
+MAC_FIELD = 128
+MAC_FAILURE = "A0"  # CUP: MAC 校验错 — the message was not acted on
+
+
+def mac_of(mak: bytes, mab: bytes) -> bytes:
+    """Field 128: ANSI X9.19 retail MAC (ISO 9797-1 alg. 3, padding 1) of the MAC block."""
+    return x9_19_mac(mak, mab)
+
+
+def sign(msg: Message, mak: bytes) -> bytes:
+    """``msg`` encoded with field 128 computed under ``mak`` (any 128 it had is replaced)."""
+    return CODEC.encode(msg, mac=lambda mab: x9_19_mac(mak, mab))
+
+
+def mac_ok(msg: Message, *maks: bytes) -> bool:
+    """``msg`` (decoded from the wire) carries a field 128 that verifies under one of ``maks``."""
+    code = msg.data(MAC_FIELD)
+    if code is None or msg.raw is None:
+        return False
+    mab = msg.raw[:-8]
+    return any(mac_verify(x9_19_mac(k, mab), code) for k in maks)
+
+
+def needs_mac(msg: Message) -> bool:
+    """Every message but the sign-on and its reply (the sign-on delivers the key)."""
+    return not (msg.mti in ("0800", "0810") and msg.text(70) == SIGN_ON)
 
 # Field 60: why an advice or a reversal was sent.
 REASON_OFFLINE = "0001"  # an offline sale or adjustment the terminal already completed

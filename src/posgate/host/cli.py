@@ -46,6 +46,7 @@ def serve(
     upstream_timeout: float = typer.Option(2.0, "--upstream-timeout", help="Seconds to wait for the network's reply before answering 98 and reversing upstream."),
     upstream_journal: str | None = typer.Option(None, "--upstream-journal", help="Store-and-forward journal file (default: beside the master key file)."),
     upstream_grace: float = typer.Option(10.0, "--upstream-grace", help="Seconds after which an approval the host did not keep is reversed upstream (longer than a commit takes)."),
+    upstream_rekey_every: float = typer.Option(0.0, "--upstream-rekey-every", help="Seconds after which each upstream connection asks the network for a new MAC key (0: leave it to the network, which changes them daily)."),
     zmk_file: str = typer.Option("posgate-zmk.key", "--zmk-file", envvar="POSGATE_ZMK_FILE", help="Zone master key file shared with the network (made if missing)."),
 ) -> None:
     """Run the acquiring host: terminals connect over TCP, browsers to the console."""
@@ -66,7 +67,8 @@ def serve(
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    up = UpstreamOptions(links, upstream_timeout, upstream_journal, zmk_file, upstream_grace) if links else None
+    up = UpstreamOptions(links, upstream_timeout, upstream_journal, zmk_file, upstream_grace,
+                         upstream_rekey_every) if links else None  # fmt: skip
     try:
         code = run(db, config, demo=demo, console_port=console_port, console=not no_console, upstream=up)
     except KeyringError as e:
@@ -83,9 +85,10 @@ class UpstreamOptions:
     """``--upstream`` and its companions (posgate.network.upstream)."""
 
     def __init__(self, links: list[Any], timeout: float = 2.0, journal: str | None = None,
-                 zmk_file: str = "posgate-zmk.key", grace: float = 10.0) -> None:  # fmt: skip
+                 zmk_file: str = "posgate-zmk.key", grace: float = 10.0, rekey_every: float = 0.0) -> None:  # fmt: skip
         self.links, self.timeout, self.journal, self.zmk_file = links, timeout, journal, zmk_file
         self.grace = grace
+        self.rekey_every = rekey_every
 
     def start(self, database: Any) -> Any:
         from pathlib import Path
@@ -96,7 +99,7 @@ class UpstreamOptions:
         key_path = getattr(database.keyring, "path", None)
         journal = Path(self.journal) if self.journal else (Path(key_path).parent if key_path else Path(".")) / "upstream-journal.db"
         return Upstream(database, self.links, load_zmk(Path(self.zmk_file)), journal_path=journal,
-                        timeout=self.timeout, grace=self.grace).start()  # fmt: skip
+                        timeout=self.timeout, grace=self.grace, rekey_every=self.rekey_every).start()  # fmt: skip
 
 
 def run(db_url: str, config: Any, *, demo: bool = False, console_port: int | None = 8000, console: bool = True,

@@ -17,7 +17,11 @@ What is measured and why:
   on the terminals (a terminal keeps its reversal record until the host has answered it), so the
   host cannot count them; what it can see is the rate at which they arrive, and a rising rate is
   the actionable signal (terminals timing out on the host or the network). Alert on
-  ``rate(posgate_reversals_total[5m]) / rate(posgate_transactions_total[5m])``.
+  ``rate(posgate_reversals_total[5m]) / rate(posgate_transactions_total[5m])``;
+* ``posgate_upstream_mac_failures_total{link, kind}`` — host-to-host MAC failures: ``reply``, a
+  reply from the network whose field 128 did not verify (dropped: its request is reversed);
+  ``refused``, the network answered ``A0`` to one of ours. Any rise means tampering on the
+  line or keys out of step: alert on it (docs/upstream.md).
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ FSYNC_SECONDS = Histogram(
 CHECKPOINTS = Counter("posgate_wal_checkpoints", "SQLite: checkpoints of the write-ahead log, by mode", ["mode"],
                       registry=registry)  # fmt: skip
 REVERSALS = Counter("posgate_reversals", "Reversals (0400) answered", ["response_code"], registry=registry)
+UPSTREAM_MAC_FAILURES = Counter("posgate_upstream_mac_failures", "Host-to-host MAC failures (reply: bad MAC received; refused: A0 from the network)",
+                                ["link", "kind"], registry=registry)  # fmt: skip
 ERRORS = Counter("posgate_errors", "Requests that failed unexpectedly (rolled back)", ["kind"], registry=registry)
 
 

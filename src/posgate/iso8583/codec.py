@@ -27,8 +27,10 @@ Theory of operation — two paths that must agree:
 ``decode(body)`` reads MTI (2 BCD bytes), the primary bitmap (8 bytes) and the fields; anything
 that is not exactly a message (trailing bytes, a secondary bitmap, an undefined field, a
 non-digit in a BCD field, a length over the maximum) is an error. ``encode(msg, mac=None)``
-writes MTI, bitmap and fields; with ``mac`` (a function of the MAC block) it sets bit 64,
-encodes up to field 63 and appends ``mac(mab)`` — no double encoding. A value never appears in
+writes MTI, bitmap and fields; with ``mac`` (a function of the MAC block) it sets the MAC
+field's bit — 64, or 128 in a dialect with a secondary bitmap (ISO 8583:1987: the MAC is the
+last field of the last bitmap) — encodes up to the field before it and appends ``mac(mab)`` —
+no double encoding. A value never appears in
 an error: errors end up in logs, and logs must not hold card data.
 """
 
@@ -464,6 +466,7 @@ class Codec:
             if number != spec.number or not 2 <= number <= top or number == 65:
                 raise ValueError(f"field {number}: bad table entry")
         self.secondary = secondary
+        self.mac_field = top  # 64, or 128 behind a secondary bitmap
         self.fields = dict(fields)
         self._dec: dict[int, Decoder] = {}
         self._enc: dict[int, Encoder] = {}
@@ -556,7 +559,8 @@ class Codec:
 
     # ---------------------------------------------------------------- encode
     def encode(self, msg: Message, mac: Callable[[bytes], bytes] | None = None) -> bytes:
-        """Encode ``msg``. With ``mac`` the MAC (field 64) is computed over MTI..field 63."""
+        """Encode ``msg``. With ``mac`` the MAC (field 64, or 128 with a secondary bitmap) is
+        computed over the MTI up to the field before it."""
         fields = msg._fields
         key = tuple(fields)  # the field numbers as inserted: one sort per shape, not per message
         plan = (self._enc_plans if mac is None else self._enc_plans_mac).get(key)
@@ -570,7 +574,7 @@ class Codec:
         if mac is not None:
             code = mac(body)
             if len(code) != 8:
-                raise CodecError("64", "an 8-byte MAC from the MAC function")
+                raise CodecError(str(self.mac_field), "an 8-byte MAC from the MAC function")
             return body + code
         return body
 
@@ -608,10 +612,10 @@ class Codec:
         if numbers and (numbers[0] < 2 or numbers[-1] > top or 65 in numbers):
             bad = numbers[0] if numbers[0] < 2 else (65 if 65 in numbers else numbers[-1])
             raise CodecError(str(bad), f"field numbers 2..{top}")
-        if with_mac and numbers and numbers[-1] == 64:
+        if with_mac and numbers and numbers[-1] == self.mac_field:
             numbers.pop()
         bitmap = 0
-        for number in [*numbers, 64] if with_mac else numbers:
+        for number in [*numbers, self.mac_field] if with_mac else numbers:
             bitmap |= 1 << (128 - number)
         if bitmap & ((1 << 64) - 1):
             bitmap |= 1 << 127  # bit 1: a secondary bitmap follows

@@ -98,10 +98,11 @@ class Message(Mapping[int, FieldValue]):
         return Message(mti or self.mti, new)
 
     def mac_block(self) -> bytes:
-        """The MAC block as received: the body from the MTI up to (excluding) field 64."""
+        """The MAC block as received: the body from the MTI up to (excluding) field 64, or
+        field 128 in a dialect with a secondary bitmap (the MAC is the last field either way)."""
         if self.raw is None:
             raise ValueError("mac_block() needs a message decoded from the wire")
-        return self.raw[:-8] if 64 in self._fields else self.raw
+        return self.raw[:-8] if (64 in self._fields or 128 in self._fields) else self.raw
 
 
 # The slots' own setters: the decoder builds a Message per message, and these skip both the

@@ -42,6 +42,8 @@ def serve(
     duplicate: float = typer.Option(0.0, "--duplicate", help="Fault: probability that a reply is sent twice."),
     down: bool = typer.Option(False, "--down", help="Fault: refuse every connection (until 'fault down off')."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fault decisions."),
+    rekey_every: float = typer.Option(86_400.0, "--rekey-every", help="Seconds each connection's MAC key lives before the network pushes a new one (0: never)."),
+    key_grace: float = typer.Option(30.0, "--key-grace", help="Seconds the MAC key a change replaced still verifies (messages in flight)."),
     log_level: str = typer.Option("info", "--log-level", help="debug | info | warning | error"),
 ) -> None:
     """Run the card network: acquirers connect over TCP and speak ISO 8583:1987 (docs/upstream.md)."""
@@ -63,7 +65,8 @@ def serve(
             from posgate.store.demo import provision_demo
 
             provision_demo(database.engine, database.keyring)
-        config = NetworkConfig(host=host, port=port, control_port=control_port, seed=seed, faults=faults)
+        config = NetworkConfig(host=host, port=port, control_port=control_port, seed=seed, faults=faults,
+                               rekey_every=rekey_every, key_grace=key_grace)  # fmt: skip
         asyncio.run(_run(Network(database, zmk, config)))
     except OSError as e:
         typer.echo(f"error: {e} (is another program listening on that port? --port 0 picks a free one)", err=True)
@@ -104,6 +107,21 @@ def fault(
     reply = send_control((host or "127.0.0.1", int(port)), line)
     typer.echo(reply)
     if '"error"' in reply:
+        raise typer.Exit(1)
+
+
+@network_app.command("rekey")
+def rekey(
+    control: str = typer.Option(..., "--control", help="HOST:PORT of the network's control port."),
+) -> None:
+    """Push a new MAC key (0800, 70 = 101) to every signed-on acquirer connection now."""
+    host, _, port = control.rpartition(":")
+    if not port.isdigit():
+        typer.echo("error: --control wants HOST:PORT", err=True)
+        raise typer.Exit(2)
+    reply = send_control((host or "127.0.0.1", int(port)), "rekey")
+    typer.echo(reply)
+    if '"error"' in reply or not reply:
         raise typer.Exit(1)
 
 

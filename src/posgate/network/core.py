@@ -7,7 +7,8 @@ cards, the ``network_transactions`` records) and the issuer behind it (the built
 logic: cards, balances, PIN, chip cryptograms, payment codes), and returns the reply.
 
 * 0800: sign-on (70 = 001) answers the zone PIN key in 48 (under the zone master key both
-  sides hold), sign-off (002) and echo (301) are acknowledged.
+  sides hold; the server adds the connection's MAC key after it), sign-off (002) and echo
+  (301) are acknowledged. MAC checks and key changes (101) are the server's, per connection.
 * 0100/0200 (authorisations), 0220 (advices): kind from MTI + 3 + 25 (``KINDS``); a repeat
   (the same acquirer, STAN, RRN and MTI; 0x21 repeats included) is answered as the first
   time, never executed twice. Advices (the money moved already) are posted as forced debits.
@@ -63,8 +64,8 @@ def answer(msg: Message, records: RecordStore, issuer: Issuer, now: datetime, *,
     if mti == "0800":
         reply = {7: msg.text(7) or now.strftime("%m%d%H%M%S"), 11: msg.text(11) or "000000", 39: "00",
                  70: msg.text(70) or h2h.ECHO}  # fmt: skip
-        if msg.text(70) in (h2h.SIGN_ON, h2h.KEY_CHANGE):
-            reply[48] = zpk_under_zmk()
+        if msg.text(70) == h2h.SIGN_ON:
+            reply[48] = zpk_under_zmk()  # the server appends the connection's MAC key (posgate.network.keys)
         return Message("0810", reply)
     if _base(mti) not in ("0100", "0200", "0220", "0420"):
         return Message(h2h.reply_mti(mti) if mti[2] in "0123456" else "0810", {39: "30", 11: msg.text(11) or "000000"})

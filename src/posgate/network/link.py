@@ -8,11 +8,21 @@ a commit worker) can wait for a reply with :meth:`Link.call` without stalling th
 ``pool`` connections; each one:
 
 1. connects (on failure: exponential back-off from ``backoff_min`` to ``backoff_max`` with jitter);
-2. signs on (0800, 70 = 001) and takes the zone PIN key from the reply's field 48 (under the
-   zone master key); a connection is usable only once signed on;
+2. signs on (0800, 70 = 001) and takes the zone PIN key and the connection's MAC key from the
+   reply's field 48 (both under the zone master key, each with its check value, which must
+   match); a connection is usable only once signed on;
 3. reads replies and hands each to the request waiting for it, matched by (STAN, RRN, MTI): replies
    may come back out of order, twice, or after their request gave up (those are counted and
-   dropped: ``stats["late"]``/``["unmatched"]``);
+   dropped: ``stats["late"]``/``["unmatched"]``). Every message but the sign-on carries a MAC
+   (field 128, :mod:`posgate.network.keys`): one is computed for each message as it is written,
+   and a reply whose MAC does not verify is dropped as if it never came (counted in
+   ``stats["mac_failures"]`` and the ``posgate_upstream_mac_failures`` metric, logged masked):
+   its request times out and the caller reverses it. A reply ``A0`` (the network could not
+   verify our MAC: nothing was done) is no answer either (:meth:`Link.send` returns None);
+3a. key change (0800, 70 = 101): the network may push a new MAC key (answered 0810 under the
+   new key), and the link asks for one every ``rekey_every`` seconds per connection and on
+   :meth:`Link.change_keys`; the key it replaces still verifies for ``key_grace`` seconds. A
+   key whose check value does not match closes the connection (it signs on again);
 4. sends an echo (0800, 70 = 301) after ``echo_every`` seconds without traffic; an echo left
    unanswered for ``timeout`` closes the connection (and it reconnects);
 5. signs off (0800, 70 = 002) when the link stops.
@@ -35,10 +45,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from posgate.crypto import kcv
-from posgate.crypto.tdes import des_decrypt
 from posgate.dialect import network as h2h
+from posgate.domain.masking import mask_pan
 from posgate.iso8583 import CodecError, Message
+from posgate.network.keys import KEY_BLOCK, SessionKeys, unwrap
 from posgate.network.wire import read_frame, write_frame
 
 log = logging.getLogger("posgate.upstream")
@@ -59,12 +69,13 @@ class _Conn:
         self.writer: asyncio.StreamWriter | None = None
         self.signed_on = False
         self.last_traffic = 0.0
+        self.keys: SessionKeys | None = None
 
 
 class Link:
     def __init__(self, name: str, address: tuple[str, int], zmk: bytes, *, acquirer_id: str = "00049990",
                  pool: int = 2, timeout: float = 2.0, echo_every: float = 30.0, backoff_min: float = 0.05,
-                 backoff_max: float = 5.0) -> None:  # fmt: skip
+                 backoff_max: float = 5.0, rekey_every: float = 0.0, key_grace: float = 30.0) -> None:  # fmt: skip
         self.name = name
         self.address = address
         self.acquirer_id = acquirer_id
@@ -73,6 +84,8 @@ class Link:
         self.echo_every = echo_every
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
+        self.rekey_every = rekey_every  # 0: the link never asks for a key change itself (the network does)
+        self.key_grace = key_grace
         self.stats: Counter[str] = Counter()
         self.zpk: bytes | None = None
         self._zmk = zmk
@@ -173,10 +186,35 @@ class Link:
             raise LinkDown(self.name)
         conn = ready[next(self._rr) % len(ready)]
         try:
-            return await asyncio.wait_for(self._exchange(conn, msg), timeout)
+            reply = await asyncio.wait_for(self._exchange(conn, msg), timeout)
         except TimeoutError:
             self.stats["timeouts"] += 1
             return None
+        if reply.text(39) == h2h.MAC_FAILURE:
+            return None  # the network could not verify our MAC and did nothing: no answer
+        return reply
+
+    def change_keys(self) -> int:
+        """Ask the network for a new MAC key on every signed-on connection (any thread but the
+        link's); how many connections changed keys."""
+        if self._loop is None:
+            return 0
+        try:
+            return int(self.run_soon(self._change_keys()).result(self.timeout + 2))
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            return 0
+
+    async def _change_keys(self) -> int:
+        results = await asyncio.gather(*(self._change_key(c) for c in self._conns if c.signed_on), return_exceptions=True)
+        return sum(1 for r in results if r is True)
+
+    async def _change_key(self, c: _Conn) -> bool:
+        """0800, 70 = 101 (MAC'd under the current key); the reader installs the key of the 0810."""
+        before = c.keys.changes if c.keys is not None else -1
+        reply = await asyncio.wait_for(self._exchange(c, self._network_message(h2h.KEY_CHANGE)), self.timeout)
+        ok = reply.text(39) == "00" and c.keys is not None and c.keys.changes > before
+        self.stats["key_changes" if ok else "key_change_failures"] += 1
+        return ok
 
     async def _exchange(self, conn: _Conn, msg: Message) -> Message:
         assert self._loop is not None
@@ -190,8 +228,14 @@ class Link:
         try:
             if conn.writer is None or conn.writer.is_closing():
                 raise LinkDown(self.name)
+            if h2h.needs_mac(msg):
+                if conn.keys is None:
+                    raise LinkDown(f"{self.name}: no MAC key (not signed on)")
+                body = conn.keys.sign(msg)  # under the key in force where this frame goes on the wire
+            else:
+                body = h2h.encode(msg)
             try:
-                await write_frame(conn.writer, h2h.encode(msg))
+                await write_frame(conn.writer, body)
             except (ConnectionError, OSError) as e:
                 raise LinkDown(self.name) from e
             conn.last_traffic = self._loop.time()
@@ -215,7 +259,7 @@ class Link:
                 reply = await asyncio.wait_for(self._exchange(c, self._network_message(h2h.SIGN_ON)), self.timeout)
                 if reply.text(39) != "00":
                     raise LinkDown(f"sign-on refused {reply.text(39)}")
-                self._take_zpk(reply.text(48))
+                self._take_keys(c, reply.text(48))
                 c.signed_on = True
                 self.stats["sign_ons"] += 1
                 log.info("upstream link %s connection %d signed on", self.name, c.index)
@@ -228,6 +272,7 @@ class Link:
                 log.debug("upstream link %s connection %d: %s", self.name, c.index, e)
             finally:
                 c.signed_on = False
+                c.keys = None
                 if c.writer is not None:
                     c.writer.close()
                     c.writer = None
@@ -242,12 +287,14 @@ class Link:
             self.stats["reconnects"] += 1
             await asyncio.sleep(delay)
 
-    def _take_zpk(self, field48: str) -> None:
-        if len(field48) != 40:
-            raise ValueError("sign-on reply without a zone PIN key")
-        zpk = des_decrypt(self._zmk, bytes.fromhex(field48[:32]))
-        if kcv(zpk).hex()[:8].upper() != field48[32:].upper():
-            raise ValueError("the zone PIN key's check value does not match (wrong zone master key?)")
+    def _take_keys(self, c: _Conn, field48: str) -> None:
+        """Sign-on reply 48: the zone PIN key block, then the connection's MAC key block."""
+        if len(field48) != 2 * KEY_BLOCK:
+            raise ValueError("sign-on reply without a zone PIN key and a MAC key")
+        zpk = unwrap(self._zmk, field48[:KEY_BLOCK])
+        mak = unwrap(self._zmk, field48[KEY_BLOCK:])
+        assert self._loop is not None
+        c.keys = SessionKeys(mak, self._loop.time())
         self.zpk = zpk
 
     async def _idle(self, c: _Conn, reader_task: asyncio.Task[None]) -> None:
@@ -255,7 +302,12 @@ class Link:
         assert self._loop is not None
         loop = self._loop
         while not reader_task.done():
+            if self.rekey_every > 0 and c.keys is not None and loop.time() - c.keys.since >= self.rekey_every:
+                await self._change_key(c)
+                continue
             wait = c.last_traffic + self.echo_every - loop.time()
+            if self.rekey_every > 0 and c.keys is not None:
+                wait = min(wait, c.keys.since + self.rekey_every - loop.time())
             if wait > 0:
                 done, _ = await asyncio.wait({reader_task}, timeout=min(wait, 1.0))
                 continue
@@ -274,13 +326,29 @@ class Link:
                 return
             if body is None:
                 return
-            c.last_traffic = self._loop.time()
+            now = c.last_traffic = self._loop.time()
             try:
                 reply = h2h.decode(body)
             except CodecError as e:
                 self.stats["undecodable"] += 1
                 log.warning("upstream link %s: undecodable reply (%s)", self.name, e)
                 continue
+            if h2h.needs_mac(reply) and (c.keys is None or not c.keys.verify(reply, now)):
+                self._mac_failure(reply)
+                continue  # as if it never came: its request times out (and is reversed)
+            if reply.mti == "0800":  # the network's own request: a key change (or an echo)
+                self._network_request(c, reply, now)
+                continue
+            if reply.mti == "0810" and reply.text(70) == h2h.KEY_CHANGE and reply.text(39) == "00":
+                # The key we asked for: in force from the next frame on, so installed here, in order.
+                if not self._install(c, reply.text(48), now):
+                    continue
+            if reply.text(39) == h2h.MAC_FAILURE:
+                self.stats["mac_refused"] += 1
+                _metric(self.name, "refused")
+                log.warning("upstream link %s: the network refused the MAC of %s STAN %s RRN %s (A0): treated as no reply",
+                            self.name, reply.mti, reply.text(11),
+                            reply.text(37) or "-")  # fmt: skip
             fut = self._waiting.get((reply.text(11), reply.text(37), reply.mti))
             if fut is None:
                 self.stats["unmatched"] += 1  # late (its request gave up) or a duplicate
@@ -290,6 +358,50 @@ class Link:
                 continue
             fut.set_result(reply)
 
+    def _mac_failure(self, reply: Message) -> None:
+        self.stats["mac_failures"] += 1
+        _metric(self.name, "reply")
+        pan = reply.text(2)
+        log.warning("upstream link %s: MAC failure on %s STAN %s RRN %s PAN %s: dropped, treated as no reply",
+                    self.name, reply.mti, reply.text(11), reply.text(37) or "-", mask_pan(pan) if pan else "-")  # fmt: skip
+
+    def _install(self, c: _Conn, block: str, now: float) -> bool:
+        """A new MAC key from the network; a wrong check value closes the connection."""
+        if c.keys is None:
+            return False
+        try:
+            mak = unwrap(self._zmk, block)
+        except ValueError as e:
+            self.stats["key_change_failures"] += 1
+            log.warning("upstream link %s connection %d: key change refused (%s); signing on again", self.name, c.index, e)
+            if c.writer is not None:
+                c.writer.close()
+            return False
+        c.keys.rotate(mak, now, self.key_grace)
+        log.info("upstream link %s connection %d: new MAC key (check value %s)", self.name, c.index, c.keys.kcv)
+        return True
+
+    def _network_request(self, c: _Conn, msg: Message, now: float) -> None:
+        """Answer the network's 0800 at once, on the reader (a new key signs the answer)."""
+        code = msg.text(70)
+        if code == h2h.KEY_CHANGE:
+            if not self._install(c, msg.text(48), now):
+                return
+            self.stats["key_changes_pushed"] += 1
+        elif code != h2h.ECHO:
+            return
+        assert c.keys is not None
+        reply = Message("0810", {7: msg.text(7), 11: msg.text(11), 39: "00", 70: code})
+        if c.writer is not None and not c.writer.is_closing():
+            body = c.keys.sign(reply)
+            c.writer.write(len(body).to_bytes(2, "big") + body)
+
     def run_soon(self, coro: Any) -> concurrent.futures.Future[Any]:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+
+def _metric(link: str, kind: str) -> None:
+    from posgate.host.metrics import UPSTREAM_MAC_FAILURES
+
+    UPSTREAM_MAC_FAILURES.labels(link, kind).inc()

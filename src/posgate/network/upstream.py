@@ -8,7 +8,8 @@ the built-in issuer answers, or the request goes up a :class:`~posgate.network.l
 
 * online kinds (sale, void, refund, pre-authorisation and its completion/void, balance, QR
   confirmation): an *armed* reversal is journalled (``posgate.network.saf``), the request is
-  sent, and the pipeline waits for the reply for at most the link's ``timeout``. No reply →
+  sent, and the pipeline waits for the reply for at most the link's ``timeout``. No reply (a
+  reply whose MAC fails, or the network's ``A0``, counts as none: never an approval) →
   ``98`` (issuer timeout) to the terminal and the reversal goes up at once. Link down → the
   stand-in may approve a sale within its limits (an advice marked stand-in goes up when the
   link returns), else ``92``;
@@ -85,12 +86,12 @@ class Upstream:
 
     def __init__(self, db: Any, links: list[LinkConfig], zmk: bytes, *, journal_path: Path | str, timeout: float = 2.0,
                  pool: int = 2, echo_every: float = 30.0, grace: float = 10.0, acquirer_id: str | None = None,
-                 refresh_every: float = 2.0) -> None:  # fmt: skip
+                 refresh_every: float = 2.0, rekey_every: float = 0.0) -> None:  # fmt: skip
         self.db = db
         self.boot = secrets.token_hex(8)
         self.acquirer_id = acquirer_id or _setting(db, "institution_id", "00049990")
         self.links = {c.name: Link(c.name, (c.host, c.port), zmk, acquirer_id=self.acquirer_id, pool=pool,
-                                   timeout=timeout, echo_every=echo_every) for c in links}  # fmt: skip
+                                   timeout=timeout, echo_every=echo_every, rekey_every=rekey_every) for c in links}  # fmt: skip
         self.timeout = timeout
         self.journal = Journal(journal_path, db.keyring.seal_message, db.keyring.open_message, self.boot)
         self.table = RouteTable()
