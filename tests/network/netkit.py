@@ -139,3 +139,73 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+class FrameProxy:
+    """A real TCP proxy between the acquirer and the network, frame by frame (2-byte length +
+    body), on its own loop in a thread: it records every frame and lets a test alter one on
+    the way (``tamper_up`` acquirer → network, ``tamper_down`` network → acquirer: a function of
+    the body returning the body to forward)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.frames: list[tuple[str, bytes]] = []  # ("up" | "down", body as forwarded)
+        self.tamper_up: Callable[[bytes], bytes] | None = None
+        self.tamper_down: Callable[[bytes], bytes] | None = None
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.AbstractServer = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._serve, "127.0.0.1", 0), self.loop).result(10)  # fmt: skip
+        self.address: tuple[str, int] = self.server.sockets[0].getsockname()[:2]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers += [writer, up_writer]
+        await asyncio.gather(self._pump("up", reader, up_writer), self._pump("down", up_reader, writer),
+                             return_exceptions=True)  # fmt: skip
+        writer.close()
+        up_writer.close()
+
+    async def _pump(self, direction: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from posgate.network.wire import read_frame, write_frame
+
+        try:
+            while (body := await read_frame(reader)) is not None:
+                hook = self.tamper_up if direction == "up" else self.tamper_down
+                if hook is not None:
+                    body = hook(body)
+                self.frames.append((direction, body))
+                await write_frame(writer, body)
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self.server.close()
+            for w in self._writers:
+                w.close()
+            await asyncio.sleep(0.05)
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def tamper_once(mti: str, field_value: bytes, replacement: bytes) -> tuple[Callable[[bytes], bytes], list[bytes]]:
+    """A hook that alters the first frame of ``mti`` whose body holds ``field_value`` (the BCD
+    bytes of a field) — the bytes after the bitmaps — once; and the list it appends the original to."""
+    done: list[bytes] = []
+
+    def hook(body: bytes) -> bytes:
+        if done or body[:2].hex() != mti:
+            return body
+        at = body.find(field_value, 18)
+        if at < 0:
+            return body
+        done.append(body)
+        return body[:at] + replacement + body[at + len(field_value):]
+
+    return hook, done

@@ -9,8 +9,8 @@ decrypts it and refuses it when the check value differs. A key change (0800, 70 
 it the same way, asked for by either side.
 
 A new key takes effect for every message written after the one that delivered it. Messages
-already on the wire the other way were MAC'd under the old key: :class:`SessionKeys` keeps the
-previous key for ``grace`` seconds after a change and accepts either meanwhile, so a key change
+already on the wire the other way were MAC'd under the old key: :class:`SessionKeys` keeps a
+replaced key for ``grace`` seconds after a change and accepts it meanwhile, so a key change
 in the middle of traffic fails nothing. Keys live in memory only and never appear in a
 ``repr``, a log line or an exception.
 """
@@ -54,14 +54,15 @@ def unwrap(zmk: bytes, block: str) -> bytes:
 
 
 class SessionKeys:
-    """The MAK of one connection, and the one it replaced during ``grace`` seconds."""
+    """The MAK of one connection, and the keys it replaced during ``grace`` seconds each."""
 
-    __slots__ = ("_current", "_previous", "_previous_until", "since", "changes")
+    __slots__ = ("_current", "_previous", "since", "changes")
+
+    MAX_PREVIOUS = 4  # keys replaced within the grace window still verifying (changes in quick succession)
 
     def __init__(self, mak: bytes, now: float) -> None:
         self._current = mak
-        self._previous: bytes | None = None
-        self._previous_until = 0.0
+        self._previous: list[tuple[bytes, float]] = []  # (key, verifies until)
         self.since = now  # when the current key took effect (the periodic change reads it)
         self.changes = 0
 
@@ -74,7 +75,8 @@ class SessionKeys:
 
     def rotate(self, mak: bytes, now: float, grace: float) -> None:
         """``mak`` signs from now on; the key it replaces still verifies for ``grace`` seconds."""
-        self._previous, self._previous_until = self._current, now + grace
+        self._previous = [(k, until) for k, until in self._previous if until > now][-(self.MAX_PREVIOUS - 1):]
+        self._previous.append((self._current, now + grace))
         self._current = mak
         self.since = now
         self.changes += 1
@@ -83,6 +85,4 @@ class SessionKeys:
         return h2h.sign(msg, self._current)
 
     def verify(self, msg: Message, now: float) -> bool:
-        if self._previous is not None and now < self._previous_until:
-            return h2h.mac_ok(msg, self._current, self._previous)
-        return h2h.mac_ok(msg, self._current)
+        return h2h.mac_ok(msg, self._current, *(k for k, until in reversed(self._previous) if now < until))
