@@ -1,5 +1,5 @@
 """Chaos with faults on both links (issue 13): terminals → fault proxy → acquirer (killed once)
-→ ``posgate network`` (slow, down, dropped, late and duplicate replies). Terminals, acquirer,
+→ ``posgate network`` (slow, down, dropped, late and duplicate replies, MAC key changes). Terminals, acquirer,
 network and issuer balances must agree: nothing lost, nothing charged twice."""
 
 from __future__ import annotations
@@ -20,4 +20,5 @@ def test_half_a_minute_of_chaos_on_both_links_loses_nothing() -> None:
     assert sum(v for k, v in faults.items() if k.startswith("network_")) >= 5, text
     assert (report["lost"], report["double_charged"], report["unbalanced_settlements"], report["balance_discrepancies"],
             report["network_differences"]) == (0, 0, 0, 0, 0), text  # fmt: skip
+    assert report["network_mac_failures"] == 0, text  # every message MAC'd, key changes included
     assert report["ok"]

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import shutil
 import subprocess
@@ -137,7 +138,10 @@ NETWORK_FAULTS = {
     "network_duplicate": ("duplicate", "0.5", "0"),
     "network_down": ("down", "on", "off"),
 }
-NETWORK_SCHEDULE = {"network_slow": 2, "network_drop": 2, "network_late": 2, "network_duplicate": 2, "network_down": 2}
+# ``network_rekey``: the network pushes a new MAC key to every connection (0800, 70 = 101) in the
+# middle of traffic; messages already on the wire under the old key must still verify.
+NETWORK_SCHEDULE = {"network_slow": 2, "network_drop": 2, "network_late": 2, "network_duplicate": 2, "network_down": 2,
+                    "network_rekey": 2}  # fmt: skip
 FLEET_BIN = "621214999"  # posgate.fleet.fleet.fleet_pan: the cards routed to the network
 
 
@@ -157,6 +161,12 @@ async def _network_fault(run: ChaosRun, kind: str) -> None:
     run.faults[kind] += 1
     await asyncio.sleep(run.rng.uniform(0.5, 2.5))
     await asyncio.to_thread(_control, run, f"fault {name} {off}")
+
+
+async def _network_rekey(run: ChaosRun) -> None:
+    reply = await asyncio.to_thread(_control, run, "rekey")
+    if '"error"' not in reply:
+        run.faults["network_rekey"] += 1
 
 
 def _setup_network(run: ChaosRun, db: str, workdir: Path) -> tuple[str, ...]:
@@ -285,6 +295,8 @@ async def _scheduler(run: ChaosRun, stop_at: float) -> None:
             run.proxy.inject(kind, count=rng.randint(1, 3))
         elif kind in NETWORK_FAULTS:
             run.network_tasks.append(asyncio.create_task(_network_fault(run, kind)))
+        elif kind == "network_rekey":
+            run.network_tasks.append(asyncio.create_task(_network_rekey(run)))
         elif kind == "power_loss":
             assert run.fleet is not None
             rng.choice(run.fleet.terminals).arm_power_loss()
@@ -396,7 +408,10 @@ async def _run(cfg: ChaosConfig, workdir: Path) -> dict[str, Any]:
     upstream_left = await _drain_upstream(run) if run.network is not None else 0
     for h in run.hosts:
         await asyncio.to_thread(h.stop, 30.0)
+    network_stats: dict[str, Any] = {}
     if run.network is not None:
+        with contextlib.suppress(ValueError, TypeError):
+            network_stats = json.loads(await asyncio.to_thread(_control, run, "stats")).get("stats", {})
         await asyncio.to_thread(run.network.stop, 30.0)
     if run.haproxy is not None:
         await asyncio.to_thread(run.haproxy.stop)
@@ -434,6 +449,9 @@ async def _run(cfg: ChaosConfig, workdir: Path) -> dict[str, Any]:
         "reversals_sent": s.reversals_sent,
         "re_sign_ons": s.re_sign_ons,
         "faults": _fault_counts(run),
+        # host-to-host MACs that did not verify at the network (nothing tampers with that line here: 0)
+        "network_mac_failures": int(network_stats.get("mac_failures", 0)),
+        "network_key_changes": int(network_stats.get("key_changes_sent", 0)),
         "lost": len(result.lost),
         "double_charged": len(result.double_charged),
         "unbalanced_settlements": len(result.unbalanced_settlements),
@@ -503,6 +521,8 @@ def format_chaos(report: dict[str, Any]) -> Iterable[str]:
     yield f"issuer balance discrepancies: {r['balance_discrepancies']}"
     if r.get("network"):
         yield (f"network records {r['network_records']}; acquirer × network differences: {r['network_differences']}")
+        yield (f"host-to-host MAC failures at the network: {r.get('network_mac_failures', 0)}; "
+               f"MAC key changes pushed: {r.get('network_key_changes', 0)}")
     if not r["ok"]:
         off = r["audit"]["offending"]
         for kind, rows in off.items():
