@@ -268,3 +268,34 @@ def test_rekey_command_pushes_a_new_key(tmp_path):
     finally:
         link.stop()
         net.close()
+
+
+def test_admin_upstream_rekey_makes_a_running_acquirer_ask_for_new_keys(tmp_path, network, monkeypatch):
+    acq = Acquirer(tmp_path, network.address)
+    try:
+        acq.wait_up()
+        link = acq.upstream.links["cupnet"]
+        monkeypatch.setenv("POSGATE_MASTER_KEY_FILE", str(tmp_path / "acquirer.key"))
+        r = CliRunner().invoke(app, ["admin", "upstream-rekey", "--db", f"sqlite:///{tmp_path / 'acquirer.db'}"])
+        assert r.exit_code == 0, r.output
+        wait_for(lambda: link.stats["key_changes"] == link.pool, 15, "the acquirer to ask (it reloads every 2 s)")
+        assert network.network.stats["key_changes_asked"] == link.pool
+        t = PairTerminal(acq)
+        t.sign_on()
+        assert t.sale("ok", 700).code == "00"
+    finally:
+        acq.close()
+
+
+def test_posgate_decode_reads_a_host_to_host_message_with_its_mac():
+    key = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+    raw = h2h.sign(Message("0200", {2: OK, 3: "000000", 4: "000000010000", 11: "000001", 37: "334812000001",
+                                    100: "00010000"}), key)  # fmt: skip
+    for text in (raw.hex(), (len(raw).to_bytes(2, "big") + raw).hex()):
+        r = CliRunner().invoke(app, ["decode", text])
+        assert r.exit_code == 0, r.output
+        assert "host-to-host" in r.output and raw[-8:].hex().upper() in r.output
+        assert "621214*********0012" in r.output and OK not in r.output
+    r = CliRunner().invoke(app, ["decode", "--json", raw.hex()])
+    rows = {x["path"]: x["value"] for x in json.loads(r.output)["fields"]}
+    assert rows["128"] == raw[-8:].hex().upper() and rows["4"] == "000000010000"

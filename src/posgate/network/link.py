@@ -204,6 +204,11 @@ class Link:
         except (concurrent.futures.TimeoutError, RuntimeError):
             return 0
 
+    def change_keys_soon(self) -> None:
+        """:meth:`change_keys` without waiting (from any thread)."""
+        if self._loop is not None:
+            self.run_soon(self._change_keys())
+
     async def _change_keys(self) -> int:
         results = await asyncio.gather(*(self._change_key(c) for c in self._conns if c.signed_on), return_exceptions=True)
         return sum(1 for r in results if r is True)

@@ -52,6 +52,10 @@ from posgate.network.saf import Forwarder, Journal
 log = logging.getLogger("posgate.upstream")
 
 TIMEOUT = "98"  # 发卡方超时: issuer timeout
+# ``posgate admin upstream-rekey`` writes this setting ("<time> <link or *>"); every acquirer
+# process that sees it change asks the network for new MAC keys on that link's connections.
+REKEY_SETTING = "upstream_rekey"
+_UNSET = object()
 # The original request a reversal undoes, by the undo kind (the network undoes what it did).
 UNDONE = {"reverse_debit": "debit", "reverse_credit": "credit", "reverse_capture": "capture_hold",
           "reverse_release": "release_hold", "reverse_hold": "hold"}  # fmt: skip
@@ -98,6 +102,7 @@ class Upstream:
         self.limits: list[StandInLimit] = []
         self._refreshed = 0.0
         self.refresh_every = refresh_every
+        self._rekey_asked: object = _UNSET
         self.reload()
         self.forwarder = Forwarder(self.journal, self.links, self._committed, grace=grace, on_tick=self._maybe_reload)
 
@@ -114,9 +119,24 @@ class Upstream:
         self.journal.close()
 
     def reload(self) -> None:
+        from posgate.store import schema as s
+
         with self.db.engine.connect() as conn:
             self.table, self.limits = load_routes(conn)
+            asked = conn.execute(select(s.settings.c.value).where(s.settings.c.key == REKEY_SETTING)).scalar()
         self._refreshed = time.monotonic()
+        if asked != self._rekey_asked:
+            first, self._rekey_asked = self._rekey_asked is _UNSET, asked
+            if not first and asked:
+                self._rekey(str(asked))
+
+    def _rekey(self, asked: str) -> None:
+        """New MAC keys on the links ``asked`` names (``*``: all), without waiting for them."""
+        which = asked.rpartition(" ")[2] or "*"
+        for name, link in self.links.items():
+            if which in ("*", name):
+                log.info("upstream link %s: new MAC keys asked (posgate admin upstream-rekey)", name)
+                link.change_keys_soon()
 
     def _maybe_reload(self) -> None:
         if time.monotonic() - self._refreshed >= self.refresh_every:

@@ -481,6 +481,24 @@ def stand_in_set(
     typer.echo(f"stand-in limit {pk}: {card_kind} up to {max_amount} fen")
 
 
+@admin_app.command("upstream-rekey")
+def upstream_rekey(
+    link: str = typer.Option("*", "--link", help="The upstream link (posgate serve --upstream NAME=...); '*': all."),
+    db: str = DB_OPTION,
+) -> None:
+    """Ask for new host-to-host MAC keys: every running host asks the network on that link's
+    connections within a few seconds (docs/upstream.md, MAC and key change)."""
+    from datetime import UTC, datetime
+
+    from posgate.network.upstream import REKEY_SETTING
+    from posgate.store.admin import set_setting
+
+    with _admin(db) as (conn, _):
+        set_setting(conn, REKEY_SETTING, f"{datetime.now(UTC).isoformat(timespec='microseconds')} {link}")
+    typer.echo(f"new MAC keys asked on {'every upstream link' if link == '*' else 'upstream link ' + link}: "
+               "running hosts ask the network within a few seconds")  # fmt: skip
+
+
 def _register_console_users() -> None:
     try:
         mod = importlib.import_module("posgate.console.cli")
