@@ -351,9 +351,8 @@ class Link:
             if reply.text(39) == h2h.MAC_FAILURE:
                 self.stats["mac_refused"] += 1
                 _metric(self.name, "refused")
-                log.warning("upstream link %s: the network refused the MAC of %s STAN %s RRN %s (A0): treated as no reply",
-                            self.name, reply.mti, reply.text(11),
-                            reply.text(37) or "-")  # fmt: skip
+                log.warning("upstream link %s: the network refused our MAC (%s A0, STAN %s RRN %s): treated as no reply",
+                            self.name, reply.mti, reply.text(11), reply.text(37) or "-")  # fmt: skip
             fut = self._waiting.get((reply.text(11), reply.text(37), reply.mti))
             if fut is None:
                 self.stats["unmatched"] += 1  # late (its request gave up) or a duplicate
