@@ -50,7 +50,8 @@ def test_staff_see_the_link_and_its_queue_through_an_outage(linked: Linked) -> N
     linked.fault("down", "on")  # and then the network goes away
     wait_for(lambda: linked.state() == "down", 15, "the link to be shown down")
     lk = link_json(c, sup)
-    assert lk["state"] == "down" and lk["signed_on"] == 0 and lk["last_error"]
+    assert lk["state"] == "down" and lk["signed_on"] == 0 and lk["last_error_kind"] in ("timeout", "lost", "closed")
+    assert lk["in_flight"] == 0  # sign-on attempts to a closed door are not requests in flight
     q = lk["queue"]
     assert (q["reversals"], q["advices"], q["pending"]) == (1, 0, 1)
     (item,) = q["items"]
@@ -149,7 +150,8 @@ def test_a_second_link_in_the_same_process_is_listed_apart(env: Env, tmp_path) -
             wait_for(lambda: {lk.name: lk.state for lk in up.status().links} == {"cupnet": "signed_on", "nowhere": "down"},
                      15, "one link up, one down")  # fmt: skip
             nowhere = next(lk for lk in up.status().links if lk.name == "nowhere")
-            assert nowhere.last_error == "connection refused" and nowhere.last_message_at is None
+            assert (nowhere.last_error_kind, nowhere.last_error) == ("refused", "connection refused")
+            assert nowhere.last_message_at is None and nowhere.in_flight == 0
         finally:
             up.stop()
     finally:

@@ -97,7 +97,7 @@ class Link:
         self._not_up_since = time.time()  # when it last stopped being signed on (or started)
         self._last_message: float | None = None
         self._last_echo: float | None = None
-        self._last_error: tuple[float, str] | None = None
+        self._last_error: tuple[float, str, str] | None = None  # (when, kind, text)
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> Link:
@@ -191,9 +191,11 @@ class Link:
 
         return LinkStatus(
             name=self.name, host=self.address[0], port=self.address[1], state=state,
-            since=datetime.fromtimestamp(since, UTC), pool=self.pool, signed_on=signed, in_flight=len(self._waiting),
+            since=datetime.fromtimestamp(since, UTC), pool=self.pool, signed_on=signed,
+            in_flight=sum(1 for k in list(self._waiting) if k[2] != "0810"),  # not network management
             last_message_at=dt(self._last_message), last_echo_at=dt(self._last_echo),
-            last_error=err[1] if err else None, last_error_at=dt(err[0]) if err else None,
+            last_error=err[2] if err else None, last_error_kind=err[1] if err else None,
+            last_error_at=dt(err[0]) if err else None,
             sign_ons=self.stats["sign_ons"], reconnects=self.stats["reconnects"], timeouts=self.stats["timeouts"],
         )  # fmt: skip
 
@@ -277,7 +279,7 @@ class Link:
                 raise
             except (OSError, LinkDown, TimeoutError, ValueError) as e:
                 self.stats["connect_failures"] += 1
-                self._last_error = (time.time(), _describe(e, self.name))
+                self._last_error = (time.time(), *_describe(e, self.name))
                 log.debug("upstream link %s connection %d: %s", self.name, c.index, e)
             finally:
                 before = self.up
@@ -352,13 +354,21 @@ class Link:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
 
-def _describe(e: BaseException, name: str) -> str:
-    """A failure in a few words for the console (no card data: these are connection errors)."""
-    if isinstance(e, LinkDown) and str(e) == name:
-        return "connection lost"
-    if isinstance(e, TimeoutError):
-        return "timed out (no answer)"
-    if isinstance(e, ConnectionRefusedError):
-        return "connection refused"
+def _describe(e: BaseException, name: str) -> tuple[str, str]:
+    """A failure as (kind, a few words) for the console: ``timeout``, ``refused``, ``lost``, ``closed``,
+    ``sign_on_refused``, ``key`` (the zone PIN key does not check) or ``other``. No card data:
+    these are connection errors."""
     text = str(e) or type(e).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    if isinstance(e, LinkDown) and text == name:
+        return "lost", "connection lost"
+    if isinstance(e, LinkDown) and text == "connection closed":
+        return "closed", "connection closed by the network"
+    if isinstance(e, TimeoutError):
+        return "timeout", "timed out (no answer)"
+    if isinstance(e, ConnectionRefusedError):
+        return "refused", "connection refused"
+    if isinstance(e, LinkDown) and text.startswith("sign-on refused"):
+        return "sign_on_refused", text
+    if isinstance(e, ValueError):
+        return "key", text
+    return "other", text if len(text) <= 200 else text[:197] + "..."

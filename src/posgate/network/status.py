@@ -35,10 +35,11 @@ class LinkStatus:
     since: datetime
     pool: int  # connections kept
     signed_on: int  # connections signed on now
-    in_flight: int  # requests sent and waiting for their reply (echoes and sign-ons included)
+    in_flight: int  # requests sent and waiting for their reply (not echoes, sign-ons, sign-offs)
     last_message_at: datetime | None  # the last message received from the network (any)
     last_echo_at: datetime | None  # the last echo answered
-    last_error: str | None  # why the last connection attempt or connection failed
+    last_error: str | None  # why the last connection attempt or connection failed (English, a few words)
+    last_error_kind: str | None  # timeout | refused | lost | closed | sign_on_refused | key | other
     last_error_at: datetime | None
     sign_ons: int
     reconnects: int
