@@ -157,3 +157,13 @@ def test_a_second_link_in_the_same_process_is_listed_apart(env: Env, tmp_path) -
     finally:
         linked.upstream.stop()
         linked.network.close()
+
+
+def test_durations_read_as_words() -> None:
+    from posgate.console.upstream import duration
+
+    def fmt(msgid: str, **kw: object) -> str:
+        return msgid.format(**kw)
+
+    assert [duration(fmt, s) for s in (-1, 42, 60 * 7 + 5, 3600 * 3 + 60 * 5, 86_400 * 2 + 3600 * 4 + 9)] == [
+        "0 s", "42 s", "7 min", "3 h 5 min", "2 d 4 h"]

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
 from posgate.console import notices
 from posgate.console.app import ConsoleState, render, translator
@@ -36,7 +35,7 @@ def _(msgid: str) -> str:
     return msgid
 
 
-LINK_DOWN = _("{n} upstream links are down: {names}")
+LINK_DOWN = _("Upstream links down ({n}): {names}")
 SAF_STALE = _("{n} reversals or advices have waited more than {minutes} minutes to go up")
 
 
@@ -87,10 +86,11 @@ def _state(request: Request) -> ConsoleState:
     return state
 
 
+# Plain ``def`` handlers: FastAPI runs them in its thread pool (the snapshot reads the journal).
 @router.get("/upstream", response_class=HTMLResponse)
-async def upstream_page(request: Request, p: Staff) -> Response:
+def upstream_page(request: Request, p: Staff) -> Response:
     settings = _state(request).settings
-    st = await run_in_threadpool(snapshot, settings)
+    st = snapshot(settings)
     gettext = translator(request)
 
     def age_text(now: datetime, then: datetime | None) -> str:
@@ -115,7 +115,7 @@ def duration(gettext: Any, seconds: float) -> str:
 
 
 @api_router.get("/upstream", tags=["upstream"])
-async def upstream_api(request: Request, p: StaffApi) -> dict[str, Any]:
+def upstream_api(request: Request, p: StaffApi) -> dict[str, Any]:
     """The upstream links (state, since when, last message, echo and error, requests in flight)
     and each link's store-and-forward queue (pending reversals and advices, oldest age, the
     first 50 entries with masked PAN). ``configured`` is false when the host has no link.
@@ -123,8 +123,7 @@ async def upstream_api(request: Request, p: StaffApi) -> dict[str, Any]:
     from posgate.network.status import as_json
 
     settings = _state(request).settings
-    st = await run_in_threadpool(snapshot, settings)
-    out = as_json(st)
+    out = as_json(snapshot(settings))
     out["in_host"] = bool(getattr(settings, "in_host", False))
     out["stale_minutes"] = stale_minutes(settings)
     return out

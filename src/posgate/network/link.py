@@ -139,7 +139,6 @@ class Link:
         self._thread.join(10)
         self._loop = None
         self._running = False
-        self._mark(False)
 
     async def _shutdown(self) -> None:
         self._stopping = True
