@@ -92,3 +92,41 @@ def test_a_network_restart_is_survived(tmp_path):
     finally:
         link.stop()
         net.close()
+
+
+def test_status_counts_a_request_in_flight_and_names_its_state(tmp_path, network):
+    """``Link.status``: signed on, one sale waiting for a slow network, then down with the reason."""
+    import threading
+
+    from pair.harness import PairTerminal
+
+    from .netkit import Acquirer, wait_for
+
+    acq = Acquirer(tmp_path, network.address, timeout=5.0, name="slowacq")
+    try:
+        acq.wait_up()
+        link = acq.upstream.links["cupnet"]
+        st = link.status()
+        assert (st.state, st.signed_on, st.pool, st.in_flight) == ("signed_on", 2, 2, 0)
+        assert st.last_message_at is not None and st.last_error is None
+        t = PairTerminal(acq)
+        t.sign_on()
+        network.do(lambda: network.network.set_fault("slow", "1.5"))
+        codes: list[str | None] = []
+        sale = threading.Thread(target=lambda: codes.append(t.sale("ok", 1_000).code))
+        sale.start()
+        wait_for(lambda: link.status().in_flight == 1, 5, "the sale to be in flight")
+        sale.join(10)
+        assert codes == ["00"] and link.status().in_flight == 0
+        network.do(network.network.calm)
+        since = link.status().since
+        network.do(lambda: network.network.set_fault("down", "on"))
+        wait_for(lambda: link.status().state == "down", 20, "the link to be down")
+        st = link.status()
+        assert st.signed_on == 0 and st.since >= since and st.last_error_kind in ("timeout", "lost", "closed")
+        network.do(lambda: network.network.set_fault("down", "off"))
+        wait_for(lambda: link.status().state == "signed_on", 20, "the link to sign on again")
+        assert link.status().since > st.since
+    finally:
+        acq.close()
+    assert link.status().state == "down"  # a stopped link

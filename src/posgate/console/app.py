@@ -260,7 +260,8 @@ def create_app(settings: Any = None) -> FastAPI:
             if isinstance(host, dict) and host.get("state") not in (None, "starting", "stopped"):
                 result = dict(host)  # running inside ``posgate serve``: the host's view decides
         result["console"] = {"database": console_db}
-        return JSONResponse(result, status_code=200 if result.get("status") == "ok" else 503)
+        # "degraded" (an upstream link down: stand-in still approves) is served, not failed
+        return JSONResponse(result, status_code=200 if result.get("status") in ("ok", "degraded") else 503)
 
     @app.get("/manifest.webmanifest", include_in_schema=False)
     def manifest() -> Response:
@@ -288,14 +289,17 @@ def create_app(settings: Any = None) -> FastAPI:
         data = generate_latest(registry) if registry is not None else generate_latest()
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
-    from posgate.console import api, clearing, notices, payouts_web, web
+    from posgate.console import api, clearing, notices, payouts_web, upstream, web
     from posgate.store.payouts import count_failed_payouts
 
     # the bank's refused payouts as a notice (registering twice changes nothing)
     notices.register_failed_payouts(count_failed_payouts)
+    upstream.register_notices()  # a link down, reversals and advices waiting to go up (staff)
     app.include_router(web.router)
     app.include_router(clearing.router)
     app.include_router(payouts_web.router)
     app.include_router(payouts_web.api_router)
+    app.include_router(upstream.router)
+    app.include_router(upstream.api_router)
     app.include_router(api.router)
     return app

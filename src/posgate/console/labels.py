@@ -24,6 +24,14 @@ LABELS: dict[str, dict[str, str]] = {
     },
     # Routing (issue 13, docs/upstream.md): a route's card kind and the built-in issuer as a target.
     "route_target": {"issuer": "Built-in issuer"},
+    # upstream links (posgate.network.status) and their store-and-forward entries
+    "link_state": {"signed_on": "Signed on", "connected": "Connected, signing on", "reconnecting": "Reconnecting",
+                   "down": "Down"},
+    "saf_kind": {"reversal": "Reversal", "advice": "Advice"},
+    "link_error": {"timeout": "No answer in time", "refused": "Connection refused", "lost": "Connection lost",
+                   "closed": "Closed by the network",
+                   "sign_on_refused": "Sign-on refused", "key": "Zone PIN key does not check (wrong zone master key?)",
+                   "other": "Connection failed"},
     "txn_status": {
         "approved": "Successful", "declined": "Declined", "reversed": "Reversed", "voided": "Voided",
         "refunded": "Refunded", "partially_refunded": "Partly refunded", "completed": "Completed",

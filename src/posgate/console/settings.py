@@ -36,6 +36,11 @@ class ConsoleSettings:
     public_url: str = field(default_factory=lambda: os.environ.get("POSGATE_PUBLIC_URL", ""))
     receipt_link_days: int = 30  # an e-receipt link expires after this many days
     receipt_rate_per_minute: int = 30  # receipt pages one client address may open a minute
+    # Inside ``posgate serve``: the host's posgate.network.upstream.Upstream (None: no link
+    # configured) and ``in_host`` true; a console run on its own cannot see the links.
+    upstream: Any = None
+    in_host: bool = False
+    saf_stale_minutes: int = 5  # a reversal or advice waiting longer to go up is a notice
 
     @classmethod
     def coerce(cls, obj: Any) -> ConsoleSettings:

@@ -116,10 +116,17 @@ def run(db_url: str, config: Any, *, demo: bool = False, console_port: int | Non
             created = provision_demo(database.engine, database.keyring)
             notes.append(f"demo data provisioned ({created} objects created)" if created else "demo data present")
         links = upstream.start(database) if upstream is not None else None
+        unwatch = None
+        if links is not None:  # the links' state and queue in /metrics and /health
+            from posgate.host.metrics import watch_upstream
+
+            unwatch = watch_upstream(links.status)
         try:
             with asyncio.Runner(loop_factory=new_event_loop) as runner:
                 return runner.run(_main(database, config, notes, console_port, console, links))
         finally:
+            if unwatch is not None:
+                unwatch()
             if links is not None:
                 links.stop()
     finally:
@@ -156,7 +163,7 @@ async def _main(database: Any, config: Any, notes: list[str], console_port: int 
 
     # The HTTP port is bound first: a taken port is a clear error before anything is served
     # (and --console-port 0 gets its real port shown).
-    app = _console_app(database) if console and console_port is not None else None
+    app = _console_app(database, upstream) if console and console_port is not None else None
     sock = socket.create_server((config.host, console_port), backlog=1024) if app is not None else None
     if upstream is not None:
         from posgate.host.server import builtin_issuer_factory, make_env
@@ -254,7 +261,7 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _console_app(database: Any) -> Any:
+def _console_app(database: Any, upstream: Any = None) -> Any:
     try:
         mod = importlib.import_module("posgate.console.app")
     except ModuleNotFoundError as e:
@@ -264,8 +271,10 @@ def _console_app(database: Any) -> Any:
     create_app = getattr(mod, "create_app", None)
     if create_app is None:
         return None
-    # One engine and one master key for the host and the console: same process, same database.
-    return create_app({"db_url": database.url, "engine": database.engine, "keyring": database.keyring})
+    # One engine and one master key for the host and the console: same process, same database;
+    # the upstream links (or None) for the console's link status page (posgate.console.upstream).
+    return create_app({"db_url": database.url, "engine": database.engine, "keyring": database.keyring,
+                       "upstream": upstream, "in_host": True})  # fmt: skip
 
 
 def _uvicorn(app: Any, host: str, port: int) -> Any:

@@ -22,15 +22,29 @@ What is measured and why:
   reply from the network whose field 128 did not verify (dropped: its request is reversed);
   ``refused``, the network answered ``A0`` to one of ours. Any rise means tampering on the
   line or keys out of step: alert on it (docs/upstream.md).
+* with upstream links (``posgate serve --upstream``), read at each scrape from the links'
+  status snapshot (:func:`watch_upstream`): ``posgate_upstream_link_up{link}`` (1 signed on),
+  ``posgate_upstream_link_state{link, state}`` (1 for the current one of signed_on, connected,
+  reconnecting, down), ``posgate_upstream_in_flight{link}``, and the store-and-forward queue:
+  ``posgate_upstream_saf_pending{link, kind}`` (reversals and advices still to go up — the
+  acquirer's own pending reversals, unlike the terminals' above) and
+  ``posgate_upstream_saf_oldest_seconds{link}`` (0 when empty). Alert on
+  ``posgate_upstream_link_up == 0`` for a few minutes and on the oldest age.
+
+``/health`` reports the links too: ``status`` is ``degraded`` (HTTP 200: the host serves, and
+stand-in approves within its limits) while a link is down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 registry = CollectorRegistry(auto_describe=True)
@@ -70,6 +84,70 @@ UPSTREAM_MAC_FAILURES = Counter("posgate_upstream_mac_failures", "Host-to-host M
 ERRORS = Counter("posgate_errors", "Requests that failed unexpectedly (rolled back)", ["kind"], registry=registry)
 
 
+log = logging.getLogger("posgate.host")
+
+# Sources of the upstream status (``Upstream.status``, a posgate.network.status.UpstreamStatus),
+# one per running Upstream of this process (posgate serve has at most one).
+_UPSTREAM: list[Callable[..., Any]] = []
+LINK_STATES = ("signed_on", "connected", "reconnecting", "down")
+
+
+def watch_upstream(source: Callable[..., Any]) -> Callable[[], None]:
+    """Show an upstream's links in ``/metrics`` and ``/health``; returns the function that stops it."""
+    _UPSTREAM.append(source)
+
+    def unwatch() -> None:
+        if source in _UPSTREAM:
+            _UPSTREAM.remove(source)
+
+    return unwatch
+
+
+def upstream_statuses() -> list[Any]:
+    out = []
+    for source in list(_UPSTREAM):
+        try:
+            out.append(source(limit=0))
+        except Exception:  # noqa: BLE001 - a scrape or a health check never fails on it
+            log.exception("upstream status failed")
+    return out
+
+
+class _UpstreamCollector:
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        up, state, flight, pending, oldest = self._families()
+        for st in upstream_statuses():
+            for lk in st.links:
+                up.add_metric([lk.name], 1.0 if lk.state == "signed_on" else 0.0)
+                for s in LINK_STATES:
+                    state.add_metric([lk.name, s], 1.0 if lk.state == s else 0.0)
+                flight.add_metric([lk.name], float(lk.in_flight))
+                q = st.queue(lk.name)
+                pending.add_metric([lk.name, "reversal"], float(q.reversals))
+                pending.add_metric([lk.name, "advice"], float(q.advices))
+                oldest.add_metric([lk.name], st.oldest_age(lk.name) or 0.0)
+        return iter((up, state, flight, pending, oldest))
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily("posgate_upstream_link_up", "1 while the upstream link has a connection signed on", labels=["link"]),
+            GaugeMetricFamily("posgate_upstream_link_state", "The upstream link's state (1 for the current one)",
+                              labels=["link", "state"]),
+            GaugeMetricFamily("posgate_upstream_in_flight", "Requests sent up the link, waiting for their reply", labels=["link"]),
+            GaugeMetricFamily("posgate_upstream_saf_pending", "Store-and-forward entries still to be sent up, by kind",
+                              labels=["link", "kind"]),
+            GaugeMetricFamily("posgate_upstream_saf_oldest_seconds", "Age of the oldest store-and-forward entry to be sent (0: none)",
+                              labels=["link"]),
+        )  # fmt: skip
+
+
+registry.register(_UpstreamCollector())
+
+
 class _Health:
     """What :func:`health` reports; the server keeps it current."""
 
@@ -85,11 +163,16 @@ HEALTH = _Health()
 
 
 def health() -> dict[str, Any]:
-    """The host's health: ``status`` is ``ok`` while it serves and its database commits."""
+    """The host's health: ``status`` is ``ok`` while it serves and its database commits,
+    ``degraded`` (still serving: stand-in works) while an upstream link is down."""
     h = HEALTH
     ok = h.state == "serving" and h.database != "error"
-    return {
-        "status": "ok" if ok else ("stopping" if h.state == "stopping" else "unavailable"),
+    links = upstream_health()
+    status = "ok" if ok else ("stopping" if h.state == "stopping" else "unavailable")
+    if status == "ok" and any(v["state"] == "down" for v in links.values()):
+        status = "degraded"
+    out: dict[str, Any] = {
+        "status": status,
         "state": h.state,
         "database": h.database,
         "listening": h.listening,
@@ -98,6 +181,25 @@ def health() -> dict[str, Any]:
         "last_commit_age_seconds": None if h.last_commit is None else round(time.time() - h.last_commit, 3),
         "uptime_seconds": round(time.time() - h.started, 1),
     }
+    if links:
+        out["upstream"] = links
+    return out
+
+
+def healthy(status: str) -> bool:
+    """Whether a ``status`` of :func:`health` answers HTTP 200 (a degraded host still serves)."""
+    return status in ("ok", "degraded")
+
+
+def upstream_health() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for st in upstream_statuses():
+        for lk in st.links:
+            q = st.queue(lk.name)
+            age = st.oldest_age(lk.name)
+            out[lk.name] = {"state": lk.state, "since": lk.since.isoformat(), "saf_pending": q.pending,
+                            "saf_oldest_seconds": None if age is None else round(age, 1)}  # fmt: skip
+    return out
 
 
 def metrics_text() -> bytes:
@@ -128,7 +230,7 @@ class _HttpProtocol(asyncio.Protocol):
         path = line[1].split("?", 1)[0] if len(line) > 1 else "/"
         if path == "/health":
             h = health()
-            status, body, ctype = (200 if h["status"] == "ok" else 503), json.dumps(h).encode(), "application/json"
+            status, body, ctype = (200 if healthy(h["status"]) else 503), json.dumps(h).encode(), "application/json"
         elif path == "/metrics":
             status, body, ctype = 200, metrics_text(), CONTENT_TYPE_LATEST
         else:

@@ -28,6 +28,8 @@ a commit worker) can wait for a reply with :meth:`Link.call` without stalling th
 5. signs off (0800, 70 = 002) when the link stops.
 
 ``up`` is true while at least one connection is signed on: the stand-in decision reads it.
+:meth:`Link.status` is a snapshot for people (``posgate.network.status``: state, since when, the
+last message, echo and error, requests in flight), taken from any thread.
 Field 11 is the terminal's STAN (``next_stan`` numbers the link's own network management messages).
 """
 
@@ -41,6 +43,7 @@ import logging
 import random
 import secrets
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +52,7 @@ from posgate.dialect import network as h2h
 from posgate.domain.masking import mask_pan
 from posgate.iso8583 import CodecError, Message
 from posgate.network.keys import KEY_BLOCK, SessionKeys, unwrap
+from posgate.network.status import LinkStatus
 from posgate.network.wire import read_frame, write_frame
 
 log = logging.getLogger("posgate.upstream")
@@ -75,7 +79,8 @@ class _Conn:
 class Link:
     def __init__(self, name: str, address: tuple[str, int], zmk: bytes, *, acquirer_id: str = "00049990",
                  pool: int = 2, timeout: float = 2.0, echo_every: float = 30.0, backoff_min: float = 0.05,
-                 backoff_max: float = 5.0, rekey_every: float = 0.0, key_grace: float = 30.0) -> None:  # fmt: skip
+                 backoff_max: float = 5.0, rekey_every: float = 0.0, key_grace: float = 30.0,
+                 down_after: float | None = None) -> None:  # fmt: skip
         self.name = name
         self.address = address
         self.acquirer_id = acquirer_id
@@ -99,12 +104,22 @@ class Link:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._ready = threading.Event()
+        # For status(): wall-clock times (epoch seconds), written on the link's loop only.
+        self.down_after = down_after if down_after is not None else max(5.0, 2 * timeout)
+        self._running = False
+        self._up_since: float | None = None  # when the link last became signed on
+        self._not_up_since = time.time()  # when it last stopped being signed on (or started)
+        self._last_message: float | None = None
+        self._last_echo: float | None = None
+        self._last_error: tuple[float, str, str] | None = None  # (when, kind, text)
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> Link:
         """Start the link's thread and connections (returns at once; ``up`` turns true when signed on)."""
         loop = asyncio.new_event_loop()
         self._loop = loop
+        self._running = True
+        self._not_up_since = time.time()
         self._thread = threading.Thread(target=self._run, name=f"posgate-link-{self.name}", daemon=True)
         self._thread.start()
         self._ready.wait(5)
@@ -137,6 +152,7 @@ class Link:
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)
         self._loop = None
+        self._running = False
 
     async def _shutdown(self) -> None:
         self._stopping = True
@@ -159,6 +175,42 @@ class Link:
     @property
     def up(self) -> bool:
         return any(c.signed_on for c in self._conns)
+
+    def _mark(self, up_before: bool) -> None:
+        """Note a change of ``up`` (called after a connection's ``signed_on`` changed)."""
+        up = self.up
+        if up and not up_before:
+            self._up_since = time.time()
+        elif up_before and not up:
+            self._not_up_since = time.time()
+
+    def status(self) -> LinkStatus:
+        """A snapshot for the console, the metrics and ``/health`` (see ``posgate.network.status``)."""
+        now = time.time()
+        signed = sum(1 for c in self._conns if c.signed_on)
+        connected = any(c.writer is not None for c in self._conns)
+        if signed:
+            state, since = "signed_on", self._up_since or now
+        else:
+            since = self._not_up_since
+            if not self._running or now - since >= self.down_after:
+                state = "down"
+            else:
+                state = "connected" if connected else "reconnecting"
+        err = self._last_error
+
+        def dt(t: float | None) -> datetime | None:
+            return None if t is None else datetime.fromtimestamp(t, UTC)
+
+        return LinkStatus(
+            name=self.name, host=self.address[0], port=self.address[1], state=state,
+            since=datetime.fromtimestamp(since, UTC), pool=self.pool, signed_on=signed,
+            in_flight=sum(1 for k in list(self._waiting) if k[2] != "0810"),  # not network management
+            last_message_at=dt(self._last_message), last_echo_at=dt(self._last_echo),
+            last_error=err[2] if err else None, last_error_kind=err[1] if err else None,
+            last_error_at=dt(err[0]) if err else None,
+            sign_ons=self.stats["sign_ons"], reconnects=self.stats["reconnects"], timeouts=self.stats["timeouts"],
+        )  # fmt: skip
 
     def next_stan(self) -> str:
         with self._stan_lock:
@@ -265,7 +317,9 @@ class Link:
                 if reply.text(39) != "00":
                     raise LinkDown(f"sign-on refused {reply.text(39)}")
                 self._take_keys(c, reply.text(48))
+                before = self.up
                 c.signed_on = True
+                self._mark(before)
                 self.stats["sign_ons"] += 1
                 log.info("upstream link %s connection %d signed on", self.name, c.index)
                 attempt = 0
@@ -274,10 +328,13 @@ class Link:
                 raise
             except (OSError, LinkDown, TimeoutError, ValueError) as e:
                 self.stats["connect_failures"] += 1
+                self._last_error = (time.time(), *_describe(e, self.name))
                 log.debug("upstream link %s connection %d: %s", self.name, c.index, e)
             finally:
+                before = self.up
                 c.signed_on = False
                 c.keys = None
+                self._mark(before)
                 if c.writer is not None:
                     c.writer.close()
                     c.writer = None
@@ -320,6 +377,7 @@ class Link:
             if reply.text(39) != "00":
                 raise LinkDown("echo refused")
             self.stats["echoes"] += 1
+            self._last_echo = time.time()
         raise LinkDown("connection closed")
 
     async def _read(self, c: _Conn, reader: asyncio.StreamReader) -> None:
@@ -332,6 +390,7 @@ class Link:
             if body is None:
                 return
             now = c.last_traffic = self._loop.time()
+            self._last_message = time.time()
             try:
                 reply = h2h.decode(body)
             except CodecError as e:
@@ -409,3 +468,23 @@ def _metric(link: str, kind: str) -> None:
     from posgate.host.metrics import UPSTREAM_MAC_FAILURES
 
     UPSTREAM_MAC_FAILURES.labels(link, kind).inc()
+
+
+def _describe(e: BaseException, name: str) -> tuple[str, str]:
+    """A failure as (kind, a few words) for the console: ``timeout``, ``refused``, ``lost``, ``closed``,
+    ``sign_on_refused``, ``key`` (the zone PIN key does not check) or ``other``. No card data:
+    these are connection errors."""
+    text = str(e) or type(e).__name__
+    if isinstance(e, LinkDown) and text == name:
+        return "lost", "connection lost"
+    if isinstance(e, LinkDown) and text == "connection closed":
+        return "closed", "connection closed by the network"
+    if isinstance(e, TimeoutError):
+        return "timeout", "timed out (no answer)"
+    if isinstance(e, ConnectionRefusedError):
+        return "refused", "connection refused"
+    if isinstance(e, LinkDown) and text.startswith("sign-on refused"):
+        return "sign_on_refused", text
+    if isinstance(e, ValueError):
+        return "key", text
+    return "other", text if len(text) <= 200 else text[:197] + "..."

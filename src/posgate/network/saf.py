@@ -146,6 +146,29 @@ class Journal:
         with self.engine.connect() as conn:
             return {str(s): int(n) for s, n in conn.execute(select(saf.c.state, func.count()).group_by(saf.c.state))}
 
+    def queue_counts(self) -> dict[str, dict[str, Any]]:
+        """Per link: pending reversals and advices, entries awaiting the host's commit (armed,
+        waiting) and the oldest pending entry's ``created_at`` (for the console and metrics)."""
+        out: dict[str, dict[str, Any]] = {}
+        q = (select(saf.c.link, saf.c.state, saf.c.kind, func.count(), func.min(saf.c.created_at))
+             .where(saf.c.state.in_(OPEN_STATES)).group_by(saf.c.link, saf.c.state, saf.c.kind))  # fmt: skip
+        with self.engine.connect() as conn:
+            for link, state, kind, n, oldest in conn.execute(q):
+                d = out.setdefault(str(link), {"reversal": 0, "advice": 0, "awaiting": 0, "oldest": None})
+                if state == "pending":
+                    d[str(kind)] = d.get(str(kind), 0) + int(n)
+                    d["oldest"] = oldest if d["oldest"] is None else min(d["oldest"], oldest)
+                else:
+                    d["awaiting"] += int(n)
+        return out
+
+    def pending_before(self, created_before: float) -> dict[str, int]:
+        """Per link: pending entries written before ``created_before`` (epoch s)."""
+        q = (select(saf.c.link, func.count()).where(saf.c.state == "pending", saf.c.created_at < created_before)
+             .group_by(saf.c.link))  # fmt: skip
+        with self.engine.connect() as conn:
+            return {str(link): int(n) for link, n in conn.execute(q)}
+
     def prune(self, older_than: float) -> int:
         """Forget finished entries (acknowledged, disarmed, dropped) older than ``older_than`` (epoch s)."""
         with self._lock, self.engine.begin() as conn:
@@ -186,6 +209,11 @@ class Forwarder(threading.Thread):
         self._pruned = 0.0
         self.keep = 86_400.0  # finished entries are kept a day (for the console and an inquiry), then forgotten
         self.wake = threading.Event()
+
+    def next_try_at(self, name: str) -> float | None:
+        """When the link's queue is tried again (epoch s), if it is backing off after a failure."""
+        t = self._next_try.get(name)
+        return None if t is None else time.time() + max(0.0, t - time.monotonic())
 
     def stop(self) -> None:
         self._stop_event.set()

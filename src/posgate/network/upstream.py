@@ -24,6 +24,8 @@ on the transaction (columns ``route``, ``stand_in``, ``upstream_stan``, ``upstre
 :class:`Upstream` is the process-wide part: the links, the journal and its forwarder, the
 routing table and stand-in limits (reloaded from the database every few seconds, so a route
 added with ``posgate admin route add`` or on the console applies without a restart).
+:meth:`Upstream.status` is the snapshot the console, ``/metrics`` and ``/health`` show
+(``posgate.network.status``: each link's state and its store-and-forward queue, PANs masked).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from posgate.network.core import result_of
 from posgate.network.link import Link, LinkDown, transmission_time
 from posgate.network.routing import BUILTIN, UNREACHABLE, Route, RouteTable, StandInLimit, stand_in
 from posgate.network.saf import Forwarder, Journal
+from posgate.network.status import SafItem, SafQueue, UpstreamStatus
 
 log = logging.getLogger("posgate.upstream")
 
@@ -90,12 +93,13 @@ class Upstream:
 
     def __init__(self, db: Any, links: list[LinkConfig], zmk: bytes, *, journal_path: Path | str, timeout: float = 2.0,
                  pool: int = 2, echo_every: float = 30.0, grace: float = 10.0, acquirer_id: str | None = None,
-                 refresh_every: float = 2.0, rekey_every: float = 0.0) -> None:  # fmt: skip
+                 refresh_every: float = 2.0, rekey_every: float = 0.0, down_after: float | None = None) -> None:  # fmt: skip
         self.db = db
         self.boot = secrets.token_hex(8)
         self.acquirer_id = acquirer_id or _setting(db, "institution_id", "00049990")
         self.links = {c.name: Link(c.name, (c.host, c.port), zmk, acquirer_id=self.acquirer_id, pool=pool,
-                                   timeout=timeout, echo_every=echo_every, rekey_every=rekey_every) for c in links}  # fmt: skip
+                                   timeout=timeout, echo_every=echo_every, rekey_every=rekey_every,
+                                   down_after=down_after) for c in links}  # fmt: skip
         self.timeout = timeout
         self.journal = Journal(journal_path, db.keyring.seal_message, db.keyring.open_message, self.boot)
         self.table = RouteTable()
@@ -117,6 +121,36 @@ class Upstream:
         for link in self.links.values():
             link.stop()
         self.journal.close()
+
+    def status(self, limit: int = 50) -> UpstreamStatus:
+        """Every link's state and its queue (the first ``limit`` pending entries listed, oldest
+        first, PAN masked). Safe from any thread; reads the journal (a small SQLite file)."""
+        from posgate.domain.masking import mask_pan
+
+        now = time.time()
+        counts = self.journal.queue_counts()
+        links, queues = [], {}
+        for name, link in self.links.items():
+            ls = link.status()
+            links.append(ls)
+            c = counts.get(name, {})
+            nxt = self.forwarder.next_try_at(name) if ls.up else None
+            when = None if not ls.up else _dt(nxt if nxt is not None else now)
+            items = []
+            for e in self.journal.entries("pending", link=name, limit=limit) if c else ():
+                try:
+                    msg = self.journal.message(e)
+                    pan, amount = mask_pan(msg.text(2)), int(msg.text(4) or 0)
+                except Exception:  # noqa: BLE001 - an entry that does not open is listed all the same
+                    pan, amount = "?", 0
+                items.append(SafItem(e.id, e.kind, e.mti, pan, amount, e.stan, e.rrn, e.attempts, _dt(e.created_at), when))
+            queues[name] = SafQueue(name, int(c.get("reversal", 0)), int(c.get("advice", 0)), int(c.get("awaiting", 0)),
+                                    None if c.get("oldest") is None else _dt(c["oldest"]), tuple(items))  # fmt: skip
+        return UpstreamStatus(_dt(now), tuple(links), queues)
+
+    def stale(self, seconds: float) -> dict[str, int]:
+        """Per link: entries waiting to go up for longer than ``seconds`` (none: not listed)."""
+        return self.journal.pending_before(time.time() - seconds)
 
     def reload(self) -> None:
         from posgate.store import schema as s
@@ -159,6 +193,10 @@ class Upstream:
             return RoutingIssuer(builtin_factory(store), store, self)
 
         return factory
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
 
 
 def _setting(db: Any, key: str, default: str) -> str:
