@@ -130,3 +130,41 @@ def test_status_counts_a_request_in_flight_and_names_its_state(tmp_path, network
     finally:
         acq.close()
     assert link.status().state == "down"  # a stopped link
+
+
+def test_a_network_that_closes_instead_of_answering_the_sign_on_is_named_at_once():
+    """A front end that accepts the connection and closes it: the link gives up on that sign-on
+    when the connection closes, not after its whole timeout, and says the network closed it."""
+    import socket
+    import threading
+    import time
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    accepted: list[float] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            accepted.append(time.monotonic())
+            conn.recv(4096)  # the sign-on arrives; no answer
+            conn.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    link = Link("cupnet", srv.getsockname(), ZMK, pool=1, timeout=10.0, backoff_min=5.0, backoff_max=5.0)
+    link.start()
+    try:
+        # Well inside the link's 10 s timeout, which it used to wait out.
+        wait_for(lambda: link.status().last_error_kind is not None, 5, "the first attempt to fail")
+        st = link.status()
+        assert st.last_error_kind == "closed" and st.signed_on == 0 and accepted, st
+    finally:
+        link.stop()
+        stop.set()
+        th.join(5)
+        srv.close()

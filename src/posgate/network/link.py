@@ -313,7 +313,7 @@ class Link:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), self.timeout)
                 c.writer = writer
                 reader_task = asyncio.ensure_future(self._read(c, reader))
-                reply = await asyncio.wait_for(self._exchange(c, self._network_message(h2h.SIGN_ON)), self.timeout)
+                reply = await self._sign_on(c, reader_task)
                 if reply.text(39) != "00":
                     raise LinkDown(f"sign-on refused {reply.text(39)}")
                 self._take_keys(c, reply.text(48))
@@ -348,6 +348,25 @@ class Link:
             attempt += 1
             self.stats["reconnects"] += 1
             await asyncio.sleep(delay)
+
+    async def _sign_on(self, c: _Conn, reader_task: asyncio.Task[None]) -> Message:
+        """The sign-on exchange, given up at once when the network closes the connection
+        instead of answering (a front end that accepts and drops, a network refusing this
+        acquirer): ``connection closed`` then, not a wait for the whole timeout that the console
+        would show as "no answer in time"."""
+        exchange = asyncio.ensure_future(self._exchange(c, self._network_message(h2h.SIGN_ON)))
+        try:
+            done, _ = await asyncio.wait({exchange, reader_task}, timeout=self.timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        except BaseException:
+            exchange.cancel()
+            raise
+        if exchange in done:
+            return exchange.result()
+        exchange.cancel()  # its own finally drops the waiting STAN
+        if reader_task.done():
+            raise LinkDown("connection closed")
+        raise TimeoutError(f"{self.name}: no sign-on reply in {self.timeout:g} s")
 
     def _take_keys(self, c: _Conn, field48: str) -> None:
         """Sign-on reply 48: the zone PIN key block, then the connection's MAC key block."""
