@@ -420,6 +420,9 @@ def test_daily_sign_on_before_first_transaction_of_a_new_day() -> None:
     assert [s.purpose for s in sends] == ["sign_on", "sale"] and result.approved
     assert state.signed_on_date == "2026-03-03"
     assert any(e.cause == "first transaction of the day" for e in state.events)
+    # What the cashier reads says why the terminal signed on (it once read "signed on (no working
+    # keys)", as if the sign-on had left it without keys).
+    assert "交易前已自动签到 / signed on first: 当日首笔交易 / first transaction of the day" in result.notices
 
 
 def test_header_requirement_3_signs_on_after_the_transaction() -> None:

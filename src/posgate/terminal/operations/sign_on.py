@@ -38,6 +38,16 @@ KEY_CHECK_ZH = "下载工作密钥失败"
 KEY_CHECK_EN = "working-key check value mismatch"
 
 
+# Why a sign-on came before a transaction (machine.needs_sign_on and sign_on_owed), for the note.
+_CAUSES_ZH = {
+    "no working keys": "终端尚无工作密钥",
+    "first transaction of the day": "当日首笔交易",
+    "reply MAC failure": "上笔应答MAC校验失败",
+    "signed off": "终端已签退",
+    "sign-on failed": "上次签到未成功",
+}
+
+
 def build(state: TerminalState, flow: Flow, step: Step, now: datetime) -> tuple[TerminalState, Flow, Any]:
     scheme = step.data or flow.input.scheme or state.config.sign_on_scheme()
     if scheme not in SIGN_ON_SCHEMES:
@@ -155,7 +165,9 @@ def on_reply(
         )
         result = replace(result, message_zh="签到成功", message_en="Signed on")
         return state, replace(flow, result=result)
-    return state, flow.note(f"已签到 / signed on ({cause})")
+    # Said as what happened, not as a state: "signed on (no working keys)" read as a sign-on
+    # that left the terminal without keys.
+    return state, flow.note(f"交易前已自动签到 / signed on first: {_CAUSES_ZH.get(cause, cause)} / {cause}")
 
 
 def on_timeout(
