@@ -214,7 +214,7 @@ def transactions_csv(request: Request, p: Any_) -> Response:
     q = TxnQuery.from_params(request.query_params)
     with state.db.read() as conn:
         rows, _total = txns.search(conn, p, q, state.settings.keyring, limit=100_000)
-    body = txns.csv_export(rows, state.tz, current_lang(request, state))
+    body = txns.csv_export(rows, state.tz, current_lang(request, state), translator(request))
     return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="transactions.csv"'})  # fmt: skip
 
@@ -727,7 +727,7 @@ def signons_csv(request: Request, p: Any_) -> Response:
     state = st(request)
     with state.db.read() as conn:
         rows = terminals.register(conn, p, f, limit=100_000)
-    return Response(terminals.register_csv(rows, state.tz), media_type="text/csv; charset=utf-8",
+    return Response(terminals.register_csv(rows, state.tz, current_lang(request, state), translator(request)), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="sign-on-register.csv"'})  # fmt: skip
 
 
@@ -775,7 +775,7 @@ def _statement(request: Request, p: Principal, merchant_id: str, day: str) -> di
 @router.get("/settlement/statements/{merchant_id}/{day}.csv")
 def statement_csv(request: Request, merchant_id: str, day: str, p: Money) -> Response:
     s = _statement(request, p, merchant_id, day)
-    return Response(settlement.statement_csv(s), media_type="text/csv; charset=utf-8",
+    return Response(settlement.statement_csv(s, translator(request)), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="statement-{merchant_id}-{day}.csv"'})  # fmt: skip
 
 
