@@ -45,6 +45,7 @@ from posgate.console.auth import (
 )
 from posgate.console.fmt import day_offset, fmt_time, parse_yuan, today
 from posgate.console.i18n import normalise
+from posgate.console.labels import labeller
 from posgate.console.ledger import annulment_of
 from posgate.console.receipt import render_pdf, render_text
 from posgate.console.terminals import PARAMS
@@ -811,7 +812,10 @@ async def backups_start(request: Request, p: AdminOnly) -> Response:
     bid, manifest, error = await run_in_threadpool(backups_mod.run_backup, state.db.engine, state.settings.backup_dir,
                                                    kind="manual", actor=p.username)  # fmt: skip
     if error:
-        return redirect("/backups", _("The backup failed: {error}", error=error), "error")
+        # In words a support person can act on, in the reader's language; the technical text
+        # (masked) is in the log and the backups table, not on the page.
+        why = labeller(_)("backup_cause", backups_mod.cause_of(error))
+        return redirect("/backups", _("The backup failed. {cause} The technical details are in the console's log.", cause=why), "error")
     return redirect("/backups", _("Backup #{id} written and its manifest recorded.", id=bid))
 
 
