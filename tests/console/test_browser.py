@@ -206,3 +206,23 @@ def test_screenshots(live: Live, page: Any) -> None:
             name = (url.strip("/").replace("/", "-") or "dashboard")
             name = re.sub(r"\d{3,}", "id", name) if "transactions-" in name else name
             page.screenshot(path=str(out / f"{name}-{suffix}.png"), full_page=True)
+
+
+def test_transactions_csv_from_the_page_has_the_pages_words(live: Live, page: Any, tmp_path: Path) -> None:
+    """The CSV a merchant downloads from the transactions page says 消费 / 成功 as the page does,
+    not ``sale`` / ``approved``; the response code is kept with its meaning beside it."""
+    import csv
+
+    browser_login(page, live.url, "mart-admin")
+    page.goto(f"{live.url}/transactions")
+    shown = page.locator("[data-testid=txn-table]").inner_text()
+    with page.expect_download() as info:
+        page.click("[data-testid=csv-link]")
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert path.read_bytes().startswith("\ufeff".encode())
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+    assert rows and all(r["type"] in shown and r["status"] in shown for r in rows)
+    assert "消费" in {r["type"] for r in rows} and "成功" in {r["status"] for r in rows}
+    assert not {r["status"] for r in rows} & {"approved", "declined"}
+    assert {r["response_text"] for r in rows if r["response_code"] == "00"} == {"承兑或交易成功"}

@@ -156,3 +156,18 @@ def test_text_settle_prints_the_totals_as_the_slip_does(tmp_path: Path) -> None:
             "对账平 BALANCED" in out and "批上送 batch upload: 0" in out and "新批次 new batch: 000002" in out
         ), out
         assert f"未签名 unsigned: {stan:06d}, {stan + 1:06d}" in out, out
+
+
+def test_the_slip_names_the_issuing_bank_not_the_organisation_code_and_bin(tmp_path: Path) -> None:
+    """The host answers field 44.1 ``CUP621214`` for the demo debit card (unchanged on the wire);
+    the printed slip says who issued the card, with its institution code, as a CUP slip does."""
+    with HostThread() as host:
+        state = tmp_path / "s"
+        assert cli(state, host.port, "signon")[0] == 0
+        rc, r = cli(state, host.port, "sale", "2.00", "--card", OK, "--pin", "123456", "--json")
+        assert rc == 0 and r["approved"], r
+        rc, out = cli(state, host.port, "reprint")
+        assert rc == 0 and "CUP621214" not in out, out
+        lines = out.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith("发卡行(ISSUER)"))
+        assert "演示银行" in "\n".join(lines[at:at + 2]) and "00049990" in "\n".join(lines[at:at + 3]), out

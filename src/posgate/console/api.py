@@ -465,7 +465,7 @@ def get_statement(request: Request, merchant_id: str, day: str, p: Money,
         except LookupError:
             raise NotFound() from None
     if format == "csv":
-        return Response(settlement.statement_csv(s), media_type="text/csv; charset=utf-8")
+        return Response(settlement.statement_csv(s, translator(request)), media_type="text/csv; charset=utf-8")
     if format == "pdf":
         return Response(settlement.statement_pdf(s, "zh_CN"), media_type="application/pdf")
     return s

@@ -23,10 +23,13 @@ counts and checksum on the restored database, and reports success only when all 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
+import logging
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -54,8 +57,59 @@ MEMBERS = {"sqlite": "posgate.sqlite", "pg_dump": "posgate.dump"}
 PRIVATE = 0o600  # backups hold the whole ledger: owner only
 
 
+log = logging.getLogger("posgate.console.backup")
+
+
 class BackupError(RuntimeError):
-    pass
+    """``cause``: a key of ``posgate.console.labels.LABELS["backup_cause"]`` (what the page says)."""
+
+    def __init__(self, message: str, cause: str = "other") -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+# Why a backup failed, for the page (labels "backup_cause"); the technical text goes to the log.
+_OS_CAUSES = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EACCES: "no_permission",
+              errno.EPERM: "no_permission", errno.EROFS: "no_permission", errno.ENOENT: "folder_missing",
+              errno.ENOTDIR: "folder_missing", errno.EEXIST: "folder_missing"}  # fmt: skip
+
+
+def failure_cause(e: BaseException) -> str:
+    if isinstance(e, BackupError):
+        return e.cause
+    if isinstance(e, OSError):
+        return _OS_CAUSES.get(e.errno or 0, "other")
+    if isinstance(e, sqlite3.Error):
+        return "database"
+    if isinstance(e, subprocess.TimeoutExpired):
+        return "timeout"
+    if isinstance(e, subprocess.SubprocessError):
+        return "dump_failed"
+    return "other"
+
+
+_URL_PASSWORD = re.compile(r"(?i)(\w+://[^:/@\s]*:)[^@\s]*@")
+_KEYWORD_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd)(\s*[=:]\s*)\S+")
+_CARD_NUMBER = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+
+
+def mask_detail(text: str) -> str:
+    """A failure's technical text safe for the log and the backups table: passwords in database
+    URLs and ``password=`` pairs hidden, anything shaped like a card number masked."""
+    from posgate.domain.masking import mask_pan
+
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    text = _KEYWORD_PASSWORD.sub(r"\1\2***", text)
+    return _CARD_NUMBER.sub(lambda m: mask_pan(m.group(0)), text)
+
+
+_CAUSE_PREFIX = re.compile(r"^\[([a-z_]+)\] ")
+
+
+def cause_of(detail: str | None) -> str:
+    """The cause recorded at the start of a failed backup's detail (``[disk_full] ...``)."""
+    m = _CAUSE_PREFIX.match(detail or "")
+    return m.group(1) if m else "other"
 
 
 # Progress of a long backup or restore: (stage, done, total or None when unknown). Stages:
@@ -179,7 +233,7 @@ def libpq_url(engine_or_url: Engine | str) -> str:
 def pg_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise BackupError(f"{name} is not installed: apt-get install postgresql-client (the version of your server)")
+        raise BackupError(f"{name} is not installed: apt-get install postgresql-client (the version of your server)", "tool_missing")
     return path
 
 
@@ -209,7 +263,7 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
         if engine.dialect.name == "sqlite":
             src = engine.url.database
             if not src or src == ":memory:":
-                raise BackupError("an in-memory database cannot be backed up")
+                raise BackupError("an in-memory database cannot be backed up", "in_memory")
             fmt = "sqlite"
             copy = work / MEMBERS[fmt]
             _private_file(copy)
@@ -234,9 +288,9 @@ def make_backup(engine: Engine, backup_dir: Path, *, now: datetime | None = None
                                      libpq_url(engine)], "dump", copy, progress)  # fmt: skip
                 conn.exec_driver_sql("COMMIT")
             if proc.returncode != 0:
-                raise BackupError(f"pg_dump failed: {proc.stderr.strip()[:500]}")
+                raise BackupError(f"pg_dump failed: {proc.stderr.strip()[:500]}", "dump_failed")
         else:
-            raise BackupError(f"backups of {engine.dialect.name} databases are not supported")
+            raise BackupError(f"backups of {engine.dialect.name} databases are not supported", "unsupported")
         manifest: dict[str, Any] = {
             "archive_version": ARCHIVE_VERSION, "format": fmt, "created_at": now.isoformat(), "database": copy.name,
             "database_sha256": _sha256_file(copy, progress), "database_size": copy.stat().st_size, "row_counts": counts,
@@ -446,7 +500,11 @@ def run_backup(engine: Engine, backup_dir: Path, *, kind: str, actor: str,
         manifest: dict[str, Any] | None = make_backup(engine, backup_dir, progress=progress)
         error = None
     except (BackupError, OSError, sqlite3.Error, subprocess.SubprocessError) as e:
-        manifest, error = None, str(e)
+        # The page shows the cause in words (labels "backup_cause"); the technical text, masked,
+        # goes to the log and the backups table, starting with the cause (see cause_of).
+        cause = failure_cause(e)
+        manifest, error = None, f"[{cause}] {mask_detail(f'{type(e).__name__}: {e}')}"
+        log.warning("backup (%s, by %s) failed: %s", kind, actor, error)
     with engine.begin() as conn:
         bid = record(conn, manifest, kind=kind, actor=actor, error=error)
     return bid, manifest, error
@@ -473,7 +531,10 @@ def prune(engine: Engine, keep_days: int, now: datetime | None = None) -> int:
 
 
 def list_backups(conn: Connection) -> list[dict[str, Any]]:
-    return [dict(r) for r in conn.execute(select(backups).order_by(backups.c.id.desc()).limit(200)).mappings()]
+    rows = [dict(r) for r in conn.execute(select(backups).order_by(backups.c.id.desc()).limit(200)).mappings()]
+    for r in rows:
+        r["cause"] = cause_of(r.get("detail")) if r.get("status") == "failed" else None
+    return rows
 
 
 def backup_file(conn: Connection, backup_id: int) -> Path | None:

@@ -84,6 +84,19 @@ LABELS: dict[str, dict[str, str]] = {
                       "remote": "Support desk"},
     "backup_kind": {"scheduled": "Daily (scheduled)", "daily": "Daily (scheduled)", "manual": "Manual (console)",
                     "cli": "Manual (command line)"},
+    # why a backup failed (posgate.console.backup.failure_cause): the page says this, the log the rest
+    "backup_cause": {
+        "disk_full": "The disk of the backup folder is full: free some space or move old backups away.",
+        "no_permission": "The console is not allowed to write to the backup folder: check the folder's owner and permissions.",
+        "folder_missing": "The backup folder cannot be used: it is missing, or a file has its name. Check the backup folder setting.",
+        "tool_missing": "The PostgreSQL backup program (pg_dump) is not installed on the console's machine.",
+        "dump_failed": "PostgreSQL did not let the backup read the database: check that the database is running and reachable.",
+        "in_memory": "This database only exists in memory and cannot be backed up.",
+        "unsupported": "This kind of database cannot be backed up by the console.",
+        "database": "The database could not be read for the backup (it may be damaged or locked).",
+        "timeout": "The backup took too long and was stopped.",
+        "other": "An unexpected problem stopped the backup.",
+    },
     "backup_status": {"ok": "Complete", "failed": "Failed", "pruned": "Deleted (past retention)"},
     "state": {"active": "Active", "suspended": "Suspended", "disabled": "Disabled"},
     # a terminal's dialect profile (posgate.dialect.profiles; tests check every profile has one)

@@ -84,7 +84,7 @@ def _fallback_pdf(slip: Any, lang: str, signature: dict[str, Any] | None) -> byt
         (label("terminal_id", lang), slip.terminal_id),
         (label("operator", lang), slip.operator),
         (label("card_number", lang), slip.card_line()),
-        (label("card_org", lang), slip.card_org),
+        (label("issuer", lang), slip.issuer_text(lang, bilingual=False)),
         (label("txn_type", lang), slip.txn_type(lang)),
         (label("batch_no", lang), slip.batch_no),
         (label("voucher_no", lang), slip.stan),

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from posgate.console.auth import Principal
 from posgate.console.fmt import day_offset, today, yuan
+from posgate.console.labels import labeller
 from posgate.console.ledger import approved_clause, scope, side
 from posgate.store.payouts import lines as day_lines
 from posgate.store.schema import differences, merchants, settlements, transactions
@@ -141,14 +143,17 @@ def totals_table(b: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def statement_csv(st: dict[str, Any]) -> str:
+def statement_csv(st: dict[str, Any], _: Callable[..., str]) -> str:
+    """Stable English column names; the status as the page shows it (``status``, in the
+    reader's language) and as a code (``status_code``, last column: for scripts). UTF-8 with a BOM."""
+    label = labeller(_)
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["merchant_id", "merchant_name", "business_day", "value_date", "fee_rate_percent", "debit_count",
-                "gross_yuan", "credit_count", "refunds_yuan", "fees_yuan", "net_yuan", "status"])  # fmt: skip
+                "gross_yuan", "credit_count", "refunds_yuan", "fees_yuan", "net_yuan", "status", "status_code"])  # fmt: skip
     w.writerow([st["merchant_id"], st["merchant_name"], st["day"], st["value_date"], f"{st['fee_rate_bp'] / 100:.2f}",
                 st["debit_count"], _y(st["gross"]), st["credit_count"], _y(st["refunds"]), _y(st["fees"]), _y(st["net"]),
-                st["status"]])  # fmt: skip
+                label("statement_status", st["status"]), st["status"]])  # fmt: skip
     w.writerow([])
     w.writerow(["terminal_id", "debit_count", "debit_yuan", "credit_count", "credit_yuan"])
     for tid, t in sorted(st["terminals"].items()):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +22,10 @@ from sqlalchemy import Connection, func, select, update
 from posgate.console.audit import audit
 from posgate.console.auth import Principal
 from posgate.console.fmt import fmt_time, today, utcnow
+from posgate.console.labels import labeller
 from posgate.console.ledger import scope, unsigned_clause
 from posgate.console.txns import ConsoleError, NotFound
+from posgate.domain.response_codes import describe
 from posgate.store.admin import AdminError, reinstate_merchant
 from posgate.store.admin import set_algorithm as store_set_algorithm
 from posgate.store.schema import differences, merchants, sign_ons, terminals, transactions
@@ -112,15 +115,21 @@ def register(conn: Connection, p: Principal, f: dict[str, str], limit: int = 100
     return [dict(r) for r in rows]
 
 
-def register_csv(rows: list[dict[str, Any]], tz: str) -> str:
+def register_csv(rows: list[dict[str, Any]], tz: str, lang: str, _: Callable[..., str]) -> str:
+    """The sign-on register as the page shows it: stable English column names, the kind and
+    cause as the page's labels in the reader's language; the response code stays a code (what
+    the terminal received) with its meaning in ``response_text``. UTF-8 with a BOM."""
+    label = labeller(_)
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["local_time", "day", "terminal_id", "merchant_id", "kind", "cause", "operator", "device_serial",
-                "key_scheme", "batch_no", "stan", "response_code", "detail"])  # fmt: skip
+                "key_scheme", "batch_no", "stan", "response_code", "detail", "response_text"])  # fmt: skip
     for r in rows:
-        w.writerow([fmt_time(r["at"], tz), r["day"], r["terminal_id"], r["merchant_id"], r["kind"], r["cause"] or "",
-                    r["operator"] or "", r["device_serial"] or "", r["key_scheme"] or "", r["batch_no"] or "",
-                    r["stan"] or "", r["response_code"], r["detail"] or ""])  # fmt: skip
+        rc = describe(r["response_code"]) if r["response_code"] else None
+        w.writerow([fmt_time(r["at"], tz), r["day"], r["terminal_id"], r["merchant_id"], label("signon_kind", r["kind"]),
+                    label("signon_cause", r["cause"]), r["operator"] or "", r["device_serial"] or "", r["key_scheme"] or "",
+                    r["batch_no"] or "", r["stan"] or "", r["response_code"] or "", r["detail"] or "",
+                    (rc.zh if lang == "zh_CN" else rc.en) if rc else ""])  # fmt: skip
     return "\ufeff" + out.getvalue()
 
 

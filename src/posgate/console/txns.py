@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 from posgate.console.audit import audit
 from posgate.console.auth import Principal
 from posgate.console.fmt import fmt_time, parse_yuan, utcnow, yuan
+from posgate.console.labels import labeller
 from posgate.console.ledger import (
     NO_CVM_ENTRY,
     OPERATION_NAMES,
@@ -282,16 +284,31 @@ def _trace_rows(row: dict[str, Any]) -> list[list[str]]:
     return [list(map(str, step)) for step in (row.get("trace") or []) if isinstance(step, list | tuple)]
 
 
-def csv_export(rows: list[dict[str, Any]], tz: str, lang: str) -> str:
+CSV_COLUMNS = ["id", "local_time", "day", "merchant_id", "terminal_id", "batch_no", "voucher", "type", "amount_yuan",
+               "currency", "pan_masked", "response_code", "auth_code", "rrn", "status", "signed", "source",
+               "response_text", "payment_method", "entry_mode"]  # fmt: skip
+
+
+def csv_export(rows: list[dict[str, Any]], tz: str, lang: str, _: Callable[..., str]) -> str:
+    """The list as the page shows it: stable English column names (for spreadsheets and
+    scripts), values in the reader's language (type, status, source, signed, payment method,
+    entry mode: the page's labels, ``posgate.console.labels``). The response code stays a code
+    (the reconciliation key banks and the network use) and its meaning follows in
+    ``response_text``. UTF-8 with a BOM, like every CSV of the console (Excel reads the Chinese)."""
+    label = labeller(_)
+    zh = lang == "zh_CN"
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["id", "local_time", "day", "merchant_id", "terminal_id", "batch_no", "voucher", "type", "amount_yuan",
-                "currency", "pan_masked", "response_code", "auth_code", "rrn", "status", "signed", "source"])  # fmt: skip
+    w.writerow(CSV_COLUMNS)
     for r in rows:
+        op = OPERATION_NAMES.get(r["operation"], (r["operation"], r["operation"]))[0 if zh else 1]
+        rc = describe(r["response_code"]) if r["response_code"] else None
         w.writerow([r["id"], fmt_time(r["created_at"], tz), r["day"], r["merchant_id"], r["terminal_id"], r["batch_no"],
-                    r["stan"], r["operation"], yuan(r["amount"]).replace(",", ""), r["currency"], r["pan_masked"] or "",
-                    r["response_code"], r["auth_code"] or "", r["rrn"] or "", r["status"],
-                    "yes" if r["signed"] else "no", r["source"]])  # fmt: skip
+                    r["stan"], op, yuan(r["amount"]).replace(",", ""), r["currency"], r["pan_masked"] or "",
+                    r["response_code"] or "", r["auth_code"] or "", r["rrn"] or "", label("txn_status", r["status"]),
+                    _("Yes") if r["signed"] else _("No"), label("source", r["source"]),
+                    (rc.zh if zh else rc.en) if rc else "", label("payment_method", r.get("method") or "card"),
+                    label("entry_mode", r.get("entry_mode"))])  # fmt: skip
     return "\ufeff" + out.getvalue()  # BOM: spreadsheet programs then read the Chinese correctly
 
 

@@ -45,6 +45,7 @@ from posgate.console.auth import (
 )
 from posgate.console.fmt import day_offset, fmt_time, parse_yuan, today
 from posgate.console.i18n import normalise
+from posgate.console.labels import labeller
 from posgate.console.ledger import annulment_of
 from posgate.console.receipt import render_pdf, render_text
 from posgate.console.terminals import PARAMS
@@ -214,7 +215,7 @@ def transactions_csv(request: Request, p: Any_) -> Response:
     q = TxnQuery.from_params(request.query_params)
     with state.db.read() as conn:
         rows, _total = txns.search(conn, p, q, state.settings.keyring, limit=100_000)
-    body = txns.csv_export(rows, state.tz, current_lang(request, state))
+    body = txns.csv_export(rows, state.tz, current_lang(request, state), translator(request))
     return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="transactions.csv"'})  # fmt: skip
 
@@ -727,7 +728,7 @@ def signons_csv(request: Request, p: Any_) -> Response:
     state = st(request)
     with state.db.read() as conn:
         rows = terminals.register(conn, p, f, limit=100_000)
-    return Response(terminals.register_csv(rows, state.tz), media_type="text/csv; charset=utf-8",
+    return Response(terminals.register_csv(rows, state.tz, current_lang(request, state), translator(request)), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="sign-on-register.csv"'})  # fmt: skip
 
 
@@ -775,7 +776,7 @@ def _statement(request: Request, p: Principal, merchant_id: str, day: str) -> di
 @router.get("/settlement/statements/{merchant_id}/{day}.csv")
 def statement_csv(request: Request, merchant_id: str, day: str, p: Money) -> Response:
     s = _statement(request, p, merchant_id, day)
-    return Response(settlement.statement_csv(s), media_type="text/csv; charset=utf-8",
+    return Response(settlement.statement_csv(s, translator(request)), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="statement-{merchant_id}-{day}.csv"'})  # fmt: skip
 
 
@@ -811,7 +812,10 @@ async def backups_start(request: Request, p: AdminOnly) -> Response:
     bid, manifest, error = await run_in_threadpool(backups_mod.run_backup, state.db.engine, state.settings.backup_dir,
                                                    kind="manual", actor=p.username)  # fmt: skip
     if error:
-        return redirect("/backups", _("The backup failed: {error}", error=error), "error")
+        # In words a support person can act on, in the reader's language; the technical text
+        # (masked) is in the log and the backups table, not on the page.
+        why = labeller(_)("backup_cause", backups_mod.cause_of(error))
+        return redirect("/backups", _("The backup failed. {cause} The technical details are in the console's log.", cause=why), "error")
     return redirect("/backups", _("Backup #{id} written and its manifest recorded.", id=bid))
 
 

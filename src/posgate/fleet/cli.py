@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from posgate.cli_ports import port_check
+
 
 def register(app: typer.Typer) -> None:
     app.command("fleet")(fleet)
@@ -25,7 +27,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 def fleet(
     host: str = typer.Option("127.0.0.1", "--host", help="The CUP host (loopback only)."),
-    port: int = typer.Option(8583, "--port", help="Its terminal port."),
+    port: int = typer.Option(8583, "--port", help="Its terminal port.", callback=port_check(free=False)),
     terminals: int = typer.Option(4, "--terminals", "-n", min=1, max=5000, help="Simulated terminals (demo: at most 4; the 4th is the SM4 terminal 40000001)."),
     duration: float | None = typer.Option(None, "--duration", help="Seconds of load (default 10 unless --transactions)."),
     transactions: int | None = typer.Option(None, "--transactions", min=1, help="Stop after this many operations."),

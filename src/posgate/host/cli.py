@@ -21,6 +21,8 @@ from typing import Any
 
 import typer
 
+from posgate.cli_ports import port_check
+
 log = logging.getLogger("posgate.host")
 startup = logging.getLogger("posgate.startup")  # always shown (see posgate.host.logging)
 
@@ -33,8 +35,9 @@ def serve(
     demo: bool = typer.Option(False, "--demo", help="Provision the demo merchants, terminals and cards (idempotent)."),
     db: str = typer.Option("sqlite:///posgate.db", "--db", envvar="POSGATE_DB", help="Database URL (SQLite file or postgresql://...)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on, for terminals and the console."),
-    port: int = typer.Option(8583, "--port", help="Terminal (ISO 8583) port; 0 picks a free one."),
-    console_port: int = typer.Option(8000, "--console-port", help="HTTP port of the console (and /metrics, /health)."),
+    port: int = typer.Option(8583, "--port", help="Terminal (ISO 8583) port; 0 picks a free one.", callback=port_check(free=True)),
+    console_port: int = typer.Option(8000, "--console-port", help="HTTP port of the console (and /metrics, /health).",
+                                      callback=port_check(free=True)),
     no_console: bool = typer.Option(False, "--no-console", help="Do not start the web console (metrics are still served)."),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="Commit workers (PostgreSQL only; SQLite commits on the event loop, fsyncs in a thread)."),
     batch_max: int = typer.Option(256, "--batch-max", min=1, help="Requests per group commit at most."),

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import typer
 
+from posgate.cli_ports import port_check
+
 network_app = typer.Typer(help="The card network (issuers behind the host-to-host dialect) to route cards to.",
                           no_args_is_help=True)  # fmt: skip
 
@@ -31,8 +33,9 @@ def serve(
     db: str = typer.Option("sqlite:///posgate-network.db", "--db", envvar="POSGATE_NETWORK_DB",
                            help="The network's own database (SQLite file or postgresql://...)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on for acquirers."),
-    port: int = typer.Option(9583, "--port", help="Host-to-host port; 0 picks a free one."),
-    control_port: int | None = typer.Option(None, "--control-port", help="Loopback port for run-time faults (0: a free one)."),
+    port: int = typer.Option(9583, "--port", help="Host-to-host port; 0 picks a free one.", callback=port_check(free=True)),
+    control_port: int | None = typer.Option(None, "--control-port", help="Loopback port for run-time faults (0: a free one).",
+                                             callback=port_check(free=True)),
     demo: bool = typer.Option(False, "--demo", help="Provision the demo cards (the built-in issuer's) in the network's database."),
     zmk_file: Path = ZMK_OPTION,
     slow: float = typer.Option(0.0, "--slow", help="Fault: each reply waits a random 0..S seconds (out of order)."),

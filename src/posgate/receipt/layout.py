@@ -73,10 +73,11 @@ def slip_rows(slip: Slip, lang: str = "zh", *, bilingual: bool = True) -> list[R
     rows.append(pair("terminal_id", slip.terminal_id))
     rows.append(pair("operator", slip.operator))
     rows.append(Row("rule"))
-    if slip.issuer:
-        rows.append(pair("issuer", slip.issuer))
-    if slip.acquirer:
-        rows.append(pair("acquirer", slip.acquirer))
+    issuer, acquirer = slip.issuer_text(lang, bilingual), slip.acquirer_text(lang, bilingual)
+    if issuer:
+        rows.append(pair("issuer", issuer))
+    if acquirer:
+        rows.append(pair("acquirer", acquirer))
     rows.append(pair("card_number"))
     rows.append(Row("text", slip.card_line()))
     if slip.entry_mode in ENTRY_MODES:

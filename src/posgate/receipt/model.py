@@ -220,6 +220,22 @@ class Slip:
         """The cardholder copy has no signature area; the merchant and bank copies do."""
         return self.signature_required and self.copy is not Copy.CARDHOLDER
 
+    def issuer_text(self, lang: str = "zh", bilingual: bool = True) -> str:
+        """发卡行 ISSUER as a cardholder reads it: the bank's name and institution code, else the
+        card organisation's name (``posgate.receipt.issuers``); field 44.1 as received, else
+        the card's BIN. Empty on a QR payment's slip (no card)."""
+        from posgate.receipt import issuers
+
+        if self.entry_mode == "qr" and not self.issuer:
+            return ""
+        found = issuers.issuer(self.issuer, self.card_number, self.card_org)
+        return issuers.text(found, normalise_lang(lang), bilingual)
+
+    def acquirer_text(self, lang: str = "zh", bilingual: bool = True) -> str:
+        from posgate.receipt import issuers
+
+        return issuers.text(issuers.acquirer(self.acquirer), normalise_lang(lang), bilingual)
+
     def card_line(self) -> str:
         mode = ENTRY_MODES.get(self.entry_mode)
         return f"{self.card_number} /{mode[0]}" if mode else self.card_number

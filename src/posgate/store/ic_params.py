@@ -10,6 +10,7 @@ A CAPK whose check value is not the SHA-1 of its RID, index, modulus and exponen
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -71,6 +72,20 @@ def _audit(conn: Connection, actor: str, action: str, object_type: str, object_i
     audit(conn, actor, action, object_type, object_id, **kw)
 
 
+# The AID table's version: a ``settings`` row given a new random token in the same transaction
+# as every change of ``ic_aids`` (put_aid, remove_aid: ``posgate admin aid``, the console's IC
+# parameters page, the demo). The host keeps the AIDs it read with the version it read first
+# (posgate.store.sql, SqlHostStore.ic_aids) and reads the table again only when the token
+# differs. A token, not a counter: two concurrent changes can never write the same value.
+AIDS_VERSION = "ic_aids_version"
+
+
+def _bump_aids_version(conn: Connection) -> None:
+    token = uuid.uuid4().hex
+    if conn.execute(update(s.settings).where(s.settings.c.key == AIDS_VERSION).values(value=token)).rowcount == 0:
+        conn.execute(insert(s.settings), {"key": AIDS_VERSION, "value": token})
+
+
 def _flag_terminals(conn: Connection, column: str) -> None:
     conn.execute(update(s.terminals).values({column: True}))
 
@@ -87,6 +102,7 @@ def put_aid(conn: Connection, aid: AidParams, *, actor: str = "cli", flag: bool 
         conn.execute(insert(_A), values)
     else:
         conn.execute(update(_A).where(_A.c.aid == aid.aid).values(values))
+    _bump_aids_version(conn)
     if flag:
         _flag_terminals(conn, "aid_pending")
     _audit(conn, actor, "ic.aid.add" if old is None else "ic.aid.replace", "aid", aid.aid,
@@ -100,6 +116,7 @@ def remove_aid(conn: Connection, aid: str, *, actor: str = "cli") -> None:
     if old is None:
         raise _error(f"no IC parameters for AID {key}; see `posgate admin aid list`")
     conn.execute(delete(_A).where(_A.c.aid == key))
+    _bump_aids_version(conn)
     _flag_terminals(conn, "aid_pending")
     _audit(conn, actor, "ic.aid.remove", "aid", key, before=aid_from_row(old).as_dict())
 

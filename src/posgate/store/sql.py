@@ -80,7 +80,7 @@ from posgate.host.ports import (
     TxnRecord,
 )
 from posgate.store import schema as s
-from posgate.store.ic_params import aid_from_row, aid_select, capk_from_row, capk_select
+from posgate.store.ic_params import AIDS_VERSION, aid_from_row, aid_select, capk_from_row, capk_select
 from posgate.store.keyring import Keyring
 
 # What counts as an approved debit for risk velocity and merchant totals (the contract's rule).
@@ -443,6 +443,8 @@ class IdAllocator:
 
 # row content → (terminal record, merchant record) (see SqlHostStore.terminal)
 _TERMINAL_RECORDS: dict[Any, tuple[TerminalRecord, MerchantRecord]] = {}
+# database (its URL) → (AID table version, the AIDs read at that version): see ic_aids().
+_AID_CACHE: dict[str, tuple[str, tuple[AidParams, ...]]] = {}
 
 
 def _by_id(t: TxnRecord) -> int:
@@ -860,7 +862,27 @@ class SqlHostStore:
 
     # -- IC parameters and CA public keys (docs/dialect.md 3.12)
     def ic_aids(self) -> Sequence[AidParams]:
-        return [aid_from_row(r) for r in self._all("ic_aids", aid_select, {})]
+        """The AIDs, read from the table only when it changed since this process last read it.
+
+        A contactless tap (CheckNoCvmLimit) and every IC parameter download ask for them. The
+        check is the ``ic_aids_version`` settings row, which every change writes in its own
+        transaction (posgate.store.ic_params: a new random token each time). It lives in the
+        database, not in this process, because the writer is often another process: the console
+        or ``posgate admin aid`` on the same PostgreSQL (or SQLite file), so an in-process
+        invalidation would miss it. One primary-key lookup replaces reading and converting the
+        whole table; a change is seen by the very next request. The version is read before the
+        rows: a change committed between the two only makes the next request read them again.
+        A database without the row (AIDs never changed through posgate.store.ic_params) is
+        never cached."""
+        version = self.setting(AIDS_VERSION) or ""
+        key = str(self.conn.engine.url)
+        hit = _AID_CACHE.get(key)
+        if version and hit is not None and hit[0] == version:
+            return hit[1]
+        aids = tuple(aid_from_row(r) for r in self._all("ic_aids", aid_select, {}))
+        if version:
+            _AID_CACHE[key] = (version, aids)
+        return aids
 
     def ic_capks(self) -> Sequence[Capk]:
         return [capk_from_row(r) for r in self._all("ic_capks", capk_select, {})]

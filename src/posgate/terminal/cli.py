@@ -106,7 +106,7 @@ def _main(
         DEFAULT_STATE, "--state", envvar="POSGATE_TERMINAL_STATE", help="Directory of the terminal's journal."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Host address.", callback=checks.host),
-    port: int = typer.Option(8583, "--port", help="Host ISO 8583 port (1-65535).", min=1, max=65535),
+    port: int = typer.Option(8583, "--port", help="Host ISO 8583 port (1-65535).", callback=checks.port),
     tid: str | None = typer.Option(
         None, "--tid", help="Terminal id (field 41), 8 digits; default 10000001.", callback=optional(checks.terminal_id)
     ),

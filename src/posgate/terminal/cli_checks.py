@@ -75,6 +75,14 @@ def header(value: str) -> str:
     return value
 
 
+def port(value: int) -> int:
+    """The host's TCP port: 1 to 65535."""
+    if not 1 <= value <= 65535:
+        raise _bad(f"须为 1 至 65535 之间的端口号（收到 {value}）",
+                   f"must be a TCP port number from 1 to 65535; {value} is out of range")
+    return value
+
+
 def host(value: str) -> str:
     """An IP address or a DNS name (RFC 1123 labels)."""
     value = value.strip()
