@@ -56,10 +56,12 @@ def test_link_opens_without_login_and_shows_only_the_masked_pan(env: Env) -> Non
     assert "电子签购单" in html and "12.34" in html and "621214*********0012" in html
     assert "000000000101" in html and "123456" in html and "10000001" in html and "演示便利店" in html
     assert FULL_PAN not in html and "未签名" in html
+    assert "发卡行" in html and "演示银行 00049990" in html  # the issuer as the slip names it
     assert r.headers["referrer-policy"] == "no-referrer" and "noindex" in r.headers["x-robots-tag"]
     assert "posgate_session" not in r.headers.get("set-cookie", "")
     en = anon.get(_path(url), headers={"Accept-Language": "en-GB,en;q=0.8"}).text
     assert "E-receipt" in en and "Demo Mart" in en and "电子签购单" not in en
+    assert "Issuer" in en and "DEMO BANK 00049990" in en
     assert "电子签购单" in anon.get(_path(url) + "?lang=zh_CN", headers={"Accept-Language": "en"}).text
     with env.db.engine.connect() as conn:
         row = conn.execute(select(cs.receipt_links).where(cs.receipt_links.c.transaction_id == env.ids.mart_unsigned)).mappings().one()
