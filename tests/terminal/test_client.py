@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,42 @@ def test_keep_open_uses_one_connection_for_several_operations(host: HostThread) 
         return kept_open, same, len(host._writers) - before
 
     assert run_sync(go()) == (1, True, 2)  # the first sale after keep_open=False still reuses the kept one
+
+
+def test_a_reversal_is_sent_again_only_after_a_redial_pause(host: HostThread, tmp_path: Path) -> None:
+    """A front end that accepts and closes (a host restarting behind a balancer): each reversal
+    attempt is sent and its connection lost. The three attempts (parameter 23) must be spread
+    out like a real terminal's re-dials, not spent within a second (chaos once saw the reversal
+    dropped that way while the sale stood on the host)."""
+    import socket
+    import threading
+    import time
+
+    s = TerminalSession(new_state(), Endpoint(port=host.port, timeout=5, redial_pause=0.3))
+    assert run_operation(s, Input("sign_on")).approved
+    host.mute = True
+    s.endpoint = replace(s.endpoint, timeout=0.3)
+    assert run_operation(s, Input("sale", amount=700, card=card(700))).error == "timeout"  # type: ignore[arg-type]
+    assert s.state.reversal is not None
+
+    front = socket.create_server(("127.0.0.1", 0))
+    arrivals: list[float] = []
+
+    def accept_and_close() -> None:
+        front.settimeout(10)
+        for _ in range(3):
+            conn, _ = front.accept()
+            conn.recv(4096)  # the reversal arrives, the connection closes unanswered
+            arrivals.append(time.monotonic())
+            conn.close()
+
+    th = threading.Thread(target=accept_and_close, daemon=True)
+    th.start()
+    s.endpoint = replace(s.endpoint, port=front.getsockname()[1], timeout=5)
+    r = run_operation(s, Input("sale", amount=100, card=card(100)))  # type: ignore[arg-type]
+    th.join(10)
+    front.close()
+    assert [x.purpose for x in s.last_sends][-3:] == ["reversal"] * 3 and r.error == "reversal"
+    assert len(arrivals) == 3
+    # At least the pause, then twice it, between the attempts (lower bounds only).
+    assert arrivals[1] - arrivals[0] >= 0.3 and arrivals[2] - arrivals[1] >= 0.6, arrivals

@@ -46,6 +46,8 @@ class Endpoint:
     header: Header = field(default_factory=lambda: Header.from_hex("603100000000"))
     timeout: float | None = None  # overrides parameter tag 12
     connect_timeout: float = 10.0
+    # Before a reversal goes again after its connection was lost: this pause, doubled each time.
+    redial_pause: float = 1.0
 
 
 def utc_now() -> datetime:
@@ -75,6 +77,9 @@ class TerminalSession:
         # closes it then; a connection the host has closed meanwhile is noticed (_dead) and
         # replaced before the next request.
         self.keep_open = False
+        # (STAN of the pending reversal, its attempts in a row whose connection was lost after
+        # the write): see _exchange.
+        self._reversal_lost: tuple[str, int] = ("", 0)
 
     @classmethod
     def from_journal(
@@ -159,6 +164,15 @@ class TerminalSession:
         header = replace(ep.header, category=send.category, requirement="0")
         frame = encode_frame(ep.tpdu.encode(), header.encode(), send.body)
         timeout = ep.timeout if ep.timeout is not None else send.timeout
+        pending = self.state.reversal
+        lost_stan, lost = self._reversal_lost
+        if send.purpose == "reversal" and pending is not None and pending.stan == lost_stan and lost and ep.redial_pause > 0:
+            # The core sends a reversal again at once after a lost connection (three attempts,
+            # parameter 23, as the CUP terminals do). Those terminals re-dial first, which takes
+            # seconds; without a pause the three attempts were spent within a second against a
+            # front end that accepts and closes while the host restarts, and the reversal was
+            # dropped with the sale standing on the host (posgate chaos found it).
+            await asyncio.sleep(ep.redial_pause * 2 ** (lost - 1))
         if self._dead():
             await self.close()
         # A connection kept from the flow's previous message may have been reset by the host
@@ -184,11 +198,15 @@ class TerminalSession:
             raw = await asyncio.wait_for(self._read_frame(), timeout)
         except TimeoutError:
             await self.close()
+            self._reversal_lost = ("", 0)  # the timeout was the wait
             state, out = machine.on_timeout(self.state, self.clock())
         except (OSError, FramingError, asyncio.IncompleteReadError):
             await self.close()
+            if send.purpose == "reversal" and pending is not None:
+                self._reversal_lost = (pending.stan, lost + 1 if pending.stan == lost_stan else 1)
             state, out = machine.on_comm_error(self.state, self.clock(), sent=True)
         else:
+            self._reversal_lost = ("", 0)
             requirement = f"{raw[2] & 0x0F}"
             state, out = machine.on_reply(self.state, raw[6:], self.clock(), requirement=requirement)
         self._commit(state)
