@@ -100,16 +100,10 @@ def fault(
     control: str = typer.Option(..., "--control", help="HOST:PORT of the network's control port."),
 ) -> None:
     """Switch a fault of a running network (its --control-port)."""
-    host, _, port = control.rpartition(":")
-    if not port.isdigit():
-        typer.echo("error: --control wants HOST:PORT", err=True)
-        raise typer.Exit(2)
     line = " ".join(command)
     if command[0] not in ("calm", "stats"):
         line = "fault " + line
-    reply = send_control((host or "127.0.0.1", int(port)), line)
-    typer.echo(reply)
-    if '"error"' in reply:
+    if '"error"' in _ask(control, line):
         raise typer.Exit(1)
 
 
@@ -118,14 +112,20 @@ def rekey(
     control: str = typer.Option(..., "--control", help="HOST:PORT of the network's control port."),
 ) -> None:
     """Push a new MAC key (0800, 70 = 101) to every signed-on acquirer connection now."""
+    reply = _ask(control, "rekey")
+    if '"error"' in reply or not reply:
+        raise typer.Exit(1)
+
+
+def _ask(control: str, line: str) -> str:
+    """``line`` to the control port named by ``--control`` (HOST:PORT); its answer, printed."""
     host, _, port = control.rpartition(":")
     if not port.isdigit():
         typer.echo("error: --control wants HOST:PORT", err=True)
         raise typer.Exit(2)
-    reply = send_control((host or "127.0.0.1", int(port)), "rekey")
+    reply = send_control((host or "127.0.0.1", int(port)), line)
     typer.echo(reply)
-    if '"error"' in reply or not reply:
-        raise typer.Exit(1)
+    return reply
 
 
 def send_control(address: tuple[str, int], line: str, timeout: float = 5.0) -> str:
