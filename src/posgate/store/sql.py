@@ -603,8 +603,9 @@ class SqlHostStore:
         self._pipeline: Any = None  # psycopg's Pipeline while the unit runs in pipeline mode
         self._deferred: dict[str, list[Any]] = {}  # pipeline mode: statement → rows of arguments (see _defer)
         self._deferred_cards: set[str] = set()  # pan_hashes with a held UPDATE (see card())
-        # terminal_id → (TDK, algorithm) of its record as last read: for track_key() (a hint).
-        self._track_keys: dict[str, tuple[bytes, str]] = {}
+        # terminal_id → its record as last read, when it has a TDK: for track_key() (a hint).
+        self._track_keys: dict[str, TerminalRecord] = {}
+        self._aid_key: str | None = None  # this database in _AID_CACHE (see ic_aids())
 
     def begin_unit(self) -> None:
         """A new unit of work (transaction) starts on this store: forget what the last one read.
@@ -875,7 +876,9 @@ class SqlHostStore:
         A database without the row (AIDs never changed through posgate.store.ic_params) is
         never cached."""
         version = self.setting(AIDS_VERSION) or ""
-        key = str(self.conn.engine.url)
+        key = self._aid_key
+        if key is None:
+            key = self._aid_key = str(self.conn.engine.url)
         hit = _AID_CACHE.get(key)
         if version and hit is not None and hit[0] == version:
             return hit[1]
@@ -946,7 +949,7 @@ class SqlHostStore:
         keys = self._track_keys
         if len(keys) >= 100_000:  # bounded: a fleet's terminals, not every terminal ever seen
             keys.clear()
-        keys[rec.terminal_id] = (cast(bytes, rec.tdk), rec.algorithm)
+        keys[rec.terminal_id] = rec
 
     def track_key(self, terminal_id: str) -> tuple[bytes, str] | None:
         """The TDK (and its algorithm) of ``terminal_id``'s record as this store last read it,
@@ -954,7 +957,8 @@ class SqlHostStore:
         terminal encrypted (``request_keys``). A hint, never an answer: a key changed since then
         gives a PAN that is wrong or no PAN, and a card read ahead by mistake is only read (the
         request's own ``card()`` reads what it needs)."""
-        return self._track_keys.get(terminal_id)
+        rec = self._track_keys.get(terminal_id)
+        return None if rec is None or rec.tdk is None else (rec.tdk, rec.algorithm)
 
     def update_terminal(self, terminal_id: str, **changes: Any) -> None:
         values: dict[str, Any] = {}
