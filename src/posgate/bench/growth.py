@@ -58,21 +58,6 @@ class BackendFigures:
     errors: int = 0
 
 
-def progress_bar(description: str) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stage]}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False)  # fmt: skip
-
-
 @contextlib.contextmanager
 def _database(kind: str, work: Path, name: str) -> Iterator[str]:
     if kind == "sqlite":
@@ -203,6 +188,7 @@ def backup_restore(url: str, work: Path, key_file: str) -> tuple[float, int, flo
 
 
 def run_backend(kind: str, args: argparse.Namespace, work: Path) -> BackendFigures:
+    from posgate.console import backup
     from posgate.fleet.fleet import provision
     from posgate.store.bulkload import HistoryPlan, history_terminals, load_history
     from posgate.store.database import Database
@@ -216,9 +202,8 @@ def run_backend(kind: str, args: argparse.Namespace, work: Path) -> BackendFigur
         specs_l, cards_l = provision(loaded, 2 * t + 1)
         db = Database.open(loaded)
         try:
-            with progress_bar(f"load {kind}") as bar:
-                task = bar.add_task("load", total=plan.rows, stage="")
-                res = load_history(db, plan, progress=lambda done, total: bar.update(task, completed=done))
+            with backup.progress_bar(f"load {kind}") as progress:
+                res = load_history(db, plan, progress=lambda done, total: progress("rows", done, total))
             keyring = db.keyring
         finally:
             db.close()
