@@ -47,12 +47,10 @@ from posgate.console.fmt import day_offset, fmt_time, parse_yuan, today
 from posgate.console.i18n import normalise
 from posgate.console.labels import labeller
 from posgate.console.ledger import annulment_of
-from posgate.console.receipt import render_pdf, render_text
+from posgate.console.receipt import build_slip, render_pdf, render_text
 from posgate.console.terminals import PARAMS
 from posgate.console.txns import ConsoleError, NotFound, TxnQuery
 from posgate.dialect.operations import OPERATIONS
-from posgate.dialect.qr import is_qr_entry
-from posgate.receipt import issuers
 from posgate.store.admin import lapse_warnings
 
 router = APIRouter(include_in_schema=False)
@@ -315,12 +313,9 @@ def receipt_public(request: Request, token: str) -> Response:
     ctx: dict[str, Any] = {"state": opened.state, "token": token}
     if opened.txn is not None:
         sig = opened.signature
-        txn = opened.txn
-        # Who issued the card, as the slip says it (posgate.receipt.issuers): from the BIN of the
-        # masked number and the card's organisation; nothing for a payment code.
-        found = None if is_qr_entry(txn.get("entry_mode")) else issuers.issuer(
-            "", txn.get("pan_masked") or "", txn.get("card_organisation") or "")
-        ctx["issuer_line"] = issuers.text(found, "en" if lang == "en" else "zh", bilingual=False)
+        # Who issued the card, as the console's slip says it (nothing for a payment code).
+        slip = build_slip(opened.txn, opened.merchant or {}, sig, state.tz)
+        ctx["issuer_line"] = slip.issuer_text(lang, bilingual=False)
         ctx.update(x=opened.txn, m=opened.merchant or {}, sig=sig,
                    sig_data=("data:image/png;base64," + base64.b64encode(bytes(sig["png"])).decode()) if sig and sig.get("png") else None)  # fmt: skip
     page = render(request, "receipt_public.html", ctx, status=status, lang=lang)
